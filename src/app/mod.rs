@@ -1,0 +1,1 @@
+//! The application server box: the site's logic (accounts, sessions, posts).

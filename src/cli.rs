@@ -1,0 +1,110 @@
+//! The command-line contract: flags, subcommands and logging setup. Scripts and
+//! tests outside the repository depend on these names, so they only ever grow.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// onebox: one binary that runs the one-server web stack (DNS, web, app, database).
+#[derive(Debug, Parser)]
+#[command(name = "onebox", version, about, long_about = None)]
+pub struct Cli {
+    /// How diagnostics on stderr are written. The level comes from RUST_LOG.
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve DNS, HTTP and the site (the default when no command is given).
+    Serve(ServeArgs),
+    /// Check zone files strictly, printing FILE:LINE: message for each problem.
+    Check(CheckArgs),
+}
+
+impl Default for Command {
+    fn default() -> Self {
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        Command::Serve(Defaults::parse_from(["onebox"]).serve)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Folder of zone files (*.zone). When it does not exist, the built-in foobar.com zone is served.
+    #[arg(long, value_name = "DIR", default_value = "zones")]
+    pub zones: PathBuf,
+
+    /// DNS address, UDP and TCP (ip:port; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1053")]
+    pub dns: SocketAddr,
+
+    /// HTTP address. Default: the apex A record's address, port 8080.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+
+    /// HTTPS address. Default: the apex A record's address, port 8443.
+    #[arg(long, value_name = "ADDR")]
+    pub https: Option<SocketAddr>,
+
+    /// DNS-over-TLS address.
+    #[arg(long, value_name = "ADDR")]
+    pub dot: Option<SocketAddr>,
+
+    /// Folder for the database and other state, created on first start.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "data",
+        conflicts_with = "ephemeral"
+    )]
+    pub data: PathBuf,
+
+    /// Keep all state in memory (for test fixtures and parallel runs).
+    #[arg(long)]
+    pub ephemeral: bool,
+
+    /// Serve this folder's files at the site root instead of the built-in assets.
+    #[arg(long, value_name = "DIR")]
+    pub site: Option<PathBuf>,
+
+    /// Allow zone transfers (AXFR) to clients in this network (repeatable), e.g. 127.0.0.0/8.
+    #[arg(long = "allow-transfer", value_name = "CIDR")]
+    pub allow_transfer: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Zone files to check.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Diagnostics go to stderr; stdout is kept for what the user asked for (the ready
+/// line, check results, visit traces).
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn,hickory_proto=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.compact().init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

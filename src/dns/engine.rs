@@ -1,0 +1,474 @@
+//! The answer engine: query bytes in, response bytes out, for every DNS transport.
+//!
+//! hickory-server's `Catalog` does the lookup (exact names, CNAME chasing, wildcards,
+//! NXDOMAIN and NODATA). Around it we add what a mature authoritative server does and
+//! hickory 0.26 does not (see `../shared/notes/stack-facts.md` §2.6):
+//! drop any packet with QR=1 before parsing it; refuse non-IN classes, UPDATE, NOTIFY
+//! and zone transfers to strangers; cap the negative TTL at the SOA MINIMUM (RFC 2308);
+//! put the SOA in AUTHORITY after a CNAME that leads to nothing (RFC 6604); answer
+//! EDNS with our own OPT (payload 1232, the DO bit copied, no options echoed); and
+//! truncate cleanly when a UDP answer does not fit.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use hickory_server::net::NetError;
+use hickory_server::net::runtime::{Time, TokioTime};
+use hickory_server::net::xfer::Protocol;
+use hickory_server::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_server::proto::rr::{DNSClass, RData, Record, RecordType};
+use hickory_server::proto::serialize::binary::BinEncoder;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponse;
+
+use super::{ZoneSet, Zones};
+
+/// The largest UDP answer we send with EDNS: the DNS Flag Day 2020 value that NSD,
+/// Knot and BIND use, small enough never to be fragmented on real paths.
+pub(crate) const EDNS_UDP_LIMIT: u16 = 1232;
+/// RFC 1035 §4.2.1: without EDNS a UDP answer is at most 512 bytes.
+const PLAIN_UDP_LIMIT: usize = 512;
+
+/// How a query reached us. Size limits and transfer rules depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    fn protocol(self) -> Protocol {
+        match self {
+            Transport::Udp => Protocol::Udp,
+            Transport::Tcp => Protocol::Tcp,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+/// An IPv4 or IPv6 network, for `--allow-transfer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| {
+            format!("bad network {text}: expected an address such as 127.0.0.1 or 10.0.0.0/8")
+        })?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("bad prefix length in {text}: expected 0 to {max}"))?,
+        };
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl Cidr {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What one query was and how we answered it: the query log's record.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct QueryEvent {
+    pub(crate) client: SocketAddr,
+    pub(crate) transport: &'static str,
+    pub(crate) qname: String,
+    pub(crate) qtype: String,
+    pub(crate) rcode: String,
+    pub(crate) answers: u16,
+    pub(crate) micros: u64,
+}
+
+/// Turns queries into answers. Cheap to clone; shared by every listener.
+#[derive(Clone, Debug)]
+pub(crate) struct Engine {
+    zones: Zones,
+    transfer: Arc<Vec<Cidr>>,
+}
+
+impl Engine {
+    pub(crate) fn new(zones: Zones, allow_transfer: Vec<Cidr>) -> Self {
+        Self {
+            zones,
+            transfer: Arc::new(allow_transfer),
+        }
+    }
+
+    pub(crate) fn zones(&self) -> &Zones {
+        &self.zones
+    }
+
+    /// Answers one query. `None` means send nothing: the packet was a response
+    /// (QR=1), too short to be DNS, or otherwise not worth a reply.
+    pub(crate) async fn answer(
+        &self,
+        packet: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
+        let started = Instant::now();
+        let (reply, event) = self.answer_inner(packet, client, transport).await;
+        if let Some(mut event) = event {
+            event.micros = started.elapsed().as_micros() as u64;
+            tracing::info!(
+                target: "onebox::dns::query",
+                client = %event.client,
+                transport = event.transport,
+                qname = %event.qname,
+                qtype = %event.qtype,
+                rcode = %event.rcode,
+                answers = event.answers,
+                micros = event.micros,
+                "query"
+            );
+        }
+        reply
+    }
+
+    async fn answer_inner(
+        &self,
+        packet: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+    ) -> (Option<Vec<u8>>, Option<QueryEvent>) {
+        // A header is 12 bytes; anything shorter is not DNS. QR=1 is a response: a
+        // server that answers responses can be made to loop with another server, so
+        // NSD and Knot drop them on the raw header, before any parsing.
+        if packet.len() < 12 || packet[2] & 0x80 != 0 {
+            return (None, None);
+        }
+        let request = match Request::from_bytes(packet.to_vec(), client, transport.protocol()) {
+            Ok(request) => request,
+            Err(_) => return (Some(formerr(packet)), None),
+        };
+        let mut event = QueryEvent {
+            client,
+            transport: transport.as_str(),
+            qname: String::new(),
+            qtype: String::new(),
+            rcode: String::new(),
+            answers: 0,
+            micros: 0,
+        };
+        let queries = request.queries.queries();
+        if let [query] = queries {
+            event.qname = query.original().name().to_string();
+            event.qtype = query.query_type().to_string();
+        }
+        let reply = self.respond(&request, client, transport).await;
+        if reply.len() >= 12 {
+            let rcode_low = reply[3] & 0x0f;
+            let rcode = if reply_has_badvers(&reply) {
+                ResponseCode::BADVERS
+            } else {
+                ResponseCode::from(0, rcode_low)
+            };
+            event.rcode = rcode.to_str().to_string();
+            event.answers = u16::from_be_bytes([reply[6], reply[7]]);
+        }
+        (Some(reply), Some(event))
+    }
+
+    async fn respond(
+        &self,
+        request: &Request,
+        client: SocketAddr,
+        transport: Transport,
+    ) -> Vec<u8> {
+        let metadata = &request.metadata;
+        let queries = request.queries.queries();
+        match metadata.op_code {
+            OpCode::Query => {}
+            // We are the only server for our zones and take no dynamic updates or
+            // change notifications: refuse rather than pretend (RFC 2136, RFC 1996).
+            OpCode::Update | OpCode::Notify => {
+                return error_reply(request, ResponseCode::Refused, true);
+            }
+            _ => return error_reply(request, ResponseCode::NotImp, false),
+        }
+        if let Some(edns) = &request.edns {
+            if edns.version() > 0 {
+                // RFC 6891 §6.1.3: we speak EDNS version 0 only.
+                return error_reply(request, ResponseCode::BADVERS, true);
+            }
+        }
+        let [query] = queries else {
+            // RFC 9619: exactly one question.
+            return error_reply(request, ResponseCode::FormErr, false);
+        };
+        if query.query_class() != DNSClass::IN {
+            // hickory ignores QCLASS; CH version.bind and friends must not get IN data.
+            return error_reply(request, ResponseCode::Refused, true);
+        }
+        let qtype = query.query_type();
+        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+            let allowed = transport == Transport::Tcp
+                && self.transfer.iter().any(|net| net.contains(client.ip()));
+            if !allowed {
+                return error_reply(request, ResponseCode::Refused, true);
+            }
+        }
+
+        let set = self.zones.snapshot();
+        let capture = Capture::default();
+        set.catalog
+            .handle_request::<Capture, TokioTime>(request, capture.clone())
+            .await;
+        let Some(raw) = capture.take() else {
+            return error_reply(request, ResponseCode::ServFail, true);
+        };
+        let Ok(mut message) = Message::from_vec(&raw) else {
+            return error_reply(request, ResponseCode::ServFail, true);
+        };
+        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+            return message
+                .to_vec()
+                .unwrap_or_else(|_| error_reply(request, ResponseCode::ServFail, true));
+        }
+        polish(&set, &mut message, query.original(), request.edns.as_ref());
+        encode(message, transport, request.edns.as_ref())
+            .unwrap_or_else(|| error_reply(request, ResponseCode::ServFail, true))
+    }
+}
+
+/// Brings hickory's answer to the standard of NSD and Knot.
+fn polish(set: &ZoneSet, message: &mut Message, query: &Query, request_edns: Option<&Edns>) {
+    message.metadata.recursion_available = false;
+    message.metadata.authentic_data = false;
+    let qtype = query.query_type();
+
+    // RFC 6604 / RFC 2308: a CNAME chain that ends in our zone at a name with no
+    // data of the asked type is NODATA (or NXDOMAIN when that name does not exist),
+    // and a negative answer carries the SOA so resolvers can cache it.
+    let only_cnames = !message.answers.is_empty()
+        && message
+            .answers
+            .iter()
+            .all(|r| r.record_type() == RecordType::CNAME);
+    if message.metadata.response_code == ResponseCode::NoError
+        && only_cnames
+        && !matches!(qtype, RecordType::CNAME | RecordType::ANY)
+    {
+        if let Some(RData::CNAME(target)) = message.answers.last().map(|r| &r.data) {
+            if let Some(zone) = set.zone_for(&target.0) {
+                if !zone.name_exists(&target.0) {
+                    message.metadata.response_code = ResponseCode::NXDomain;
+                }
+                if !message
+                    .authorities
+                    .iter()
+                    .any(|r| r.record_type() == RecordType::SOA)
+                {
+                    message
+                        .authorities
+                        .retain(|r| r.record_type() != RecordType::NS);
+                    message.authorities.push(zone.negative_soa().clone());
+                }
+            }
+        }
+    }
+
+    // RFC 2308 §3: the TTL of the SOA in a negative answer is min(SOA TTL, MINIMUM);
+    // hickory sends the SOA record's own TTL.
+    for record in message.authorities.iter_mut() {
+        if record.record_type() == RecordType::SOA {
+            if let Some(zone) = set.zone_for(&record.name) {
+                record.ttl = record.ttl.min(zone.negative_soa().ttl);
+            }
+        }
+    }
+
+    // Our own OPT record: version 0, our payload size, the DO bit copied (RFC 3225),
+    // and no options: we implement none, and echoing a client's option is wrong.
+    message.edns = request_edns.map(|req| {
+        let mut edns = Edns::new();
+        edns.set_version(0);
+        edns.set_max_payload(EDNS_UDP_LIMIT);
+        edns.set_dnssec_ok(req.flags().dnssec_ok);
+        edns
+    });
+}
+
+/// Serializes, truncating for UDP: a reply that does not fit loses ADDITIONAL first
+/// (optional data), and if it still does not fit is sent with TC=1 and no records,
+/// so the client retries over TCP and gets the whole answer.
+fn encode(
+    mut message: Message,
+    transport: Transport,
+    request_edns: Option<&Edns>,
+) -> Option<Vec<u8>> {
+    let bytes = message.to_vec().ok()?;
+    if transport != Transport::Udp {
+        return Some(bytes);
+    }
+    let limit = match request_edns {
+        Some(edns) => usize::from(edns.max_payload().clamp(512, EDNS_UDP_LIMIT)),
+        None => PLAIN_UDP_LIMIT,
+    };
+    if bytes.len() <= limit {
+        return Some(bytes);
+    }
+    message.additionals.clear();
+    let bytes = message.to_vec().ok()?;
+    if bytes.len() <= limit {
+        return Some(bytes);
+    }
+    message.answers.clear();
+    message.authorities.clear();
+    message.metadata.truncation = true;
+    message.to_vec().ok()
+}
+
+/// A reply with no records: the question (when `with_question`), our OPT if the
+/// query had one, and the rcode.
+fn error_reply(request: &Request, rcode: ResponseCode, with_question: bool) -> Vec<u8> {
+    let req = &request.metadata;
+    let mut message = Message::new(req.id, MessageType::Response, req.op_code);
+    message.metadata.recursion_desired = req.recursion_desired;
+    message.metadata.checking_disabled = req.checking_disabled;
+    message.metadata.response_code = rcode;
+    if with_question {
+        for query in request.queries.queries() {
+            message.queries.push(query.original().clone());
+        }
+    }
+    if let Some(req_edns) = &request.edns {
+        let mut edns = Edns::new();
+        edns.set_version(0);
+        edns.set_max_payload(EDNS_UDP_LIMIT);
+        edns.set_dnssec_ok(req_edns.flags().dnssec_ok);
+        message.edns = Some(edns);
+    }
+    message
+        .to_vec()
+        .unwrap_or_else(|_| header_only(req.id, request_opcode_bits(request), rcode))
+}
+
+fn request_opcode_bits(request: &Request) -> u8 {
+    u8::from(request.metadata.op_code) & 0x0f
+}
+
+/// FORMERR for a packet we could not parse: just a header, ID and opcode copied.
+fn formerr(packet: &[u8]) -> Vec<u8> {
+    let id = u16::from_be_bytes([packet[0], packet[1]]);
+    let opcode = (packet[2] >> 3) & 0x0f;
+    let mut reply = header_only(id, opcode, ResponseCode::FormErr);
+    reply[2] |= packet[2] & 0x01; // RD is copied
+    reply
+}
+
+fn header_only(id: u16, opcode: u8, rcode: ResponseCode) -> Vec<u8> {
+    let mut reply = vec![0u8; 12];
+    reply[0..2].copy_from_slice(&id.to_be_bytes());
+    reply[2] = 0x80 | (opcode << 3);
+    reply[3] = u8::from(u16::from(rcode) as u8 & 0x0f);
+    reply
+}
+
+/// Whether the reply's OPT record carries extended rcode 1 (BADVERS = 16).
+fn reply_has_badvers(reply: &[u8]) -> bool {
+    Message::from_vec(reply).is_ok_and(|m| m.metadata.response_code == ResponseCode::BADVERS)
+}
+
+/// A `ResponseHandler` that keeps the encoded answer instead of sending it, so the
+/// engine can polish it and every transport can send it its own way.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Option<Vec<u8>>>>);
+
+impl Capture {
+    fn take(&self) -> Option<Vec<u8>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for Capture {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let mut bytes = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut bytes);
+        let info = response.destructive_emit(&mut encoder)?;
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(bytes);
+        Ok(info)
+    }
+}
+
+// Keep `Time` in scope for the turbofish above; TokioTime implements it.
+const _: fn() = || {
+    fn assert_time<T: Time>() {}
+    assert_time::<TokioTime>();
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_matching() {
+        let net: Cidr = "127.0.0.0/8".parse().unwrap();
+        assert!(net.contains("127.1.2.3".parse().unwrap()));
+        assert!(!net.contains("10.0.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:127.0.0.1".parse().unwrap()));
+        let one: Cidr = "::1".parse().unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!("1.2.3.4/33".parse::<Cidr>().is_err());
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn formerr_copies_id_and_opcode() {
+        let reply = formerr(&[0xab, 0xcd, 0x01, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(reply, [0xab, 0xcd, 0x81, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+}

@@ -1,0 +1,569 @@
+//! The "Domain and DNS" box: an authoritative DNS server for the zones in `zones/`.
+//!
+//! Request order: [`server`] reads a query from a UDP or TCP socket, [`engine`]
+//! turns its bytes into answer bytes (hickory-server's `Catalog` looks the name up,
+//! then we bring the answer to the standard of NSD and Knot), and [`Zones`] holds the
+//! zones that [`zonefile`] read and checked, swapped atomically on reload.
+//! hickory's types stay inside this module; the rest of onebox sees strings and
+//! `std::net` addresses.
+
+pub(crate) mod engine;
+pub(crate) mod server;
+pub(crate) mod zonefile;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+use hickory_server::net::runtime::TokioRuntimeProvider;
+use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+
+pub(crate) use engine::Engine;
+use zonefile::{ParsedZone, Problem, ZoneSource};
+
+/// The zone this binary serves when `--zones` names no folder, so `onebox serve`
+/// works from any directory.
+const BUILTIN_ZONE: &str = include_str!("../../zones/foobar.com.zone");
+const BUILTIN_NAME: &str = "<built-in>/foobar.com.zone";
+
+/// Checks zone files the way `serve` does at startup and on reload.
+/// Returns the problems, one `FILE:LINE: message` each, and the warnings.
+pub(crate) fn check_files(paths: &[PathBuf]) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (mut ok, mut problems, mut warnings) = (Vec::new(), Vec::new(), Vec::new());
+    for path in paths {
+        match ZoneSource::from_path(path)
+            .map_err(|p| vec![p])
+            .and_then(|s| zonefile::parse_zone(&s))
+        {
+            Ok(zone) => {
+                warnings.extend(zone.warnings.iter().map(ToString::to_string));
+                ok.push(format!(
+                    "{}: zone {} serial {}, {} records",
+                    path.display(),
+                    zone.origin,
+                    zone.serial,
+                    zone.records.len()
+                ));
+            }
+            Err(found) => problems.extend(found.iter().map(ToString::to_string)),
+        }
+    }
+    (ok, problems, warnings)
+}
+
+/// One link of a resolution chain, as a resolver would print it:
+/// `www.foobar.com. 3600 CNAME foobar.com.`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct ChainLink {
+    pub(crate) name: String,
+    pub(crate) ttl: u32,
+    #[serde(rename = "type")]
+    pub(crate) rtype: String,
+    pub(crate) data: String,
+}
+
+/// A zone as served: the checked records plus what the answer engine needs.
+#[derive(Debug)]
+pub(crate) struct Zone {
+    pub(crate) parsed: ParsedZone,
+    /// Every name that exists in the zone, empty non-terminals included (RFC 8020:
+    /// a name with nothing at it but names below it exists, so it is NODATA, not NXDOMAIN).
+    names: HashSet<LowerName>,
+    soa: Record,
+    /// When each watched file was last seen, to notice edits.
+    stamps: Vec<(PathBuf, Option<(SystemTime, u64)>)>,
+}
+
+impl Zone {
+    fn new(parsed: ParsedZone) -> Self {
+        let origin = parsed.origin.clone();
+        let mut names = HashSet::new();
+        let mut soa = None;
+        for (record, _) in &parsed.records {
+            let mut name = record.name.to_lowercase();
+            if record.record_type() == RecordType::SOA {
+                soa = Some(record.clone());
+            }
+            while origin.zone_of(&name) && names.insert(LowerName::from(&name)) && name != origin {
+                name = name.base_name();
+            }
+        }
+        let mut soa = soa.expect("a checked zone has an SOA");
+        soa.ttl = parsed.negative_ttl;
+        let stamps = parsed.files.iter().map(|p| (p.clone(), stamp(p))).collect();
+        Self {
+            parsed,
+            names,
+            soa,
+            stamps,
+        }
+    }
+
+    pub(crate) fn origin(&self) -> &Name {
+        &self.parsed.origin
+    }
+
+    /// Whether `name` exists here, directly or through a wildcard.
+    pub(crate) fn name_exists(&self, name: &Name) -> bool {
+        if self.names.contains(&LowerName::from(name)) {
+            return true;
+        }
+        let mut parent = name.base_name();
+        while self.origin().zone_of(&parent) {
+            let wildcard = Name::from_ascii("*")
+                .expect("valid label")
+                .append_domain(&parent);
+            if wildcard.is_ok_and(|w| self.names.contains(&LowerName::from(&w))) {
+                return true;
+            }
+            if parent.is_root() {
+                break;
+            }
+            parent = parent.base_name();
+        }
+        false
+    }
+
+    /// The SOA to put in AUTHORITY for a negative answer, its TTL already
+    /// min(SOA TTL, MINIMUM) as RFC 2308 §3 asks.
+    pub(crate) fn negative_soa(&self) -> &Record {
+        &self.soa
+    }
+
+    fn records_at<'a>(&'a self, name: &'a Name) -> impl Iterator<Item = &'a Record> + 'a {
+        self.parsed
+            .records
+            .iter()
+            .map(|(r, _)| r)
+            .filter(move |r| r.name.eq_ignore_root_case(name))
+    }
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+trait NameExt {
+    fn eq_ignore_root_case(&self, other: &Name) -> bool;
+}
+
+impl NameExt for Name {
+    fn eq_ignore_root_case(&self, other: &Name) -> bool {
+        LowerName::from(self) == LowerName::from(other)
+    }
+}
+
+/// Everything served at one moment: hickory's catalog and our view of each zone.
+/// Replaced as a whole on reload, so a query sees either the old or the new set.
+pub(crate) struct ZoneSet {
+    pub(crate) catalog: Catalog,
+    /// Keyed by the file each zone came from.
+    pub(crate) zones: BTreeMap<String, Arc<Zone>>,
+}
+
+impl ZoneSet {
+    fn build(zones: BTreeMap<String, Arc<Zone>>, axfr: AxfrPolicy) -> anyhow::Result<Self> {
+        let mut catalog = Catalog::new();
+        let mut seen = HashSet::new();
+        for (file, zone) in &zones {
+            let origin = zone.origin().clone();
+            if !seen.insert(LowerName::from(&origin)) {
+                bail!("{file}: zone {origin} is already served from another file");
+            }
+            let handler = InMemoryZoneHandler::<TokioRuntimeProvider>::new(
+                origin.clone(),
+                zone.parsed.rrsets(),
+                ZoneType::Primary,
+                axfr,
+            )
+            .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+            catalog.upsert(LowerName::from(&origin), vec![Arc::new(handler)]);
+        }
+        Ok(Self { catalog, zones })
+    }
+
+    /// The zone `name` belongs to: the one with the longest matching origin.
+    pub(crate) fn zone_for(&self, name: &Name) -> Option<&Arc<Zone>> {
+        self.zones
+            .values()
+            .filter(|z| z.origin().zone_of(name))
+            .max_by_key(|z| z.origin().num_labels())
+    }
+}
+
+/// The zones being served. Cheap to clone; every clone sees reloads.
+#[derive(Clone)]
+pub(crate) struct Zones {
+    current: Arc<RwLock<Arc<ZoneSet>>>,
+    /// `None` serves the built-in zone.
+    dir: Option<PathBuf>,
+    axfr: AxfrPolicy,
+}
+
+impl std::fmt::Debug for Zones {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Zones")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a reload did, zone by zone, for the log and for tests.
+#[derive(Debug, Default)]
+pub(crate) struct ReloadReport {
+    pub(crate) reloaded: Vec<String>,
+    pub(crate) failed: Vec<String>,
+}
+
+impl Zones {
+    /// Loads every `*.zone` file in `dir`, or the built-in zone when `dir` does not
+    /// exist. Any problem in any file is an error: we never start with a partial zone.
+    pub(crate) fn load(dir: &Path, allow_transfer: bool) -> anyhow::Result<Self> {
+        let axfr = if allow_transfer {
+            // The engine checks the client against --allow-transfer before hickory sees it.
+            AxfrPolicy::AllowAll
+        } else {
+            AxfrPolicy::Deny
+        };
+        let dir = dir.is_dir().then(|| dir.to_path_buf());
+        let mut zones = BTreeMap::new();
+        let sources = match &dir {
+            Some(dir) => zone_files(dir)?,
+            None => vec![ZoneSource {
+                display: BUILTIN_NAME.into(),
+                path: None,
+                text: BUILTIN_ZONE.into(),
+            }],
+        };
+        if sources.is_empty() {
+            bail!(
+                "no zone files (*.zone) in {}",
+                dir.as_deref().unwrap_or(Path::new(".")).display()
+            );
+        }
+        let mut problems: Vec<Problem> = Vec::new();
+        for source in sources {
+            match zonefile::parse_zone(&source) {
+                Ok(zone) => {
+                    for warning in &zone.warnings {
+                        tracing::warn!("{warning}");
+                    }
+                    zones.insert(source.display.clone(), Arc::new(Zone::new(zone)));
+                }
+                Err(found) => problems.extend(found),
+            }
+        }
+        if !problems.is_empty() {
+            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            bail!("bad zone data, not serving:\n{}", list.join("\n"));
+        }
+        let set = ZoneSet::build(zones, axfr)?;
+        Ok(Self {
+            current: Arc::new(RwLock::new(Arc::new(set))),
+            dir,
+            axfr,
+        })
+    }
+
+    /// The zones as they are now. Clone the `Arc` and let the lock go at once: a
+    /// reload must never wait for a query, nor a query for a reload.
+    pub(crate) fn snapshot(&self) -> Arc<ZoneSet> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether any zone file was added, removed or touched since it was loaded.
+    pub(crate) fn changed_on_disk(&self) -> bool {
+        let Some(dir) = &self.dir else { return false };
+        let set = self.snapshot();
+        let Ok(listed) = zone_paths(dir) else {
+            return false;
+        };
+        let known: HashSet<&String> = set.zones.keys().collect();
+        if listed.len() != known.len()
+            || listed
+                .iter()
+                .any(|p| !known.contains(&p.display().to_string()))
+        {
+            return true;
+        }
+        set.zones
+            .values()
+            .any(|z| z.stamps.iter().any(|(path, seen)| stamp(path) != *seen))
+    }
+
+    /// Re-reads the zone files. A zone whose new text is bad keeps serving its last
+    /// good version; the error is logged with its file and line. With `only_changed`,
+    /// zones whose text did not change are left alone and not logged.
+    pub(crate) fn reload(&self, only_changed: bool) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        let Some(dir) = &self.dir else {
+            tracing::info!("zones are built in: nothing to reload");
+            return report;
+        };
+        let old = self.snapshot();
+        let sources = match zone_files(dir) {
+            Ok(sources) => sources,
+            Err(e) => {
+                tracing::error!("reload failed, keeping the zones being served: {e:#}");
+                report.failed.push(format!("{e:#}"));
+                return report;
+            }
+        };
+        let mut zones = BTreeMap::new();
+        for source in sources {
+            let previous = old.zones.get(&source.display);
+            match zonefile::parse_zone(&source) {
+                Ok(parsed) => {
+                    let name = parsed.origin.to_string();
+                    let name = name.trim_end_matches('.');
+                    if let Some(prev) = previous {
+                        if prev.parsed.digest == parsed.digest {
+                            // Same text: keep the old zone (and its file stamps up to date).
+                            zones.insert(source.display.clone(), Arc::new(Zone::new(parsed)));
+                            if !only_changed {
+                                tracing::info!(
+                                    "zone {name} reloaded: serial {}, {} records (unchanged)",
+                                    prev.parsed.serial,
+                                    prev.parsed.records.len()
+                                );
+                                report.reloaded.push(name.to_string());
+                            }
+                            continue;
+                        }
+                        if prev.parsed.serial == parsed.serial {
+                            tracing::warn!(
+                                "zone {name} changed but its serial {} did not: secondaries and caches will not notice the change; bump the serial",
+                                parsed.serial
+                            );
+                        }
+                    }
+                    for warning in &parsed.warnings {
+                        tracing::warn!("{warning}");
+                    }
+                    tracing::info!(
+                        "zone {name} reloaded: serial {}, {} records",
+                        parsed.serial,
+                        parsed.records.len()
+                    );
+                    report.reloaded.push(name.to_string());
+                    zones.insert(source.display.clone(), Arc::new(Zone::new(parsed)));
+                }
+                Err(problems) => {
+                    for problem in &problems {
+                        tracing::error!("{problem}");
+                        report.failed.push(problem.to_string());
+                    }
+                    if let Some(prev) = previous {
+                        tracing::error!(
+                            "zone {} not reloaded: still serving serial {}",
+                            prev.origin(),
+                            prev.parsed.serial
+                        );
+                        zones.insert(source.display.clone(), prev.clone());
+                    }
+                }
+            }
+        }
+        for (file, zone) in &old.zones {
+            if !zones.contains_key(file)
+                && !dir
+                    .join(Path::new(file).file_name().unwrap_or_default())
+                    .exists()
+            {
+                tracing::info!("zone {} removed: its file {file} is gone", zone.origin());
+            }
+        }
+        match ZoneSet::build(zones, self.axfr) {
+            Ok(set) => *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set),
+            Err(e) => {
+                tracing::error!("reload failed, keeping the zones being served: {e:#}");
+                report.failed.push(format!("{e:#}"));
+            }
+        }
+        report
+    }
+
+    /// One line per zone: `foobar.com. serial 2026112601, 5 records`.
+    pub(crate) fn describe(&self) -> Vec<String> {
+        self.snapshot()
+            .zones
+            .values()
+            .map(|z| {
+                format!(
+                    "{} serial {}, {} records",
+                    z.origin(),
+                    z.parsed.serial,
+                    z.parsed.records.len()
+                )
+            })
+            .collect()
+    }
+
+    /// The apex address records of each zone, in zone order: where the web server
+    /// should listen, because that is where DNS sends visitors.
+    pub(crate) fn apex_addresses(&self) -> Vec<(String, IpAddr)> {
+        let set = self.snapshot();
+        let mut out = Vec::new();
+        for zone in set.zones.values() {
+            for record in zone.records_at(zone.origin()) {
+                match &record.data {
+                    RData::A(a) => out.push((display_name(zone.origin()), IpAddr::V4(a.0))),
+                    RData::AAAA(a) => out.push((display_name(zone.origin()), IpAddr::V6(a.0))),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// The names that serve the site: each zone's apex and every name whose CNAME
+    /// chain leads to an apex (`www`). Lower case, no trailing dot.
+    pub(crate) fn site_hosts(&self) -> Vec<String> {
+        let set = self.snapshot();
+        let apexes: HashSet<LowerName> = set
+            .zones
+            .values()
+            .map(|z| LowerName::from(z.origin()))
+            .collect();
+        let mut hosts = Vec::new();
+        for zone in set.zones.values() {
+            for (record, _) in &zone.parsed.records {
+                let name = LowerName::from(&record.name);
+                let is_site = match record.record_type() {
+                    RecordType::A | RecordType::AAAA => apexes.contains(&name),
+                    RecordType::CNAME => chain_of(&set, &record.name)
+                        .iter()
+                        .any(|(link, _)| apexes.contains(&LowerName::from(link))),
+                    _ => false,
+                };
+                let host = display_name(&record.name);
+                if is_site && !hosts.contains(&host) {
+                    hosts.push(host);
+                }
+            }
+        }
+        hosts
+    }
+
+    /// How `host` resolves in our own zones, link by link, read live from the zone
+    /// data being served: `www.foobar.com. CNAME foobar.com.`, `foobar.com. A 127.0.0.1`.
+    pub(crate) fn chain(&self, host: &str) -> Vec<ChainLink> {
+        let set = self.snapshot();
+        let Ok(mut name) = Name::from_ascii(host.trim_end_matches('.')) else {
+            return Vec::new();
+        };
+        name.set_fqdn(true);
+        chain_of(&set, &name.to_lowercase())
+            .into_iter()
+            .flat_map(|(_, records)| records)
+            .map(|r| ChainLink {
+                name: r.name.to_lowercase().to_ascii(),
+                ttl: r.ttl,
+                rtype: r.record_type().to_string(),
+                data: r.data.to_string(),
+            })
+            .collect()
+    }
+}
+
+/// Follows CNAMEs from `name` through our zones (at most 8 links, as hickory does),
+/// giving each name visited with the CNAME or address records found there.
+fn chain_of(set: &ZoneSet, start: &Name) -> Vec<(Name, Vec<Record>)> {
+    let mut out: Vec<(Name, Vec<Record>)> = Vec::new();
+    let mut name = start.clone();
+    for _ in 0..8 {
+        let Some(zone) = set.zone_for(&name) else {
+            break;
+        };
+        let here: Vec<&Record> = zone.records_at(&name).collect();
+        if let Some(cname) = here.iter().find(|r| r.record_type() == RecordType::CNAME) {
+            let RData::CNAME(target) = &cname.data else {
+                break;
+            };
+            let target = target.0.clone();
+            out.push((name.clone(), vec![(*cname).clone()]));
+            if out.iter().any(|(n, _)| n.eq_ignore_root_case(&target)) {
+                break; // a loop: stop where it closes
+            }
+            name = target;
+            continue;
+        }
+        let addresses: Vec<Record> = here
+            .into_iter()
+            .filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA))
+            .cloned()
+            .collect();
+        out.push((name.clone(), addresses));
+        break;
+    }
+    out
+}
+
+fn display_name(name: &Name) -> String {
+    name.to_lowercase()
+        .to_ascii()
+        .trim_end_matches('.')
+        .to_string()
+}
+
+fn zone_paths(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir)
+        .with_context(|| format!("failed to read zone folder {}", dir.display()))?
+    {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "zone") && path.is_file() {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+fn zone_files(dir: &Path) -> anyhow::Result<Vec<ZoneSource>> {
+    zone_paths(dir)?
+        .iter()
+        .map(|p| ZoneSource::from_path(p).map_err(|problem| anyhow::anyhow!("{problem}")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builtin() -> Zones {
+        Zones::load(Path::new("/nonexistent-onebox-zones"), false).unwrap()
+    }
+
+    #[test]
+    fn builtin_zone_site_hosts_and_chain() {
+        let zones = builtin();
+        assert_eq!(zones.site_hosts(), ["foobar.com", "www.foobar.com"]);
+        assert_eq!(
+            zones.apex_addresses(),
+            [("foobar.com".to_string(), IpAddr::from([127, 0, 0, 1]))]
+        );
+        let chain = zones.chain("WWW.foobar.com");
+        assert_eq!(chain.len(), 2);
+        assert_eq!(chain[0].rtype, "CNAME");
+        assert_eq!(chain[0].name, "www.foobar.com.");
+        assert_eq!(chain[0].data, "foobar.com.");
+        assert_eq!(chain[1].rtype, "A");
+        assert_eq!(chain[1].data, "127.0.0.1");
+        assert!(
+            zones
+                .chain("nope.foobar.com")
+                .iter()
+                .all(|l| l.rtype != "A")
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! The `onebox` command: parse flags, set up logging, dispatch, and turn errors into
+//! an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use onebox::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    onebox::cli::init_logging(cli.log_format);
+    let result = match cli.command.unwrap_or_default() {
+        Command::Serve(args) => onebox::serve::run(args),
+        Command::Check(args) => onebox::check::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("onebox: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! `onebox serve`: the one place that binds sockets and catches signals.
+//!
+//! It loads the zones, binds every listener (so port 0 works and a busy port is
+//! reported before anything starts), hands each server its sockets and one shutdown
+//! token, prints the JSON ready line on stdout, then turns SIGHUP into a zone reload
+//! and SIGTERM/SIGINT into a graceful stop: stop accepting, let in-flight requests
+//! finish, close the database last.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ServeArgs;
+use crate::db::Db;
+use crate::dns::{self, Engine, Zones, engine::Cidr};
+use crate::web::{self, WebConfig};
+
+/// How long a graceful stop may wait for in-flight work.
+const DRAIN: Duration = Duration::from_secs(10);
+/// How often zone files are checked for edits.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(serve(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let transfer: Vec<Cidr> = args
+        .allow_transfer
+        .iter()
+        .map(|text| text.parse::<Cidr>().map_err(anyhow::Error::msg))
+        .collect::<Result<_, _>>()
+        .context("bad --allow-transfer")?;
+    let zones = Zones::load(&args.zones, !transfer.is_empty())?;
+    for line in zones.describe() {
+        tracing::info!("zone {line}");
+    }
+
+    let (udp, tcp) = bind_dns(args.dns).await?;
+    let dns_addr = udp.local_addr()?;
+    let http_listener = bind_http(&zones, args.http).await?;
+    let http_addr = http_listener.local_addr()?;
+
+    let db = if args.ephemeral {
+        Db::in_memory()?
+    } else {
+        Db::open(&args.data)?
+    };
+
+    let shutdown = CancellationToken::new();
+    let engine = Engine::new(zones.clone(), transfer);
+    let dns_task = tokio::spawn(dns::server::run(
+        engine,
+        udp,
+        tcp,
+        dns::server::Limits::default(),
+        shutdown.child_token(),
+    ));
+    let web_config = WebConfig {
+        zones: zones.clone(),
+        db: db.clone(),
+        site_dir: args.site.clone(),
+        dns_addr,
+    };
+    let web_task = tokio::spawn(web::serve(
+        http_listener,
+        web_config,
+        shutdown.child_token(),
+    ));
+
+    let mut ready = serde_json::json!({
+        "ready": true,
+        "pid": std::process::id(),
+        "dns": dns_addr.to_string(),
+        "http": http_addr.to_string(),
+        "zones": zones.apex_addresses().iter().map(|(z, _)| z.clone()).collect::<Vec<_>>(),
+    });
+    if args.ephemeral {
+        ready["data"] = serde_json::Value::Null;
+    } else {
+        ready["data"] = args.data.display().to_string().into();
+    }
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{ready}")?;
+        stdout.flush()?;
+    }
+    tracing::info!("dns: listening on {dns_addr} (udp, tcp)");
+
+    wait_for_stop(&zones).await?;
+
+    tracing::info!("stopping: no new connections, finishing requests in flight");
+    shutdown.cancel();
+    let drained = tokio::time::timeout(DRAIN, async {
+        if let Ok(Err(e)) = web_task.await {
+            tracing::error!("web server: {e:#}");
+        }
+        let _ = dns_task.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("some requests were still running after {DRAIN:?}; stopping anyway");
+    }
+    // Last: every acknowledged write is already committed, so this only releases the file.
+    db.close();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Runs reloads until SIGTERM or SIGINT.
+async fn wait_for_stop(zones: &Zones) -> anyhow::Result<()> {
+    let mut hup = signal(SignalKind::hangup()).context("failed to watch SIGHUP")?;
+    let mut term = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
+    let mut watch = tokio::time::interval(WATCH_EVERY);
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading zones");
+                let zones = zones.clone();
+                let _ = tokio::task::spawn_blocking(move || zones.reload(false)).await;
+            }
+            _ = watch.tick() => {
+                let zones = zones.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if zones.changed_on_disk() {
+                        zones.reload(true);
+                    }
+                }).await;
+            }
+        }
+    }
+}
+
+/// DNS listens on one port for UDP and TCP. With port 0 the kernel picks the UDP
+/// port, and TCP must get the same one; if another program holds it for TCP, try again.
+async fn bind_dns(addr: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> {
+    let attempts = if addr.port() == 0 { 20 } else { 1 };
+    for _ in 0..attempts {
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|e| bind_error("UDP", addr, &e, "--dns 127.0.0.1:1053"))?;
+        let udp_addr = udp.local_addr()?;
+        match TcpListener::bind(udp_addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) => return Err(bind_error("TCP", udp_addr, &e, "--dns 127.0.0.1:1053")),
+        }
+    }
+    bail!(
+        "failed to find a free port for DNS on {} (UDP and TCP)",
+        addr.ip()
+    )
+}
+
+/// The web server listens where the apex A record points, port 8080, unless told.
+async fn bind_http(zones: &Zones, http: Option<SocketAddr>) -> anyhow::Result<TcpListener> {
+    if let Some(addr) = http {
+        return TcpListener::bind(addr)
+            .await
+            .map_err(|e| bind_error("TCP", addr, &e, "--http 127.0.0.1:8080"));
+    }
+    let Some((zone, ip)) = zones.apex_addresses().into_iter().next() else {
+        bail!(
+            "no zone has an A or AAAA record at its apex, so there is no address to serve HTTP on: add one, or give --http ADDR"
+        );
+    };
+    let addr = SocketAddr::new(ip, 8080);
+    let rtype = if ip.is_ipv4() { "A" } else { "AAAA" };
+    match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            tracing::info!(
+                "http: {zone} {rtype} {ip} → listening on {}",
+                listener.local_addr()?
+            );
+            Ok(listener)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => bail!(
+            "{zone} {rtype} {ip} is not an address of this machine, so the web server cannot listen where DNS sends visitors: change the record, or give --http ADDR"
+        ),
+        Err(e) => Err(bind_error("TCP", addr, &e, "--http 127.0.0.1:8080")),
+    }
+}
+
+fn bind_error(proto: &str, addr: SocketAddr, err: &std::io::Error, hint: &str) -> anyhow::Error {
+    let reason = match err.kind() {
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        std::io::ErrorKind::AddrInUse => "address already in use".to_string(),
+        std::io::ErrorKind::AddrNotAvailable => "address not available on this machine".to_string(),
+        _ => err.to_string(),
+    };
+    anyhow::anyhow!("failed to bind {proto} {addr}: {reason} (try {hint})")
+}

