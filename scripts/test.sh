@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The one command that runs every onebox test, on a fresh Debian or Ubuntu machine
+# or a developer's laptop: `bash scripts/test.sh` from anywhere in the checkout.
+#
+# 1. installs the tools the tests drive (dig, the BIND and NSD zone checkers,
+#    Chromium, ...) with apt-get, only if one is missing;
+# 2. checks formatting and lints;
+# 3. runs any extra step a later issue adds (see EXTRA STEPS below);
+# 4. runs `cargo test`, which builds the binary once (debug) and runs the unit tests
+#    and the integration tests in tests/ against the real binary.
+#
+# cargo test comes last so its summary lines are the last thing printed.
+
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+section() {
+    printf '\n==> %s\n' "$*"
+}
+
+# Run as root in CI; elsewhere use sudo for apt-get only.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "test.sh: need root (or sudo) to run: $*" >&2
+        exit 1
+    fi
+}
+
+# --- 1. System packages -------------------------------------------------------
+# "package:command" pairs: the command proves the package is there without asking
+# dpkg (faster, and works where a tool came from elsewhere). An empty command
+# means "ask dpkg". Later issues add their tools here.
+PACKAGES=(
+    "bind9-dnsutils:dig"            # dig, nsupdate: the DNS tests' client
+    "bind9-utils:named-checkzone"   # BIND's zone checker (tests/zone_compat.rs)
+    "nsd:nsd-checkzone"             # NSD's zone checker (tests/zone_compat.rs)
+    "knot-dnsutils:kdig"            # a second DNS client
+    "python3:python3"
+    "iproute2:ip"                   # network namespaces for the browser tests
+    "chromium:chromium"             # headless browser tests
+    "curl:curl"
+    "nftables:nft"
+)
+
+missing=()
+for entry in "${PACKAGES[@]}"; do
+    package="${entry%%:*}"
+    command="${entry#*:}"
+    if [ -n "$command" ] && command -v "$command" >/dev/null 2>&1; then
+        continue
+    fi
+    if dpkg -s "$package" >/dev/null 2>&1; then
+        continue
+    fi
+    missing+=("$package")
+done
+
+section "system packages"
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "all present"
+else
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get -o DPkg::Lock::Timeout=300 update
+    as_root apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}"
+fi
+
+# The nsd (and knot, if present) packages start system daemons on install. The
+# tests only use their zone checkers, and run any oracle server by hand on its own
+# port, so stop the services. There may be no systemd (containers): tolerate that.
+if command -v systemctl >/dev/null 2>&1; then
+    as_root systemctl stop nsd knot >/dev/null 2>&1 || true
+    as_root systemctl disable nsd knot >/dev/null 2>&1 || true
+fi
+# Without systemd, postinst may have started them through init scripts. Stop only
+# the package daemons: /usr/sbin/nsd or /usr/sbin/knotd listening on port 53.
+if command -v ss >/dev/null 2>&1; then
+    for pid in $(ss -Hlnup 'sport = :53' 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u) \
+               $(ss -Hlntp 'sport = :53' 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+        exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
+        case "$exe" in
+            /usr/sbin/nsd | /usr/sbin/knotd)
+                echo "stopping the $exe system daemon (pid $pid) that its package started on port 53"
+                as_root kill "$pid" 2>/dev/null || true
+                ;;
+        esac
+    done
+fi
+
+# --- 2. Rust toolchain ----------------------------------------------------------
+section "rust toolchain"
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "test.sh: cargo not found: install Rust 1.90 or newer (https://rustup.rs)" >&2
+    exit 1
+fi
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    if command -v rustup >/dev/null 2>&1; then
+        rustup component add rustfmt clippy
+    else
+        echo "test.sh: cargo fmt and cargo clippy are needed (rustup component add rustfmt clippy)" >&2
+        exit 1
+    fi
+fi
+cargo --version
+
+# --- 3. Format and lints --------------------------------------------------------
+section "cargo fmt --check"
+cargo fmt --all -- --check
+
+section "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+# --- 4. EXTRA STEPS ---------------------------------------------------------------
+# Later issues add a step by appending to this list: each entry is a command run
+# from the repository root, e.g. "bash scripts/browser-test.sh". Steps run before
+# cargo test so cargo test's summary stays at the end of the output.
+EXTRA_STEPS=()
+for step in "${EXTRA_STEPS[@]+"${EXTRA_STEPS[@]}"}"; do
+    section "$step"
+    bash -c "$step"
+done
+
+# --- 5. Tests ----------------------------------------------------------------------
+# One debug build serves the unit tests and every integration test (they run the
+# binary cargo builds for them, env!("CARGO_BIN_EXE_onebox")).
+section "cargo test"
+cargo test --locked
