@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve DNS, HTTP and the site (the default when no command is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check zone files strictly, printing FILE:LINE: message for each problem.
     Check(CheckArgs),
 }
@@ -33,7 +33,7 @@ impl Default for Command {
             #[command(flatten)]
             serve: ServeArgs,
         }
-        Command::Serve(Defaults::parse_from(["onebox"]).serve)
+        Command::Serve(Box::new(Defaults::parse_from(["onebox"]).serve))
     }
 }
 

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     onebox::cli::init_logging(cli.log_format);
     let result = match cli.command.unwrap_or_default() {
-        Command::Serve(args) => onebox::serve::run(args),
+        Command::Serve(args) => onebox::serve::run(*args),
         Command::Check(args) => onebox::check::run(args),
     };
     match result {

@@ -22,6 +22,7 @@ use hickory_server::proto::serialize::binary::BinEncoder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
 
+use super::cache::{self, AnswerCache, Cached};
 use super::{ZoneSet, Zones};
 
 /// The largest UDP answer we send with EDNS: the DNS Flag Day 2020 value that NSD,
@@ -125,6 +126,8 @@ pub(crate) struct QueryEvent {
 pub(crate) struct Engine {
     zones: Zones,
     transfer: Arc<Vec<Cidr>>,
+    /// Off only in tests that compare the fast path with the full one.
+    use_cache: bool,
 }
 
 impl Engine {
@@ -132,6 +135,7 @@ impl Engine {
         Self {
             zones,
             transfer: Arc::new(allow_transfer),
+            use_cache: true,
         }
     }
 
@@ -147,41 +151,59 @@ impl Engine {
         client: SocketAddr,
         transport: Transport,
     ) -> Option<Vec<u8>> {
-        let started = Instant::now();
-        let (reply, event) = self.answer_inner(packet, client, transport).await;
-        if let Some(mut event) = event {
-            event.micros = started.elapsed().as_micros() as u64;
-            tracing::info!(
-                target: "onebox::dns::query",
-                client = %event.client,
-                transport = event.transport,
-                qname = %event.qname,
-                qtype = %event.qtype,
-                rcode = %event.rcode,
-                answers = event.answers,
-                micros = event.micros,
-                "query"
-            );
+        if let Some(reply) = self.answer_cached(packet, client, transport) {
+            return Some(reply);
         }
-        reply
+        self.answer_full(packet, client, transport).await
     }
 
-    async fn answer_inner(
+    /// The fast path: a cached answer for a plain query, without touching hickory
+    /// or the async runtime. `None` means "take the full path".
+    pub(crate) fn answer_cached(
         &self,
         packet: &[u8],
         client: SocketAddr,
         transport: Transport,
-    ) -> (Option<Vec<u8>>, Option<QueryEvent>) {
+    ) -> Option<Vec<u8>> {
+        if !self.use_cache {
+            return None;
+        }
+        let started = Instant::now();
+        let key = AnswerCache::key(packet, transport)?;
+        let cached = self.zones.snapshot().answers.get(&key)?;
+        let reply = cache::replay(&cached, packet);
+        log_query(&QueryEvent {
+            client,
+            transport: transport.as_str(),
+            qname: cached.qname.clone(),
+            qtype: cached.qtype.clone(),
+            rcode: cached.rcode.clone(),
+            answers: cached.answers,
+            micros: started.elapsed().as_micros() as u64,
+        });
+        Some(reply)
+    }
+
+    async fn answer_full(
+        &self,
+        packet: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
+        let started = Instant::now();
         // A header is 12 bytes; anything shorter is not DNS. QR=1 is a response: a
         // server that answers responses can be made to loop with another server, so
         // NSD and Knot drop them on the raw header, before any parsing.
         if packet.len() < 12 || packet[2] & 0x80 != 0 {
-            return (None, None);
+            return None;
         }
-        let request = match Request::from_bytes(packet.to_vec(), client, transport.protocol()) {
-            Ok(request) => request,
-            Err(_) => return (Some(formerr(packet)), None),
+        let Ok(request) = Request::from_bytes(packet.to_vec(), client, transport.protocol()) else {
+            return Some(formerr(packet));
         };
+        // One snapshot for the whole query: the answer and the cache it goes into
+        // belong to the same zones, even if a reload lands meanwhile.
+        let set = self.zones.snapshot();
+        let reply = self.respond(&set, &request, client, transport).await;
         let mut event = QueryEvent {
             client,
             transport: transport.as_str(),
@@ -191,27 +213,43 @@ impl Engine {
             answers: 0,
             micros: 0,
         };
-        let queries = request.queries.queries();
-        if let [query] = queries {
+        if let [query] = request.queries.queries() {
             event.qname = query.original().name().to_string();
             event.qtype = query.query_type().to_string();
         }
-        let reply = self.respond(&request, client, transport).await;
         if reply.len() >= 12 {
-            let rcode_low = reply[3] & 0x0f;
             let rcode = if reply_has_badvers(&reply) {
                 ResponseCode::BADVERS
             } else {
-                ResponseCode::from(0, rcode_low)
+                ResponseCode::from(0, reply[3] & 0x0f)
             };
             event.rcode = rcode.to_str().to_string();
             event.answers = u16::from_be_bytes([reply[6], reply[7]]);
         }
-        (Some(reply), Some(event))
+        event.micros = started.elapsed().as_micros() as u64;
+        log_query(&event);
+        if self.use_cache
+            && let Some(key) = AnswerCache::key(packet, transport)
+        {
+            {
+                set.answers.insert(
+                    key,
+                    Cached {
+                        reply: reply.clone(),
+                        qname: event.qname,
+                        qtype: event.qtype,
+                        rcode: event.rcode,
+                        answers: event.answers,
+                    },
+                );
+            }
+        }
+        Some(reply)
     }
 
     async fn respond(
         &self,
+        set: &ZoneSet,
         request: &Request,
         client: SocketAddr,
         transport: Transport,
@@ -227,11 +265,11 @@ impl Engine {
             }
             _ => return error_reply(request, ResponseCode::NotImp, false),
         }
-        if let Some(edns) = &request.edns {
-            if edns.version() > 0 {
-                // RFC 6891 §6.1.3: we speak EDNS version 0 only.
-                return error_reply(request, ResponseCode::BADVERS, true);
-            }
+        if let Some(edns) = &request.edns
+            && edns.version() > 0
+        {
+            // RFC 6891 §6.1.3: we speak EDNS version 0 only.
+            return error_reply(request, ResponseCode::BADVERS, true);
         }
         let [query] = queries else {
             // RFC 9619: exactly one question.
@@ -250,7 +288,6 @@ impl Engine {
             }
         }
 
-        let set = self.zones.snapshot();
         let capture = Capture::default();
         set.catalog
             .handle_request::<Capture, TokioTime>(request, capture.clone())
@@ -266,10 +303,25 @@ impl Engine {
                 .to_vec()
                 .unwrap_or_else(|_| error_reply(request, ResponseCode::ServFail, true));
         }
-        polish(&set, &mut message, query.original(), request.edns.as_ref());
+        polish(set, &mut message, query.original(), request.edns.as_ref());
         encode(message, transport, request.edns.as_ref())
             .unwrap_or_else(|| error_reply(request, ResponseCode::ServFail, true))
     }
+}
+
+/// The query log: one event per query, on stderr through `tracing`.
+fn log_query(event: &QueryEvent) {
+    tracing::info!(
+        target: "onebox::dns::query",
+        client = %event.client,
+        transport = event.transport,
+        qname = %event.qname,
+        qtype = %event.qtype,
+        rcode = %event.rcode,
+        answers = event.answers,
+        micros = event.micros,
+        "query"
+    );
 }
 
 /// Brings hickory's answer to the standard of NSD and Knot.
@@ -289,33 +341,31 @@ fn polish(set: &ZoneSet, message: &mut Message, query: &Query, request_edns: Opt
     if message.metadata.response_code == ResponseCode::NoError
         && only_cnames
         && !matches!(qtype, RecordType::CNAME | RecordType::ANY)
+        && let Some(RData::CNAME(target)) = message.answers.last().map(|r| &r.data)
+        && let Some(zone) = set.zone_for(&target.0)
     {
-        if let Some(RData::CNAME(target)) = message.answers.last().map(|r| &r.data) {
-            if let Some(zone) = set.zone_for(&target.0) {
-                if !zone.name_exists(&target.0) {
-                    message.metadata.response_code = ResponseCode::NXDomain;
-                }
-                if !message
-                    .authorities
-                    .iter()
-                    .any(|r| r.record_type() == RecordType::SOA)
-                {
-                    message
-                        .authorities
-                        .retain(|r| r.record_type() != RecordType::NS);
-                    message.authorities.push(zone.negative_soa().clone());
-                }
-            }
+        if !zone.name_exists(&target.0) {
+            message.metadata.response_code = ResponseCode::NXDomain;
+        }
+        if !message
+            .authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::SOA)
+        {
+            message
+                .authorities
+                .retain(|r| r.record_type() != RecordType::NS);
+            message.authorities.push(zone.negative_soa().clone());
         }
     }
 
     // RFC 2308 §3: the TTL of the SOA in a negative answer is min(SOA TTL, MINIMUM);
     // hickory sends the SOA record's own TTL.
     for record in message.authorities.iter_mut() {
-        if record.record_type() == RecordType::SOA {
-            if let Some(zone) = set.zone_for(&record.name) {
-                record.ttl = record.ttl.min(zone.negative_soa().ttl);
-            }
+        if record.record_type() == RecordType::SOA
+            && let Some(zone) = set.zone_for(&record.name)
+        {
+            record.ttl = record.ttl.min(zone.negative_soa().ttl);
         }
     }
 
@@ -402,7 +452,7 @@ fn header_only(id: u16, opcode: u8, rcode: ResponseCode) -> Vec<u8> {
     let mut reply = vec![0u8; 12];
     reply[0..2].copy_from_slice(&id.to_be_bytes());
     reply[2] = 0x80 | (opcode << 3);
-    reply[3] = u8::from(u16::from(rcode) as u8 & 0x0f);
+    reply[3] = u16::from(rcode) as u8 & 0x0f;
     reply
 }
 
@@ -464,6 +514,100 @@ mod tests {
         assert!("1.2.3.4/33".parse::<Cidr>().is_err());
         let all: Cidr = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains("192.0.2.1".parse().unwrap()));
+    }
+
+    /// A deterministic corpus of queries: names in and out of the zone, in mixed
+    /// case, every common type, with and without EDNS, DO and RD, plus mutations.
+    fn corpus(size: usize) -> Vec<Vec<u8>> {
+        let names: [&[u8]; 8] = [
+            b"\x03www\x06foobar\x03com\x00",
+            b"\x03WwW\x06FooBar\x03cOm\x00",
+            b"\x06foobar\x03com\x00",
+            b"\x03ns1\x06foobar\x03com\x00",
+            b"\x04nope\x06foobar\x03com\x00",
+            b"\x01a\x01b\x06foobar\x03com\x00",
+            b"\x07example\x03org\x00",
+            b"\x00",
+        ];
+        let types: [u16; 12] = [1, 28, 6, 2, 15, 16, 255, 5, 65, 1000, 252, 251];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut out = Vec::new();
+        while out.len() < size {
+            let r = next();
+            let mut q = vec![
+                (r >> 8) as u8,
+                r as u8,
+                if r & 1 == 1 { 0x01 } else { 0x00 },
+                0,
+                0,
+                1,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            ];
+            q.extend_from_slice(names[(r >> 16) as usize % names.len()]);
+            q.extend_from_slice(&types[(r >> 24) as usize % types.len()].to_be_bytes());
+            q.extend_from_slice(&if (r >> 32) % 17 == 0 { [0, 3] } else { [0, 1] });
+            match (r >> 40) % 4 {
+                0 => {}
+                edns => {
+                    q[11] = 1;
+                    let size: u16 = [512, 1232, 4096][edns as usize - 1];
+                    let version = u8::from((r >> 50) % 13 == 0);
+                    let flags = if (r >> 52) & 1 == 1 { 0x80 } else { 0 };
+                    q.extend_from_slice(&[0, 0, 41]);
+                    q.extend_from_slice(&size.to_be_bytes());
+                    q.extend_from_slice(&[0, version, flags, 0, 0, 0]);
+                }
+            }
+            if (r >> 56) % 5 == 0 {
+                // A mutation: flip a byte, truncate or append.
+                let i = (next() as usize) % q.len();
+                match next() % 3 {
+                    0 => q[i] ^= 1 << (next() % 8),
+                    1 => q.truncate(i.max(1)),
+                    _ => q.push(next() as u8),
+                }
+            }
+            out.push(q);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn cached_answers_are_byte_identical_to_full_answers() {
+        let zones = Zones::load(std::path::Path::new("/nonexistent-onebox-zones"), false).unwrap();
+        let fast = Engine::new(zones.clone(), Vec::new());
+        let mut full = Engine::new(zones.clone(), Vec::new());
+        full.use_cache = false;
+        let client: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+        let mut hits = 0;
+        for query in corpus(4000) {
+            for transport in [Transport::Udp, Transport::Tcp] {
+                let expected = full.answer(&query, client, transport).await;
+                let first = fast.answer(&query, client, transport).await;
+                let cached = fast.answer_cached(&query, client, transport);
+                assert_eq!(first, expected, "first answer differs for {query:02x?}");
+                if cached.is_some() {
+                    hits += 1;
+                    assert_eq!(cached, expected, "cached answer differs for {query:02x?}");
+                }
+            }
+        }
+        assert!(
+            hits > 1000,
+            "the corpus should exercise the cache, got {hits} hits"
+        );
+        assert!(zones.snapshot().answers.len() > 10);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! hickory's types stay inside this module; the rest of onebox sees strings and
 //! `std::net` addresses.
 
+pub(crate) mod cache;
 pub(crate) mod engine;
 pub(crate) mod server;
 pub(crate) mod zonefile;
@@ -140,7 +141,7 @@ impl Zone {
             .records
             .iter()
             .map(|(r, _)| r)
-            .filter(move |r| r.name.eq_ignore_root_case(name))
+            .filter(move |r| same_name(&r.name, name))
     }
 }
 
@@ -149,14 +150,10 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-trait NameExt {
-    fn eq_ignore_root_case(&self, other: &Name) -> bool;
-}
-
-impl NameExt for Name {
-    fn eq_ignore_root_case(&self, other: &Name) -> bool {
-        LowerName::from(self) == LowerName::from(other)
-    }
+/// Case-insensitive name equality (RFC 4343). hickory's `Name::eq_ignore_root_case`
+/// ignores only the trailing dot, not case.
+fn same_name(a: &Name, b: &Name) -> bool {
+    LowerName::from(a) == LowerName::from(b)
 }
 
 /// Everything served at one moment: hickory's catalog and our view of each zone.
@@ -165,6 +162,8 @@ pub(crate) struct ZoneSet {
     pub(crate) catalog: Catalog,
     /// Keyed by the file each zone came from.
     pub(crate) zones: BTreeMap<String, Arc<Zone>>,
+    /// Answers computed from exactly these zones; dropped with them on reload.
+    pub(crate) answers: cache::AnswerCache,
 }
 
 impl ZoneSet {
@@ -185,7 +184,11 @@ impl ZoneSet {
             .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
             catalog.upsert(LowerName::from(&origin), vec![Arc::new(handler)]);
         }
-        Ok(Self { catalog, zones })
+        Ok(Self {
+            catalog,
+            zones,
+            answers: cache::AnswerCache::default(),
+        })
     }
 
     /// The zone `name` belongs to: the one with the longest matching origin.
@@ -462,7 +465,7 @@ impl Zones {
             return Vec::new();
         };
         name.set_fqdn(true);
-        chain_of(&set, &name.to_lowercase())
+        chain_of(&set, &name)
             .into_iter()
             .flat_map(|(_, records)| records)
             .map(|r| ChainLink {
@@ -491,7 +494,7 @@ fn chain_of(set: &ZoneSet, start: &Name) -> Vec<(Name, Vec<Record>)> {
             };
             let target = target.0.clone();
             out.push((name.clone(), vec![(*cname).clone()]));
-            if out.iter().any(|(n, _)| n.eq_ignore_root_case(&target)) {
+            if out.iter().any(|(n, _)| same_name(n, &target)) {
                 break; // a loop: stop where it closes
             }
             name = target;

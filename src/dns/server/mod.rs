@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+mod udp;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -27,7 +29,7 @@ pub(crate) struct Limits {
     /// How long one query may take to arrive once its first byte did, and how long
     /// one answer may take to leave.
     pub(crate) tcp_io: Duration,
-    /// UDP answering loops on the shared socket; each answers one packet at a time,
+    /// UDP worker threads on the shared socket; each answers one batch at a time,
     /// which also bounds the UDP work in flight.
     pub(crate) udp_workers: usize,
 }
@@ -53,38 +55,40 @@ pub(crate) async fn run(
     limits: Limits,
     shutdown: CancellationToken,
 ) {
-    let udp = Arc::new(udp);
-    let mut tasks = JoinSet::new();
-    for _ in 0..limits.udp_workers {
-        tasks.spawn(udp_loop(engine.clone(), udp.clone(), shutdown.clone()));
-    }
-    tasks.spawn(tcp_accept_loop(engine, tcp, limits, shutdown));
-    while tasks.join_next().await.is_some() {}
-}
-
-async fn udp_loop(engine: Engine, socket: Arc<UdpSocket>, shutdown: CancellationToken) {
-    // 64 KiB: the largest datagram; anything bigger than a query is still read whole
-    // so the next packet starts clean.
-    let mut buf = vec![0u8; 65_535];
-    loop {
-        let (len, client) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            received = socket.recv_from(&mut buf) => match received {
-                Ok(r) => r,
-                Err(e) => {
-                    // ICMP port-unreachable from an earlier reply shows up here on
-                    // some systems; it is about that client, not about us.
-                    tracing::debug!("udp receive error: {e}");
-                    continue;
+    let mut udp_threads = Vec::new();
+    match udp
+        .into_std()
+        .and_then(|s| s.set_nonblocking(false).map(|()| s))
+    {
+        Ok(socket) => {
+            let socket = Arc::new(socket);
+            let runtime = tokio::runtime::Handle::current();
+            for i in 0..limits.udp_workers {
+                let (engine, socket, runtime, shutdown) = (
+                    engine.clone(),
+                    socket.clone(),
+                    runtime.clone(),
+                    shutdown.clone(),
+                );
+                let spawned = std::thread::Builder::new()
+                    .name(format!("dns-udp-{i}"))
+                    .spawn(move || udp::worker(&engine, &socket, &runtime, &shutdown));
+                match spawned {
+                    Ok(handle) => udp_threads.push(handle),
+                    Err(e) => tracing::error!("failed to start a DNS UDP worker: {e}"),
                 }
-            },
-        };
-        if let Some(reply) = engine.answer(&buf[..len], client, Transport::Udp).await {
-            if let Err(e) = socket.send_to(&reply, client).await {
-                tracing::debug!("udp send to {client} failed: {e}");
             }
         }
+        Err(e) => tracing::error!("dns udp socket unusable: {e}"),
     }
+    tcp_accept_loop(engine, tcp, limits, shutdown).await;
+    // The UDP workers notice the token within one receive timeout.
+    let _ = tokio::task::spawn_blocking(move || {
+        for handle in udp_threads {
+            let _ = handle.join();
+        }
+    })
+    .await;
 }
 
 async fn tcp_accept_loop(

@@ -1,0 +1,271 @@
+//! DNS over UDP: worker threads that read and answer queries in batches.
+//!
+//! One system call per packet is what caps a DNS server's speed; NSD and Knot use
+//! `recvmmsg`/`sendmmsg` to move up to a batch of datagrams per call. Each worker
+//! here blocks in `recvmmsg` (returning as soon as one packet is there), answers
+//! the batch from the engine's cache when it can — no async runtime involved —
+//! sends the answers with one `sendmmsg`, and only hands the rare uncached query to
+//! the runtime. A receive timeout lets the worker notice shutdown.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+use crate::dns::engine::{Engine, Transport};
+
+/// Datagrams moved per system call.
+const BATCH: usize = 32;
+/// Room for one query. Longer datagrams are dropped: no real query is this big.
+const SLOT: usize = 4096;
+/// How often an idle worker looks at the shutdown token.
+const WAKE: Duration = Duration::from_millis(200);
+
+pub(super) fn worker(
+    engine: &Engine,
+    socket: &UdpSocket,
+    runtime: &Handle,
+    shutdown: &CancellationToken,
+) {
+    if let Err(e) = socket.set_read_timeout(Some(WAKE)) {
+        tracing::error!("dns udp worker cannot set a receive timeout: {e}");
+        return;
+    }
+    let mut batch = Batch::new();
+    while !shutdown.is_cancelled() {
+        let received = match batch.receive(socket) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                // ICMP errors from earlier replies surface here on some systems;
+                // they concern one client, never the server.
+                tracing::debug!("dns udp receive error: {e}");
+                continue;
+            }
+        };
+        let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(received);
+        for i in 0..received {
+            let Some((packet, client)) = batch.packet(i) else {
+                continue;
+            };
+            let reply = match engine.answer_cached(packet, client, Transport::Udp) {
+                Some(reply) => Some(reply),
+                None => runtime.block_on(engine.answer(packet, client, Transport::Udp)),
+            };
+            if let Some(reply) = reply {
+                replies.push((reply, client));
+            }
+        }
+        if let Err(e) = send_all(socket, &replies) {
+            tracing::debug!("dns udp send error: {e}");
+        }
+    }
+}
+
+/// Receive buffers and the kernel's bookkeeping for one `recvmmsg` call.
+struct Batch {
+    buffers: Vec<[u8; SLOT]>,
+    addrs: Vec<libc::sockaddr_storage>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Self {
+            buffers: vec![[0u8; SLOT]; BATCH],
+            // SAFETY: sockaddr_storage is plain old data; all zeroes is a valid value.
+            addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
+            iovecs: Vec::with_capacity(BATCH),
+            headers: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Blocks until at least one datagram arrives, then takes what is queued (up
+    /// to [`BATCH`]) without waiting for more.
+    fn receive(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
+        self.iovecs.clear();
+        self.headers.clear();
+        for buffer in &mut self.buffers {
+            self.iovecs.push(libc::iovec {
+                iov_base: buffer.as_mut_ptr().cast(),
+                iov_len: SLOT,
+            });
+        }
+        for (i, addr) in self.addrs.iter_mut().enumerate() {
+            // SAFETY: mmsghdr is plain old data; every pointer field is set below.
+            let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            header.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+            header.msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            header.msg_hdr.msg_iov = &mut self.iovecs[i];
+            header.msg_hdr.msg_iovlen = 1;
+            self.headers.push(header);
+        }
+        // SAFETY: `headers` holds BATCH valid mmsghdr whose buffers and address
+        // slots live in `self` for the duration of the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                self.headers.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    /// The i-th datagram of the last `receive` and its sender, unless it was cut
+    /// short (longer than a slot) or came from an unknown address family.
+    fn packet(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+        let header = &self.headers[i];
+        if header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            return None;
+        }
+        let len = (header.msg_len as usize).min(SLOT);
+        Some((&self.buffers[i][..len], from_storage(&self.addrs[i])?))
+    }
+}
+
+/// Sends every reply with as few `sendmmsg` calls as the kernel allows.
+fn send_all(socket: &UdpSocket, replies: &[(Vec<u8>, SocketAddr)]) -> std::io::Result<()> {
+    if replies.is_empty() {
+        return Ok(());
+    }
+    let mut addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)> =
+        replies.iter().map(|(_, to)| to_storage(*to)).collect();
+    let mut iovecs: Vec<libc::iovec> = replies
+        .iter()
+        .map(|(bytes, _)| libc::iovec {
+            iov_base: bytes.as_ptr() as *mut libc::c_void,
+            iov_len: bytes.len(),
+        })
+        .collect();
+    let mut headers: Vec<libc::mmsghdr> = Vec::with_capacity(replies.len());
+    for (iovec, (addr, len)) in iovecs.iter_mut().zip(addrs.iter_mut()) {
+        // SAFETY: plain old data; the pointer fields are set right here.
+        let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        header.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+        header.msg_hdr.msg_namelen = *len;
+        header.msg_hdr.msg_iov = iovec;
+        header.msg_hdr.msg_iovlen = 1;
+        headers.push(header);
+    }
+    let mut sent = 0;
+    while sent < headers.len() {
+        // SAFETY: the headers point into `iovecs`, `addrs` and `replies`, all alive
+        // and unmoved until this function returns.
+        let n = unsafe {
+            libc::sendmmsg(
+                socket.as_raw_fd(),
+                headers[sent..].as_mut_ptr(),
+                (headers.len() - sent) as libc::c_uint,
+                0,
+            )
+        };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            // Skip the datagram that failed (a vanished client) and go on.
+            sent += 1;
+            if sent >= headers.len() {
+                return Err(err);
+            }
+            continue;
+        }
+        sent += n as usize;
+    }
+    Ok(())
+}
+
+fn from_storage(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says this storage holds a sockaddr_in.
+            let v4 =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr)),
+                u16::from_be(v4.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this storage holds a sockaddr_in6.
+            let v6 = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(v6.sin6_addr.s6_addr),
+                u16::from_be(v6.sin6_port),
+                v6.sin6_flowinfo,
+                v6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+fn to_storage(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: plain old data; all zeroes is valid and the fields are set below.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(v4) => {
+            // SAFETY: sockaddr_storage is large enough and aligned for sockaddr_in.
+            let sin = unsafe {
+                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = v4.port().to_be();
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from(*v4.ip()).to_be(),
+            };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v6) => {
+            // SAFETY: sockaddr_storage is large enough and aligned for sockaddr_in6.
+            let sin6 = unsafe {
+                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = v6.port().to_be();
+            sin6.sin6_addr = libc::in6_addr {
+                s6_addr: v6.ip().octets(),
+            };
+            sin6.sin6_flowinfo = v6.flowinfo();
+            sin6.sin6_scope_id = v6.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_addresses_round_trip() {
+        for addr in ["127.0.0.1:53", "[::1]:1053", "[fe80::1%2]:5353"] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            let (storage, _) = to_storage(addr);
+            assert_eq!(from_storage(&storage), Some(addr));
+        }
+    }
+}
