@@ -139,10 +139,6 @@ impl Engine {
         }
     }
 
-    pub(crate) fn zones(&self) -> &Zones {
-        &self.zones
-    }
-
     /// Answers one query. `None` means send nothing: the packet was a response
     /// (QR=1), too short to be DNS, or otherwise not worth a reply.
     pub(crate) async fn answer(

@@ -24,7 +24,16 @@ pub(crate) async fn serve(
     config: WebConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let _ = (listener, config);
+    // Placeholder until the site lands: say what would be served, serve nothing.
+    let WebConfig {
+        zones,
+        db,
+        site_dir,
+        dns_addr,
+    } = config;
+    for host in zones.site_hosts() {
+        tracing::debug!(?listener, ?db, ?site_dir, %dns_addr, "site host {host}: {:?}", zones.chain(&host));
+    }
     shutdown.cancelled().await;
     Ok(())
 }
