@@ -219,7 +219,7 @@ impl Engine {
             } else {
                 ResponseCode::from(0, reply[3] & 0x0f)
             };
-            event.rcode = rcode.to_str().to_string();
+            event.rcode = rcode_name(rcode).to_string();
             event.answers = u16::from_be_bytes([reply[6], reply[7]]);
         }
         event.micros = started.elapsed().as_micros() as u64;
@@ -302,6 +302,20 @@ impl Engine {
         polish(set, &mut message, query.original(), request.edns.as_ref());
         encode(message, transport, request.edns.as_ref())
             .unwrap_or_else(|| error_reply(request, ResponseCode::ServFail, true))
+    }
+}
+
+/// The mnemonic dig prints, which is what people search for.
+fn rcode_name(rcode: ResponseCode) -> &'static str {
+    match rcode {
+        ResponseCode::NoError => "NOERROR",
+        ResponseCode::FormErr => "FORMERR",
+        ResponseCode::ServFail => "SERVFAIL",
+        ResponseCode::NXDomain => "NXDOMAIN",
+        ResponseCode::NotImp => "NOTIMP",
+        ResponseCode::Refused => "REFUSED",
+        ResponseCode::BADVERS => "BADVERS",
+        _ => "OTHER",
     }
 }
 
