@@ -31,7 +31,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    runtime.block_on(serve(args))?;
+    let result = runtime.block_on(serve(args));
+    // Everything that matters has finished; don't wait for idle worker threads.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 
