@@ -24,6 +24,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Check zone files strictly, printing FILE:LINE: message for each problem.
     Check(CheckArgs),
+    /// Find, print, install or uninstall the local certificate authority.
+    Ca(CaArgs),
 }
 
 impl Default for Command {
@@ -92,6 +94,38 @@ pub struct CheckArgs {
     /// Zone files to check.
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CaArgs {
+    /// The data folder that holds the CA (ca.pem).
+    #[arg(long, value_name = "DIR", default_value = "data", global = true)]
+    pub data: PathBuf,
+
+    #[command(subcommand)]
+    pub action: Option<CaAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaAction {
+    /// Print the CA certificate's path (the default).
+    Path,
+    /// Print how to use the CA from curl and other clients, then the certificate.
+    Print,
+    /// Add the CA to the system store and the NSS stores of Chromium and Firefox.
+    Install {
+        /// Consent: without it, only say what would be done.
+        #[arg(long)]
+        yes: bool,
+        /// Install under this folder instead of / (for tests and images).
+        #[arg(long, value_name = "DIR", hide = true)]
+        root: Option<PathBuf>,
+    },
+    /// Remove exactly what install added.
+    Uninstall {
+        #[arg(long, value_name = "DIR", hide = true)]
+        root: Option<PathBuf>,
+    },
 }
 
 /// Diagnostics go to stderr; stdout is kept for what the user asked for (the ready

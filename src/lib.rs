@@ -20,6 +20,7 @@
 //! reloads and a graceful stop. Nothing below it binds ports or catches signals.
 
 pub(crate) mod app;
+pub mod ca;
 pub mod check;
 pub mod cli;
 pub(crate) mod db;

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or_default() {
         Command::Serve(args) => onebox::serve::run(*args),
         Command::Check(args) => onebox::check::run(args),
+        Command::Ca(args) => onebox::ca::command::run(args),
     };
     match result {
         Ok(code) => code,

@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+use crate::ca::{self, Ca, Certificates};
 use crate::cli::ServeArgs;
 use crate::db::Db;
 use crate::dns::{self, Engine, Zones, engine::Cidr};
@@ -50,10 +51,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("zone {line}");
     }
 
+    // A listener given port 0 means a test fixture: the listeners not named on the
+    // command line then pick free ports too, so parallel fixtures never collide.
+    let fixture = [Some(args.dns), args.http, args.https, args.dot]
+        .iter()
+        .flatten()
+        .any(|addr| addr.port() == 0);
+
     let (udp, tcp) = bind_dns(args.dns).await?;
     let dns_addr = udp.local_addr()?;
-    let http_listener = bind_http(&zones, args.http).await?;
+    let http_listener = bind_http(&zones, args.http, fixture).await?;
     let http_addr = http_listener.local_addr()?;
+
+    // The CA lives with the data; an ephemeral run keeps it in a temporary folder
+    // that goes away at exit, so clients can still be pointed at it.
+    let ca_dir = if args.ephemeral {
+        TempDir::new(&format!("onebox-{}", std::process::id()))?
+    } else {
+        TempDir::keep(args.data.clone())
+    };
+    let certs = Certificates::new(
+        Ca::load_or_create(ca_dir.path(), &zones.names())?,
+        zones.names(),
+    )?;
+    let dot_addr = args
+        .dot
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], if fixture { 0 } else { 8853 })));
+    let dot_listener = TcpListener::bind(dot_addr)
+        .await
+        .map_err(|e| bind_error("TCP", dot_addr, &e, "--dot 127.0.0.1:8853"))?;
+    let dot_addr = dot_listener.local_addr()?;
 
     let db = if args.ephemeral {
         Db::in_memory()?
@@ -63,13 +90,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let engine = Engine::new(zones.clone(), transfer);
+    let dot_config = certs.server_config(&[b"dot"])?;
     let dns_task = tokio::spawn(dns::server::run(
         engine,
         udp,
         tcp,
+        Some((dot_listener, dot_config)),
         dns::server::Limits::default(),
         shutdown.child_token(),
     ));
+    let renew_task = {
+        let zones = zones.clone();
+        tokio::spawn(ca::renew_loop(
+            certs.clone(),
+            move || zones.names(),
+            shutdown.child_token(),
+        ))
+    };
     let web_config = WebConfig {
         zones: zones.clone(),
         db: db.clone(),
@@ -87,6 +124,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "pid": std::process::id(),
         "dns": dns_addr.to_string(),
         "http": http_addr.to_string(),
+        "dot": dot_addr.to_string(),
+        "ca": certs.ca().path().display().to_string(),
         "zones": zones.apex_addresses().iter().map(|(z, _)| z.clone()).collect::<Vec<_>>(),
     });
     if args.ephemeral {
@@ -99,7 +138,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         writeln!(stdout, "{ready}")?;
         stdout.flush()?;
     }
-    tracing::info!("dns: listening on {dns_addr} (udp, tcp)");
+    tracing::info!("dns: listening on {dns_addr} (udp, tcp) and {dot_addr} (dns over tls)");
 
     wait_for_stop(&zones).await?;
 
@@ -110,6 +149,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::error!("web server: {e:#}");
         }
         let _ = dns_task.await;
+        let _ = renew_task.await;
     })
     .await;
     if drained.is_err() {
@@ -117,6 +157,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     // Last: every acknowledged write is already committed, so this only releases the file.
     db.close();
+    drop(ca_dir);
     tracing::info!("stopped");
     Ok(())
 }
@@ -171,7 +212,11 @@ async fn bind_dns(addr: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> 
 }
 
 /// The web server listens where the apex A record points, port 8080, unless told.
-async fn bind_http(zones: &Zones, http: Option<SocketAddr>) -> anyhow::Result<TcpListener> {
+async fn bind_http(
+    zones: &Zones,
+    http: Option<SocketAddr>,
+    fixture: bool,
+) -> anyhow::Result<TcpListener> {
     if let Some(addr) = http {
         return TcpListener::bind(addr)
             .await
@@ -182,7 +227,7 @@ async fn bind_http(zones: &Zones, http: Option<SocketAddr>) -> anyhow::Result<Tc
             "no zone has an A or AAAA record at its apex, so there is no address to serve HTTP on: add one, or give --http ADDR"
         );
     };
-    let addr = SocketAddr::new(ip, 8080);
+    let addr = SocketAddr::new(ip, if fixture { 0 } else { 8080 });
     let rtype = if ip.is_ipv4() { "A" } else { "AAAA" };
     match TcpListener::bind(addr).await {
         Ok(listener) => {
@@ -207,4 +252,38 @@ fn bind_error(proto: &str, addr: SocketAddr, err: &std::io::Error, hint: &str) -
         _ => err.to_string(),
     };
     anyhow::anyhow!("failed to bind {proto} {addr}: {reason} (try {hint})")
+}
+
+/// A folder that is removed on drop when it was made for this run only.
+struct TempDir {
+    path: std::path::PathBuf,
+    remove: bool,
+}
+
+impl TempDir {
+    fn new(name: &str) -> anyhow::Result<Self> {
+        let path = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&path)
+            .with_context(|| format!("failed to create {}", path.display()))?;
+        Ok(Self { path, remove: true })
+    }
+
+    fn keep(path: std::path::PathBuf) -> Self {
+        Self {
+            path,
+            remove: false,
+        }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
 }

@@ -45,7 +45,9 @@ impl AnswerCache {
             return None;
         }
         let mut key = Vec::with_capacity(packet.len() - 1);
-        key.push(transport as u8);
+        // Only UDP answers differ (they may be truncated); every stream transport
+        // gets the same bytes.
+        key.push(u8::from(transport == Transport::Udp));
         key.extend_from_slice(&packet[2..]);
         Some(key)
     }
@@ -203,6 +205,10 @@ mod tests {
         );
         assert_ne!(
             AnswerCache::key(&a, Transport::Udp),
+            AnswerCache::key(&a, Transport::Tcp)
+        );
+        assert_eq!(
+            AnswerCache::key(&a, Transport::Tls),
             AnswerCache::key(&a, Transport::Tcp)
         );
     }

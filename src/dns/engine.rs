@@ -36,13 +36,19 @@ const PLAIN_UDP_LIMIT: usize = 512;
 pub(crate) enum Transport {
     Udp,
     Tcp,
+    /// DNS over TLS (RFC 7858): TCP framing inside TLS.
+    Tls,
+    /// DNS over HTTPS (RFC 8484).
+    #[allow(dead_code)] // served once the HTTPS listener lands
+    Https,
 }
 
 impl Transport {
     fn protocol(self) -> Protocol {
         match self {
             Transport::Udp => Protocol::Udp,
-            Transport::Tcp => Protocol::Tcp,
+            // hickory only distinguishes "has a size limit" (UDP) from "does not".
+            Transport::Tcp | Transport::Tls | Transport::Https => Protocol::Tcp,
         }
     }
 
@@ -50,6 +56,8 @@ impl Transport {
         match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Https => "https",
         }
     }
 }
@@ -277,7 +285,8 @@ impl Engine {
         }
         let qtype = query.query_type();
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-            let allowed = transport == Transport::Tcp
+            // Never over UDP (RFC 5936 §4.2); TCP, or TLS as XoT (RFC 9103).
+            let allowed = matches!(transport, Transport::Tcp | Transport::Tls)
                 && self.transfer.iter().any(|net| net.contains(client.ip()));
             if !allowed {
                 return error_reply(request, ResponseCode::Refused, true);

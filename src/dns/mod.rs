@@ -395,6 +395,15 @@ impl Zones {
         report
     }
 
+    /// The zones served, by name: `foobar.com`.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.snapshot()
+            .zones
+            .values()
+            .map(|z| display_name(z.origin()))
+            .collect()
+    }
+
     /// One line per zone: `foobar.com. serial 2026112601, 5 records`.
     pub(crate) fn describe(&self) -> Vec<String> {
         self.snapshot()

@@ -9,8 +9,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
 
 mod udp;
 use tokio::sync::Semaphore;
@@ -52,6 +54,7 @@ pub(crate) async fn run(
     engine: Engine,
     udp: UdpSocket,
     tcp: TcpListener,
+    dot: Option<(TcpListener, Arc<ServerConfig>)>,
     limits: Limits,
     shutdown: CancellationToken,
 ) {
@@ -81,7 +84,19 @@ pub(crate) async fn run(
         }
         Err(e) => tracing::error!("dns udp socket unusable: {e}"),
     }
-    tcp_accept_loop(engine, tcp, limits, shutdown).await;
+    let dot_task = dot.map(|(listener, config)| {
+        tokio::spawn(tcp_accept_loop(
+            engine.clone(),
+            listener,
+            Some(TlsAcceptor::from(config)),
+            limits,
+            shutdown.clone(),
+        ))
+    });
+    tcp_accept_loop(engine, tcp, None, limits, shutdown).await;
+    if let Some(task) = dot_task {
+        let _ = task.await;
+    }
     // The UDP workers notice the token within one receive timeout.
     let _ = tokio::task::spawn_blocking(move || {
         for handle in udp_threads {
@@ -91,12 +106,16 @@ pub(crate) async fn run(
     .await;
 }
 
+/// Accepts DNS-over-TCP connections, or DNS-over-TLS ones when `tls` is given
+/// (RFC 7858: the same two-byte framing inside TLS).
 async fn tcp_accept_loop(
     engine: Engine,
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     limits: Limits,
     shutdown: CancellationToken,
 ) {
+    let kind = if tls.is_some() { "tls" } else { "tcp" };
     let permits = Arc::new(Semaphore::new(limits.tcp_connections));
     let mut connections = JoinSet::new();
     loop {
@@ -109,14 +128,14 @@ async fn tcp_accept_loop(
             Ok(pair) => pair,
             Err(e) => {
                 // EMFILE and friends: wait a moment rather than spin, never give up.
-                tracing::warn!("dns tcp accept failed: {e}");
+                tracing::warn!("dns {kind} accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::debug!(
-                "dns tcp connection from {client} closed: {} connections already open",
+                "dns {kind} connection from {client} closed: {} connections already open",
                 limits.tcp_connections
             );
             drop(stream);
@@ -124,10 +143,36 @@ async fn tcp_accept_loop(
         };
         let engine = engine.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let serve = async {
+                match tls {
+                    None => stream_connection(engine, stream, client, limits, Transport::Tcp).await,
+                    Some(acceptor) => {
+                        // tokio-rustls has no handshake timeout of its own.
+                        match tokio::time::timeout(limits.tcp_io, acceptor.accept(stream)).await {
+                            Ok(Ok(tls_stream)) => {
+                                stream_connection(
+                                    engine,
+                                    tls_stream,
+                                    client,
+                                    limits,
+                                    Transport::Tls,
+                                )
+                                .await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!("dns tls handshake with {client} failed: {e}")
+                            }
+                            Err(_) => tracing::debug!("dns tls handshake with {client} timed out"),
+                        }
+                    }
+                }
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                _ = tcp_connection(engine, stream, client, limits) => {}
+                _ = serve => {}
             }
             drop(permit);
         });
@@ -137,8 +182,13 @@ async fn tcp_accept_loop(
 
 /// RFC 1035 §4.2.2 / RFC 7766: each message is preceded by its two-byte length.
 /// Queries on one connection are answered in order.
-async fn tcp_connection(engine: Engine, mut stream: TcpStream, client: SocketAddr, limits: Limits) {
-    let _ = stream.set_nodelay(true);
+async fn stream_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    engine: Engine,
+    mut stream: S,
+    client: SocketAddr,
+    limits: Limits,
+    transport: Transport,
+) {
     let mut buf = Vec::with_capacity(512);
     loop {
         let len = match tokio::time::timeout(limits.tcp_idle, stream.read_u16()).await {
@@ -150,7 +200,7 @@ async fn tcp_connection(engine: Engine, mut stream: TcpStream, client: SocketAdd
             Ok(Ok(_)) => {}
             _ => return,
         }
-        let Some(reply) = engine.answer(&buf, client, Transport::Tcp).await else {
+        let Some(reply) = engine.answer(&buf, client, transport).await else {
             continue;
         };
         let Ok(reply_len) = u16::try_from(reply.len()) else {
@@ -160,7 +210,11 @@ async fn tcp_connection(engine: Engine, mut stream: TcpStream, client: SocketAdd
         let mut framed = Vec::with_capacity(reply.len() + 2);
         framed.extend_from_slice(&reply_len.to_be_bytes());
         framed.extend_from_slice(&reply);
-        match tokio::time::timeout(limits.tcp_io, stream.write_all(&framed)).await {
+        let written = async {
+            stream.write_all(&framed).await?;
+            stream.flush().await
+        };
+        match tokio::time::timeout(limits.tcp_io, written).await {
             Ok(Ok(())) => {}
             _ => return,
         }
