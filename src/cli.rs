@@ -87,6 +87,18 @@ pub struct ServeArgs {
     /// Allow zone transfers (AXFR) to clients in this network (repeatable), e.g. 127.0.0.0/8.
     #[arg(long = "allow-transfer", value_name = "CIDR")]
     pub allow_transfer: Vec<String>,
+
+    /// Response rate limit: UDP answers per second per client /24 (IPv4) or /56 (IPv6); 0 turns it off.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub rrl_rate: u32,
+
+    /// Send every N-th rate-limited answer truncated (TC=1) so real clients retry over TCP; 0 never.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub rrl_slip: u32,
+
+    /// Networks exempt from rate limiting (repeatable; default loopback; "none" exempts nothing).
+    #[arg(long, value_name = "CIDR")]
+    pub rrl_exempt: Vec<String>,
 }
 
 #[derive(Debug, Args)]

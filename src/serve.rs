@@ -97,6 +97,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tcp,
         Some((dot_listener, dot_config)),
         dns::server::Limits::default(),
+        rrl_config(&args)?,
         shutdown.child_token(),
     ));
     let renew_task = {
@@ -160,6 +161,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     drop(ca_dir);
     tracing::info!("stopped");
     Ok(())
+}
+
+fn rrl_config(args: &ServeArgs) -> anyhow::Result<dns::server::rrl::RrlConfig> {
+    let mut config = dns::server::rrl::RrlConfig {
+        rate: args.rrl_rate,
+        slip: args.rrl_slip,
+        ..Default::default()
+    };
+    if !args.rrl_exempt.is_empty() {
+        config.exempt = args
+            .rrl_exempt
+            .iter()
+            .filter(|text| text.as_str() != "none")
+            .map(|text| text.parse::<Cidr>().map_err(anyhow::Error::msg))
+            .collect::<Result<_, _>>()
+            .context("bad --rrl-exempt")?;
+    }
+    Ok(config)
 }
 
 /// Runs reloads until SIGTERM or SIGINT.

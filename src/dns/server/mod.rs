@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 
+pub(crate) mod rrl;
 mod udp;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -56,8 +57,10 @@ pub(crate) async fn run(
     tcp: TcpListener,
     dot: Option<(TcpListener, Arc<ServerConfig>)>,
     limits: Limits,
+    rrl_config: rrl::RrlConfig,
     shutdown: CancellationToken,
 ) {
+    let rrl = Arc::new(rrl::Rrl::new(rrl_config));
     let mut udp_threads = Vec::new();
     match udp
         .into_std()
@@ -67,15 +70,16 @@ pub(crate) async fn run(
             let socket = Arc::new(socket);
             let runtime = tokio::runtime::Handle::current();
             for i in 0..limits.udp_workers {
-                let (engine, socket, runtime, shutdown) = (
+                let (engine, socket, runtime, shutdown, rrl) = (
                     engine.clone(),
                     socket.clone(),
                     runtime.clone(),
                     shutdown.clone(),
+                    rrl.clone(),
                 );
                 let spawned = std::thread::Builder::new()
                     .name(format!("dns-udp-{i}"))
-                    .spawn(move || udp::worker(&engine, &socket, &runtime, &shutdown));
+                    .spawn(move || udp::worker(&engine, &socket, &runtime, &rrl, &shutdown));
                 match spawned {
                     Ok(handle) => udp_threads.push(handle),
                     Err(e) => tracing::error!("failed to start a DNS UDP worker: {e}"),

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
+use super::rrl::{self, Rrl, Verdict};
 use crate::dns::engine::{Engine, Transport};
 
 /// Datagrams moved per system call.
@@ -27,6 +28,7 @@ pub(super) fn worker(
     engine: &Engine,
     socket: &UdpSocket,
     runtime: &Handle,
+    rrl: &Rrl,
     shutdown: &CancellationToken,
 ) {
     if let Err(e) = socket.set_read_timeout(Some(WAKE)) {
@@ -63,8 +65,15 @@ pub(super) fn worker(
                 Some(reply) => Some(reply),
                 None => runtime.block_on(engine.answer(packet, client, Transport::Udp)),
             };
-            if let Some(reply) = reply {
-                replies.push((reply, client));
+            let Some(reply) = reply else { continue };
+            match rrl.check(client.ip()) {
+                Verdict::Send => replies.push((reply, client)),
+                Verdict::Slip => {
+                    if let Some(cut) = rrl::truncated(&reply) {
+                        replies.push((cut, client));
+                    }
+                }
+                Verdict::Drop => {}
             }
         }
         if let Err(e) = send_all(socket, &replies) {
