@@ -77,7 +77,7 @@ fn sighup_reloads_the_zone() {
     assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
 
     // Same length: 127.0.0.1 → 127.0.0.2, serial 7 → 8.
-    let text = format!("{TEST_ZONE_HEAD}")
+    let text = TEST_ZONE_HEAD
         .replace(APEX_A, &APEX_A.replace("127.0.0.1", "127.0.0.2"))
         .replace(SERIAL, " 8 7200 ");
     replace_unnoticed(&file, &text);
@@ -148,7 +148,7 @@ fn a_bad_edit_keeps_the_old_zone_serving() {
     );
 
     // Fixing the file brings the new data in.
-    let good = format!("{TEST_ZONE_HEAD}")
+    let good = TEST_ZONE_HEAD
         .replace(APEX_A, &APEX_A.replace("127.0.0.1", "127.0.0.77"))
         .replace(SERIAL, " 11 7200 ");
     std::fs::write(&file, good).unwrap();
@@ -162,8 +162,7 @@ fn an_edit_without_a_serial_bump_warns_about_the_serial() {
     let server = Onebox::spawn().zones(zones.path()).start();
 
     let mark = server.stderr().len();
-    let text =
-        format!("{TEST_ZONE_HEAD}").replace(APEX_A, &APEX_A.replace("127.0.0.1", "127.0.0.5"));
+    let text = TEST_ZONE_HEAD.replace(APEX_A, &APEX_A.replace("127.0.0.1", "127.0.0.5"));
     std::fs::write(&file, text).unwrap();
     wait_for_a(&server, "foobar.com.", "127.0.0.5");
     let log = server.wait_for_log("serial", mark);
