@@ -367,9 +367,15 @@ impl Onebox {
     /// Sends SIGTERM and waits for the process to exit; panics at the deadline.
     pub fn terminate(&mut self) -> ExitStatus {
         self.signal(libc::SIGTERM);
+        self.wait_exit()
+    }
+
+    /// Waits for the process to exit (after a signal the test sent) and for its
+    /// output to be read; panics at the deadline.
+    pub fn wait_exit(&mut self) -> ExitStatus {
         let child = self.child.as_mut().expect("still running");
         let status = wait_timeout(child, DEADLINE)
-            .unwrap_or_else(|| panic!("onebox did not exit within {DEADLINE:?} of SIGTERM"));
+            .unwrap_or_else(|| panic!("onebox did not exit within {DEADLINE:?}"));
         self.child = None;
         for thread in self.threads.drain(..) {
             let _ = thread.join();
