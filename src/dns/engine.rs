@@ -39,7 +39,6 @@ pub(crate) enum Transport {
     /// DNS over TLS (RFC 7858): TCP framing inside TLS.
     Tls,
     /// DNS over HTTPS (RFC 8484).
-    #[allow(dead_code)] // served once the HTTPS listener lands
     Https,
 }
 
