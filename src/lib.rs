@@ -25,5 +25,6 @@ pub mod check;
 pub mod cli;
 pub(crate) mod db;
 pub(crate) mod dns;
+pub(crate) mod live;
 pub mod serve;
 pub(crate) mod web;

@@ -20,6 +20,7 @@ use crate::ca::{self, Ca, Certificates};
 use crate::cli::ServeArgs;
 use crate::db::Db;
 use crate::dns::{self, Engine, Zones, engine::Cidr};
+use crate::live::Live;
 use crate::web::{self, WebConfig};
 
 /// How long a graceful stop may wait for in-flight work.
@@ -89,7 +90,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
 
     let shutdown = CancellationToken::new();
-    let engine = Engine::new(zones.clone(), transfer);
+    let live = Live::new();
+    let engine = Engine::new(zones.clone(), transfer).with_live(live.clone());
     let dot_config = certs.server_config(&[b"dot"])?;
     let dns_task = tokio::spawn(dns::server::run(
         engine,

@@ -24,6 +24,7 @@ use hickory_server::zone_handler::MessageResponse;
 
 use super::cache::{self, AnswerCache, Cached};
 use super::{ZoneSet, Zones};
+use crate::live::{self, Event, Live};
 
 /// The largest UDP answer we send with EDNS: the DNS Flag Day 2020 value that NSD,
 /// Knot and BIND use, small enough never to be fragmented on real paths.
@@ -135,6 +136,8 @@ pub(crate) struct Engine {
     transfer: Arc<Vec<Cidr>>,
     /// Off only in tests that compare the fast path with the full one.
     use_cache: bool,
+    /// Where the live view hears about each query.
+    live: Option<Live>,
 }
 
 impl Engine {
@@ -143,6 +146,30 @@ impl Engine {
             zones,
             transfer: Arc::new(allow_transfer),
             use_cache: true,
+            live: None,
+        }
+    }
+
+    /// Publishes every answered query to the live view too.
+    pub(crate) fn with_live(mut self, live: Live) -> Self {
+        self.live = Some(live);
+        self
+    }
+
+    /// The query log and the live view: one event per query.
+    fn record(&self, event: QueryEvent) {
+        log_query(&event);
+        if let Some(live) = &self.live {
+            live.publish(Event::Dns {
+                at_ms: live::now_ms(),
+                client: event.client,
+                transport: event.transport,
+                name: event.qname,
+                qtype: event.qtype,
+                rcode: event.rcode,
+                answers: event.answers,
+                micros: event.micros,
+            });
         }
     }
 
@@ -175,7 +202,7 @@ impl Engine {
         let key = AnswerCache::key(packet, transport)?;
         let cached = self.zones.snapshot().answers.get(&key)?;
         let reply = cache::replay(&cached, packet);
-        log_query(&QueryEvent {
+        self.record(QueryEvent {
             client,
             transport: transport.as_str(),
             qname: cached.qname.clone(),
@@ -230,7 +257,13 @@ impl Engine {
             event.answers = u16::from_be_bytes([reply[6], reply[7]]);
         }
         event.micros = started.elapsed().as_micros() as u64;
-        log_query(&event);
+        let (qname, qtype, rcode, answers) = (
+            event.qname.clone(),
+            event.qtype.clone(),
+            event.rcode.clone(),
+            event.answers,
+        );
+        self.record(event);
         if self.use_cache
             && let Some(key) = AnswerCache::key(packet, transport)
         {
@@ -239,10 +272,10 @@ impl Engine {
                     key,
                     Cached {
                         reply: reply.clone(),
-                        qname: event.qname,
-                        qtype: event.qtype,
-                        rcode: event.rcode,
-                        answers: event.answers,
+                        qname,
+                        qtype,
+                        rcode,
+                        answers,
                     },
                 );
             }
