@@ -6,7 +6,7 @@
 //! ring of recent events plus a bounded channel) and publishing never waits: a
 //! slow viewer misses events, it never slows the servers.
 // The web server publishes HTTP events and serves the page once the site lands.
-#![cfg_attr(not(test), allow(dead_code))]
+#![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
