@@ -65,9 +65,10 @@ if [ "${#missing[@]}" -eq 0 ]; then
     echo "all present"
 else
     echo "installing: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    as_root apt-get -o DPkg::Lock::Timeout=300 update
-    as_root apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}"
+    # `env` keeps DEBIAN_FRONTEND through sudo, which resets the environment.
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+        install -y --no-install-recommends "${missing[@]}"
 fi
 
 # The nsd (and knot, if present) packages start system daemons on install. The
