@@ -26,6 +26,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Find, print, install or uninstall the local certificate authority.
     Ca(CaArgs),
+    /// Take the site down for maintenance (503) or bring it back; DNS keeps answering.
+    Maintenance(MaintenanceArgs),
 }
 
 impl Default for Command {
@@ -106,6 +108,27 @@ pub struct CheckArgs {
     /// Zone files to check.
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceArgs {
+    #[arg(value_enum)]
+    pub state: MaintenanceState,
+
+    /// The running server's data folder (its control socket is DIR/onebox.sock).
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+
+    /// The control socket itself: the ready line's "control" (needed with --ephemeral).
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MaintenanceState {
+    On,
+    Off,
+    Status,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,7 @@ pub(crate) mod app;
 pub mod ca;
 pub mod check;
 pub mod cli;
+pub mod control;
 pub(crate) mod db;
 pub(crate) mod dns;
 pub(crate) mod live;

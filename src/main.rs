@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => onebox::serve::run(*args),
         Command::Check(args) => onebox::check::run(args),
         Command::Ca(args) => onebox::ca::command::run(args),
+        Command::Maintenance(args) => onebox::control::run(args),
     };
     match result {
         Ok(code) => code,

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ca::{self, Ca, Certificates};
 use crate::cli::ServeArgs;
+use crate::control::{self, Maintenance};
 use crate::db::Db;
 use crate::dns::{self, Engine, Zones, engine::Cidr};
 use crate::live::Live;
@@ -64,6 +65,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let http_listener = bind_http(&zones, args.http, fixture).await?;
     let http_addr = http_listener.local_addr()?;
 
+    // The database first: its lock is what tells us no other onebox uses this
+    // data folder, before we touch anything else in it.
+    let db = if args.ephemeral {
+        Db::in_memory()?
+    } else {
+        Db::open(&args.data)?
+    };
+
     // The CA lives with the data; an ephemeral run keeps it in a temporary folder
     // that goes away at exit, so clients can still be pointed at it.
     let ca_dir = if args.ephemeral {
@@ -75,6 +84,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Ca::load_or_create(ca_dir.path(), &zones.names())?,
         zones.names(),
     )?;
+    let (control_listener, control_path) = control::bind(ca_dir.path())?;
+    let maintenance = Maintenance::default();
     let dot_addr = args
         .dot
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], if fixture { 0 } else { 8853 })));
@@ -82,12 +93,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| bind_error("TCP", dot_addr, &e, "--dot 127.0.0.1:8853"))?;
     let dot_addr = dot_listener.local_addr()?;
-
-    let db = if args.ephemeral {
-        Db::in_memory()?
-    } else {
-        Db::open(&args.data)?
-    };
 
     let shutdown = CancellationToken::new();
     let live = Live::new();
@@ -100,6 +105,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some((dot_listener, dot_config)),
         dns::server::Limits::default(),
         rrl_config(&args)?,
+        shutdown.child_token(),
+    ));
+    let control_task = tokio::spawn(control::serve(
+        control_listener,
+        maintenance.clone(),
         shutdown.child_token(),
     ));
     let renew_task = {
@@ -129,6 +139,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "http": http_addr.to_string(),
         "dot": dot_addr.to_string(),
         "ca": certs.ca().path().display().to_string(),
+        "control": control_path.display().to_string(),
         "zones": zones.apex_addresses().iter().map(|(z, _)| z.clone()).collect::<Vec<_>>(),
     });
     if args.ephemeral {
@@ -153,6 +164,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         let _ = dns_task.await;
         let _ = renew_task.await;
+        let _ = control_task.await;
     })
     .await;
     if drained.is_err() {
@@ -160,6 +172,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     // Last: every acknowledged write is already committed, so this only releases the file.
     db.close();
+    let _ = std::fs::remove_file(&control_path);
     drop(ca_dir);
     tracing::info!("stopped");
     Ok(())
