@@ -29,3 +29,55 @@ pub(crate) mod dns;
 pub(crate) mod live;
 pub mod serve;
 pub(crate) mod web;
+
+/// Entry points for the fuzzer in `fuzz/`; not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::net::SocketAddr;
+
+    use crate::dns::{Engine, Zones, engine::Transport};
+
+    /// The DNS engine over the built-in zone, as every listener uses it.
+    pub struct DnsHarness {
+        engine: Engine,
+        runtime: tokio::runtime::Runtime,
+    }
+
+    impl Default for DnsHarness {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl DnsHarness {
+        pub fn new() -> Self {
+            let zones = Zones::load(std::path::Path::new("/nonexistent-onebox-zones"), true)
+                .expect("the built-in zone loads");
+            let everyone = vec!["0.0.0.0/0".parse().expect("valid network")];
+            Self {
+                engine: Engine::new(zones, everyone),
+                runtime: tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("a runtime"),
+            }
+        }
+
+        /// Answers `packet` over UDP and over TCP and checks what must always hold:
+        /// the reply echoes the ID, and a UDP reply fits the size we promise.
+        pub fn answer(&self, packet: &[u8]) {
+            let client: SocketAddr = ([127, 0, 0, 1], 5353).into();
+            for transport in [Transport::Udp, Transport::Tcp] {
+                let reply = self
+                    .runtime
+                    .block_on(self.engine.answer(packet, client, transport));
+                let Some(reply) = reply else { continue };
+                assert!(reply.len() >= 12, "reply shorter than a header");
+                assert_eq!(reply[..2], packet[..2], "reply does not echo the query ID");
+                assert!(reply[2] & 0x80 != 0, "reply without QR");
+                if transport == Transport::Udp {
+                    assert!(reply.len() <= 1232, "UDP reply of {} bytes", reply.len());
+                }
+            }
+        }
+    }
+}
