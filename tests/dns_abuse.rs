@@ -67,27 +67,6 @@ fn qr1_packets_get_no_reply() {
 
 // --- D14: garbage ------------------------------------------------------------------------
 
-/// SplitMix64: a tiny deterministic PRNG, so a failing packet can be reproduced.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-}
-
 fn header(id: u16, flags: u16, counts: [u16; 4]) -> Vec<u8> {
     let mut h = id.to_be_bytes().to_vec();
     h.extend_from_slice(&flags.to_be_bytes());

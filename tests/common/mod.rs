@@ -115,6 +115,7 @@ pub struct Spawn {
     global_args: Vec<OsString>,
     cwd: Option<PathBuf>,
     no_zones_flag: bool,
+    env: Vec<(OsString, OsString)>,
 }
 
 impl Spawn {
@@ -147,6 +148,12 @@ impl Spawn {
         S: Into<OsString>,
     {
         self.global_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable for the server (e.g. `RUST_LOG`).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -183,6 +190,7 @@ impl Spawn {
         if let Some(cwd) = &self.cwd {
             command.current_dir(cwd);
         }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -381,6 +389,17 @@ impl Onebox {
             let _ = thread.join();
         }
         status
+    }
+
+    /// The process's resident memory in KiB, from /proc (Linux).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
     }
 
     /// Whether the process is still running.
@@ -797,6 +816,27 @@ pub fn types(records: &[Record]) -> Vec<String> {
         .iter()
         .map(|r| r.record_type().to_string())
         .collect()
+}
+
+/// SplitMix64: a tiny deterministic PRNG, so a failing packet can be reproduced.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    pub fn byte(&mut self) -> u8 {
+        self.next() as u8
+    }
 }
 
 /// Asserts the server still answers `foobar.com SOA` over UDP, the liveness probe
