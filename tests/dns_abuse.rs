@@ -536,6 +536,62 @@ fn idle_tcp_connections_do_not_block_others() {
     drop(idle);
 }
 
+/// RFC 7766 §10, RFC 9210: TCP connections are capped (NSD 100, BIND 150), so
+/// holding 300 open cannot exhaust the server. UDP is served meanwhile, the extra
+/// connections are closed, and TCP works again once they are gone.
+#[test]
+fn tcp_connections_are_capped() {
+    let mut server = Onebox::start();
+    let dns = server.dns_addr();
+    let mut held: Vec<_> = (0..300).map(|_| tcp_connect(dns)).collect();
+    assert_alive(&mut server);
+
+    // Wait (bounded) until the server has closed some of them.
+    let deadline = Instant::now() + DEADLINE;
+    let closed = loop {
+        let mut closed = 0;
+        for stream in &mut held {
+            stream.set_nonblocking(true).unwrap();
+            let mut byte = [0u8; 1];
+            match stream.read(&mut byte) {
+                Ok(0) => closed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+                _ => {}
+            }
+            stream.set_nonblocking(false).unwrap();
+        }
+        if closed > 0 || Instant::now() > deadline {
+            break closed;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        closed > 0,
+        "all 300 idle connections were kept open: no cap"
+    );
+
+    drop(held);
+    let deadline = Instant::now() + DEADLINE;
+    let ask = query("www.foobar.com.", RecordType::A);
+    loop {
+        let answered = (|| {
+            let mut stream = tcp_connect(dns);
+            stream.write_all(&frame(&encode(&ask))).ok()?;
+            read_framed(&mut stream).ok()
+        })();
+        if let Some(reply) = answered {
+            assert_eq!(decode(&reply).metadata.id, ask.metadata.id);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "TCP not served again after the connections closed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_alive(&mut server);
+}
+
 /// RFC 7766 §6.2.3: the server closes connections that stay idle, so they cannot
 /// pile up. Waits (bounded) for the close; does not time it.
 #[test]
