@@ -87,3 +87,91 @@ fn udp_flood_does_not_grow_memory() {
     );
     assert_alive(&mut server);
 }
+
+/// What came back for a run of identical queries from one client address.
+#[derive(Debug, Default)]
+struct Outcome {
+    full: usize,
+    slipped: usize,
+    silent: usize,
+}
+
+/// Sends `count` queries for `www.foobar.com A` from `client` (a loopback address)
+/// in windows, and sorts the replies into full answers, slips (TC=1 and no records)
+/// and silence. `wait` is how long a missing reply is waited for: short where drops
+/// are expected, generous where every reply must come.
+fn burst(server: SocketAddr, client: &str, count: usize, wait: Duration) -> Outcome {
+    const WINDOW: usize = 50;
+    let socket = UdpSocket::bind(format!("{client}:0")).unwrap();
+    socket.connect(server).unwrap();
+    socket.set_read_timeout(Some(wait)).unwrap();
+    let mut outcome = Outcome::default();
+    let mut buf = [0u8; 4096];
+    for start in (0..count).step_by(WINDOW) {
+        let window = WINDOW.min(count - start);
+        let mut pending = std::collections::HashSet::new();
+        for _ in 0..window {
+            let ask = query("www.foobar.com.", RecordType::A);
+            pending.insert(ask.metadata.id);
+            socket.send(&encode(&ask)).unwrap();
+        }
+        while !pending.is_empty() {
+            let Ok(n) = socket.recv(&mut buf) else { break };
+            let reply = decode(&buf[..n]);
+            if !pending.remove(&reply.metadata.id) {
+                continue;
+            }
+            if reply.metadata.truncation {
+                assert!(reply.answers.is_empty(), "a slip carries no records");
+                outcome.slipped += 1;
+            } else {
+                assert_eq!(types(&reply.answers), ["CNAME", "A"]);
+                outcome.full += 1;
+            }
+        }
+        outcome.silent += pending.len();
+    }
+    outcome
+}
+
+/// RRL (checklist D19): past the rate, one client network gets drops and, every
+/// `slip`-th time, a TC=1 reply that sends a real client to TCP; TCP is never
+/// limited, and another network (127.0.1.x is another /24) is not affected.
+#[test]
+fn response_rate_limiting_drops_and_slips_past_the_rate() {
+    let server = Onebox::spawn()
+        .args([
+            "--rrl-rate",
+            "10",
+            "--rrl-slip",
+            "2",
+            "--rrl-exempt",
+            "none",
+        ])
+        .env("RUST_LOG", "warn")
+        .start();
+    let dns = server.dns_addr();
+    let limited = burst(dns, "127.0.0.1", 400, Duration::from_millis(300));
+    assert!(limited.full < 200, "not limited: {limited:?}");
+    assert!(
+        limited.full >= 10,
+        "the first second's worth is answered: {limited:?}"
+    );
+    assert!(limited.slipped > 0, "no TC=1 slips: {limited:?}");
+    assert!(limited.silent > 0, "nothing dropped: {limited:?}");
+
+    let tcp = ask_tcp(dns, &query("www.foobar.com.", RecordType::A));
+    assert!(!tcp.metadata.truncation);
+    assert_eq!(types(&tcp.answers), ["CNAME", "A"]);
+
+    let other = burst(dns, "127.0.1.1", 5, Duration::from_secs(5));
+    assert_eq!(other.full, 5, "another network was limited: {other:?}");
+}
+
+/// Loopback is exempt by default, so test suites can hammer a fixture server.
+#[test]
+fn loopback_is_not_rate_limited_by_default() {
+    let server = Onebox::spawn().env("RUST_LOG", "warn").start();
+    let outcome = burst(server.dns_addr(), "127.0.0.1", 400, Duration::from_secs(5));
+    assert_eq!(outcome.full, 400, "{outcome:?}");
+}
