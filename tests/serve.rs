@@ -102,6 +102,30 @@ fn sigterm_and_sigint_stop_with_exit_status_0() {
     }
 }
 
+/// A fixture user stops the server as soon as the ready line says it is ready.
+/// "Ready" includes the signal handlers: a SIGTERM or SIGINT sent right after the
+/// line must still be a graceful stop with status 0, not death by signal, and a
+/// SIGHUP must be a reload, not the default action (which terminates).
+#[test]
+fn signals_right_after_the_ready_line_are_handled() {
+    for round in 0..5 {
+        for signal in [libc::SIGTERM, libc::SIGINT] {
+            let mut server = Onebox::start();
+            server.signal(signal);
+            let status = server.wait_exit();
+            assert!(
+                status.success(),
+                "round {round}, signal {signal} right after the ready line: exit status {status}\n{}",
+                server.stderr()
+            );
+        }
+        let mut server = Onebox::start();
+        server.signal(libc::SIGHUP);
+        server.wait_for_log("reload", 0);
+        assert_alive(&mut server);
+    }
+}
+
 /// Each DNS query logs one event with target `onebox::dns::query` and the
 /// fields client, transport, qname, qtype, rcode, answers, micros.
 #[test]
