@@ -365,3 +365,93 @@ fn any_gets_exactly_one_rrset() {
         assert_eq!(rrsets.len(), 1, "{:?}", reply.answers);
     }
 }
+
+/// Wildcards (RFC 4592, RFC 1034 §4.3.3): `*.wild` answers for any name below
+/// `wild` that does not exist itself, with the query name as owner; such a name
+/// exists, so a type it lacks is NODATA (NOERROR + SOA), never NXDOMAIN.
+#[test]
+fn wildcards_synthesize_answers_and_nodata() {
+    let zones = test_zones("*.wild 3600 IN A 192.0.2.7\n");
+    let server = Onebox::spawn().zones(zones.path()).start();
+    for name in [
+        "x.wild.foobar.com",
+        "y.x.wild.foobar.com",
+        "X.Wild.FOOBAR.com",
+    ] {
+        let dig = server.dig(&[name, "A"]);
+        assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
+        assert!(dig.has_flag("aa"), "{}", dig.stdout);
+        let a = dig.answers_of("A");
+        assert_eq!(a.len(), 1, "{}", dig.stdout);
+        assert_eq!(
+            a[0].name.to_lowercase(),
+            format!("{}.", name.to_lowercase())
+        );
+        assert_eq!(a[0].data, "192.0.2.7");
+    }
+    for (name, rtype) in [
+        ("x.wild.foobar.com", "TXT"),
+        ("x.wild.foobar.com", "AAAA"),
+        // The empty non-terminal `wild` itself exists too (RFC 8020).
+        ("wild.foobar.com", "A"),
+    ] {
+        let dig = server.dig(&[name, rtype]);
+        let what = format!("{name} {rtype}:\n{}", dig.stdout);
+        assert_eq!(dig.status, "NOERROR", "NODATA expected: {what}");
+        assert!(dig.answer.is_empty(), "{what}");
+        let authority: Vec<(&str, u32)> = dig
+            .authority
+            .iter()
+            .map(|r| (r.rtype.as_str(), r.ttl))
+            .collect();
+        assert_eq!(authority, [("SOA", 300)], "{what}");
+    }
+}
+
+/// A zone cut (RFC 1034 §4.3.2, RFC 2181 §6.1): below `sub NS`, the data belongs
+/// to the child zone, so we are not authoritative there. Every name at or below
+/// the cut gets a referral: AA clear, empty ANSWER, the child's NS in AUTHORITY,
+/// the glue address in ADDITIONAL. (NSD 4.6 answers exactly so.)
+#[test]
+fn names_at_and_below_a_delegation_get_a_referral() {
+    let zones = test_zones("sub    3600 IN NS ns.sub.foobar.com.\nns.sub 3600 IN A  192.0.2.53\n");
+    let server = Onebox::spawn().zones(zones.path()).start();
+    for (name, rtype) in [
+        ("www.sub.foobar.com", "A"),
+        ("sub.foobar.com", "NS"),
+        ("ns.sub.foobar.com", "A"),
+        ("sub.foobar.com", "A"),
+    ] {
+        let dig = server.dig(&[name, rtype]);
+        let what = format!("{name} {rtype}:\n{}", dig.stdout);
+        assert_eq!(dig.status, "NOERROR", "{what}");
+        assert!(!dig.has_flag("aa"), "AA set on a referral: {what}");
+        assert!(dig.answer.is_empty(), "{what}");
+        let authority: Vec<(&str, &str, &str)> = dig
+            .authority
+            .iter()
+            .map(|r| (r.name.as_str(), r.rtype.as_str(), r.data.as_str()))
+            .collect();
+        assert_eq!(
+            authority,
+            [("sub.foobar.com.", "NS", "ns.sub.foobar.com.")],
+            "{what}"
+        );
+        let additional: Vec<(&str, &str, &str)> = dig
+            .additional
+            .iter()
+            .map(|r| (r.name.as_str(), r.rtype.as_str(), r.data.as_str()))
+            .collect();
+        assert_eq!(
+            additional,
+            [("ns.sub.foobar.com.", "A", "192.0.2.53")],
+            "glue missing: {what}"
+        );
+    }
+    // The parent is authoritative for the DS question at the cut: NODATA with SOA.
+    let dig = server.dig(&["sub.foobar.com", "DS"]);
+    assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
+    assert!(dig.has_flag("aa"), "{}", dig.stdout);
+    assert_eq!(dig.authority.len(), 1, "{}", dig.stdout);
+    assert_eq!(dig.authority[0].rtype, "SOA", "{}", dig.stdout);
+}
