@@ -455,3 +455,43 @@ fn names_at_and_below_a_delegation_get_a_referral() {
     assert_eq!(dig.authority.len(), 1, "{}", dig.stdout);
     assert_eq!(dig.authority[0].rtype, "SOA", "{}", dig.stdout);
 }
+
+/// A chain of in-zone CNAMEs is followed to the end, every link in ANSWER in
+/// order; a CNAME loop gets a finite answer instead of hanging or crashing.
+#[test]
+fn cname_chains_are_followed_and_loops_end() {
+    let zones = test_zones(
+        "go 3600 IN CNAME a.foobar.com.\na  3600 IN CNAME b.foobar.com.\nb  3600 IN A 192.0.2.2\n\
+         l1 3600 IN CNAME l2.foobar.com.\nl2 3600 IN CNAME l1.foobar.com.\n",
+    );
+    let server = Onebox::spawn().zones(zones.path()).start();
+    let dig = server.dig(&["go.foobar.com", "A"]);
+    assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
+    let chain: Vec<(&str, &str, &str)> = dig
+        .answer
+        .iter()
+        .map(|r| (r.name.as_str(), r.rtype.as_str(), r.data.as_str()))
+        .collect();
+    assert_eq!(
+        chain,
+        [
+            ("go.foobar.com.", "CNAME", "a.foobar.com."),
+            ("a.foobar.com.", "CNAME", "b.foobar.com."),
+            ("b.foobar.com.", "A", "192.0.2.2"),
+        ],
+        "{}",
+        dig.stdout
+    );
+
+    for transport in ["+notcp", "+tcp"] {
+        let dig = server.dig(&[transport, "l1.foobar.com", "A"]);
+        assert!(
+            matches!(dig.status.as_str(), "NOERROR" | "SERVFAIL"),
+            "{}",
+            dig.stdout
+        );
+        assert!(dig.answer.len() <= 16, "{}", dig.stdout);
+        assert!(dig.answers_of("A").is_empty(), "{}", dig.stdout);
+    }
+    assert_eq!(server.dig(&["foobar.com", "SOA"]).status, "NOERROR");
+}

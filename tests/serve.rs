@@ -193,3 +193,19 @@ fn json_log_format_writes_json_lines_with_query_events() {
     let refused = find("example.org.");
     assert_ne!(refused["rcode"], www["rcode"], "{refused}");
 }
+
+/// Logs on a pipe or in a file are for reading later and for machines: no colour
+/// escape sequences unless stderr is a terminal (as ripgrep and cargo do).
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let server = Onebox::start();
+    server.dig(&["foobar.com", "SOA"]);
+    let log = server.wait_for_log("onebox::dns::query", 0);
+    let raw = server.stderr_raw();
+    assert!(
+        !raw.contains('\u{1b}'),
+        "ANSI escape codes in piped stderr:\n{}",
+        raw.escape_debug()
+    );
+    assert!(!log.is_empty());
+}

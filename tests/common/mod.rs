@@ -206,7 +206,7 @@ impl Spawn {
                 for line in BufReader::new(pipe).lines() {
                     let Ok(line) = line else { break };
                     let mut all = stderr.lock().unwrap();
-                    all.push_str(&strip_ansi(&line));
+                    all.push_str(&line);
                     all.push('\n');
                 }
             })
@@ -293,7 +293,7 @@ fn failure(
         reason,
         status,
         stdout: stdout.lock().unwrap().join("\n"),
-        stderr: stderr.lock().unwrap().clone(),
+        stderr: strip_ansi(&stderr.lock().unwrap()),
     }
 }
 
@@ -343,6 +343,11 @@ impl Onebox {
 
     /// Everything the server wrote to stderr so far, ANSI colours removed.
     pub fn stderr(&self) -> String {
+        strip_ansi(&self.stderr.lock().unwrap())
+    }
+
+    /// Stderr exactly as written, escape sequences and all.
+    pub fn stderr_raw(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
