@@ -193,3 +193,44 @@ fn a_new_zone_file_is_served() {
     // The first zone is untouched.
     assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
 }
+
+/// An edit to an `$INCLUDE`d file is an edit to the zone: the watcher sees it.
+#[test]
+fn an_edited_include_file_is_picked_up() {
+    let zones = test_zones("$INCLUDE hosts.inc\n");
+    zones.write("hosts.inc", "mail 3600 IN A 192.0.2.25\n");
+    let server = Onebox::spawn().zones(zones.path()).start();
+    assert_eq!(dig_a(&server, "mail.foobar.com"), ["192.0.2.25"]);
+
+    zones.write(
+        "hosts.inc",
+        "mail 3600 IN A 192.0.2.26\nmx2 3600 IN A 192.0.2.27\n",
+    );
+    wait_for_a(&server, "mail.foobar.com.", "192.0.2.26");
+    assert_eq!(dig_a(&server, "mx2.foobar.com"), ["192.0.2.27"]);
+}
+
+/// A zone whose file is deleted stops being served; the others carry on.
+#[test]
+fn a_removed_zone_file_stops_being_served() {
+    let zones = test_zones("");
+    let extra = zones.write(
+        "example.net.zone",
+        "$ORIGIN example.net.\n$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 300\n\
+         @ NS ns1\nns1 A 127.0.0.1\n@ A 192.0.2.80\n",
+    );
+    let server = Onebox::spawn().zones(zones.path()).start();
+    assert_eq!(dig_a(&server, "example.net"), ["192.0.2.80"]);
+
+    std::fs::remove_file(extra).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    while server.dig(&["example.net", "A"]).status != "REFUSED" {
+        assert!(
+            Instant::now() < deadline,
+            "example.net still served after its file was removed:\n{}",
+            server.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
+}
