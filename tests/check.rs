@@ -321,3 +321,42 @@ fn serve_refuses_an_empty_zones_folder() {
     assert!(failed.stderr.contains("zone"), "{}", failed.stderr);
     assert!(failed.stdout.is_empty(), "{}", failed.stdout);
 }
+
+/// RFC 1035 §3.3: a TXT character-string is at most 255 bytes (one length byte).
+/// BIND and NSD refuse a longer one; accepted, it can only be served as SERVFAIL.
+#[test]
+fn a_txt_string_over_255_bytes() {
+    assert_one_problem(
+        "TXT 256",
+        &format!("{HEAD}txt TXT \"{}\"\n", "a".repeat(256)),
+        6,
+        "TXT",
+    );
+    // 255 is fine, and so are several strings of 255.
+    let dir = TempDir::new("check");
+    let max = "b".repeat(255);
+    let file = dir.write(
+        "foobar.com.zone",
+        &format!("{HEAD}txt TXT \"{max}\" \"{max}\"\n"),
+    );
+    let (code, stdout, stderr) = check(&[&file]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}
+
+/// Words left over after the record's data are a mistake (a missing `;`, a
+/// pasted second value), not something to drop silently. BIND and NSD refuse them.
+#[test]
+fn data_left_over_after_the_record() {
+    assert_one_problem(
+        "A with extra",
+        &format!("{HEAD}www A 192.0.2.1 192.0.2.2\n"),
+        6,
+        "192.0.2.2",
+    );
+    assert_one_problem(
+        "CNAME with extra",
+        &format!("{HEAD}www CNAME foobar.com. www.example.org.\n"),
+        6,
+        "www.example.org.",
+    );
+}

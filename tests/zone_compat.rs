@@ -109,6 +109,25 @@ fn cases() -> Vec<(&'static str, String, bool, bool)> {
             true,
             true,
         ),
+        (
+            "TXT string over 255 bytes",
+            format!("{HEAD}txt TXT \"{}\"\n", "a".repeat(300)),
+            true,
+            true,
+        ),
+        (
+            "data left over after the record",
+            format!("{HEAD}www 300 IN A 192.0.2.1 extra\n"),
+            true,
+            true,
+        ),
+        // NSD wraps an MX preference over 65535; BIND and onebox refuse it.
+        (
+            "MX preference over 65535",
+            format!("{HEAD}@ MX 70000 mail\n"),
+            true,
+            false,
+        ),
         // NSD loads a zone without NS; BIND and onebox do not: a zone must name its servers.
         (
             "no NS",
