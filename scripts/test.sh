@@ -128,6 +128,7 @@ done
 
 # --- 5. Tests ----------------------------------------------------------------------
 # One debug build serves the unit tests and every integration test (they run the
-# binary cargo builds for them, env!("CARGO_BIN_EXE_onebox")).
+# binary cargo builds for them, env!("CARGO_BIN_EXE_onebox")). --no-fail-fast runs
+# every test binary even after one fails, so a run reports every failure at once.
 section "cargo test"
-cargo test --locked
+cargo test --locked --no-fail-fast
