@@ -301,6 +301,13 @@ fn udp_replies_are_capped_at_1232_with_edns_and_512_without() {
         assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
         assert!(reply.metadata.authoritative);
         assert_eq!(reply.edns.is_some(), payload.is_some(), "OPT presence");
+        // No half-written record after the last counted one (hickory 0.26 left one,
+        // stack-facts §2.6 gap 3): the reply is exactly what its counts describe.
+        assert_eq!(
+            encode(&reply).len(),
+            raw.len(),
+            "payload {payload:?}: trailing bytes in a truncated reply: {raw:02x?}"
+        );
     }
 
     // Over TCP the whole RRset arrives, no TC.
