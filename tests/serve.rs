@@ -209,3 +209,16 @@ fn logs_to_a_pipe_have_no_colour_codes() {
     );
     assert!(!log.is_empty());
 }
+
+/// The contract lists `--log-format` among serve's flags: after `serve` works too.
+#[test]
+fn log_format_is_accepted_after_serve() {
+    let server = Onebox::spawn().args(["--log-format", "json"]).start();
+    let mark = server.stderr().len();
+    server.dig(&["foobar.com", "SOA"]);
+    let log = server.wait_for_log("onebox::dns::query", mark);
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+        assert!(parsed.is_ok(), "not a JSON line: {line}");
+    }
+}
