@@ -132,6 +132,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown.child_token(),
     ));
 
+    // Watch signals before announcing readiness: a supervisor may send SIGTERM or
+    // SIGHUP the moment it reads the ready line.
+    let signals = Signals::new()?;
     let mut ready = serde_json::json!({
         "ready": true,
         "pid": std::process::id(),
@@ -154,7 +157,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("dns: listening on {dns_addr} (udp, tcp) and {dot_addr} (dns over tls)");
 
-    wait_for_stop(&zones).await?;
+    wait_for_stop(&zones, signals).await?;
 
     tracing::info!("stopping: no new connections, finishing requests in flight");
     shutdown.cancel();
@@ -196,11 +199,29 @@ fn rrl_config(args: &ServeArgs) -> anyhow::Result<dns::server::rrl::RrlConfig> {
     Ok(config)
 }
 
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            hup: signal(SignalKind::hangup()).context("failed to watch SIGHUP")?,
+            term: signal(SignalKind::terminate()).context("failed to watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("failed to watch SIGINT")?,
+        })
+    }
+}
+
 /// Runs reloads until SIGTERM or SIGINT.
-async fn wait_for_stop(zones: &Zones) -> anyhow::Result<()> {
-    let mut hup = signal(SignalKind::hangup()).context("failed to watch SIGHUP")?;
-    let mut term = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
+async fn wait_for_stop(zones: &Zones, signals: Signals) -> anyhow::Result<()> {
+    let Signals {
+        mut hup,
+        mut term,
+        mut int,
+    } = signals;
     let mut watch = tokio::time::interval(WATCH_EVERY);
     watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -325,6 +325,24 @@ impl Engine {
             }
         }
 
+        // Below a zone cut the data belongs to another server: refer the client to
+        // it, as NSD and Knot do (hickory 0.26 answers authoritatively instead).
+        // A DS query at the cut itself is the parent's to answer.
+        if let Some(zone) = set.zone_for(query.original().name())
+            && let Some((cut, servers)) = zone.delegation(query.original().name())
+            && !(qtype == RecordType::DS && cut == *query.original().name())
+        {
+            let mut message = Message::new(metadata.id, MessageType::Response, OpCode::Query);
+            message.metadata.recursion_desired = metadata.recursion_desired;
+            message.metadata.checking_disabled = metadata.checking_disabled;
+            message.queries.push(query.original().clone());
+            message.authorities = servers;
+            message.additionals = zone.glue(&message.authorities);
+            polish(set, &mut message, query.original(), request.edns.as_ref());
+            return encode(message, transport, request.edns.as_ref())
+                .unwrap_or_else(|| error_reply(request, ResponseCode::ServFail, true));
+        }
+
         let capture = Capture::default();
         set.catalog
             .handle_request::<Capture, TokioTime>(request, capture.clone())
@@ -408,6 +426,16 @@ fn polish(set: &ZoneSet, message: &mut Message, query: &Query, request_edns: Opt
                 .retain(|r| r.record_type() != RecordType::NS);
             message.authorities.push(zone.negative_soa().clone());
         }
+    }
+
+    // RFC 4592: a name a wildcard covers exists, so a missing type there is NODATA;
+    // hickory says NXDOMAIN.
+    if message.metadata.response_code == ResponseCode::NXDomain
+        && message.answers.is_empty()
+        && let Some(zone) = set.zone_for(query.name())
+        && zone.name_exists(query.name())
+    {
+        message.metadata.response_code = ResponseCode::NoError;
     }
 
     // RFC 2308 §3: the TTL of the SOA in a negative answer is min(SOA TTL, MINIMUM);

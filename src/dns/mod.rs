@@ -110,7 +110,9 @@ impl Zone {
         &self.parsed.origin
     }
 
-    /// Whether `name` exists here, directly or through a wildcard.
+    /// Whether `name` exists here, directly or through a wildcard. A wildcard
+    /// applies only at the closest encloser (RFC 4592 §3.3.1): the nearest
+    /// ancestor that exists.
     pub(crate) fn name_exists(&self, name: &Name) -> bool {
         if self.names.contains(&LowerName::from(name)) {
             return true;
@@ -123,12 +125,47 @@ impl Zone {
             if wildcard.is_ok_and(|w| self.names.contains(&LowerName::from(&w))) {
                 return true;
             }
-            if parent.is_root() {
-                break;
+            if self.names.contains(&LowerName::from(&parent)) || parent.is_root() {
+                return false;
             }
             parent = parent.base_name();
         }
         false
+    }
+
+    /// The zone cut at or above `name` (below the apex), with its NS records:
+    /// where authority passes to another server.
+    pub(crate) fn delegation(&self, name: &Name) -> Option<(Name, Vec<Record>)> {
+        let apex = LowerName::from(self.origin());
+        let mut current = name.clone();
+        while self.origin().zone_of(&current) && LowerName::from(&current) != apex {
+            let servers: Vec<Record> = self
+                .records_at(&current)
+                .filter(|r| r.record_type() == RecordType::NS)
+                .cloned()
+                .collect();
+            if !servers.is_empty() {
+                return Some((servers[0].name.clone(), servers));
+            }
+            current = current.base_name();
+        }
+        None
+    }
+
+    /// Addresses this zone holds for the targets of these NS records ("glue").
+    pub(crate) fn glue(&self, servers: &[Record]) -> Vec<Record> {
+        let mut glue = Vec::new();
+        for server in servers {
+            let RData::NS(target) = &server.data else {
+                continue;
+            };
+            glue.extend(
+                self.records_at(&target.0)
+                    .filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA))
+                    .cloned(),
+            );
+        }
+        glue
     }
 
     /// The SOA to put in AUTHORITY for a negative answer, its TTL already

@@ -16,6 +16,7 @@ use std::str::FromStr;
 use hickory_server::proto::rr::{
     DNSClass, LowerName, Name, RData, Record, RecordSet, RecordType, RrKey,
 };
+use hickory_server::proto::serialize::binary::BinEncodable;
 use hickory_server::proto::serialize::txt::Parser;
 
 /// Where a record or a problem comes from.
@@ -510,6 +511,15 @@ impl Reader {
         if rdata.is_empty() {
             return Err(format!("{type_text} record for {owner} has no data"));
         }
+        if let Some(expected) = rdata_words(&type_text)
+            && rdata.len() > expected
+        {
+            return Err(format!(
+                "unexpected {} after the {type_text} record's data ({type_text} takes {expected} value{}; one record per line)",
+                rdata[expected],
+                if expected == 1 { "" } else { "s" }
+            ));
+        }
         let text = format!(
             "{} {ttl} IN {type_text} {}\n",
             owner.to_ascii(),
@@ -524,6 +534,11 @@ impl Reader {
             .next()
             .ok_or_else(|| format!("bad {type_text} record: nothing parsed"))?;
         debug_assert_eq!(record.dns_class, DNSClass::IN);
+        // What parses may still not fit on the wire (a TXT string over 255 bytes):
+        // find out now, not as SERVFAIL on every query for the name.
+        if let Err(e) = record.to_bytes() {
+            return Err(format!("bad {type_text} record: {e}"));
+        }
         self.records.push((
             record,
             Location {
@@ -533,6 +548,17 @@ impl Reader {
         ));
         Ok(())
     }
+}
+
+/// How many words the RDATA of a fixed-shape type has; hickory ignores extras.
+fn rdata_words(rtype: &str) -> Option<usize> {
+    Some(match rtype {
+        "A" | "AAAA" | "CNAME" | "NS" | "PTR" | "DNAME" | "ANAME" => 1,
+        "MX" => 2,
+        "SRV" => 4,
+        "SOA" => 7,
+        _ => return None,
+    })
 }
 
 fn ttl_given(tokens: &[Token], type_index: usize) -> bool {
