@@ -185,17 +185,23 @@ def run_client(argv: list[str], timeout: float, out: Path, env=None) -> tuple[in
             env=env,
         )
         deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
-            if pid:
-                p.returncode = os.waitstatus_to_exitcode(status)
-                break
-            if time.monotonic() > deadline:
-                p.kill()
-                _, status, usage = os.wait4(p.pid, 0)
-                p.returncode = -9
-                break
-            time.sleep(0.02)
+        try:
+            while True:
+                pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+                if pid:
+                    p.returncode = os.waitstatus_to_exitcode(status)
+                    break
+                if time.monotonic() > deadline:
+                    p.kill()
+                    _, status, usage = os.wait4(p.pid, 0)
+                    p.returncode = -9
+                    break
+                time.sleep(0.02)
+        except BaseException:
+            # Interrupted: the load stops with us.
+            p.kill()
+            os.wait4(p.pid, 0)
+            raise
     return p.returncode, out.read_text(errors="replace"), usage.ru_utime + usage.ru_stime
 
 
@@ -331,8 +337,9 @@ def onebox_env() -> dict:
     return env
 
 
-def start_onebox(procs: Procs, binary: str, work: Path, name: str, extra_args: list[str]) -> Server:
-    err = (work / f"{name}.stderr").open("wb")
+def start_onebox(procs: Procs, binary: str, work: Path, tag: str, extra_args: list[str]) -> Server:
+    name = "onebox"
+    err = (work / f"{tag}.stderr").open("wb")
     p = procs.start(
         [binary, "serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0", *extra_args],
         env=onebox_env(),
@@ -586,11 +593,13 @@ class Bench:
 
     def dns_throughput(self, servers: list[Server], mode: str, label: str, extra: list[str]):
         samples: dict[str, list[Sample]] = {s.name: [] for s in servers}
+        sizes: dict[str, list[float]] = {s.name: [] for s in servers}
         for r in range(self.args.rounds):
             for s in rotate(servers, r):
                 stats, _, cpu, ccpu, other = self.dnsperf(s, mode, extra, self.args.seconds, f"dns-{mode}-{s.name}")
                 sample = Sample(stats["completed"], stats["runtime"], cpu, ccpu, other)
                 samples[s.name].append(sample)
+                sizes[s.name].append(stats["size"])
                 lost = stats["lost"] / stats["sent"] * 100 if stats["sent"] else 0
                 self.details.append(
                     f"DNS {label} | {s.name} | round {r + 1}: {sample.rate:,.0f} q/s, server CPU {cpu:.2f} s "
@@ -598,6 +607,8 @@ class Bench:
                     f"core 0 busy with others {other:.0%}; {stats['codes']}; answers {stats['size']:.0f} bytes on average"
                 )
                 log(f"DNS {label} {s.name} round {r + 1}: {sample.rate:,.0f} q/s, {sample.per_cpu:,.0f} q/CPU-s")
+        for name, size in sizes.items():
+            self.put(f"dns-{mode}-size", name, statistics.median(size))
         for name, ss in samples.items():
             self.put(f"dns-{mode}-qps", name, statistics.median(x.rate for x in ss))
             self.put(f"dns-{mode}-percpu", name, statistics.median(x.per_cpu for x in ss))
@@ -924,7 +935,7 @@ class Bench:
         R = self.results
         rows = []
 
-        def row(label, key, who, unit_fmt, target="", lower_better=False, versus=None):
+        def row(label, key, who, unit_fmt, target="", lower_better=False, versus=None, compare=True):
             """versus: (key, peer name) to compare against a different figure."""
             cells = {}
             for w in ("onebox", "NSD", "Knot", "nginx"):
@@ -936,7 +947,7 @@ class Bench:
                 peers = [R.get(key, {}).get(w) for w in who if w != "onebox"]
             peers = [p for p in peers if isinstance(p, (int, float)) and p == p]
             ratio = ""
-            if isinstance(mine, (int, float)) and peers:
+            if compare and isinstance(mine, (int, float)) and peers:
                 best = min(peers) if lower_better else max(peers)
                 ratio = f"{mine / best:.2f}×" if best else ""
             rows.append(f"| {label} | {cells['onebox']} | {cells['NSD']} | {cells['Knot']} | {cells['nginx']} | {ratio} | {target} |")
@@ -945,6 +956,7 @@ class Bench:
         web = ("onebox", "nginx")
         row("DNS UDP, queries/s (capped by dnsperf on 1 core)", "dns-udp-qps", dns, "int")
         row("**DNS UDP, queries per server CPU-second**", "dns-udp-percpu", dns, "int", "≥ 1.00×")
+        row("DNS UDP, mean answer size, bytes (NSD adds NS and glue)", "dns-udp-size", dns, "int", compare=False)
         row(f"DNS UDP latency p50 at {LATENCY_QPS // 1000}k q/s, µs (lower is better)", "dns-p50", dns, "int", "", True)
         row(f"DNS UDP latency p99 at {LATENCY_QPS // 1000}k q/s, µs (lower is better)", "dns-p99", dns, "int", "≤ 1.00×", True)
         row("DNS TCP pipelined, queries/s", "dns-tcp-qps", dns, "int")
