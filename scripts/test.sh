@@ -39,6 +39,7 @@ PACKAGES=(
     "bind9-dnsutils:dig"            # dig, nsupdate: the DNS tests' client
     "bind9-utils:named-checkzone"   # BIND's zone checker (tests/zone_compat.rs)
     "nsd:nsd-checkzone"             # NSD's zone checker (tests/zone_compat.rs)
+    "knot:"                         # knotd (and nsd): the oracles of tests/dns_differential.rs
     "knot-dnsutils:kdig"            # a second DNS client
     "python3:python3"
     "iproute2:ip"                   # network namespaces for the browser tests
