@@ -319,7 +319,8 @@ fn scramble_case(name: &str, rng: &mut Rng) -> String {
         .collect()
 }
 
-/// One record as compared: (owner lower case, TYPE, TTL, RDATA). RDATA is lower
+/// One record as compared: (owner lower case, TYPE, TTL, RDATA); sections are
+/// compared as sorted lists of these. RDATA is lower
 /// case too except in TXT, because names in RDATA compare without case and servers
 /// compress them against the question, whose case is the client's.
 type Rr = (String, String, u32, String);
@@ -327,16 +328,16 @@ type Rr = (String, String, u32, String);
 /// A reply reduced to what the comparison looks at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct View {
-    /// `NOERROR`, `NXDOMAIN`, ...; `no reply` or `unparseable: ...` otherwise.
+    /// `NoError`, `NXDomain`, `BADVERS`, ...; or `no reply`, `unparseable: ...`.
     rcode: String,
     /// The question echoed back, case and all.
     question: String,
     /// Which of `aa tc ra rd ad` are set.
     flags: String,
     cd: bool,
-    answer: BTreeSet<Rr>,
-    authority: BTreeSet<Rr>,
-    additional: BTreeSet<Rr>,
+    answer: Vec<Rr>,
+    authority: Vec<Rr>,
+    additional: Vec<Rr>,
     /// `none`, or `v0`, `v0 do`.
     opt: String,
     /// The OPT's advertised UDP payload size.
@@ -379,7 +380,12 @@ impl View {
         .map(|(_, flag)| *flag)
         .collect::<Vec<_>>()
         .join(" ");
-        let section = |records: &[Record]| records.iter().map(rr).collect::<BTreeSet<_>>();
+        // Sorted, not deduplicated: a record sent twice is a difference too.
+        let section = |records: &[Record]| {
+            let mut section: Vec<Rr> = records.iter().map(rr).collect();
+            section.sort();
+            section
+        };
         Self {
             rcode: rcode_name(m.response_code),
             question: message
@@ -415,7 +421,7 @@ impl View {
 
     /// The field, printed for a diff.
     fn show(&self, field: Field) -> String {
-        let records = |set: &BTreeSet<Rr>| {
+        let records = |set: &Vec<Rr>| {
             if set.is_empty() {
                 return "(empty)".to_string();
             }
@@ -556,7 +562,8 @@ const ALLOWED: &[Allowance] = &[
             let glue_kept = !views.iter().any(View::is_referral)
                 || nsd
                     .additional
-                    .intersection(&knot.additional)
+                    .iter()
+                    .filter(|r| knot.additional.contains(r))
                     .all(|r| onebox.additional.contains(r));
             field == Field::Additional && additional_within(onebox, nsd, knot) && glue_kept
         },
@@ -572,7 +579,7 @@ fn additional_within(onebox: &View, nsd: &View, knot: &View) -> bool {
 }
 
 /// True if every record in `set` is owned by the query name and has one type.
-fn one_rrset_owned_by(set: &BTreeSet<Rr>, qname: &str) -> bool {
+fn one_rrset_owned_by(set: &[Rr], qname: &str) -> bool {
     let owner = qname.to_ascii_lowercase();
     let types: BTreeSet<_> = set.iter().map(|(_, rtype, _, _)| rtype).collect();
     set.iter().all(|(name, ..)| *name == owner) && types.len() <= 1
