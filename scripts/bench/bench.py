@@ -623,6 +623,9 @@ class Bench:
                 )
                 values = [float(m.group(1)) for m in re.finditer(r"^> \S+ \S+ \S+ ([\d.]+)$", out, re.M)]
                 lat[s.name].extend(values)
+                # A lost query counts as the full timeout, so dropping cannot
+                # improve a server's percentiles.
+                lat[s.name].extend([2.0] * int(stats["lost"]))
                 lost[s.name] += stats["lost"]
                 self.details.append(
                     f"DNS UDP latency | {s.name} | round {r + 1}: {len(values):,} answers at {stats['qps']:,.0f} q/s, "
