@@ -24,5 +24,7 @@ pub mod check;
 pub mod cli;
 pub(crate) mod db;
 pub(crate) mod dns;
+pub mod doctor;
 pub mod serve;
+pub mod visit;
 pub(crate) mod web;

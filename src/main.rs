@@ -12,6 +12,9 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or_default() {
         Command::Serve(args) => onebox::serve::run(args),
         Command::Check(args) => onebox::check::run(args),
+        Command::Visit(args) => onebox::visit::run(args),
+        Command::Resolver(args) => onebox::visit::resolver::run(args),
+        Command::Doctor(args) => onebox::doctor::run(args),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,7 @@
 //! `std::net` addresses.
 
 pub(crate) mod engine;
+pub(crate) mod resolve;
 pub(crate) mod server;
 pub(crate) mod zonefile;
 

@@ -1,0 +1,376 @@
+//! `onebox doctor`: checks each path a visitor depends on, in the order a browser
+//! uses them, and prints pass, fail or skip with the exact fix for each failure.
+//!
+//! 1. onebox's DNS answers for each zone (SOA at `--dns`);
+//! 2. the OS resolver (getaddrinfo, what browsers and curl use) reaches it and gets
+//!    the same address as onebox's A record;
+//! 3. the web server at that address answers `/healthz` with the site's `Host`;
+//! 4. HTTPS trust, once onebox serves HTTPS.
+//!
+//! The report is a value first ([`Report`]), printed second (text or `--json`).
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::cli::DoctorArgs;
+use crate::dns::resolve::{self, Ask, Lookup, LookupError};
+use crate::visit::trace::{self, Limits, Scheme, Target};
+use crate::visit::view::Paint;
+
+/// getaddrinfo follows resolv.conf's own timeouts; this caps the wait for it.
+const OS_RESOLVER_WAIT: Duration = Duration::from_secs(10);
+/// Where the web server listens when not told otherwise (see `onebox serve`).
+const HTTP_PORT: u16 = 8080;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Status {
+    Pass,
+    Fail,
+    Skip,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Check {
+    /// `dns`, `os_resolver`, `http` or `https`.
+    pub(crate) check: &'static str,
+    pub(crate) zone: Option<String>,
+    pub(crate) status: Status,
+    pub(crate) summary: String,
+    /// The command or change that fixes a failure.
+    pub(crate) fix: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Report {
+    pub(crate) ok: bool,
+    pub(crate) dns: SocketAddr,
+    pub(crate) zones: Vec<String>,
+    pub(crate) checks: Vec<Check>,
+}
+
+pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
+    let zones = resolve::zone_names(&args.zones)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    let report = runtime.block_on(diagnose(&args, zones))?;
+    let text = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        render(&report, &Paint::for_stdout())
+    };
+    crate::visit::print_out(&text)?;
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Report> {
+    let lookup = Lookup::new(args.dns)?;
+    let mut checks = Vec::new();
+    // Flags the fix lines must repeat so they act on the same setup.
+    let mut same = String::new();
+    if args.zones != Path::new("zones") {
+        same.push_str(&format!(" --zones {}", args.zones.display()));
+    }
+    if args.dns.to_string() != "127.0.0.1:1053" {
+        same.push_str(&format!(" --dns {}", args.dns));
+    }
+
+    for zone in &zones {
+        let check = |check, status, summary: String, fix: Option<String>| Check {
+            check,
+            zone: Some(zone.clone()),
+            status,
+            summary,
+            fix,
+        };
+
+        // 1. onebox's DNS answers for the zone.
+        let soa = lookup.ask(zone, Ask::Soa).await;
+        let dns_ok = soa.is_ok();
+        checks.push(match soa {
+            Ok(answer) => {
+                let serial = answer
+                    .records
+                    .iter()
+                    .find(|r| r.rtype == "SOA")
+                    .and_then(|r| r.data.split_whitespace().nth(2).map(str::to_string))
+                    .unwrap_or_default();
+                check(
+                    "dns",
+                    Status::Pass,
+                    format!("{} answers SOA for {zone} (serial {serial})", args.dns),
+                    None,
+                )
+            }
+            Err(err) => {
+                let (summary, fix) = dns_failure(&err, zone, args);
+                check("dns", Status::Fail, summary, Some(fix))
+            }
+        });
+
+        // The name a visitor types, and the address onebox's own records give it.
+        let mut host = format!("www.{zone}");
+        let mut want = lookup.ask(&host, Ask::A).await;
+        if want.as_ref().map_or(true, |a| a.addresses.is_empty()) {
+            host = zone.clone();
+            want = lookup.ask(&host, Ask::A).await;
+        }
+        let want: Vec<IpAddr> = want.map(|a| a.addresses).unwrap_or_default();
+
+        // 2. The OS resolver reaches onebox.
+        if !dns_ok || want.is_empty() {
+            checks.push(check(
+                "os_resolver",
+                Status::Skip,
+                format!(
+                    "onebox's DNS gives no address for {host}, so there is nothing to compare with"
+                ),
+                None,
+            ));
+        } else {
+            checks.push(os_resolver_check(zone, &host, &want, &same).await);
+        }
+
+        // 3. The web server at the A address.
+        let http_addr = match (args.http, want.first()) {
+            (Some(addr), _) => Some(addr),
+            (None, Some(ip)) => Some(SocketAddr::new(*ip, HTTP_PORT)),
+            (None, None) => None,
+        };
+        match http_addr {
+            Some(addr) => checks.push(http_check(zone, &host, addr, args.dns).await),
+            None => checks.push(check(
+                "http",
+                Status::Skip,
+                format!("onebox's DNS gives no address for {host}, so there is no web server to try (give --http ADDR)"),
+                None,
+            )),
+        }
+    }
+
+    // 4. HTTPS trust.
+    checks.push(Check {
+        check: "https",
+        zone: None,
+        status: Status::Skip,
+        summary: "HTTPS is not configured yet: this build of onebox serves http only".into(),
+        fix: None,
+    });
+
+    Ok(Report {
+        ok: checks.iter().all(|c| c.status != Status::Fail),
+        dns: args.dns,
+        zones,
+        checks,
+    })
+}
+
+fn dns_failure(err: &LookupError, zone: &str, args: &DoctorArgs) -> (String, String) {
+    let dns = args.dns;
+    match err {
+        LookupError::Timeout => (
+            format!(
+                "nothing answered DNS at {dns} within {} s",
+                resolve::TIMEOUT.as_secs()
+            ),
+            format!("start onebox: onebox serve --dns {dns}"),
+        ),
+        LookupError::Unreachable => (
+            format!("nothing listens for DNS at {dns} (connection refused)"),
+            format!("start onebox: onebox serve --dns {dns}"),
+        ),
+        LookupError::Refused => (
+            format!("{dns} answers DNS but does not serve {zone} (REFUSED)"),
+            format!(
+                "serve the zone there: onebox serve --dns {dns} --zones {} (or give doctor the --zones and --dns that serve uses)",
+                args.zones.display()
+            ),
+        ),
+        other => (
+            format!("{dns} answered {other} for {zone} SOA"),
+            format!(
+                "check the zone file: onebox check {}/{zone}.zone",
+                args.zones.display()
+            ),
+        ),
+    }
+}
+
+async fn os_resolver_check(zone: &str, host: &str, want: &[IpAddr], same: &str) -> Check {
+    let fix = format!(
+        "route {zone} to onebox: sudo onebox resolver install --yes{same} (see the files first with onebox resolver print{same})"
+    );
+    let name = host.to_string();
+    // getaddrinfo blocks, so it runs on a blocking thread, bounded by our own wait.
+    let asked = tokio::time::timeout(
+        OS_RESOLVER_WAIT,
+        tokio::task::spawn_blocking(move || {
+            (name.as_str(), 80)
+                .to_socket_addrs()
+                .map(|a| a.collect::<Vec<_>>())
+        }),
+    )
+    .await;
+    let mut check = Check {
+        check: "os_resolver",
+        zone: Some(zone.to_string()),
+        status: Status::Fail,
+        summary: String::new(),
+        fix: Some(fix),
+    };
+    let list = |ips: &[IpAddr]| {
+        ips.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match asked {
+        Err(_) => {
+            check.summary = format!(
+                "the system resolver (getaddrinfo) gave no answer for {host} within {} s",
+                OS_RESOLVER_WAIT.as_secs()
+            )
+        }
+        Ok(Err(e)) => check.summary = format!("getaddrinfo could not run: {e}"),
+        Ok(Ok(Err(e))) => {
+            check.summary = format!(
+                "the system resolver (getaddrinfo) cannot resolve {host} ({e}): it does not ask onebox for {zone}"
+            )
+        }
+        Ok(Ok(Ok(addrs))) => {
+            let got: Vec<IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
+            if got.iter().any(|ip| want.contains(ip)) {
+                check.status = Status::Pass;
+                check.fix = None;
+                check.summary = format!(
+                    "the system resolver (getaddrinfo) gives {host} → {}, as onebox's records say",
+                    list(&got)
+                );
+            } else {
+                check.summary = format!(
+                    "the system resolver gives {host} → {}, but onebox says {}: another DNS server or /etc/hosts answers for it",
+                    list(&got),
+                    list(want)
+                );
+                check.fix = check
+                    .fix
+                    .map(|f| format!("{f}, and remove any {host} line from /etc/hosts"));
+            }
+        }
+    }
+    check
+}
+
+async fn http_check(zone: &str, host: &str, addr: SocketAddr, dns: SocketAddr) -> Check {
+    let host_header = if addr.port() == 80 {
+        host.to_string()
+    } else {
+        format!("{host}:{}", addr.port())
+    };
+    // Straight to the address: the DNS step was checked above.
+    let target = Target {
+        url: format!("http://{host_header}/healthz"),
+        scheme: Scheme::Http,
+        host: host.to_string(),
+        port: addr.port(),
+        path: "/healthz".into(),
+        host_header,
+        ip: Some(addr.ip()),
+    };
+    let limits = Limits {
+        connect: Duration::from_secs(3),
+        response: Duration::from_secs(5),
+        body: Duration::from_secs(5),
+    };
+    let visit = trace::visit(&trace::Request::get(target, dns), &limits).await;
+    let mut check = Check {
+        check: "http",
+        zone: Some(zone.to_string()),
+        status: Status::Pass,
+        summary: format!("http://{addr}/healthz with Host {host} answered"),
+        fix: None,
+    };
+    match &visit.error {
+        None => {
+            let status = visit
+                .steps
+                .iter()
+                .find_map(|s| match &s.detail {
+                    crate::visit::Detail::Http(h) => h.status,
+                    _ => None,
+                })
+                .unwrap_or_default();
+            check.summary.push_str(&format!(" {status}"));
+        }
+        Some(failure) => {
+            check.status = Status::Fail;
+            check.summary = format!(
+                "http://{addr}/healthz with Host {host}: {}",
+                failure.message
+            );
+            check.fix = Some(match failure.kind {
+                "connection_refused" | "connect_timeout" | "connect_error" => format!(
+                    "start onebox: onebox serve (its web server listens on the A record's address, port {HTTP_PORT}), or give doctor --http ADDR if it listens elsewhere"
+                ),
+                "http_timeout" | "http_error" => format!(
+                    "something at {addr} accepts connections but does not answer HTTP: see what listens there (ss -ltnp) and restart onebox serve"
+                ),
+                _ => "the web server answered with an error: read onebox serve's log on stderr"
+                    .to_string(),
+            });
+        }
+    }
+    check
+}
+
+pub(crate) fn render(report: &Report, paint: &Paint) -> String {
+    let mut out = format!(
+        "onebox doctor: DNS {}, zones {}\n\n",
+        report.dns,
+        report.zones.join(", ")
+    );
+    let width = report
+        .checks
+        .iter()
+        .map(|c| c.check.len())
+        .max()
+        .unwrap_or(0);
+    for c in &report.checks {
+        let status = match c.status {
+            Status::Pass => paint.green("pass"),
+            Status::Fail => paint.red("FAIL"),
+            Status::Skip => paint.dim("skip"),
+        };
+        out.push_str(&format!(
+            "{status}  {}  {}\n",
+            paint.bold(&format!("{:<width$}", c.check)),
+            c.summary
+        ));
+        if let Some(fix) = &c.fix {
+            out.push_str(&format!("{}fix: {fix}\n", " ".repeat(4 + 2 + width + 2)));
+        }
+    }
+    let failed = report
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .count();
+    out.push('\n');
+    out.push_str(&match failed {
+        0 => paint.green("all checks passed\n"),
+        1 => paint.red("1 check failed\n"),
+        n => paint.red(&format!("{n} checks failed\n")),
+    });
+    out
+}
