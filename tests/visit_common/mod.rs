@@ -1,0 +1,331 @@
+//! Fixtures for the visit, resolver and doctor tests: the real `onebox serve` on
+//! port 0 (killed on drop), a runner for one-shot `onebox` commands, temp folders,
+//! test zones, a UDP socket that never answers, and a tiny HTTP/1.1 server for the
+//! responses onebox's own site does not give (a 503, an echo of the request).
+//!
+//! Each test file includes this with `mod visit_common;`; not every file uses every
+//! helper, hence the `dead_code` allowance.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub const ONEBOX: &str = env!("CARGO_BIN_EXE_onebox");
+
+/// How long `serve` may take to print its ready line (milliseconds normally; the
+/// margin is for a machine busy compiling). A deadline, not a speed assertion.
+const READY_WAIT: Duration = Duration::from_secs(20);
+
+/// A running `onebox serve`, stopped when dropped.
+#[derive(Debug)]
+pub struct Onebox {
+    child: Child,
+    pub dns: SocketAddr,
+    pub http: SocketAddr,
+    pub ready: serde_json::Value,
+}
+
+impl Onebox {
+    /// Serves the built-in zone (the repository's `zones/` folder).
+    pub fn start() -> Self {
+        Self::start_with_zones(&repo_path("zones"))
+    }
+
+    pub fn start_with_zones(zones: &Path) -> Self {
+        let mut child = Command::new(ONEBOX)
+            .args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .arg("--ephemeral")
+            .arg("--zones")
+            .arg(zones)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn onebox serve");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(READY_WAIT) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("onebox serve printed no ready line within {READY_WAIT:?}");
+            }
+        };
+        let ready: serde_json::Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("ready line is not JSON ({e}): {line:?}");
+            }
+        };
+        let addr = |key: &str| -> SocketAddr {
+            ready[key]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("ready line has no {key} address: {line}"))
+        };
+        let (dns, http) = (addr("dns"), addr("http"));
+        Self {
+            child,
+            dns,
+            http,
+            ready,
+        }
+    }
+}
+
+impl Drop for Onebox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a one-shot `onebox` command did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout parsed as JSON, or a panic that shows both streams.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Self {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `onebox ARGS...` to completion. Every command under test bounds its own
+/// waits (DNS 2 s, connect 5 s, response 10 s), so this cannot hang for long.
+pub fn onebox<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(ONEBOX)
+        .args(args)
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run onebox")
+        .into()
+}
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// A folder under the system temp dir, unique per call, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "onebox-visit-test-{tag}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("create parent dir");
+        }
+        std::fs::write(&path, text).expect("write temp file");
+        path
+    }
+
+    /// Every file and folder below, as sorted relative paths (folders end in `/`).
+    pub fn tree(&self) -> Vec<String> {
+        fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).expect("read dir") {
+                let path = entry.expect("dir entry").path();
+                let rel = path.strip_prefix(base).unwrap().display().to_string();
+                if path.is_dir() {
+                    out.push(format!("{rel}/"));
+                    walk(base, &path, out);
+                } else {
+                    out.push(rel);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.0, &self.0, &mut out);
+        out.sort();
+        out
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A zones folder with foobar.com whose apex A is `apex`, plus `extra` records.
+pub fn zones_with_apex(apex: &str, extra: &str) -> TempDir {
+    let dir = TempDir::new("zones");
+    dir.write(
+        "foobar.com.zone",
+        &format!(
+            "$ORIGIN foobar.com.\n$TTL 3600\n\
+             @    3600 IN SOA   ns1.foobar.com. hostmaster.foobar.com. 7 7200 3600 1209600 3600\n\
+             @    3600 IN NS    ns1.foobar.com.\n\
+             ns1  3600 IN A     127.0.0.1\n\
+             @    300  IN A     {apex}\n\
+             www  3600 IN CNAME foobar.com.\n{extra}"
+        ),
+    );
+    dir
+}
+
+/// A TCP port on 127.0.0.1 where nothing listens (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+/// A UDP socket that receives DNS questions and never answers. Keep it alive for
+/// the test: while it is bound, the questions are delivered and ignored.
+pub fn silent_dns() -> UdpSocket {
+    UdpSocket::bind("127.0.0.1:0").expect("bind a silent UDP socket")
+}
+
+/// A minimal HTTP/1.1 server on 127.0.0.1: answers every request with `response`
+/// and keeps each raw request (head and body) for the test to inspect.
+#[derive(Debug)]
+pub struct HttpFixture {
+    pub addr: SocketAddr,
+    pub requests: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HttpFixture {
+    pub fn start(response: &'static str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fixture");
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (requests, stop) = (requests.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(mut stream) = stream else { continue };
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                    if let Some(request) = read_request(&mut stream) {
+                        requests.lock().unwrap().push(request);
+                        let _ = stream.write_all(response.as_bytes());
+                    }
+                }
+            })
+        };
+        Self {
+            addr,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for HttpFixture {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr); // wake the accept loop
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Reads one request: the head up to the blank line, then Content-Length bytes.
+fn read_request(stream: &mut TcpStream) -> Option<String> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                return Some(String::from_utf8_lossy(&data).into_owned());
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The steps of a `visit --json` document, by hop name.
+pub fn step<'a>(visit: &'a serde_json::Value, hop: &str) -> &'a serde_json::Value {
+    visit["steps"]
+        .as_array()
+        .expect("steps is an array")
+        .iter()
+        .find(|s| s["hop"] == hop)
+        .unwrap_or_else(|| panic!("no {hop} step in {visit:#}"))
+}
+
+pub fn hops(visit: &serde_json::Value) -> Vec<String> {
+    visit["steps"]
+        .as_array()
+        .expect("steps is an array")
+        .iter()
+        .map(|s| s["hop"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
