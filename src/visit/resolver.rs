@@ -401,14 +401,21 @@ pub(crate) fn install(hooks: &[Hook], root: Option<&Path>) -> anyhow::Result<Vec
             }
         }
         missing.reverse();
+        let mut created: Vec<PathBuf> = missing.iter().map(|d| unrooted(root, d)).collect();
+        // Reinstalling over our own file keeps its notes: those folders are still ours.
+        if bears_marker(&path) {
+            created.extend(created_dirs(
+                &std::fs::read_to_string(&path).unwrap_or_default(),
+            ));
+        }
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create {}", dir.display()))?;
         let mut contents = file.contents.clone();
-        if !missing.is_empty() {
+        if !created.is_empty() {
             // Right after the marker, so the file still starts with it.
-            let listed: String = missing
+            let listed: String = created
                 .iter()
-                .map(|d| format!("{CREATED_DIR}{}\n", unrooted(root, d).display()))
+                .map(|d| format!("{CREATED_DIR}{}\n", d.display()))
                 .collect();
             contents = contents.replacen(&format!("{MARKER}\n"), &format!("{MARKER}\n{listed}"), 1);
         }
@@ -417,6 +424,14 @@ pub(crate) fn install(hooks: &[Hook], root: Option<&Path>) -> anyhow::Result<Vec
         written.push(path);
     }
     Ok(written)
+}
+
+/// The folders a file written by install says it created.
+fn created_dirs(text: &str) -> Vec<PathBuf> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(CREATED_DIR))
+        .map(PathBuf::from)
+        .collect()
 }
 
 /// `path` with the `--root` prefix taken off: how it looks on the real system.
@@ -439,6 +454,7 @@ pub(crate) struct Removed {
 /// once empty). Files without the marker are reported and left alone.
 pub(crate) fn uninstall(platforms: &[Platform], root: Option<&Path>) -> anyhow::Result<Removed> {
     let mut report = Removed::default();
+    let mut created: Vec<PathBuf> = Vec::new();
     for platform in platforms {
         let paths: Vec<PathBuf> = match platform.candidates() {
             Candidates::File(path) => vec![rooted(root, &path)],
@@ -470,22 +486,21 @@ pub(crate) fn uninstall(platforms: &[Platform], root: Option<&Path>) -> anyhow::
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             std::fs::remove_file(&path)
                 .with_context(|| format!("failed to remove {}", path.display()))?;
+            created.extend(created_dirs(&text).iter().map(|d| rooted(root, d)));
             report.removed.push(path);
             any = true;
-            // Innermost first; a directory someone else put files in stays.
-            let mut dirs: Vec<PathBuf> = text
-                .lines()
-                .filter_map(|l| l.strip_prefix(CREATED_DIR))
-                .map(|d| rooted(root, Path::new(d)))
-                .collect();
-            dirs.reverse();
-            for dir in dirs {
-                let _ = std::fs::remove_dir(&dir);
-            }
         }
         if any {
             report.platforms.push(*platform);
         }
+    }
+    // Folders last, deepest first, once every file is gone. One someone else has
+    // since put files in is not empty, so it stays.
+    created.sort();
+    created.dedup();
+    created.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    for dir in created {
+        let _ = std::fs::remove_dir(&dir);
     }
     Ok(report)
 }
