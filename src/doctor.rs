@@ -120,13 +120,16 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
         });
 
         // The name a visitor types, and the address onebox's own records give it.
+        // (`www` when the zone has it, else the apex.) With DNS down, don't wait again.
         let mut host = format!("www.{zone}");
-        let mut want = lookup.ask(&host, Ask::A).await;
-        if want.as_ref().map_or(true, |a| a.addresses.is_empty()) {
-            host = zone.clone();
-            want = lookup.ask(&host, Ask::A).await;
+        let mut want = Vec::new();
+        if dns_ok {
+            want = addresses(&lookup, &host).await;
+            if want.is_empty() {
+                host = zone.clone();
+                want = addresses(&lookup, &host).await;
+            }
         }
-        let want: Vec<IpAddr> = want.map(|a| a.addresses).unwrap_or_default();
 
         // 2. The OS resolver reaches onebox.
         if !dns_ok || want.is_empty() {
@@ -174,6 +177,14 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
         zones,
         checks,
     })
+}
+
+async fn addresses(lookup: &Lookup, host: &str) -> Vec<IpAddr> {
+    lookup
+        .ask(host, Ask::A)
+        .await
+        .map(|a| a.addresses)
+        .unwrap_or_default()
 }
 
 fn dns_failure(err: &LookupError, zone: &str, args: &DoctorArgs) -> (String, String) {
