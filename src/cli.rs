@@ -30,6 +30,9 @@ pub enum Command {
     /// Print, install or remove the OS hook that sends only our zones to onebox's DNS.
     Resolver(ResolverArgs),
     /// Check each path a visitor depends on and print the fix for each failure.
+    #[command(
+        after_help = "Exit code: 0 when no check fails (skipped checks are fine), 1 otherwise."
+    )]
     Doctor(DoctorArgs),
 }
 

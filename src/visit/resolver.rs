@@ -243,12 +243,19 @@ pub fn run(args: ResolverArgs) -> anyhow::Result<ExitCode> {
                     ),
                 },
             };
+            let mut same = String::new();
+            if args.zones != Path::new("zones") {
+                let _ = write!(same, " --zones {}", args.zones.display());
+            }
+            if args.dns.to_string() != "127.0.0.1:1053" {
+                let _ = write!(same, " --dns {}", args.dns);
+            }
             let mut out = note.unwrap_or_default().to_string();
             for (i, platform) in platforms.iter().enumerate() {
                 if i > 0 {
                     out.push('\n');
                 }
-                out.push_str(&print(&hook(*platform, &zones, args.dns), root, args.dns));
+                out.push_str(&print(&hook(*platform, &zones, args.dns), root, &same));
             }
             print!("{out}");
             Ok(ExitCode::SUCCESS)
@@ -327,8 +334,9 @@ fn root_flag(root: Option<&Path>) -> String {
         .unwrap_or_default()
 }
 
-/// The hook as a shell script: running it does what `install` does.
-pub(crate) fn print(hook: &Hook, root: Option<&Path>, dns: SocketAddr) -> String {
+/// The hook as a shell script: running it does what `install` does. `same` holds
+/// the flags (`--zones`, `--dns`) the install line must repeat to write the same files.
+pub(crate) fn print(hook: &Hook, root: Option<&Path>, same: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# {}", hook.summary);
     for file in &hook.files {
@@ -347,14 +355,9 @@ pub(crate) fn print(hook: &Hook, root: Option<&Path>, dns: SocketAddr) -> String
     for note in &hook.notes {
         let _ = writeln!(out, "# note: {note}");
     }
-    let dns_flag = if dns.to_string() == "127.0.0.1:1053" {
-        String::new()
-    } else {
-        format!(" --dns {dns}")
-    };
     let _ = writeln!(
         out,
-        "# or let onebox do it: sudo onebox resolver install --platform {}{dns_flag} --yes{}",
+        "# or let onebox do it: sudo onebox resolver install --platform {}{same} --yes{}",
         hook.platform.name(),
         root_flag(root)
     );
