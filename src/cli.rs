@@ -111,7 +111,7 @@ Exit codes (the hop that failed):
   2  usage error (unknown flag, missing URL)
   3  dns: NXDOMAIN, NODATA, REFUSED, timeout, nothing listening
   4  connect: connection refused or timed out
-  5  tls: handshake failed, or https not supported by this build
+  5  tls: untrusted CA, name mismatch, expired, or the handshake failed
   6  http: no usable response, or a status of 400 or more (503: maintenance)";
 
 #[derive(Debug, Args)]
@@ -128,7 +128,7 @@ pub struct VisitArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Trust this CA certificate (PEM) for https URLs.
+    /// Trust the CA certificates in this PEM file for https URLs (onebox's is the "ca" path in serve's ready line).
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
 

@@ -1,11 +1,12 @@
 //! `onebox visit` against the real binary: the page through our DNS (CNAME, then A,
-//! then the web server at that address), and every failure path named by its hop
-//! with its own exit code, in the text view and in `--json`.
+//! then the web server at that address, over TLS for https), and every failure
+//! path named by its hop with its own exit code, in the text view and in `--json`.
 
 mod visit_common;
 
 use visit_common::{
-    HttpFixture, Onebox, free_port, hops, onebox, silent_dns, step, zones_with_apex,
+    HttpFixture, Onebox, TestCa, TlsServer, free_port, hops, onebox, silent_dns, step,
+    zones_with_apex,
 };
 
 fn visit_json(dns: &str, url: &str, extra: &[&str]) -> (visit_common::Run, serde_json::Value) {
@@ -200,25 +201,127 @@ fn dns_pointing_where_nothing_listens_is_connection_refused() {
 }
 
 #[test]
-fn https_fails_at_the_tls_hop_until_onebox_has_tls() {
+fn https_with_the_ca_shows_tls_version_and_alpn() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue(&["www.foobar.com"]);
+    let tls = TlsServer::start(&cert, &key);
     let server = Onebox::start();
-    // Something listens at the address, so DNS and connect pass and TLS is next.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "https://www.foobar.com:{}/",
-        listener.local_addr().unwrap().port()
+    let url = format!("https://www.foobar.com:{}/", tls.addr.port());
+    let cacert = ca.cert_path();
+    let (run, v) = visit_json(
+        &server.dns.to_string(),
+        &url,
+        &["--cacert", cacert.to_str().unwrap()],
     );
+    assert_eq!(run.code, Some(0), "{v:#}");
+    assert_eq!(hops(&v), ["dns", "connect", "tls", "http"]);
+    let tls_step = step(&v, "tls");
+    assert_eq!(tls_step["ok"], true);
+    assert_eq!(tls_step["sni"], "www.foobar.com");
+    assert_eq!(tls_step["version"], "TLSv1.3");
+    assert_eq!(tls_step["alpn"], "http/1.1");
+    assert!(v["timing"]["tls"].is_u64(), "{v:#}");
+    assert_eq!(step(&v, "http")["status"], 200);
+
+    let text = onebox([
+        "visit",
+        "--dns",
+        &server.dns.to_string(),
+        "--cacert",
+        cacert.to_str().unwrap(),
+        &url,
+    ]);
+    assert_eq!(text.code, Some(0), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("✓ tls      sni www.foobar.com, TLSv1.3, alpn http/1.1"),
+        "{}",
+        text.stdout
+    );
+    let timing = text
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("timing"))
+        .unwrap();
+    assert!(timing.contains(" tls "), "{timing}");
+}
+
+#[test]
+fn an_untrusted_certificate_fails_at_the_tls_hop() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue(&["www.foobar.com"]);
+    let tls = TlsServer::start(&cert, &key);
+    let server = Onebox::start();
+    let url = format!("https://www.foobar.com:{}/", tls.addr.port());
+
+    // No --cacert: nothing is trusted, and the message says what to pass.
     let (run, v) = visit_json(&server.dns.to_string(), &url, &[]);
     assert_eq!(run.code, Some(5), "{v:#}");
     assert_eq!(hops(&v), ["dns", "connect", "tls"]);
-    assert_eq!(step(&v, "tls")["sni"], "www.foobar.com");
+    assert_eq!(step(&v, "tls")["ok"], false);
     assert_eq!(v["error"]["hop"], "tls");
-    assert_eq!(v["error"]["kind"], "tls_unsupported");
+    assert_eq!(v["error"]["kind"], "tls_untrusted");
     assert!(
         v["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("https is not supported")
+            .contains("--cacert FILE")
+    );
+
+    // Another CA's certificate: still untrusted.
+    let other = TestCa::new();
+    let other_pem = other.cert_path();
+    let (run, v) = visit_json(
+        &server.dns.to_string(),
+        &url,
+        &["--cacert", other_pem.to_str().unwrap()],
+    );
+    assert_eq!(run.code, Some(5), "{v:#}");
+    assert_eq!(v["error"]["kind"], "tls_untrusted");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("(the --cacert file)")
+    );
+}
+
+#[test]
+fn a_certificate_for_another_name_is_a_name_mismatch() {
+    let ca = TestCa::new();
+    // Valid for www only; the apex resolves to the same address.
+    let (cert, key) = ca.issue(&["www.foobar.com"]);
+    let tls = TlsServer::start(&cert, &key);
+    let server = Onebox::start();
+    let url = format!("https://foobar.com:{}/", tls.addr.port());
+    let cacert = ca.cert_path();
+    let (run, v) = visit_json(
+        &server.dns.to_string(),
+        &url,
+        &["--cacert", cacert.to_str().unwrap()],
+    );
+    assert_eq!(run.code, Some(5), "{v:#}");
+    assert_eq!(step(&v, "tls")["sni"], "foobar.com");
+    assert_eq!(v["error"]["kind"], "tls_name_mismatch");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("not valid for foobar.com"), "{message}");
+}
+
+#[test]
+fn a_cacert_without_a_certificate_is_bad_input() {
+    let dir = visit_common::TempDir::new("cacert");
+    let empty = dir.write("empty.pem", "not a certificate\n");
+    let run = onebox([
+        "visit",
+        "--cacert",
+        empty.to_str().unwrap(),
+        "https://www.foobar.com/",
+    ]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("holds no PEM certificate"),
+        "{}",
+        run.stderr
     );
 }
 

@@ -5,8 +5,8 @@
 //! failure if any), printed second: [`view`] draws it for a person, `--json` dumps
 //! it for a script. [`trace`] does the walking: DNS through *our* server only
 //! ([`crate::dns::resolve`]), TCP connect to the address the A record gave, TLS
-//! for https (a hop of its own, so HTTPS plugs in without changing the others),
-//! then HTTP with the right `Host`. The server's own account of the layers behind
+//! for https (SNI, trust from `--cacert`, ALPN h2 or http/1.1), then HTTP with
+//! the right `Host`. The server's own account of the layers behind
 //! it (app, db) comes back in `Server-Timing` ([`server_timing`]).
 //!
 //! [`resolver`] is the OS side of the same path: the hook that makes the system
@@ -207,13 +207,18 @@ pub(crate) enum VisitError {
     #[error("could not connect to {addr}: {detail}")]
     Connect { addr: SocketAddr, detail: String },
     #[error(
-        "https is not supported by this build yet: onebox has no TLS client until its HTTPS listener lands (use an http:// URL)"
+        "the certificate of {host} is not signed by a CA you trust{}",
+        if *cacert_given { " (the --cacert file)" } else { ": pass onebox's CA with --cacert FILE (the \"ca\" path in serve's ready line)" }
     )]
-    TlsUnsupported,
-    /// Untrusted CA, name mismatch: raised by the TLS hop once it lands.
-    #[allow(dead_code)]
+    TlsUntrusted { host: String, cacert_given: bool },
+    #[error("the certificate is not valid for {host} (name mismatch): {detail}")]
+    TlsNameMismatch { host: String, detail: String },
+    #[error("the certificate of {host} has expired or is not valid yet: {detail}")]
+    TlsExpired { host: String, detail: String },
     #[error("the TLS handshake with {host} failed: {detail}")]
     Tls { host: String, detail: String },
+    #[error("{addr} did not finish the TLS handshake within {secs} s")]
+    TlsTimeout { addr: SocketAddr, secs: u64 },
     #[error("{addr} accepted the connection but sent no response within {secs} s")]
     HttpTimeout { addr: SocketAddr, secs: u64 },
     #[error("the HTTP exchange with {addr} failed: {detail}")]
@@ -237,7 +242,11 @@ impl VisitError {
             | DnsRcode { .. }
             | Dns { .. } => Hop::Dns,
             ConnectionRefused { .. } | ConnectTimeout { .. } | Connect { .. } => Hop::Connect,
-            TlsUnsupported | Tls { .. } => Hop::Tls,
+            TlsUntrusted { .. }
+            | TlsNameMismatch { .. }
+            | TlsExpired { .. }
+            | Tls { .. }
+            | TlsTimeout { .. } => Hop::Tls,
             HttpTimeout { .. } | Http { .. } | Maintenance { .. } | HttpStatus { .. } => Hop::Http,
         }
     }
@@ -256,8 +265,11 @@ impl VisitError {
             ConnectionRefused { .. } => "connection_refused",
             ConnectTimeout { .. } => "connect_timeout",
             Connect { .. } => "connect_error",
-            TlsUnsupported => "tls_unsupported",
+            TlsUntrusted { .. } => "tls_untrusted",
+            TlsNameMismatch { .. } => "tls_name_mismatch",
+            TlsExpired { .. } => "tls_expired",
             Tls { .. } => "tls_error",
+            TlsTimeout { .. } => "tls_timeout",
             HttpTimeout { .. } => "http_timeout",
             Http { .. } => "http_error",
             Maintenance { .. } => "maintenance",

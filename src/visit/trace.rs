@@ -7,7 +7,8 @@
 //! [`Visit`] it gets back.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -16,8 +17,11 @@ use hyper::body::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls;
 
 use super::{Detail, Header, Hop, HttpDetail, Step, Timing, Visit, VisitError, server_timing};
 use crate::cli::VisitArgs;
@@ -138,8 +142,9 @@ pub(crate) struct Request {
     pub(crate) method: Method,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) body: Option<Bytes>,
-    /// Trust roots for https, used by the TLS hop.
-    pub(crate) cacert: Option<PathBuf>,
+    /// CA certificates from `--cacert`: the only roots the TLS hop trusts.
+    pub(crate) trust: Vec<CertificateDer<'static>>,
+    pub(crate) cacert_given: bool,
 }
 
 impl Request {
@@ -163,14 +168,17 @@ impl Request {
                 .map_err(|_| anyhow::anyhow!("bad header value in {line:?}"))?;
             headers.push((name, value));
         }
-        if let Some(path) = &args.cacert
-            && target.scheme == Scheme::Http
-        {
-            tracing::warn!(
-                "--cacert {} is ignored: {} is not https",
-                path.display(),
-                target.url
-            );
+        let mut trust = Vec::new();
+        if let Some(path) = &args.cacert {
+            if target.scheme == Scheme::Http {
+                tracing::warn!(
+                    "--cacert {} is ignored: {} is not https",
+                    path.display(),
+                    target.url
+                );
+            } else {
+                trust = load_certs(path)?;
+            }
         }
         Ok(Self {
             target,
@@ -178,7 +186,8 @@ impl Request {
             method,
             headers,
             body: args.data.clone().map(Bytes::from),
-            cacert: args.cacert.clone(),
+            trust,
+            cacert_given: args.cacert.is_some(),
         })
     }
 
@@ -190,9 +199,23 @@ impl Request {
             method: Method::GET,
             headers: Vec::new(),
             body: None,
-            cacert: None,
+            trust: Vec::new(),
+            cacert_given: false,
         }
     }
+}
+
+fn load_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect())
+        .map_err(|e| anyhow::anyhow!("failed to read certificates from {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        bail!(
+            "{} holds no PEM certificate (BEGIN CERTIFICATE)",
+            path.display()
+        );
+    }
+    Ok(certs)
 }
 
 /// Visits `request.target` and returns what happened. Never fails: a failure is
@@ -236,11 +259,11 @@ async fn walk(request: &Request, limits: &Limits, steps: &mut Vec<Step>) -> Resu
     let ip = dns_hop(target, request.dns, steps).await?;
     let addr = SocketAddr::new(ip, target.port);
     let stream = connect_hop(addr, target, limits, steps).await?;
-    let io: Box<dyn Io> = match target.scheme {
-        Scheme::Http => Box::new(stream),
-        Scheme::Https => tls_hop(stream, request, steps).await?,
+    let (io, h2): (Box<dyn Io>, bool) = match target.scheme {
+        Scheme::Http => (Box::new(stream), false),
+        Scheme::Https => tls_hop(stream, addr, request, limits, steps).await?,
     };
-    http_hop(io, addr, request, limits, steps).await
+    http_hop(io, h2, addr, request, limits, steps).await
 }
 
 /// A byte stream HTTP can run over: a TCP stream, or TLS on top of one.
@@ -394,27 +417,139 @@ async fn connect_hop(
     }
 }
 
-/// The TLS hop: SNI = the URL's host, trust from `--cacert` (or the system store),
-/// ALPN h2 and http/1.1. This build has no TLS client yet, so the hop is recorded
-/// and fails with a clear message; when it lands, it returns the encrypted stream
-/// and fills in version and ALPN, and nothing else in the walk changes.
+/// The TLS hop: SNI is the URL's host, trust comes only from `--cacert`, ALPN
+/// offers h2 and http/1.1. Returns the encrypted stream and whether h2 was agreed.
 async fn tls_hop(
-    _stream: TcpStream,
+    stream: TcpStream,
+    addr: SocketAddr,
     request: &Request,
+    limits: &Limits,
     steps: &mut Vec<Step>,
-) -> Result<Box<dyn Io>, VisitError> {
-    let _ = &request.cacert;
-    steps.push(Step {
-        hop: Hop::Tls,
-        ok: false,
-        micros: None,
-        detail: Detail::Tls {
-            sni: request.target.host.clone(),
-            version: None,
-            alpn: None,
+) -> Result<(Box<dyn Io>, bool), VisitError> {
+    let host = request.target.host.clone();
+    let mut detail = Detail::Tls {
+        sni: host.clone(),
+        version: None,
+        alpn: None,
+    };
+    let started = Instant::now();
+    let result = async {
+        let config = client_config(&request.trust).map_err(|detail| VisitError::Tls {
+            host: host.clone(),
+            detail,
+        })?;
+        let name = ServerName::try_from(host.clone()).map_err(|e| VisitError::Tls {
+            host: host.clone(),
+            detail: format!("{host} cannot be a TLS server name: {e}"),
+        })?;
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        match tokio::time::timeout(limits.connect, connector.connect(name, stream)).await {
+            Err(_) => Err(VisitError::TlsTimeout {
+                addr,
+                secs: limits.connect.as_secs(),
+            }),
+            Ok(Err(e)) => Err(tls_failure(&e, &host, request.cacert_given)),
+            Ok(Ok(tls)) => Ok(tls),
+        }
+    }
+    .await;
+    let micros = micros_since(started);
+    match result {
+        Ok(tls) => {
+            let (_, conn) = tls.get_ref();
+            let alpn = conn
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned());
+            let h2 = alpn.as_deref() == Some("h2");
+            detail = Detail::Tls {
+                sni: host,
+                version: conn.protocol_version().map(tls_version),
+                alpn,
+            };
+            steps.push(Step {
+                hop: Hop::Tls,
+                ok: true,
+                micros,
+                detail,
+            });
+            Ok((Box::new(tls), h2))
+        }
+        Err(err) => {
+            steps.push(Step {
+                hop: Hop::Tls,
+                ok: false,
+                micros,
+                detail,
+            });
+            Err(err)
+        }
+    }
+}
+
+fn client_config(trust: &[CertificateDer<'static>]) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in trust {
+        roots
+            .add(cert.clone())
+            .map_err(|e| format!("a --cacert certificate cannot be a trust root: {e}"))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+fn tls_version(version: rustls::ProtocolVersion) -> String {
+    match version {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".into(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Names the TLS failure a person can act on: whom to trust, which name to use.
+fn tls_failure(err: &std::io::Error, host: &str, cacert_given: bool) -> VisitError {
+    use rustls::CertificateError as C;
+    let host = host.to_string();
+    let rustls_error = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match rustls_error {
+        Some(rustls::Error::InvalidCertificate(cert)) => match cert {
+            C::UnknownIssuer | C::BadSignature => VisitError::TlsUntrusted { host, cacert_given },
+            C::NotValidForName | C::NotValidForNameContext { .. } => VisitError::TlsNameMismatch {
+                detail: cert_detail(cert),
+                host,
+            },
+            C::Expired
+            | C::ExpiredContext { .. }
+            | C::NotValidYet
+            | C::NotValidYetContext { .. } => VisitError::TlsExpired {
+                detail: cert_detail(cert),
+                host,
+            },
+            other => VisitError::Tls {
+                detail: format!("bad certificate: {}", cert_detail(other)),
+                host,
+            },
         },
-    });
-    Err(VisitError::TlsUnsupported)
+        Some(other) => VisitError::Tls {
+            detail: other.to_string(),
+            host,
+        },
+        None => VisitError::Tls {
+            detail: err.to_string(),
+            host,
+        },
+    }
+}
+
+fn cert_detail(err: &rustls::CertificateError) -> String {
+    rustls::Error::InvalidCertificate(err.clone()).to_string()
 }
 
 /// Response headers worth showing: what the page is, where it sends you, when to
@@ -431,6 +566,7 @@ const INTERESTING: &[&str] = &[
 
 async fn http_hop(
     io: Box<dyn Io>,
+    h2: bool,
     addr: SocketAddr,
     request: &Request,
     limits: &Limits,
@@ -446,15 +582,11 @@ async fn http_hop(
     let started = Instant::now();
     let http_error = |detail: String| VisitError::Http { addr, detail };
     let result: Result<_, VisitError> = async {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        let mut sender = Sender::handshake(io, h2)
             .await
             .map_err(|e| http_error(error_chain(&e)))?;
-        // The connection task drives the socket; it ends when the response is read.
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let outgoing = build_request(request, &mut detail).map_err(http_error)?;
-        let response = tokio::time::timeout(limits.response, sender.send_request(outgoing))
+        let outgoing = build_request(request, h2, &mut detail).map_err(http_error)?;
+        let response = tokio::time::timeout(limits.response, sender.send(outgoing))
             .await
             .map_err(|_| VisitError::HttpTimeout {
                 addr,
@@ -549,17 +681,69 @@ fn http_step(ok: bool, micros: Option<u64>, detail: HttpDetail) -> Step {
     }
 }
 
+/// HTTP/1.1 over a plain or TLS stream, or HTTP/2 when ALPN agreed on h2.
+enum Sender {
+    Http1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    Http2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    async fn handshake(io: Box<dyn Io>, h2: bool) -> Result<Self, hyper::Error> {
+        let io = TokioIo::new(io);
+        // Each connection task drives the socket; it ends when the exchange is over.
+        if h2 {
+            let (sender, conn) =
+                hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                    .await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(Self::Http2(sender))
+        } else {
+            let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(Self::Http1(sender))
+        }
+    }
+
+    async fn send(
+        &mut self,
+        request: hyper::Request<Full<Bytes>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, hyper::Error> {
+        match self {
+            Self::Http1(sender) => sender.send_request(request).await,
+            Self::Http2(sender) => sender.send_request(request).await,
+        }
+    }
+}
+
 fn build_request(
     request: &Request,
+    h2: bool,
     detail: &mut HttpDetail,
 ) -> Result<hyper::Request<Full<Bytes>>, String> {
+    let target = &request.target;
+    let given = |name: &str| request.headers.iter().any(|(n, _)| n == name);
+    // HTTP/1.1 names the site in Host; HTTP/2 in the :authority pseudo-header,
+    // which hyper takes from an absolute URI.
+    let uri = if h2 {
+        let authority = request
+            .headers
+            .iter()
+            .find(|(n, _)| n == "host")
+            .and_then(|(_, v)| v.to_str().ok())
+            .unwrap_or(&target.host_header);
+        format!("https://{authority}{}", target.path)
+    } else {
+        target.path.clone()
+    };
     let mut builder = hyper::Request::builder()
         .method(request.method.clone())
-        .uri(request.target.path.as_str());
-    let given = |name: &str| request.headers.iter().any(|(n, _)| n == name);
-    // HTTP/1.1 requires Host; it is how one server tells its sites apart.
-    if !given("host") {
-        builder = builder.header("host", request.target.host_header.as_str());
+        .uri(uri);
+    if !h2 && !given("host") {
+        builder = builder.header("host", target.host_header.as_str());
     }
     if !given("user-agent") {
         builder = builder.header("user-agent", concat!("onebox/", env!("CARGO_PKG_VERSION")));
@@ -574,6 +758,9 @@ fn build_request(
     for (name, value) in &request.headers {
         if name == "host" {
             detail.host = value.to_str().unwrap_or_default().to_string();
+            if h2 {
+                continue; // carried as :authority
+            }
         }
         builder = builder.header(name, value);
     }

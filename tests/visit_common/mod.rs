@@ -329,3 +329,162 @@ pub fn hops(visit: &serde_json::Value) -> Vec<String> {
         .map(|s| s["hop"].as_str().unwrap_or_default().to_string())
         .collect()
 }
+
+/// Runs `openssl` with `args` in `dir`, panicking with its stderr on failure.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA made with the openssl CLI: `ca.pem` in its folder is what a client
+/// passes as `--cacert`.
+#[derive(Debug)]
+pub struct TestCa {
+    pub dir: TempDir,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let dir = TempDir::new("ca");
+        openssl(
+            dir.path(),
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=onebox test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        Self { dir }
+    }
+
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// Issues `leaf.pem` / `leaf.key` for `names` (DNS names) and returns their paths.
+    pub fn issue(&self, names: &[&str]) -> (PathBuf, PathBuf) {
+        let dir = self.dir.path();
+        let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
+        self.dir.write(
+            "leaf.ext",
+            &format!(
+                "subjectAltName={}\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+                san.join(",")
+            ),
+        );
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "leaf.key",
+                "-out",
+                "leaf.csr",
+                "-subj",
+                &format!("/CN={}", names[0]),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "leaf.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "leaf.pem",
+                "-days",
+                "1",
+                "-extfile",
+                "leaf.ext",
+            ],
+        );
+        (dir.join("leaf.pem"), dir.join("leaf.key"))
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `openssl s_server -www` on 127.0.0.1: a real TLS server that answers any GET
+/// with 200 and a status page. ALPN http/1.1. Killed on drop.
+#[derive(Debug)]
+pub struct TlsServer {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl TlsServer {
+    pub fn start(cert: &Path, key: &Path) -> Self {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-alpn", "http/1.1", "-accept"])
+            .arg(addr.to_string())
+            .arg("-cert")
+            .arg(cert)
+            .arg("-key")
+            .arg(key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn openssl s_server");
+        let server = Self { child, addr };
+        // Bounded wait until it accepts; each probe is one aborted handshake for it.
+        let deadline = std::time::Instant::now() + READY_WAIT;
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "openssl s_server did not listen on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
