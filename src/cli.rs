@@ -208,6 +208,14 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
 
+    /// onebox's HTTPS address. Default: the apex A record's address, port 8443.
+    #[arg(long, value_name = "ADDR")]
+    pub https: Option<SocketAddr>,
+
+    /// The CA onebox serve uses (the "ca" path in its ready line); without it HTTPS is not checked.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
     /// Folder of zone files onebox serves (built-in foobar.com when missing).
     #[arg(long, value_name = "DIR", default_value = "zones")]
     pub zones: PathBuf,

@@ -5,7 +5,8 @@
 //! 2. the OS resolver (getaddrinfo, what browsers and curl use) reaches it and gets
 //!    the same address as onebox's A record;
 //! 3. the web server at that address answers `/healthz` with the site's `Host`;
-//! 4. HTTPS trust, once onebox serves HTTPS.
+//! 4. HTTPS at that address, port 8443, trusted through the CA given as `--cacert`
+//!    (skipped without one).
 //!
 //! The report is a value first ([`Report`]), printed second (text or `--json`).
 
@@ -15,10 +16,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 
 use crate::cli::DoctorArgs;
 use crate::dns::resolve::{self, Ask, Lookup, LookupError};
+use crate::visit::Detail;
 use crate::visit::trace::{self, Limits, Scheme, Target};
 use crate::visit::view::Paint;
 
@@ -26,6 +29,7 @@ use crate::visit::view::Paint;
 const OS_RESOLVER_WAIT: Duration = Duration::from_secs(10);
 /// Where the web server listens when not told otherwise (see `onebox serve`).
 const HTTP_PORT: u16 = 8080;
+const HTTPS_PORT: u16 = 8443;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -76,6 +80,10 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
 
 async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Report> {
     let lookup = Lookup::new(args.dns)?;
+    let trust = match &args.cacert {
+        Some(path) => trace::load_certs(path)?,
+        None => Vec::new(),
+    };
     let mut checks = Vec::new();
     // Flags the fix lines must repeat so they act on the same setup.
     let mut same = String::new();
@@ -152,7 +160,7 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
             (None, None) => None,
         };
         match http_addr {
-            Some(addr) => checks.push(http_check(zone, &host, addr, args.dns).await),
+            Some(addr) => checks.push(web_check(Web::Http, zone, &host, addr, args.dns, &[]).await),
             None => checks.push(check(
                 "http",
                 Status::Skip,
@@ -160,16 +168,37 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
                 None,
             )),
         }
+
+        // 4. HTTPS, trusted through the CA the user says onebox uses.
+        if !trust.is_empty() {
+            let https_addr = match (args.https, want.first()) {
+                (Some(addr), _) => Some(addr),
+                (None, Some(ip)) => Some(SocketAddr::new(*ip, HTTPS_PORT)),
+                (None, None) => None,
+            };
+            match https_addr {
+                Some(addr) => {
+                    checks.push(web_check(Web::Https, zone, &host, addr, args.dns, &trust).await)
+                }
+                None => checks.push(check(
+                    "https",
+                    Status::Skip,
+                    format!("onebox's DNS gives no address for {host} (give --https ADDR)"),
+                    None,
+                )),
+            }
+        }
     }
 
-    // 4. HTTPS trust.
-    checks.push(Check {
-        check: "https",
-        zone: None,
-        status: Status::Skip,
-        summary: "HTTPS is not configured yet: this build of onebox serves http only".into(),
-        fix: None,
-    });
+    if trust.is_empty() {
+        checks.push(Check {
+            check: "https",
+            zone: None,
+            status: Status::Skip,
+            summary: "HTTPS not checked: give --cacert FILE (the \"ca\" path in serve's ready line) to check it is served and trusted".into(),
+            fix: None,
+        });
+    }
 
     Ok(Report {
         ok: checks.iter().all(|c| c.status != Status::Fail),
@@ -283,16 +312,34 @@ async fn os_resolver_check(zone: &str, host: &str, want: &[IpAddr], same: &str) 
     check
 }
 
-async fn http_check(zone: &str, host: &str, addr: SocketAddr, dns: SocketAddr) -> Check {
-    let host_header = if addr.port() == 80 {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Web {
+    Http,
+    Https,
+}
+
+/// GET /healthz straight at `addr` (the DNS step was checked above) with the
+/// site's name as Host (and SNI).
+async fn web_check(
+    web: Web,
+    zone: &str,
+    host: &str,
+    addr: SocketAddr,
+    dns: SocketAddr,
+    trust: &[CertificateDer<'static>],
+) -> Check {
+    let (name, scheme, default_port) = match web {
+        Web::Http => ("http", Scheme::Http, 80),
+        Web::Https => ("https", Scheme::Https, 443),
+    };
+    let host_header = if addr.port() == default_port {
         host.to_string()
     } else {
         format!("{host}:{}", addr.port())
     };
-    // Straight to the address: the DNS step was checked above.
     let target = Target {
-        url: format!("http://{host_header}/healthz"),
-        scheme: Scheme::Http,
+        url: format!("{name}://{host_header}/healthz"),
+        scheme,
         host: host.to_string(),
         port: addr.port(),
         path: "/healthz".into(),
@@ -304,44 +351,60 @@ async fn http_check(zone: &str, host: &str, addr: SocketAddr, dns: SocketAddr) -
         response: Duration::from_secs(5),
         body: Duration::from_secs(5),
     };
-    let visit = trace::visit(&trace::Request::get(target, dns), &limits).await;
+    let mut request = trace::Request::get(target, dns);
+    request.trust = trust.to_vec();
+    request.cacert_given = !trust.is_empty();
+    let visit = trace::visit(&request, &limits).await;
+    let asked = format!("{name}://{addr}/healthz with Host {host}");
     let mut check = Check {
-        check: "http",
+        check: name,
         zone: Some(zone.to_string()),
         status: Status::Pass,
-        summary: format!("http://{addr}/healthz with Host {host} answered"),
+        summary: format!("{asked} answered"),
         fix: None,
     };
-    match &visit.error {
-        None => {
-            let status = visit
-                .steps
-                .iter()
-                .find_map(|s| match &s.detail {
-                    crate::visit::Detail::Http(h) => h.status,
-                    _ => None,
-                })
-                .unwrap_or_default();
-            check.summary.push_str(&format!(" {status}"));
+    let Some(failure) = &visit.error else {
+        for step in &visit.steps {
+            match &step.detail {
+                Detail::Tls {
+                    version: Some(v), ..
+                } => check
+                    .summary
+                    .push_str(&format!(" over {v} (certificate trusted)")),
+                Detail::Http(h) => check
+                    .summary
+                    .push_str(&format!(" {}", h.status.unwrap_or_default())),
+                _ => {}
+            }
         }
-        Some(failure) => {
-            check.status = Status::Fail;
-            check.summary = format!(
-                "http://{addr}/healthz with Host {host}: {}",
-                failure.message
-            );
-            check.fix = Some(match failure.kind {
-                "connection_refused" | "connect_timeout" | "connect_error" => format!(
-                    "start onebox: onebox serve (its web server listens on the A record's address, port {HTTP_PORT}), or give doctor --http ADDR if it listens elsewhere"
-                ),
-                "http_timeout" | "http_error" => format!(
-                    "something at {addr} accepts connections but does not answer HTTP: see what listens there (ss -ltnp) and restart onebox serve"
-                ),
-                _ => "the web server answered with an error: read onebox serve's log on stderr"
-                    .to_string(),
-            });
-        }
-    }
+        return check;
+    };
+    check.status = Status::Fail;
+    check.summary = format!("{asked}: {}", failure.message);
+    let port = if web == Web::Http {
+        HTTP_PORT
+    } else {
+        HTTPS_PORT
+    };
+    let flag = if web == Web::Http {
+        "--http"
+    } else {
+        "--https"
+    };
+    check.fix = Some(match failure.kind {
+        "connection_refused" | "connect_timeout" | "connect_error" => format!(
+            "start onebox: onebox serve (it listens for {name} on the A record's address, port {port}), or give doctor {flag} ADDR if it listens elsewhere"
+        ),
+        "tls_untrusted" => "pass the CA onebox serve uses (the \"ca\" path in its ready line) as --cacert; for browsers, add it to their trust store".to_string(),
+        "tls_name_mismatch" => format!(
+            "the certificate does not cover {host}: restart onebox serve so it issues one for the zone's names"
+        ),
+        "tls_expired" => "restart onebox serve so it renews its certificate (and check this machine's clock)".to_string(),
+        "http_timeout" | "http_error" | "tls_timeout" | "tls_error" => format!(
+            "something at {addr} accepts connections but does not answer {name}: see what listens there (ss -ltnp) and restart onebox serve"
+        ),
+        _ => "the web server answered with an error: read onebox serve's log on stderr".to_string(),
+    });
     check
 }
 

@@ -1,10 +1,11 @@
 //! `onebox doctor` against the real binary: onebox's DNS answering, the OS resolver
 //! not reaching it on a machine without the hook (with the exact fix), the web
-//! server at the A address, and the failures when nothing runs.
+//! server at the A address, HTTPS trusted through a given CA, and the failures
+//! when nothing runs.
 
 mod visit_common;
 
-use visit_common::{Onebox, TempDir, free_port, onebox, repo_path, silent_dns};
+use visit_common::{Onebox, TempDir, TestCa, TlsServer, free_port, onebox, repo_path, silent_dns};
 
 fn check<'a>(report: &'a serde_json::Value, name: &str, zone: &str) -> &'a serde_json::Value {
     report["checks"]
@@ -181,4 +182,73 @@ fn no_web_server_at_the_address_fails_the_http_check() {
             .contains("connection refused")
     );
     assert!(web["fix"].as_str().unwrap().starts_with("start onebox"));
+}
+
+#[test]
+fn https_is_checked_through_the_given_ca() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue(&["www.foobar.com"]);
+    let tls = TlsServer::start(&cert, &key);
+    let server = Onebox::start();
+    let doctor = |cacert: &std::path::Path| {
+        onebox([
+            "doctor",
+            "--json",
+            "--dns",
+            &server.dns.to_string(),
+            "--http",
+            &server.http.to_string(),
+            "--https",
+            &tls.addr.to_string(),
+            "--cacert",
+            cacert.to_str().unwrap(),
+            "--zones",
+            &zones_arg(),
+        ])
+        .json()
+    };
+
+    let report = doctor(&ca.cert_path());
+    let https = check(&report, "https", "foobar.com");
+    assert_eq!(https["status"], "pass", "{report:#}");
+    let summary = https["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("TLSv1.3 (certificate trusted) 200"),
+        "{summary}"
+    );
+
+    let stranger = TestCa::new();
+    let report = doctor(&stranger.cert_path());
+    let https = check(&report, "https", "foobar.com");
+    assert_eq!(https["status"], "fail", "{report:#}");
+    assert!(
+        https["summary"]
+            .as_str()
+            .unwrap()
+            .contains("not signed by a CA you trust")
+    );
+    assert!(
+        https["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("pass the CA onebox serve uses")
+    );
+}
+
+#[test]
+fn without_a_ca_https_is_skipped_and_says_what_to_give() {
+    let silent = silent_dns();
+    let run = onebox([
+        "doctor",
+        "--json",
+        "--dns",
+        &silent.local_addr().unwrap().to_string(),
+        "--zones",
+        &zones_arg(),
+    ]);
+    let report = run.json();
+    let https = check(&report, "https", "");
+    assert_eq!(https["status"], "skip");
+    assert!(https["summary"].as_str().unwrap().contains("--cacert FILE"));
+    drop(silent);
 }

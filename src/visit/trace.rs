@@ -205,7 +205,7 @@ impl Request {
     }
 }
 
-fn load_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn load_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect())
         .map_err(|e| anyhow::anyhow!("failed to read certificates from {}: {e}", path.display()))?;
