@@ -244,6 +244,16 @@ fn https_with_the_ca_shows_tls_version_and_alpn() {
         .find(|l| l.starts_with("timing"))
         .unwrap();
     assert!(timing.contains(" tls "), "{timing}");
+
+    // An absolute name (trailing dot) resolves the same and sends the same SNI.
+    let absolute = format!("https://www.foobar.com.:{}/", tls.addr.port());
+    let (run, v) = visit_json(
+        &server.dns.to_string(),
+        &absolute,
+        &["--cacert", cacert.to_str().unwrap()],
+    );
+    assert_eq!(run.code, Some(0), "{v:#}");
+    assert_eq!(step(&v, "tls")["sni"], "www.foobar.com");
 }
 
 #[test]

@@ -426,7 +426,8 @@ async fn tls_hop(
     limits: &Limits,
     steps: &mut Vec<Step>,
 ) -> Result<(Box<dyn Io>, bool), VisitError> {
-    let host = request.target.host.clone();
+    // A certificate names `www.foobar.com`, never the absolute `www.foobar.com.`.
+    let host = request.target.host.trim_end_matches('.').to_string();
     let mut detail = Detail::Tls {
         sni: host.clone(),
         version: None,
