@@ -5,7 +5,7 @@
 mod visit_common;
 
 use visit_common::{
-    HttpFixture, Onebox, TestCa, TlsServer, free_port, hops, onebox, silent_dns, step,
+    H2Server, HttpFixture, Onebox, TestCa, TlsServer, free_port, hops, onebox, silent_dns, step,
     zones_with_apex,
 };
 
@@ -254,6 +254,33 @@ fn https_with_the_ca_shows_tls_version_and_alpn() {
     );
     assert_eq!(run.code, Some(0), "{v:#}");
     assert_eq!(step(&v, "tls")["sni"], "www.foobar.com");
+}
+
+#[test]
+fn alpn_h2_sends_the_request_over_http2_with_the_authority() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue(&["www.foobar.com"]);
+    let h2 = H2Server::start(&cert, &key);
+    let server = Onebox::start();
+    let url = format!("https://www.foobar.com:{}/h2?x=1", h2.addr.port());
+    let cacert = ca.cert_path();
+    let (run, v) = visit_json(
+        &server.dns.to_string(),
+        &url,
+        &["--cacert", cacert.to_str().unwrap()],
+    );
+    assert_eq!(run.code, Some(0), "{v:#}");
+    assert_eq!(step(&v, "tls")["alpn"], "h2");
+    let http = step(&v, "http");
+    assert_eq!(http["version"], "HTTP/2.0");
+    assert_eq!(http["status"], 200);
+    assert_eq!(http["body_bytes"], 5);
+    assert_eq!(step(&v, "app")["micros"], 500);
+    // HTTP/2 names the site in :authority, as Host does for HTTP/1.1.
+    assert_eq!(
+        h2.requests(),
+        [format!("GET www.foobar.com:{} /h2", h2.addr.port())]
+    );
 }
 
 #[test]
