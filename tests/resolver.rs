@@ -428,3 +428,13 @@ fn install_on_a_machine_without_the_platform_says_so() {
     assert!(run.stderr.contains("not macOS"), "{}", run.stderr);
     assert!(run.stderr.contains("nothing installed"), "{}", run.stderr);
 }
+
+#[test]
+fn a_bind_address_is_not_a_resolver_target() {
+    for dns in ["0.0.0.0:1053", "127.0.0.1:0"] {
+        let run = onebox(["resolver", "print", "--platform", "all", "--dns", dns]);
+        assert_eq!(run.code, Some(1), "{dns}: {}", run.stdout);
+        assert!(run.stdout.is_empty());
+        assert!(run.stderr.contains("serve's ready line"), "{}", run.stderr);
+    }
+}

@@ -228,6 +228,13 @@ fn rooted(root: Option<&Path>, path: &Path) -> PathBuf {
 pub fn run(args: ResolverArgs) -> anyhow::Result<ExitCode> {
     let action = args.action.unwrap_or(ResolverAction::Print);
     let root = args.root.as_deref();
+    if args.dns.ip().is_unspecified() || args.dns.port() == 0 {
+        // 0.0.0.0 and port 0 are for binding; a resolver needs where onebox answers.
+        bail!(
+            "--dns {} is not an address a resolver can send questions to: give the \"dns\" address from serve's ready line, e.g. --dns 127.0.0.1:1053",
+            args.dns
+        );
+    }
     match action {
         ResolverAction::Print => {
             let zones = zone_names(&args.zones)?;
