@@ -28,6 +28,16 @@ pub enum Command {
     Ca(CaArgs),
     /// Take the site down for maintenance (503) or bring it back; DNS keeps answering.
     Maintenance(MaintenanceArgs),
+    /// Fetch a URL the way a browser would, resolving only through onebox's DNS, and show every hop.
+    #[command(after_help = VISIT_EXIT_CODES)]
+    Visit(VisitArgs),
+    /// Print, install or remove the OS hook that sends only our zones to onebox's DNS.
+    Resolver(ResolverArgs),
+    /// Check each path a visitor depends on and print the fix for each failure.
+    #[command(
+        after_help = "Exit code: 0 when no check fails (skipped checks are fine), 1 otherwise."
+    )]
+    Doctor(DoctorArgs),
 }
 
 impl Default for Command {
@@ -161,6 +171,127 @@ pub enum CaAction {
         #[arg(long, value_name = "DIR", hide = true)]
         root: Option<PathBuf>,
     },
+}
+
+const VISIT_EXIT_CODES: &str = "\
+Exit codes (the hop that failed):
+  0  the page was fetched with a status below 400
+  1  bad input (an unparseable URL or header) or an internal error
+  2  usage error (unknown flag, missing URL)
+  3  dns: NXDOMAIN, NODATA, REFUSED, timeout, nothing listening
+  4  connect: connection refused or timed out
+  5  tls: untrusted CA, name mismatch, expired, or the handshake failed
+  6  http: no usable response, or a status of 400 or more (503: maintenance)";
+
+#[derive(Debug, Args)]
+pub struct VisitArgs {
+    /// The URL to visit, e.g. http://www.foobar.com:8080/ (http:// is assumed when missing).
+    #[arg(value_name = "URL")]
+    pub url: String,
+
+    /// The DNS server to ask, and the only one: the system resolver and hosts file are never used.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1053")]
+    pub dns: SocketAddr,
+
+    /// Print one JSON document with every step instead of the text view.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Trust the CA certificates in this PEM file for https URLs (onebox's is the "ca" path in serve's ready line).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// The request method. Default GET, or POST with --data.
+    #[arg(long, short = 'X', value_name = "M")]
+    pub method: Option<String>,
+
+    /// Send this request body (form-encoded unless -H sets Content-Type).
+    #[arg(long, short = 'd', value_name = "BODY")]
+    pub data: Option<String>,
+
+    /// Add a request header (repeatable); a Host header replaces the URL's.
+    #[arg(short = 'H', long = "header", value_name = "Name: value")]
+    pub headers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolverArgs {
+    #[command(subcommand)]
+    pub action: Option<ResolverAction>,
+
+    /// Which OS resolver to configure. Default: the one this machine runs.
+    #[arg(long, value_enum, global = true)]
+    pub platform: Option<ResolverPlatform>,
+
+    /// Folder of zone files whose zones are routed to onebox (built-in foobar.com when missing).
+    #[arg(long, value_name = "DIR", default_value = "zones", global = true)]
+    pub zones: PathBuf,
+
+    /// onebox's DNS address, where the OS should send questions about our zones.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:1053",
+        global = true
+    )]
+    pub dns: SocketAddr,
+
+    /// Prefix every path with this folder (to try the hook out, or for tests).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub root: Option<PathBuf>,
+
+    /// Consent to change system files (install and uninstall).
+    #[arg(long, global = true)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum ResolverAction {
+    /// Show the files and commands, changing nothing (the default).
+    Print,
+    /// Write the files (needs --yes) and say how to apply them.
+    Install,
+    /// Remove exactly the files install wrote (needs --yes).
+    Uninstall,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResolverPlatform {
+    /// systemd-resolved (most Linux desktops): a resolved.conf drop-in.
+    SystemdResolved,
+    /// macOS: one /etc/resolver file per zone.
+    Macos,
+    /// NetworkManager with its dnsmasq plugin.
+    Networkmanager,
+    /// Every platform above (print only, or install with --root).
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// onebox's DNS address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1053")]
+    pub dns: SocketAddr,
+
+    /// onebox's HTTP address. Default: the apex A record's address, port 8080.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+
+    /// onebox's HTTPS address. Default: the apex A record's address, port 8443.
+    #[arg(long, value_name = "ADDR")]
+    pub https: Option<SocketAddr>,
+
+    /// The CA onebox serve uses (the "ca" path in its ready line); without it HTTPS is not checked.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// Folder of zone files onebox serves (built-in foobar.com when missing).
+    #[arg(long, value_name = "DIR", default_value = "zones")]
+    pub zones: PathBuf,
+
+    /// Print one JSON document instead of the text view.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Diagnostics go to stderr; stdout is kept for what the user asked for (the ready

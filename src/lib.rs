@@ -26,8 +26,10 @@ pub mod cli;
 pub mod control;
 pub(crate) mod db;
 pub(crate) mod dns;
+pub mod doctor;
 pub(crate) mod live;
 pub mod serve;
+pub mod visit;
 pub(crate) mod web;
 
 /// Entry points for the fuzzer in `fuzz/`; not a stable API.

@@ -14,6 +14,9 @@ fn main() -> ExitCode {
         Command::Check(args) => onebox::check::run(args),
         Command::Ca(args) => onebox::ca::command::run(args),
         Command::Maintenance(args) => onebox::control::run(args),
+        Command::Visit(args) => onebox::visit::run(args),
+        Command::Resolver(args) => onebox::visit::resolver::run(args),
+        Command::Doctor(args) => onebox::doctor::run(args),
     };
     match result {
         Ok(code) => code,
