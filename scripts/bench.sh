@@ -169,7 +169,7 @@ cp "$binary" "$work/onebox"
 out="${out:-target/bench/results-$(date -u +%Y%m%d-%H%M%S).md}"
 section "measuring ($mode run); servers on core 0, load on core 1"
 # The driver itself (its probes and bookkeeping) stays off the servers' core too.
-taskset -c 1 python3 scripts/bench/bench.py \
+taskset -c 1 python3 -B scripts/bench/bench.py \
     --binary "$work/onebox" --work "$work" --zone zones/foobar.com.zone --out "$out" \
     --rounds "$rounds" --latency-rounds "$latency_rounds" --latency-seconds "$latency_seconds" --seconds "$seconds" \
     --startups "$startups" --mode "$mode"

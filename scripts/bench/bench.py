@@ -107,6 +107,16 @@ def group_rss_mb(pgid: int) -> float:
     return total_kb / 1024
 
 
+def udp_rcvbuf_errors() -> int:
+    """Datagrams the kernel dropped because a socket's receive buffer was full
+    (system-wide, /proc/net/snmp): where lost UDP queries go."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines() if line.startswith("Udp:")]
+    try:
+        return int(lines[1][lines[0].index("RcvbufErrors")])
+    except (IndexError, ValueError):
+        return 0
+
+
 def core_busy(core: str) -> tuple[int, int]:
     """(busy ticks, total ticks) of one core from /proc/stat."""
     for line in Path("/proc/stat").read_text().splitlines():
@@ -594,21 +604,26 @@ class Bench:
     def dns_throughput(self, servers: list[Server], mode: str, label: str, extra: list[str]):
         samples: dict[str, list[Sample]] = {s.name: [] for s in servers}
         sizes: dict[str, list[float]] = {s.name: [] for s in servers}
+        losses: dict[str, list[float]] = {s.name: [] for s in servers}
         for r in range(self.args.rounds):
             for s in rotate(servers, r):
+                drops = udp_rcvbuf_errors()
                 stats, _, cpu, ccpu, other = self.dnsperf(s, mode, extra, self.args.seconds, f"dns-{mode}-{s.name}")
+                drops = udp_rcvbuf_errors() - drops
                 sample = Sample(stats["completed"], stats["runtime"], cpu, ccpu, other)
                 samples[s.name].append(sample)
                 sizes[s.name].append(stats["size"])
                 lost = stats["lost"] / stats["sent"] * 100 if stats["sent"] else 0
+                losses[s.name].append(lost)
                 self.details.append(
                     f"DNS {label} | {s.name} | round {r + 1}: {sample.rate:,.0f} q/s, server CPU {cpu:.2f} s "
-                    f"→ {sample.per_cpu:,.0f} q/CPU-s; lost {lost:.2f} %; client CPU {ccpu:.2f} s; "
+                    f"→ {sample.per_cpu:,.0f} q/CPU-s; lost {lost:.2f} % ({drops} UDP receive-buffer drops); client CPU {ccpu:.2f} s; "
                     f"core 0 busy with others {other:.0%}; {stats['codes']}; answers {stats['size']:.0f} bytes on average"
                 )
                 log(f"DNS {label} {s.name} round {r + 1}: {sample.rate:,.0f} q/s, {sample.per_cpu:,.0f} q/CPU-s")
         for name, size in sizes.items():
             self.put(f"dns-{mode}-size", name, statistics.median(size))
+            self.put(f"dns-{mode}-lost", name, statistics.median(losses[name]))
         for name, ss in samples.items():
             self.put(f"dns-{mode}-qps", name, statistics.median(x.rate for x in ss))
             self.put(f"dns-{mode}-percpu", name, statistics.median(x.per_cpu for x in ss))
@@ -960,6 +975,7 @@ class Bench:
         row("DNS UDP, queries/s (capped by dnsperf on 1 core)", "dns-udp-qps", dns, "int")
         row("**DNS UDP, queries per server CPU-second**", "dns-udp-percpu", dns, "int", "≥ 1.00×")
         row("DNS UDP, mean answer size, bytes (NSD adds NS and glue)", "dns-udp-size", dns, "int", compare=False)
+        row("DNS UDP, queries lost at full load, %", "dns-udp-lost", dns, "pct", compare=False)
         row(f"DNS UDP latency p50 at {LATENCY_QPS // 1000}k q/s, µs (lower is better)", "dns-p50", dns, "int", "", True)
         row(f"DNS UDP latency p99 at {LATENCY_QPS // 1000}k q/s, µs (lower is better)", "dns-p99", dns, "int", "≤ 1.00×", True)
         row("DNS TCP pipelined, queries/s", "dns-tcp-qps", dns, "int")
@@ -1026,6 +1042,8 @@ def fmt(v, kind: str) -> str:
         return f"{v:,.0f}"
     if kind == "ms":
         return f"{v:.1f}"
+    if kind == "pct":
+        return f"{v:.2f}"
     if kind == "mb":
         return f"{v:.1f}"
     return str(v)
