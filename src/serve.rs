@@ -72,6 +72,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         db: db.clone(),
         site_dir: args.site.clone(),
         dns_addr,
+        session_ttl: session_ttl()?,
     };
     let web_task = tokio::spawn(web::serve(
         http_listener,
@@ -116,6 +117,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     db.close();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long a login lasts: 7 days, or `ONEBOX_SESSION_TTL_SECS` (undocumented in
+/// `--help` on purpose: it exists so tests can watch a session expire).
+fn session_ttl() -> anyhow::Result<Duration> {
+    match std::env::var("ONEBOX_SESSION_TTL_SECS") {
+        Ok(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs)
+            .with_context(|| {
+                format!("ONEBOX_SESSION_TTL_SECS={text}: expected whole seconds above 0")
+            }),
+        Err(_) => Ok(Duration::from_secs(7 * 24 * 3600)),
+    }
 }
 
 /// Runs reloads until SIGTERM or SIGINT.
