@@ -94,16 +94,16 @@ impl App {
         response
     }
 
-    /// A form's CSRF token must match the visitor's cookie: 403 otherwise.
-    fn check_csrf(&self, ctx: &Ctx, form: &HashMap<String, String>) -> Result<(), Response> {
+    /// A form's CSRF token must match the visitor's cookie: `Some(403 page)` if not.
+    fn csrf_rejection(&self, ctx: &Ctx, form: &HashMap<String, String>) -> Option<Response> {
         let cookie = ctx.cookie(auth::CSRF_COOKIE);
         if self
             .csrf
             .verify(cookie.as_deref(), form.get("csrf").map(String::as_str))
         {
-            return Ok(());
+            return None;
         }
-        Err(plain_page(
+        Some(plain_page(
             ctx,
             StatusCode::FORBIDDEN,
             "This form could not be verified",
@@ -150,14 +150,14 @@ fn redirect(location: &str, cookies: &[String]) -> Response {
 fn form_fields(
     ctx: &Ctx,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Result<HashMap<String, String>, Response> {
+) -> Result<HashMap<String, String>, Box<Response>> {
     form.map(|Form(map)| map).map_err(|rejection| {
-        plain_page(
+        Box::new(plain_page(
             ctx,
             rejection.status(),
             "That form could not be read",
             &rejection.body_text(),
-        )
+        ))
     })
 }
 
@@ -294,10 +294,10 @@ pub(super) async fn register(
 ) -> Response {
     let form = match form_fields(&ctx, form) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    if let Err(r) = app.check_csrf(&ctx, &form) {
-        return r;
+    if let Some(rejection) = app.csrf_rejection(&ctx, &form) {
+        return rejection;
     }
     let username = form.get("username").cloned().unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
@@ -342,10 +342,10 @@ pub(super) async fn login(
 ) -> Response {
     let form = match form_fields(&ctx, form) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    if let Err(r) = app.check_csrf(&ctx, &form) {
-        return r;
+    if let Some(rejection) = app.csrf_rejection(&ctx, &form) {
+        return rejection;
     }
     let username = form.get("username").cloned().unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
@@ -378,19 +378,18 @@ pub(super) async fn logout(
 ) -> Response {
     let form = match form_fields(&ctx, form) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    if let Err(r) = app.check_csrf(&ctx, &form) {
-        return r;
+    if let Some(rejection) = app.csrf_rejection(&ctx, &form) {
+        return rejection;
     }
-    if let Some(token) = ctx.cookie(auth::SESSION_COOKIE) {
-        if let Err(e) = ctx
+    if let Some(token) = ctx.cookie(auth::SESSION_COOKIE)
+        && let Err(e) = ctx
             .trace
             .db_write(app.db.delete_session(auth::token_hash(&token)))
             .await
-        {
-            return db_failed(&ctx, &e);
-        }
+    {
+        return db_failed(&ctx, &e);
     }
     redirect(
         "/",
@@ -406,10 +405,10 @@ pub(super) async fn create_post(
 ) -> Response {
     let form = match form_fields(&ctx, form) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    if let Err(r) = app.check_csrf(&ctx, &form) {
-        return r;
+    if let Some(rejection) = app.csrf_rejection(&ctx, &form) {
+        return rejection;
     }
     let login = match app.cookie_login(&ctx).await {
         Ok(Some(login)) => login,

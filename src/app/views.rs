@@ -98,7 +98,7 @@ pub(crate) fn home(
                 h1 { "Hello from " span.host { (frame.host) } }
                 p.lede {
                     "Register, log in and post a short message for everyone to read. "
-                    "Beside the posts, the page shows exactly how it reached you."
+                    "Every page also shows exactly how it reached you: name, DNS, connection, layers."
                 }
             }
             div.grid {
@@ -208,12 +208,17 @@ fn reached_panel(r: &Reached) -> Markup {
                 }
                 li {
                     span.step { "Layers" }
-                    p {
-                        "Web server (hyper) → application ("
-                        code { (r.route) } ") → database (redb): "
-                        (r.db_reads) " " (plural(r.db_reads, "read", "reads")) ", "
-                        (r.db_writes) " " (plural(r.db_writes, "write", "writes"))
-                        " in " (r.db_ms) " ms; " (r.so_far_ms) " ms in the server so far."
+                    ul.layers {
+                        li { span.lname { "Web server" } span { "hyper, " (r.so_far_ms) " ms so far" } }
+                        li { span.lname { "Application" } code { (r.route) } }
+                        li {
+                            span.lname { "Database" }
+                            span {
+                                "redb, " (r.db_reads) " " (plural(r.db_reads, "read", "reads")) ", "
+                                (r.db_writes) " " (plural(r.db_writes, "write", "writes"))
+                                ", " (r.db_ms) " ms"
+                            }
+                        }
                     }
                 }
                 li {

@@ -13,7 +13,7 @@ mod model;
 mod writer;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -122,7 +122,11 @@ impl Db {
     /// itself closes when the last clone is dropped.
     pub(crate) fn close(self) {
         self.inner.writer.stop();
-        tracing::info!("db: closed {}", self.inner.location);
+        let (transactions, requests) = self.write_stats();
+        tracing::info!(
+            "db: closed {} ({requests} writes committed in {transactions} transactions)",
+            self.inner.location
+        );
     }
 
     /// Runs `f` in a read transaction on the blocking pool.
@@ -189,9 +193,4 @@ fn looks_like_redb(path: &Path) -> anyhow::Result<bool> {
         .read_to_end(&mut head)
         .with_context(|| format!("failed to read {}", path.display()))?;
     Ok(head.is_empty() || head == MAGIC)
-}
-
-/// Where the pid/lock file lives: shown to the user when the folder is busy.
-pub(crate) fn lock_path(dir: &Path) -> PathBuf {
-    dir.join(lock::LOCK_FILE)
 }

@@ -9,10 +9,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use redb::{
-    Database, ReadableTable, ReadableTableMetadata, Table, TableDefinition, TableHandle, TypeName,
-    Value,
-};
+use redb::{Database, ReadableTable, Table, TableDefinition, TableHandle, TypeName, Value};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -160,7 +157,9 @@ fn storage(e: impl Into<redb::Error>) -> DbError {
     DbError::Storage(e.into().to_string())
 }
 
-pub(crate) fn schema_of(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Option<u64>, DbError> {
+pub(crate) fn schema_of(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Option<u64>, DbError> {
     let Some(raw) = meta.get("schema").map_err(storage)? else {
         return Ok(None);
     };
@@ -220,13 +219,15 @@ impl Db {
     pub(crate) async fn create_user(&self, user: User) -> Result<UserCreated, DbError> {
         self.write(move |tx| {
             let mut users = tx.open_table(USERS).map_err(storage)?;
-            if users.get(user.username.as_str()).map_err(storage)?.is_some() {
+            if users
+                .get(user.username.as_str())
+                .map_err(storage)?
+                .is_some()
+            {
                 return Ok(UserCreated::Taken);
             }
             let row = Row::encode(&user)?;
-            users
-                .insert(user.username.as_str(), row)
-                .map_err(storage)?;
+            users.insert(user.username.as_str(), row).map_err(storage)?;
             Ok(UserCreated::Created)
         })
         .await
@@ -306,7 +307,11 @@ impl Db {
     }
 
     /// Up to `limit` posts, newest first, with ids below `before` when given.
-    pub(crate) async fn posts(&self, before: Option<u64>, limit: usize) -> Result<Vec<Post>, DbError> {
+    pub(crate) async fn posts(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Post>, DbError> {
         self.read(move |tx| {
             let posts = tx.open_table(POSTS).map_err(storage)?;
             let range = match before {
@@ -328,11 +333,6 @@ impl Db {
             Ok(out)
         })
         .await
-    }
-
-    pub(crate) async fn post_count(&self) -> Result<u64, DbError> {
-        self.read(|tx| tx.open_table(POSTS).map_err(storage)?.len().map_err(storage))
-            .await
     }
 
     /// Adds one visit to `host`'s counter and returns the new count.
@@ -416,7 +416,10 @@ mod tests {
                 password_hash: "x".into(),
                 created_at: 1,
             };
-            assert_eq!(db.create_user(user.clone()).await.unwrap(), UserCreated::Created);
+            assert_eq!(
+                db.create_user(user.clone()).await.unwrap(),
+                UserCreated::Created
+            );
             assert_eq!(db.create_user(user).await.unwrap(), UserCreated::Taken);
             let session = Session {
                 username: "ann".into(),

@@ -73,30 +73,30 @@ impl Assets {
     /// The response for a GET/HEAD that names a file, or `None` to hand the
     /// request to the application.
     pub(super) async fn serve(&self, path: &str, headers: &HeaderMap) -> Option<Response> {
-        if let Some(root) = &self.site {
-            if let Some(file) = site_file(root, path) {
-                return Some(match read_file(&file).await {
-                    Ok((body, modified)) => {
-                        let etag = format!(
-                            "\"{:x}-{:x}\"",
-                            modified
-                                .duration_since(UNIX_EPOCH)
-                                .map(|d| d.as_secs())
-                                .unwrap_or(0),
-                            body.len()
-                        );
-                        respond(headers, body, mime_for(&file), &etag, modified)
-                    }
-                    Err(e) => {
-                        tracing::warn!("http: cannot read {}: {e}", file.display());
-                        super::front::error_response(
-                            path,
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "file could not be read",
-                        )
-                    }
-                });
-            }
+        if let Some(root) = &self.site
+            && let Some(file) = site_file(root, path)
+        {
+            return Some(match read_file(&file).await {
+                Ok((body, modified)) => {
+                    let etag = format!(
+                        "\"{:x}-{:x}\"",
+                        modified
+                            .duration_since(UNIX_EPOCH)
+                            .map(|d| d.as_secs())
+                            .unwrap_or(0),
+                        body.len()
+                    );
+                    respond(headers, body, mime_for(&file), &etag, modified)
+                }
+                Err(e) => {
+                    tracing::warn!("http: cannot read {}: {e}", file.display());
+                    super::front::error_response(
+                        path,
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "file could not be read",
+                    )
+                }
+            });
         }
         let builtin = BUILTIN.iter().find(|b| b.path == path)?;
         let mut hasher = DefaultHasher::new();

@@ -91,14 +91,12 @@ pub(crate) async fn access(State(_web): State<Arc<Web>>, mut req: Request, next:
     let headers = response.headers_mut();
     // A compressed body is a different representation: its validator must be weak
     // (RFC 9110 §8.8.1), as nginx does when it gzips.
-    if headers.contains_key(header::CONTENT_ENCODING) {
-        if let Some(etag) = headers.get(header::ETAG).and_then(|v| v.to_str().ok()) {
-            if etag.starts_with('"') {
-                if let Ok(weak) = HeaderValue::from_str(&format!("W/{etag}")) {
-                    headers.insert(header::ETAG, weak);
-                }
-            }
-        }
+    if headers.contains_key(header::CONTENT_ENCODING)
+        && let Some(etag) = headers.get(header::ETAG).and_then(|v| v.to_str().ok())
+        && etag.starts_with('"')
+        && let Ok(weak) = HeaderValue::from_str(&format!("W/{etag}"))
+    {
+        headers.insert(header::ETAG, weak);
     }
     let snapshot = trace.snapshot();
     if let Ok(value) = HeaderValue::from_str(&snapshot.server_timing()) {
@@ -168,10 +166,10 @@ pub(crate) async fn route(State(web): State<Arc<Web>>, mut req: Request, next: N
         );
     }
 
-    if !is_safe(req.method()) {
-        if let Some(reason) = cross_site(&req, &hosts) {
-            return error_response(&path, StatusCode::FORBIDDEN, &reason);
-        }
+    if !is_safe(req.method())
+        && let Some(reason) = cross_site(&req, &hosts)
+    {
+        return error_response(&path, StatusCode::FORBIDDEN, &reason);
     }
 
     let declared = req
@@ -213,10 +211,12 @@ fn is_safe(method: &Method) -> bool {
 /// curl send neither header and are unaffected. The per-form CSRF tokens in the
 /// application are the main defence; this is the second lock on the door.
 fn cross_site(req: &Request, hosts: &[String]) -> Option<String> {
-    if let Some(site) = req.headers().get("sec-fetch-site") {
-        if site.as_bytes() == b"cross-site" {
-            return Some("cross-site request refused (Sec-Fetch-Site: cross-site)".into());
-        }
+    if req
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes() == b"cross-site")
+    {
+        return Some("cross-site request refused (Sec-Fetch-Site: cross-site)".into());
     }
     let origin = req.headers().get(header::ORIGIN)?.to_str().ok()?;
     let origin_host = origin
@@ -275,10 +275,10 @@ impl HttpBody for LoggedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                self.bytes += data.len() as u64;
-            }
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.bytes += data.len() as u64;
         }
         polled
     }
