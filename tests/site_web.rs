@@ -374,3 +374,43 @@ fn server_timing_and_access_log_name_the_layer() {
         assert!(event["micros"].is_u64(), "{event}");
     }
 }
+
+#[test]
+fn a_zone_reload_changes_which_names_the_site_answers() {
+    let zones = temp_dir("zones");
+    let zone_path = zones.join("foobar.com.zone");
+    let original = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/zones/foobar.com.zone"
+    ))
+    .unwrap();
+    std::fs::write(&zone_path, &original).unwrap();
+    let server = Server::start_with(&["--ephemeral", "--zones", zones.to_str().unwrap()], &[]);
+    let r = http(server.http, "GET", "/", "blog.foobar.com", &[], b"").unwrap();
+    assert_eq!(r.status, 421);
+
+    let edited =
+        original.replace("2026112601", "2026112602") + "blog         3600  IN  CNAME foobar.com.\n";
+    assert_ne!(edited, original);
+    std::fs::write(&zone_path, edited).unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &server.pid.to_string()])
+        .status();
+    // Bounded wait for the reload to land.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let page = loop {
+        let r = http(server.http, "GET", "/", "blog.foobar.com", &[], b"").unwrap();
+        if r.status == 200 {
+            break r.text();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "blog.foobar.com still {}",
+            r.status
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(page.contains("<code class=\"name\">blog.foobar.com.</code><span class=\"rr\"><span class=\"rtype\">CNAME</span> → <code>foobar.com.</code>"), "{page}");
+    drop(server);
+    std::fs::remove_dir_all(&zones).unwrap();
+}

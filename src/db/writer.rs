@@ -172,3 +172,84 @@ fn commit_batch(db: &Database, batch: Vec<Job>) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::backends::InMemoryBackend;
+    use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition};
+
+    const T: TableDefinition<u64, u64> = TableDefinition::new("t");
+
+    /// While one transaction is held open, 63 more writes queue up; they must all
+    /// be committed together in the next transaction.
+    #[test]
+    fn waiting_writes_share_one_commit() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let db = Arc::new(
+            Database::builder()
+                .create_with_backend(InMemoryBackend::new())
+                .unwrap(),
+        );
+        let writer = Arc::new(Writer::start(db.clone()).unwrap());
+        let queued = {
+            let writer = writer.clone();
+            move || {
+                let guard = writer.sender.lock().unwrap();
+                let sender = guard.as_ref().unwrap();
+                sender.max_capacity() - sender.capacity()
+            }
+        };
+        rt.block_on(async {
+            let (release, wait) = std::sync::mpsc::channel::<()>();
+            let (started, running) = std::sync::mpsc::channel::<()>();
+            let first = tokio::spawn({
+                let writer = writer.clone();
+                async move {
+                    writer
+                        .submit(move |tx| {
+                            // Hold the writer inside its transaction until the others queue.
+                            let _ = started.send(());
+                            let _ = wait.recv();
+                            tx.open_table(T).unwrap().insert(0, 0).unwrap();
+                            Ok(0u64)
+                        })
+                        .await
+                }
+            });
+            running
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap();
+            let mut rest = Vec::new();
+            for i in 1..64u64 {
+                let writer = writer.clone();
+                rest.push(tokio::spawn(async move {
+                    writer
+                        .submit(move |tx| {
+                            tx.open_table(T).unwrap().insert(i, i).unwrap();
+                            Ok(i)
+                        })
+                        .await
+                }));
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while queued() < 63 {
+                assert!(std::time::Instant::now() < deadline, "writes did not queue");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            release.send(()).unwrap();
+            assert_eq!(first.await.unwrap().unwrap(), 0);
+            for (i, handle) in rest.into_iter().enumerate() {
+                assert_eq!(handle.await.unwrap().unwrap(), i as u64 + 1);
+            }
+        });
+        assert_eq!(writer.stats(), (2, 64), "(transactions, writes)");
+        writer.stop();
+        let read = db.begin_read().unwrap();
+        assert_eq!(read.open_table(T).unwrap().len().unwrap(), 64);
+    }
+}

@@ -60,7 +60,7 @@ pub(crate) fn error_response(path: &str, status: StatusCode, message: &str) -> R
 /// Outermost: measures the request, fills `Server-Timing`, makes every `/api/`
 /// error JSON (timeouts, 405s and panics come from layers that know nothing about
 /// JSON), and logs one access event once the body has been sent.
-pub(crate) async fn access(State(_web): State<Arc<Web>>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn access(mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let trace = Arc::new(Trace::new(start));
     req.extensions_mut().insert(trace.clone());
