@@ -241,3 +241,30 @@ fn sigterm_lets_a_request_in_flight_finish_then_closes_the_database() {
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_file_from_a_newer_onebox_is_refused_clearly() {
+    let dir = temp_dir("newer");
+    let server = Server::start_on(&dir);
+    let (clean, log) = server.stop();
+    assert!(clean, "{log}");
+    // Pretend a future onebox wrote this file: bump the schema version in `meta`.
+    {
+        let db = redb::Database::open(dir.join("onebox.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+            .unwrap()
+            .insert("schema", 99u64.to_le_bytes().as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let err = Server::try_start(&["--data", dir.to_str().unwrap()], &[])
+        .err()
+        .expect("must not start on a newer file");
+    assert!(
+        err.contains("was written by a newer onebox (schema 99)"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
