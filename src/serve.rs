@@ -72,7 +72,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         db: db.clone(),
         site_dir: args.site.clone(),
         dns_addr,
-        session_ttl: session_ttl()?,
+        session_ttl: crate::app::session_ttl_from_env()?,
     };
     let web_task = tokio::spawn(web::serve(
         http_listener,
@@ -205,20 +205,4 @@ fn bind_error(proto: &str, addr: SocketAddr, err: &std::io::Error, hint: &str) -
         _ => err.to_string(),
     };
     anyhow::anyhow!("failed to bind {proto} {addr}: {reason} (try {hint})")
-}
-
-/// How long a login lasts: 7 days, or `ONEBOX_SESSION_TTL_SECS` (undocumented in
-/// `--help` on purpose: it exists so tests can watch a session expire).
-fn session_ttl() -> anyhow::Result<Duration> {
-    match std::env::var("ONEBOX_SESSION_TTL_SECS") {
-        Ok(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs)
-            .with_context(|| {
-                format!("ONEBOX_SESSION_TTL_SECS={text}: expected whole seconds above 0")
-            }),
-        Err(_) => Ok(Duration::from_secs(7 * 24 * 3600)),
-    }
 }

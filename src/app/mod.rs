@@ -212,6 +212,24 @@ impl App {
     }
 }
 
+/// How long a login lasts: 7 days, or `ONEBOX_SESSION_TTL_SECS` seconds. The
+/// variable is deliberately not a flag: it exists so tests can watch a session
+/// expire. serve.rs reads it once at startup and passes the value down.
+pub(crate) fn session_ttl_from_env() -> anyhow::Result<Duration> {
+    use anyhow::Context as _;
+    match std::env::var("ONEBOX_SESSION_TTL_SECS") {
+        Ok(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs)
+            .with_context(|| {
+                format!("ONEBOX_SESSION_TTL_SECS={text}: expected whole seconds above 0")
+            }),
+        Err(_) => Ok(Duration::from_secs(7 * 24 * 3600)),
+    }
+}
+
 /// Seconds since the Unix epoch.
 pub(crate) fn now() -> u64 {
     SystemTime::now()
