@@ -114,9 +114,9 @@ impl App {
         username: String,
         password: String,
     ) -> Result<UserCreated, DbError> {
-        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
-            .await
-            .map_err(|e| DbError::Storage(e.to_string()))?
+        let hash = self
+            .argon2(move || auth::hash_password(&password))
+            .await?
             .map_err(DbError::Storage)?;
         ctx.trace
             .db_write(self.db.create_user(User {

@@ -47,6 +47,10 @@ pub(crate) struct App {
     /// for a name that does not exist is checked against it, so it takes as long as
     /// a wrong password and does not reveal which names exist.
     decoy_hash: OnceLock<String>,
+    /// argon2 runs at most this many at once. Each takes 19 MiB and a core for tens
+    /// of milliseconds; unbounded, a burst of logins would queue hundreds of them on
+    /// the blocking pool and take gigabytes. Beyond the cap, requests wait their turn.
+    argon2_slots: Arc<tokio::sync::Semaphore>,
 }
 
 pub(crate) fn router(config: AppConfig) -> Router {
@@ -56,6 +60,9 @@ pub(crate) fn router(config: AppConfig) -> Router {
         session_ttl: config.session_ttl,
         csrf: Csrf::new(),
         decoy_hash: OnceLock::new(),
+        argon2_slots: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+        )),
     });
     Router::new()
         .route("/", get(pages::home))
@@ -205,10 +212,26 @@ impl App {
                 .clone(),
         };
         let password = password.to_string();
-        let matches = tokio::task::spawn_blocking(move || auth::verify_password(&password, &phc))
+        let matches = self
+            .argon2(move || auth::verify_password(&password, &phc))
             .await
             .unwrap_or(false);
         Ok(user.is_some() && matches)
+    }
+
+    /// Runs an argon2 computation on the blocking pool, within the cap.
+    async fn argon2<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, DbError> {
+        let _slot = self
+            .argon2_slots
+            .acquire()
+            .await
+            .map_err(|_| DbError::Closed)?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| DbError::Storage(format!("password hashing failed: {e}")))
     }
 }
 
