@@ -98,7 +98,7 @@ pub(crate) fn home(
                 h1 { "Hello from " span.host { (frame.host) } }
                 p.lede {
                     "Register, log in and post a short message for everyone to read. "
-                    "Every page also shows exactly how it reached you: name, DNS, connection, layers."
+                    "The panel shows exactly how this page reached you."
                 }
             }
             div.grid {
@@ -209,7 +209,7 @@ fn reached_panel(r: &Reached) -> Markup {
                 li {
                     span.step { "Layers" }
                     ul.layers {
-                        li { span.lname { "Web server" } span { "hyper, " (r.so_far_ms) " ms so far" } }
+                        li { span.lname { "Web server" } span { "hyper, " (r.so_far_ms) " ms" } }
                         li { span.lname { "Application" } code { (r.route) } }
                         li {
                             span.lname { "Database" }
@@ -220,6 +220,7 @@ fn reached_panel(r: &Reached) -> Markup {
                             }
                         }
                     }
+                    p.hint { "Times up to this page being rendered; the whole request's are in the Server-Timing header (browser dev tools, Network tab)." }
                 }
                 li {
                     span.step { "Visits" }
