@@ -113,10 +113,7 @@ pub(crate) async fn serve(
             ),
         )
         .layer(CatchPanicLayer::custom(front::panic_response))
-        .layer(axum::middleware::from_fn_with_state(
-            web.clone(),
-            front::access,
-        ));
+        .layer(axum::middleware::from_fn(front::access));
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
