@@ -74,7 +74,7 @@ impl Assets {
     /// request to the application.
     pub(super) async fn serve(&self, path: &str, headers: &HeaderMap) -> Option<Response> {
         if let Some(root) = &self.site
-            && let Some(file) = site_file(root, path)
+            && let Some(file) = site_file(root, path).await
         {
             return Some(match read_file(&file).await {
                 Ok((body, modified)) => {
@@ -116,7 +116,7 @@ impl Assets {
 /// `root`. Percent-decoding happens first, then every segment is checked: no `..`,
 /// no `.`, no hidden files, no backslashes or NULs; finally the resolved path
 /// (symlinks followed) must still be inside `root`.
-fn site_file(root: &Path, uri_path: &str) -> Option<PathBuf> {
+async fn site_file(root: &Path, uri_path: &str) -> Option<PathBuf> {
     let decoded = percent_decode_str(uri_path).decode_utf8().ok()?;
     let rest = decoded.strip_prefix('/')?;
     let mut path = root.to_path_buf();
@@ -126,8 +126,10 @@ fn site_file(root: &Path, uri_path: &str) -> Option<PathBuf> {
         }
         path.push(segment);
     }
-    let real = path.canonicalize().ok()?;
-    (real.starts_with(root) && real.is_file()).then_some(real)
+    // tokio::fs runs these syscalls on the blocking pool, off the async workers.
+    let real = tokio::fs::canonicalize(&path).await.ok()?;
+    let is_file = tokio::fs::metadata(&real).await.ok()?.is_file();
+    (real.starts_with(root) && is_file).then_some(real)
 }
 
 async fn read_file(path: &Path) -> std::io::Result<(Vec<u8>, SystemTime)> {
@@ -324,8 +326,12 @@ mod tests {
         std::fs::write(root.join("sub/a.txt"), "a").unwrap();
         std::fs::write(root.join(".secret"), "s").unwrap();
         let root = root.canonicalize().unwrap();
-        assert!(site_file(&root, "/sub/a.txt").is_some());
-        assert!(site_file(&root, "/sub%2Fa.txt").is_some());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let site_file = |path: &str| rt.block_on(site_file(&root, path));
+        assert!(site_file("/sub/a.txt").is_some());
+        assert!(site_file("/sub%2Fa.txt").is_some());
         for bad in [
             "/",
             "/sub",
@@ -338,7 +344,7 @@ mod tests {
             "/sub\\a.txt",
             "/nope",
         ] {
-            assert!(site_file(&root, bad).is_none(), "{bad}");
+            assert!(site_file(bad).is_none(), "{bad}");
         }
         std::fs::remove_dir_all(&root).unwrap();
     }
