@@ -246,6 +246,12 @@ fn sigterm_lets_a_request_in_flight_finish_then_closes_the_database() {
 fn a_file_from_a_newer_onebox_is_refused_clearly() {
     let dir = temp_dir("newer");
     let server = Server::start_on(&dir);
+    assert_eq!(
+        http(server.http, "GET", "/healthz", "foobar.com", &[], b"")
+            .unwrap()
+            .status,
+        200
+    );
     let (clean, log) = server.stop();
     assert!(clean, "{log}");
     // Pretend a future onebox wrote this file: bump the schema version in `meta`.

@@ -392,10 +392,11 @@ fn a_zone_reload_changes_which_names_the_site_answers() {
     let edited =
         original.replace("2026112601", "2026112602") + "blog         3600  IN  CNAME foobar.com.\n";
     assert_ne!(edited, original);
-    std::fs::write(&zone_path, edited).unwrap();
-    let _ = std::process::Command::new("kill")
-        .args(["-HUP", &server.pid.to_string()])
-        .status();
+    // Written whole (rename), and picked up by serve's zone-file watcher: no signal
+    // needed, so no race with the moment serve installs its SIGHUP handler.
+    let tmp = zones.join("foobar.com.zone.tmp");
+    std::fs::write(&tmp, edited).unwrap();
+    std::fs::rename(&tmp, &zone_path).unwrap();
     // Bounded wait for the reload to land.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let page = loop {
