@@ -125,6 +125,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         db: db.clone(),
         site_dir: args.site.clone(),
         dns_addr,
+        session_ttl: crate::app::session_ttl_from_env()?,
     };
     let web_task = tokio::spawn(web::serve(
         http_listener,

@@ -1,0 +1,351 @@
+//! Static files: the stylesheet, favicon and images built into the binary, or with
+//! `--site DIR` that folder's files at the site root. A path that names a file is
+//! answered here; every other path goes on to the application.
+//!
+//! The HTTP caching and partial-content rules are done by hand, because they are
+//! what a learner should see in the network tab: a strong `ETag` and
+//! `Last-Modified` on every file, `304 Not Modified` for `If-None-Match` /
+//! `If-Modified-Since`, and single byte ranges (`206`, `416`) honouring `If-Range`.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use percent_encoding::percent_decode_str;
+
+/// A file compiled into the binary.
+struct Builtin {
+    path: &'static str,
+    body: &'static [u8],
+}
+
+const BUILTIN: &[Builtin] = &[
+    Builtin {
+        path: "/static/site.css",
+        body: include_bytes!("assets/site.css"),
+    },
+    Builtin {
+        path: "/favicon.svg",
+        body: include_bytes!("assets/favicon.svg"),
+    },
+    Builtin {
+        path: "/static/stack.svg",
+        body: include_bytes!("assets/stack.svg"),
+    },
+];
+
+#[derive(Debug)]
+pub(super) struct Assets {
+    /// The canonical `--site` folder, if one was given.
+    site: Option<PathBuf>,
+    /// When this server started: the `Last-Modified` of the built-in files.
+    started: SystemTime,
+}
+
+impl Assets {
+    pub(super) fn new(site: Option<&Path>) -> anyhow::Result<Self> {
+        let site = match site {
+            Some(dir) => Some(
+                dir.canonicalize()
+                    .with_context(|| format!("--site {}: cannot open the folder", dir.display()))?,
+            ),
+            None => None,
+        };
+        if let Some(dir) = &site {
+            anyhow::ensure!(dir.is_dir(), "--site {}: not a folder", dir.display());
+        }
+        // Whole seconds: HTTP dates have no fractions, and comparisons must agree.
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Ok(Self {
+            site,
+            started: UNIX_EPOCH + std::time::Duration::from_secs(now),
+        })
+    }
+
+    /// The response for a GET/HEAD that names a file, or `None` to hand the
+    /// request to the application.
+    pub(super) async fn serve(&self, path: &str, headers: &HeaderMap) -> Option<Response> {
+        if let Some(root) = &self.site
+            && let Some(file) = site_file(root, path).await
+        {
+            return Some(match read_file(&file).await {
+                Ok((body, modified)) => {
+                    let etag = format!(
+                        "\"{:x}-{:x}\"",
+                        modified
+                            .duration_since(UNIX_EPOCH)
+                            .map(|d| d.as_secs())
+                            .unwrap_or(0),
+                        body.len()
+                    );
+                    respond(headers, body, mime_for(&file), &etag, modified)
+                }
+                Err(e) => {
+                    tracing::warn!("http: cannot read {}: {e}", file.display());
+                    super::front::error_response(
+                        path,
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "file could not be read",
+                    )
+                }
+            });
+        }
+        let builtin = BUILTIN.iter().find(|b| b.path == path)?;
+        let mut hasher = DefaultHasher::new();
+        builtin.body.hash(&mut hasher);
+        let etag = format!("\"{:016x}\"", hasher.finish());
+        Some(respond(
+            headers,
+            builtin.body.to_vec(),
+            mime_for(Path::new(builtin.path)),
+            &etag,
+            self.started,
+        ))
+    }
+}
+
+/// The file under `root` that `uri_path` names, if it is a regular file inside
+/// `root`. Percent-decoding happens first, then every segment is checked: no `..`,
+/// no `.`, no hidden files, no backslashes or NULs; finally the resolved path
+/// (symlinks followed) must still be inside `root`.
+async fn site_file(root: &Path, uri_path: &str) -> Option<PathBuf> {
+    let decoded = percent_decode_str(uri_path).decode_utf8().ok()?;
+    let rest = decoded.strip_prefix('/')?;
+    let mut path = root.to_path_buf();
+    for segment in rest.split('/') {
+        if segment.is_empty() || segment.starts_with('.') || segment.contains(['\\', '\0']) {
+            return None;
+        }
+        path.push(segment);
+    }
+    // tokio::fs runs these syscalls on the blocking pool, off the async workers.
+    let real = tokio::fs::canonicalize(&path).await.ok()?;
+    let is_file = tokio::fs::metadata(&real).await.ok()?.is_file();
+    (real.starts_with(root) && is_file).then_some(real)
+}
+
+async fn read_file(path: &Path) -> std::io::Result<(Vec<u8>, SystemTime)> {
+    let body = tokio::fs::read(path).await?;
+    let modified = tokio::fs::metadata(path).await?.modified()?;
+    let secs = modified
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Ok((body, UNIX_EPOCH + std::time::Duration::from_secs(secs)))
+}
+
+fn mime_for(path: &Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "txt" | "md" => "text/plain; charset=utf-8",
+        "xml" => "application/xml",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "ico" => "image/x-icon",
+        "woff2" => "font/woff2",
+        "woff" => "font/woff",
+        "pdf" => "application/pdf",
+        "wasm" => "application/wasm",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Builds the answer for one file: 304, 206, 416 or 200.
+fn respond(
+    headers: &HeaderMap,
+    body: Vec<u8>,
+    mime: &'static str,
+    etag: &str,
+    modified: SystemTime,
+) -> Response {
+    let last_modified = httpdate::fmt_http_date(modified);
+    let mut builder = Response::builder()
+        .header(header::ETAG, etag)
+        .header(header::LAST_MODIFIED, &last_modified)
+        // Revalidate every time: cheap with a 304, and edits show up at once.
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header(header::ACCEPT_RANGES, "bytes");
+
+    if not_modified(headers, etag, modified) {
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .unwrap_or_default();
+    }
+    builder = builder.header(header::CONTENT_TYPE, mime);
+
+    let len = body.len() as u64;
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| if_range_allows(headers, etag, modified));
+    match range.map(|r| parse_range(r, len)) {
+        Some(RangeAnswer::Satisfiable(start, end)) => {
+            let part = body[start as usize..=end as usize].to_vec();
+            builder
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
+                .body(Body::from(part))
+                .unwrap_or_default()
+        }
+        Some(RangeAnswer::Unsatisfiable) => builder
+            .status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .header(header::CONTENT_RANGE, format!("bytes */{len}"))
+            .body(Body::empty())
+            .unwrap_or_default(),
+        Some(RangeAnswer::Ignore) | None => builder
+            .status(StatusCode::OK)
+            .body(Body::from(body))
+            .unwrap_or_default(),
+    }
+}
+
+/// RFC 9110 §13.1: `If-None-Match` wins over `If-Modified-Since`; ETags compare
+/// weakly here (`W/"x"` matches `"x"`).
+fn not_modified(headers: &HeaderMap, etag: &str, modified: SystemTime) -> bool {
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH) {
+        let Ok(inm) = inm.to_str() else { return false };
+        let ours = etag.trim_start_matches("W/");
+        return inm
+            .split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours);
+    }
+    headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .is_some_and(|since| modified <= since)
+}
+
+/// `If-Range`: send the range only if the file is still the one the client has
+/// part of (strong ETag match, or the exact date); otherwise send it all.
+fn if_range_allows(headers: &HeaderMap, etag: &str, modified: SystemTime) -> bool {
+    let Some(value) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    if value.starts_with('"') {
+        return value == etag;
+    }
+    httpdate::parse_http_date(value).is_ok_and(|date| date == modified)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeAnswer {
+    /// First and last byte, inclusive.
+    Satisfiable(u64, u64),
+    Unsatisfiable,
+    /// Not a single byte range we understand: answer with the whole file (allowed
+    /// by RFC 9110 §14.2).
+    Ignore,
+}
+
+fn parse_range(value: &str, len: u64) -> RangeAnswer {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeAnswer::Ignore;
+    };
+    if spec.contains(',') {
+        return RangeAnswer::Ignore;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeAnswer::Ignore;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let parse = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    match (first.is_empty(), parse(first), parse(last)) {
+        // bytes=-N: the last N bytes.
+        (true, _, Some(n)) => {
+            if n == 0 || len == 0 {
+                RangeAnswer::Unsatisfiable
+            } else {
+                RangeAnswer::Satisfiable(len.saturating_sub(n), len - 1)
+            }
+        }
+        (false, Some(start), end) if last.is_empty() || end.is_some() => {
+            if start >= len {
+                return RangeAnswer::Unsatisfiable;
+            }
+            match end {
+                Some(end) if end < start => RangeAnswer::Ignore,
+                Some(end) => RangeAnswer::Satisfiable(start, end.min(len - 1)),
+                None => RangeAnswer::Satisfiable(start, len - 1),
+            }
+        }
+        _ => RangeAnswer::Ignore,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use RangeAnswer::*;
+        assert_eq!(parse_range("bytes=0-9", 100), Satisfiable(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), Satisfiable(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), Satisfiable(90, 99));
+        assert_eq!(parse_range("bytes=-500", 100), Satisfiable(0, 99));
+        assert_eq!(parse_range("bytes=50-500", 100), Satisfiable(50, 99));
+        assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=9-0", 100), Ignore);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Ignore);
+        assert_eq!(parse_range("items=0-1", 100), Ignore);
+        assert_eq!(parse_range("bytes=+1-2", 100), Ignore);
+    }
+
+    #[test]
+    fn traversal_is_refused() {
+        let root = std::env::temp_dir().join(format!("onebox-assets-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/a.txt"), "a").unwrap();
+        std::fs::write(root.join(".secret"), "s").unwrap();
+        let root = root.canonicalize().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let site_file = |path: &str| rt.block_on(site_file(&root, path));
+        assert!(site_file("/sub/a.txt").is_some());
+        assert!(site_file("/sub%2Fa.txt").is_some());
+        for bad in [
+            "/",
+            "/sub",
+            "/sub/",
+            "/../etc/passwd",
+            "/sub/../sub/a.txt",
+            "/%2e%2e/etc/passwd",
+            "/sub%2F..%2F..%2Fetc%2Fpasswd",
+            "/.secret",
+            "/sub\\a.txt",
+            "/nope",
+        ] {
+            assert!(site_file(bad).is_none(), "{bad}");
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -1,0 +1,311 @@
+//! The web server's own middleware: the access log and `Server-Timing` around
+//! everything, and in front of the application the virtual-host check, the limits
+//! and static files.
+
+use std::any::Any;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::Limited;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+
+use super::trace::{Layer, Trace};
+use super::{MAX_BODY, Web, health};
+
+/// The site name a request asked for, lower-case without port or trailing dot,
+/// once the web server has checked that the zone serves it.
+#[derive(Debug, Clone)]
+pub(crate) struct SiteHost(pub(crate) String);
+
+/// The name the client asked for: the URI authority (HTTP/2's `:authority`, or an
+/// absolute-form HTTP/1.1 request line), else the `Host` header. Port and trailing
+/// dot removed, lower-cased.
+pub(crate) fn request_host(req: &Request) -> Option<String> {
+    let raw = match req.uri().authority() {
+        Some(authority) => authority.as_str().to_string(),
+        None => req.headers().get(header::HOST)?.to_str().ok()?.to_string(),
+    };
+    let raw = raw.rsplit('@').next().unwrap_or(&raw);
+    let host = if let Some(rest) = raw.strip_prefix('[') {
+        // [v6]:port
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        raw.split(':').next().unwrap_or(raw)
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    (!host.is_empty()).then_some(host)
+}
+
+/// An error from the web layer itself: JSON under `/api/`, short text elsewhere.
+pub(crate) fn error_response(path: &str, status: StatusCode, message: &str) -> Response {
+    if path.starts_with("/api/") {
+        (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+    } else {
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{message}\n"),
+        )
+            .into_response()
+    }
+}
+
+/// Outermost: measures the request, fills `Server-Timing`, makes every `/api/`
+/// error JSON (timeouts, 405s and panics come from layers that know nothing about
+/// JSON), and logs one access event once the body has been sent.
+pub(crate) async fn access(mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let trace = Arc::new(Trace::new(start));
+    req.extensions_mut().insert(trace.clone());
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let host = request_host(&req).unwrap_or_default();
+
+    let mut response = next.run(req).await;
+
+    let status = response.status();
+    if path.starts_with("/api/") && (status.is_client_error() || status.is_server_error()) {
+        let is_json = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !is_json {
+            let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+            let keep = response.headers().clone();
+            response = error_response(&path, status, &reason);
+            for name in [header::ALLOW, header::RETRY_AFTER] {
+                if let Some(v) = keep.get(&name) {
+                    response.headers_mut().insert(name, v.clone());
+                }
+            }
+        }
+    }
+    let headers = response.headers_mut();
+    // A compressed body is a different representation: its validator must be weak
+    // (RFC 9110 §8.8.1), as nginx does when it gzips.
+    if headers.contains_key(header::CONTENT_ENCODING)
+        && let Some(etag) = headers.get(header::ETAG).and_then(|v| v.to_str().ok())
+        && etag.starts_with('"')
+        && let Ok(weak) = HeaderValue::from_str(&format!("W/{etag}"))
+    {
+        headers.insert(header::ETAG, weak);
+    }
+    let snapshot = trace.snapshot();
+    if let Ok(value) = HeaderValue::from_str(&snapshot.server_timing()) {
+        headers.insert("server-timing", value);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+
+    let (parts, body) = response.into_parts();
+    let logged = LoggedBody {
+        inner: body,
+        bytes: 0,
+        line: Some(AccessLine {
+            method,
+            host,
+            path,
+            status: parts.status,
+            layer: snapshot.layer,
+            route: snapshot.route,
+            start,
+        }),
+    };
+    Response::from_parts(parts, Body::new(logged))
+}
+
+/// In front of the application: health endpoints, virtual hosts, cross-site and
+/// size checks, then static files or the application.
+pub(crate) async fn route(State(web): State<Arc<Web>>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let trace = match req.extensions().get::<Arc<Trace>>() {
+        Some(trace) => trace.clone(),
+        None => {
+            let trace = Arc::new(Trace::new(started));
+            req.extensions_mut().insert(trace.clone());
+            trace
+        }
+    };
+    let path = req.uri().path().to_string();
+
+    // Health endpoints answer for any name: monitoring reaches servers by address.
+    match path.as_str() {
+        "/healthz" => return health::healthz(),
+        "/readyz" => return health::readyz(&web).await,
+        _ => {}
+    }
+
+    let Some(host) = request_host(&req) else {
+        return error_response(
+            &path,
+            StatusCode::BAD_REQUEST,
+            "this request names no host: send a Host header",
+        );
+    };
+    let hosts = web.zones.site_hosts();
+    if !hosts.contains(&host) {
+        // 421 Misdirected Request (RFC 9110 §15.5.20): the connection reached us,
+        // but we are not the server for that name.
+        return error_response(
+            &path,
+            StatusCode::MISDIRECTED_REQUEST,
+            &format!(
+                "this server does not serve {host}: it serves {} (the names our zone points here)",
+                hosts.join(" and ")
+            ),
+        );
+    }
+
+    if !is_safe(req.method())
+        && let Some(reason) = cross_site(&req, &hosts)
+    {
+        return error_response(&path, StatusCode::FORBIDDEN, &reason);
+    }
+
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return error_response(
+            &path,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body is larger than {} bytes", MAX_BODY),
+        );
+    }
+    // A chunked body has no length up front: cut it off while it is read. The
+    // application's body extractors turn the cut into 413.
+    req.extensions_mut().insert(SiteHost(host));
+    let req = req.map(|body| Body::new(Limited::new(body, MAX_BODY)));
+
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        let headers = req.headers().clone();
+        if let Some(response) = web.assets.serve(&path, &headers).await {
+            trace.answered_by(Layer::Static, started.elapsed());
+            return response;
+        }
+    }
+    let app_started = Instant::now();
+    let response = next.run(req).await;
+    trace.answered_by(Layer::App, app_started.elapsed());
+    response
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Browsers tell us where a request came from (`Origin`, `Sec-Fetch-Site`); a
+/// state-changing request started by another site is refused outright. Scripts and
+/// curl send neither header and are unaffected. The per-form CSRF tokens in the
+/// application are the main defence; this is the second lock on the door.
+fn cross_site(req: &Request, hosts: &[String]) -> Option<String> {
+    if req
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes() == b"cross-site")
+    {
+        return Some("cross-site request refused (Sec-Fetch-Site: cross-site)".into());
+    }
+    let origin = req.headers().get(header::ORIGIN)?.to_str().ok()?;
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .and_then(|rest| rest.split([':', '/']).next())
+        .map(|h| h.trim_end_matches('.').to_ascii_lowercase());
+    match origin_host {
+        Some(h) if hosts.contains(&h) => None,
+        _ => Some(format!("cross-site request refused (Origin: {origin})")),
+    }
+}
+
+/// A panic in a handler becomes a 500 for that request; the connection and the
+/// server carry on.
+pub(crate) fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response<Body> {
+    let detail = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!("http: handler panicked: {detail}");
+    let mut response = (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(serde_json::json!({ "error": "internal server error" })),
+    )
+        .into_response();
+    response.headers_mut().remove(header::CONTENT_LENGTH);
+    response
+}
+
+struct AccessLine {
+    method: Method,
+    host: String,
+    path: String,
+    status: StatusCode,
+    layer: Layer,
+    route: Option<String>,
+    start: Instant,
+}
+
+/// The response body, counting the bytes hyper takes from it; the access event is
+/// written when hyper is done with the body (sent, or the client went away).
+struct LoggedBody {
+    inner: Body,
+    bytes: u64,
+    line: Option<AccessLine>,
+}
+
+impl HttpBody for LoggedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.bytes += data.len() as u64;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(line) = self.line.take() {
+            tracing::info!(
+                target: "onebox::web::access",
+                method = %line.method,
+                host = %line.host,
+                path = %line.path,
+                status = line.status.as_u16(),
+                bytes = self.bytes,
+                micros = line.start.elapsed().as_micros() as u64,
+                layer = line.layer.as_str(),
+                route = line.route.as_deref().unwrap_or(""),
+            );
+        }
+    }
+}

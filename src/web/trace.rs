@@ -1,0 +1,203 @@
+//! What one request went through, measured as it happens: which layer answered,
+//! how long each layer took, how many database reads and writes it needed. The
+//! access log, the `Server-Timing` header and the "How this page reached you" panel
+//! all read the same record, so they cannot disagree.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The TCP connection a request arrived on, put into every request's extensions by
+/// the accept loop.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnInfo {
+    /// The visitor's address and port.
+    pub(crate) peer: SocketAddr,
+    /// Our address and port that accepted the connection.
+    pub(crate) local: SocketAddr,
+    pub(crate) tls: bool,
+}
+
+/// Which part of the server produced the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layer {
+    /// The web server itself: host check, limits, health endpoints.
+    Web,
+    /// A file: built in, or from `--site DIR`.
+    Static,
+    /// The application server.
+    App,
+}
+
+impl Layer {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Layer::Web => "web",
+            Layer::Static => "static",
+            Layer::App => "app",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Data {
+    layer: Layer,
+    /// The matched application route, e.g. `GET /api/v1/posts`.
+    route: Option<String>,
+    stage: Duration,
+    db: Duration,
+    db_reads: u32,
+    db_writes: u32,
+}
+
+/// One request's measurements. Shared (in an `Arc`) between the access layer and
+/// whatever handles the request.
+#[derive(Debug)]
+pub(crate) struct Trace {
+    start: Instant,
+    data: Mutex<Data>,
+}
+
+/// A copy of the measurements at one moment.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    pub(crate) layer: Layer,
+    pub(crate) route: Option<String>,
+    pub(crate) elapsed: Duration,
+    pub(crate) stage: Duration,
+    pub(crate) db: Duration,
+    pub(crate) db_reads: u32,
+    pub(crate) db_writes: u32,
+}
+
+impl Trace {
+    pub(crate) fn new(start: Instant) -> Self {
+        Self {
+            start,
+            data: Mutex::new(Data {
+                layer: Layer::Web,
+                route: None,
+                stage: Duration::ZERO,
+                db: Duration::ZERO,
+                db_reads: 0,
+                db_writes: 0,
+            }),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Data) -> R) -> R {
+        f(&mut self.data.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Records that `layer` answered and how long it took.
+    pub(crate) fn answered_by(&self, layer: Layer, took: Duration) {
+        self.with(|d| {
+            d.layer = layer;
+            d.stage = took;
+        });
+    }
+
+    pub(crate) fn set_route(&self, route: String) {
+        self.with(|d| d.route = Some(route));
+    }
+
+    /// Times a database read transaction.
+    pub(crate) async fn db_read<T>(&self, fut: impl Future<Output = T>) -> T {
+        let start = Instant::now();
+        let out = fut.await;
+        self.with(|d| {
+            d.db += start.elapsed();
+            d.db_reads += 1;
+        });
+        out
+    }
+
+    /// Times a database write (until its transaction is durably committed).
+    pub(crate) async fn db_write<T>(&self, fut: impl Future<Output = T>) -> T {
+        let start = Instant::now();
+        let out = fut.await;
+        self.with(|d| {
+            d.db += start.elapsed();
+            d.db_writes += 1;
+        });
+        out
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let elapsed = self.start.elapsed();
+        self.with(|d| Snapshot {
+            layer: d.layer,
+            route: d.route.clone(),
+            elapsed,
+            stage: d.stage,
+            db: d.db,
+            db_reads: d.db_reads,
+            db_writes: d.db_writes,
+        })
+    }
+}
+
+impl Snapshot {
+    /// The `Server-Timing` value (W3C Server Timing): `web` is the whole time inside
+    /// the server, then the layer that answered, then the database inside it.
+    pub(crate) fn server_timing(&self) -> String {
+        let mut out = format!(
+            "web;desc=\"web server (total)\";dur={}",
+            millis(self.elapsed)
+        );
+        match self.layer {
+            Layer::Web => {}
+            Layer::Static => out.push_str(&format!(
+                ", static;desc=\"static file\";dur={}",
+                millis(self.stage)
+            )),
+            Layer::App => out.push_str(&format!(
+                ", app;desc=\"application\";dur={}",
+                millis(self.stage)
+            )),
+        }
+        if self.db_reads + self.db_writes > 0 {
+            out.push_str(&format!(
+                ", db;desc=\"database: {} reads, {} writes\";dur={}",
+                self.db_reads,
+                self.db_writes,
+                millis(self.db)
+            ));
+        }
+        out
+    }
+}
+
+/// Milliseconds with two decimals, as Server-Timing expects.
+pub(crate) fn millis(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_timing_names_the_layers() {
+        let trace = Trace::new(Instant::now());
+        trace.answered_by(Layer::App, Duration::from_micros(2100));
+        trace.with(|d| {
+            d.db = Duration::from_micros(500);
+            d.db_reads = 2;
+            d.db_writes = 1;
+        });
+        let header = trace.snapshot().server_timing();
+        assert!(
+            header.starts_with("web;desc=\"web server (total)\";dur="),
+            "{header}"
+        );
+        assert!(
+            header.contains(", app;desc=\"application\";dur=2.10"),
+            "{header}"
+        );
+        assert!(
+            header.contains(", db;desc=\"database: 2 reads, 1 writes\";dur=0.50"),
+            "{header}"
+        );
+    }
+}
