@@ -121,7 +121,9 @@ cargo clippy --all-targets --locked -- -D warnings
 # Later issues add a step by appending to this list: each entry is a command run
 # from the repository root, e.g. "bash scripts/browser-test.sh". Steps run before
 # cargo test so cargo test's summary stays at the end of the output.
-EXTRA_STEPS=()
+EXTRA_STEPS=(
+    "bash scripts/fuzz.sh"  # D14: a bounded cargo-fuzz run of the DNS engine, where nightly exists
+)
 for step in "${EXTRA_STEPS[@]+"${EXTRA_STEPS[@]}"}"; do
     section "$step"
     bash -c "$step"
