@@ -62,8 +62,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let (udp, tcp) = bind_dns(args.dns).await?;
     let dns_addr = udp.local_addr()?;
-    let http_listener = bind_http(&zones, args.http, fixture).await?;
+    let http_listener = bind_web(&zones, args.http, 8080, "--http", fixture).await?;
     let http_addr = http_listener.local_addr()?;
+    let https_listener = bind_web(&zones, args.https, 8443, "--https", fixture).await?;
+    let https_addr = https_listener.local_addr()?;
 
     // The database first: its lock is what tells us no other onebox uses this
     // data folder, before we touch anything else in it.
@@ -99,7 +101,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let engine = Engine::new(zones.clone(), transfer).with_live(live.clone());
     let dot_config = certs.server_config(&[b"dot"])?;
     let dns_task = tokio::spawn(dns::server::run(
-        engine,
+        engine.clone(),
         udp,
         tcp,
         Some((dot_listener, dot_config)),
@@ -126,6 +128,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         site_dir: args.site.clone(),
         dns_addr,
         session_ttl: crate::app::session_ttl_from_env()?,
+        engine,
+        live,
+        maintenance,
+        https: Some((https_listener, certs.server_config(&[b"h2", b"http/1.1"])?)),
     };
     let web_task = tokio::spawn(web::serve(
         http_listener,
@@ -141,6 +147,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "pid": std::process::id(),
         "dns": dns_addr.to_string(),
         "http": http_addr.to_string(),
+        "https": https_addr.to_string(),
         "dot": dot_addr.to_string(),
         "ca": certs.ca().path().display().to_string(),
         "control": control_path.display().to_string(),
@@ -267,36 +274,41 @@ async fn bind_dns(addr: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> 
     )
 }
 
-/// The web server listens where the apex A record points, port 8080, unless told.
-async fn bind_http(
+/// The web server listens where the apex A record points (HTTP on port 8080,
+/// HTTPS on 8443) unless told otherwise.
+async fn bind_web(
     zones: &Zones,
-    http: Option<SocketAddr>,
+    given: Option<SocketAddr>,
+    default_port: u16,
+    flag: &str,
     fixture: bool,
 ) -> anyhow::Result<TcpListener> {
-    if let Some(addr) = http {
+    let hint = format!("{flag} 127.0.0.1:{default_port}");
+    if let Some(addr) = given {
         return TcpListener::bind(addr)
             .await
-            .map_err(|e| bind_error("TCP", addr, &e, "--http 127.0.0.1:8080"));
+            .map_err(|e| bind_error("TCP", addr, &e, &hint));
     }
     let Some((zone, ip)) = zones.apex_addresses().into_iter().next() else {
         bail!(
-            "no zone has an A or AAAA record at its apex, so there is no address to serve HTTP on: add one, or give --http ADDR"
+            "no zone has an A or AAAA record at its apex, so there is no address to serve the site on: add one, or give {flag} ADDR"
         );
     };
-    let addr = SocketAddr::new(ip, if fixture { 0 } else { 8080 });
+    let addr = SocketAddr::new(ip, if fixture { 0 } else { default_port });
+    let scheme = flag.trim_start_matches("--");
     let rtype = if ip.is_ipv4() { "A" } else { "AAAA" };
     match TcpListener::bind(addr).await {
         Ok(listener) => {
             tracing::info!(
-                "http: {zone} {rtype} {ip} → listening on {}",
+                "{scheme}: {zone} {rtype} {ip} → listening on {}",
                 listener.local_addr()?
             );
             Ok(listener)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => bail!(
-            "{zone} {rtype} {ip} is not an address of this machine, so the web server cannot listen where DNS sends visitors: change the record, or give --http ADDR"
+            "{zone} {rtype} {ip} is not an address of this machine, so the web server cannot listen where DNS sends visitors: change the record, or give {flag} ADDR"
         ),
-        Err(e) => Err(bind_error("TCP", addr, &e, "--http 127.0.0.1:8080")),
+        Err(e) => Err(bind_error("TCP", addr, &e, &hint)),
     }
 }
 

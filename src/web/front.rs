@@ -16,8 +16,11 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::Limited;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
-use super::trace::{Layer, Trace};
-use super::{MAX_BODY, Web, health};
+use super::trace::{ConnInfo, Layer, Trace};
+use super::{MAX_BODY, Web, health, live};
+use crate::dns::doh;
+use crate::live::{Event, Live};
+use std::net::SocketAddr;
 
 /// The site name a request asked for, lower-case without port or trailing dot,
 /// once the web server has checked that the zone serves it.
@@ -60,13 +63,14 @@ pub(crate) fn error_response(path: &str, status: StatusCode, message: &str) -> R
 /// Outermost: measures the request, fills `Server-Timing`, makes every `/api/`
 /// error JSON (timeouts, 405s and panics come from layers that know nothing about
 /// JSON), and logs one access event once the body has been sent.
-pub(crate) async fn access(mut req: Request, next: Next) -> Response {
+pub(crate) async fn access(State(web): State<Arc<Web>>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let trace = Arc::new(Trace::new(start));
     req.extensions_mut().insert(trace.clone());
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let host = request_host(&req).unwrap_or_default();
+    let client = req.extensions().get::<ConnInfo>().map(|c| c.peer);
 
     let mut response = next.run(req).await;
 
@@ -119,6 +123,8 @@ pub(crate) async fn access(mut req: Request, next: Next) -> Response {
             layer: snapshot.layer,
             route: snapshot.route,
             start,
+            client,
+            live: web.live.clone(),
         }),
     };
     Response::from_parts(parts, Body::new(logged))
@@ -141,7 +147,17 @@ pub(crate) async fn route(State(web): State<Arc<Web>>, mut req: Request, next: N
     // Health endpoints answer for any name: monitoring reaches servers by address.
     match path.as_str() {
         "/healthz" => return health::healthz(),
+        "/readyz" if web.maintenance.is_on() => {
+            return maintenance_response(&path);
+        }
         "/readyz" => return health::readyz(&web).await,
+        // DNS over HTTPS answers for any name too: clients reach it by address
+        // (`https://127.0.0.1:8443/dns-query`), as browsers' secure-DNS settings do.
+        "/dns-query" => {
+            let response = dns_query(&web, req).await;
+            trace.answered_by(Layer::Dns, started.elapsed());
+            return response;
+        }
         _ => {}
     }
 
@@ -164,6 +180,17 @@ pub(crate) async fn route(State(web): State<Arc<Web>>, mut req: Request, next: N
                 hosts.join(" and ")
             ),
         );
+    }
+
+    // The live view stays up during maintenance: watching the site go down is
+    // the point of it.
+    match path.as_str() {
+        "/_onebox/live" => return live::page(),
+        "/_onebox/live/events" => return live::events(&web.live),
+        _ => {}
+    }
+    if web.maintenance.is_on() {
+        return maintenance_response(&path);
     }
 
     if !is_safe(req.method())
@@ -199,6 +226,97 @@ pub(crate) async fn route(State(web): State<Arc<Web>>, mut req: Request, next: N
     let app_started = Instant::now();
     let response = next.run(req).await;
     trace.answered_by(Layer::App, app_started.elapsed());
+    response
+}
+
+/// 503 while `onebox maintenance on`: the one-server design's second weakness.
+/// DNS still answers, so a visitor sees exactly which box is down.
+fn maintenance_response(path: &str) -> Response {
+    let retry = [(header::RETRY_AFTER, "60")];
+    if path.starts_with("/api/") {
+        let mut response = error_response(
+            path,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "down for maintenance: try again in a minute",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return response;
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        retry,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        MAINTENANCE_PAGE,
+    )
+        .into_response()
+}
+
+const MAINTENANCE_PAGE: &str = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>Down for maintenance</title><link rel=\"stylesheet\" href=\"/static/site.css\"></head>\
+<body><main class=\"wrap\"><section class=\"hero\"><p class=\"eyebrow\">503 · back soon</p>\
+<h1>Down for maintenance</h1><p class=\"lede\">The site runs on one server, and that server is being \
+worked on. DNS still answers (try <code>dig @127.0.0.1 -p 1053 www.foobar.com</code>): the name still leads \
+here, but the web server has nothing to serve. With a second server behind a load balancer, one could be \
+maintained while the other carries on.</p></section></main></body></html>\n";
+
+/// DNS over HTTPS (RFC 8484), on the HTTPS listener only: the protocol's promise
+/// is privacy, which plain HTTP would break.
+async fn dns_query(web: &Web, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let Some(conn) = req
+        .extensions()
+        .get::<ConnInfo>()
+        .cloned()
+        .filter(|c| c.tls)
+    else {
+        return error_response(
+            &path,
+            StatusCode::NOT_FOUND,
+            "DNS over HTTPS is served on the HTTPS listener (https://127.0.0.1:8443/dns-query)",
+        );
+    };
+    let method = req.method().as_str().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let Ok(body) = axum::body::to_bytes(req.into_body(), usize::from(u16::MAX) + 1).await else {
+        return error_response(
+            &path,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "a DNS message is at most 65535 bytes",
+        );
+    };
+    let reply = doh::handle(
+        &web.engine,
+        &method,
+        query.as_deref(),
+        content_type.as_deref(),
+        &body,
+        conn.peer,
+    )
+    .await;
+    let mut response = Response::new(Body::from(reply.body));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(reply.content_type),
+    );
+    if let Some(age) = reply.max_age
+        && let Ok(value) = HeaderValue::from_str(&format!("max-age={age}"))
+    {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+    if reply.status == 405 {
+        headers.insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+    }
     response
 }
 
@@ -256,6 +374,8 @@ struct AccessLine {
     layer: Layer,
     route: Option<String>,
     start: Instant,
+    client: Option<SocketAddr>,
+    live: Live,
 }
 
 /// The response body, counting the bytes hyper takes from it; the access event is
@@ -306,6 +426,18 @@ impl Drop for LoggedBody {
                 layer = line.layer.as_str(),
                 route = line.route.as_deref().unwrap_or(""),
             );
+            if let Some(client) = line.client {
+                line.live.publish(Event::Http {
+                    at_ms: crate::live::now_ms(),
+                    client,
+                    method: line.method.to_string(),
+                    host: line.host.clone(),
+                    path: line.path.clone(),
+                    status: line.status.as_u16(),
+                    layer: line.layer.as_str().to_string(),
+                    micros: line.start.elapsed().as_micros() as u64,
+                });
+            }
         }
     }
 }

@@ -16,6 +16,7 @@
 mod assets;
 pub(crate) mod front;
 mod health;
+mod live;
 pub(crate) mod trace;
 
 use std::net::SocketAddr;
@@ -38,8 +39,12 @@ use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::timeout::TimeoutLayer;
 
+use crate::control::Maintenance;
 use crate::db::Db;
-use crate::dns::Zones;
+use crate::dns::{Engine, Zones};
+use crate::live::Live;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
 pub(crate) use trace::{ConnInfo, Trace};
 
 /// Request bodies above this get 413 (nginx's `client_max_body_size` default).
@@ -58,6 +63,10 @@ const MAX_CONNECTIONS: usize = 1024;
 /// How long a graceful stop waits for in-flight requests.
 const DRAIN: Duration = Duration::from_secs(8);
 
+/// How long a TLS client may take to finish its handshake (tokio-rustls has no
+/// timeout of its own; a client that never finishes would hold a slot forever).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What the web server needs from the rest of onebox.
 #[derive(Debug)]
 pub(crate) struct WebConfig {
@@ -68,6 +77,14 @@ pub(crate) struct WebConfig {
     /// How long a login lasts. Default 7 days; `ONEBOX_SESSION_TTL_SECS` (read in
     /// serve.rs) shortens it so tests can watch a session expire.
     pub(crate) session_ttl: Duration,
+    /// The DNS engine, for DNS over HTTPS at `/dns-query`.
+    pub(crate) engine: Engine,
+    /// Where HTTP requests are published for the live view.
+    pub(crate) live: Live,
+    /// Set by `onebox maintenance on`: the site answers 503.
+    pub(crate) maintenance: Maintenance,
+    /// The HTTPS listener and its TLS settings (certificates from our CA).
+    pub(crate) https: Option<(TcpListener, Arc<ServerConfig>)>,
 }
 
 /// State shared by the web layers.
@@ -76,10 +93,14 @@ pub(crate) struct Web {
     pub(crate) zones: Zones,
     pub(crate) db: Db,
     pub(crate) dns_addr: SocketAddr,
+    pub(crate) engine: Engine,
+    pub(crate) live: Live,
+    pub(crate) maintenance: Maintenance,
     assets: assets::Assets,
 }
 
-/// Serves HTTP on `listener` until `shutdown`, then drains in-flight requests.
+/// Serves HTTP on `listener` (and HTTPS on the configured listener) until
+/// `shutdown`, then drains in-flight requests.
 pub(crate) async fn serve(
     listener: TcpListener,
     config: WebConfig,
@@ -89,6 +110,9 @@ pub(crate) async fn serve(
         zones: config.zones.clone(),
         db: config.db.clone(),
         dns_addr: config.dns_addr,
+        engine: config.engine.clone(),
+        live: config.live.clone(),
+        maintenance: config.maintenance.clone(),
         assets: assets::Assets::new(config.site_dir.as_deref())?,
     });
     let app = crate::app::router(crate::app::AppConfig {
@@ -113,7 +137,10 @@ pub(crate) async fn serve(
             ),
         )
         .layer(CatchPanicLayer::custom(front::panic_response))
-        .layer(axum::middleware::from_fn(front::access));
+        .layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            front::access,
+        ));
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -129,50 +156,25 @@ pub(crate) async fn serve(
         .keep_alive_interval(Duration::from_secs(60));
 
     let graceful = GracefulShutdown::new();
+    // One cap for both listeners: it bounds the connections of the whole server.
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let local = listener.local_addr()?;
-    loop {
-        // A slot first, then accept: at the cap, new connections wait in the
-        // kernel's backlog instead of being accepted and starved.
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit?,
-            () = shutdown.cancelled() => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // EMFILE, ENFILE, ECONNABORTED…: the listener is fine; wait and go on.
-                    tracing::warn!("http: accept failed: {e}; retrying shortly");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = shutdown.cancelled() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let info = ConnInfo {
-            peer,
-            local: stream.local_addr().unwrap_or(local),
-            tls: false,
-        };
-        let service = service.clone();
-        let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            req.extensions_mut().insert(info.clone());
-            service.clone().oneshot(req.map(Body::new))
-        });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("http: connection from {peer} ended: {e}");
-            }
-            drop(permit);
-        });
+    let listeners = Listeners {
+        builder: Arc::new(builder),
+        service,
+        slots,
+        shutdown: shutdown.clone(),
+    };
+    let plain = listeners.accept_loop(listener, None, &graceful);
+    match config.https {
+        Some((tls_listener, tls_config)) => {
+            let tls =
+                listeners.accept_loop(tls_listener, Some(TlsAcceptor::from(tls_config)), &graceful);
+            let (a, b) = tokio::join!(plain, tls);
+            a?;
+            b?;
+        }
+        None => plain.await?,
     }
-    drop(listener);
     tracing::info!("http: stopped accepting; draining connections");
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("http: all connections closed"),
@@ -181,6 +183,97 @@ pub(crate) async fn serve(
         }
     }
     Ok(())
+}
+
+/// What every accept loop shares.
+struct Listeners {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    service: axum::Router,
+    slots: Arc<Semaphore>,
+    shutdown: CancellationToken,
+}
+
+impl Listeners {
+    /// Accepts until shutdown; with `tls`, each connection first completes a TLS
+    /// handshake (bounded in time) and ALPN decides between HTTP/2 and HTTP/1.1.
+    async fn accept_loop(
+        &self,
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+        graceful: &GracefulShutdown,
+    ) -> anyhow::Result<()> {
+        let local = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        loop {
+            // A slot first, then accept: at the cap, new connections wait in the
+            // kernel's backlog instead of being accepted and starved.
+            let permit = tokio::select! {
+                permit = self.slots.clone().acquire_owned() => permit?,
+                () = self.shutdown.cancelled() => break,
+            };
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // EMFILE, ENFILE, ECONNABORTED…: the listener is fine; wait and go on.
+                        tracing::warn!("{scheme}: accept failed: {e}; retrying shortly");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = self.shutdown.cancelled() => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let info = ConnInfo {
+                peer,
+                local: stream.local_addr().unwrap_or(local),
+                tls: tls.is_some(),
+            };
+            let service = self.service.clone();
+            let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(info.clone());
+                service.clone().oneshot(req.map(Body::new))
+            });
+            let builder = self.builder.clone();
+            let watcher = graceful.watcher();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let result = match tls {
+                    None => {
+                        let conn = builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                    Some(acceptor) => {
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(tls_stream)) => {
+                                let conn = builder.serve_connection_with_upgrades(
+                                    TokioIo::new(tls_stream),
+                                    hyper_service,
+                                );
+                                watcher.watch(conn.into_owned()).await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!("https: TLS handshake with {peer} failed: {e}");
+                                Ok(())
+                            }
+                            Err(_) => {
+                                tracing::debug!("https: TLS handshake with {peer} timed out");
+                                Ok(())
+                            }
+                        }
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::debug!("{scheme}: connection from {peer} ended: {e}");
+                }
+                drop(permit);
+            });
+        }
+        Ok(())
+    }
 }
 
 /// A byte range of a compressed body would not be a byte range of the file.

@@ -27,6 +27,8 @@ pub(crate) enum Layer {
     Static,
     /// The application server.
     App,
+    /// The DNS server, asked over HTTPS (`/dns-query`).
+    Dns,
 }
 
 impl Layer {
@@ -35,6 +37,7 @@ impl Layer {
             Layer::Web => "web",
             Layer::Static => "static",
             Layer::App => "app",
+            Layer::Dns => "dns",
         }
     }
 }
@@ -153,6 +156,10 @@ impl Snapshot {
             )),
             Layer::App => out.push_str(&format!(
                 ", app;desc=\"application\";dur={}",
+                millis(self.stage)
+            )),
+            Layer::Dns => out.push_str(&format!(
+                ", dns;desc=\"dns over https\";dur={}",
                 millis(self.stage)
             )),
         }
