@@ -64,7 +64,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let dns_addr = udp.local_addr()?;
     let http_listener = bind_web(&zones, args.http, 8080, "--http", fixture).await?;
     let http_addr = http_listener.local_addr()?;
-    let https_listener = bind_web(&zones, args.https, 8443, "--https", fixture).await?;
+    // HTTPS sits beside HTTP: on the address --http names when it names one.
+    let https_addr = args.https.or_else(|| {
+        args.http
+            .map(|http| SocketAddr::new(http.ip(), if fixture { 0 } else { 8443 }))
+    });
+    let https_listener = bind_web(&zones, https_addr, 8443, "--https", fixture).await?;
     let https_addr = https_listener.local_addr()?;
 
     // The database first: its lock is what tells us no other onebox uses this
