@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1/`. Scripts and tests depend on its paths, fields and
 //! status codes exactly; every error is `{"error": "..."}`.
 
+use super::LoginCheck;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -138,11 +139,25 @@ pub(super) async fn create_session(
     let map = json_object(body)?;
     let username = string_field(&map, "username")?;
     let password = string_field(&map, "password")?;
-    if !app.check_login(&ctx, &username, &password).await? {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "wrong username or password",
-        ));
+    match app.check_login(&ctx, &username, &password).await? {
+        LoginCheck::Ok => {}
+        LoginCheck::Wrong => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "wrong username or password",
+            ));
+        }
+        LoginCheck::Throttled(wait) => {
+            let mut response = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many failed logins: try again in {wait} s"),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, wait.into());
+            return Ok(response);
+        }
     }
     let (token, expires_at) = app.start_session(&ctx, username.clone()).await?;
     Ok((

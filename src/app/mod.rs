@@ -9,6 +9,7 @@
 mod api;
 pub(crate) mod auth;
 mod pages;
+mod throttle;
 mod views;
 
 use std::convert::Infallible;
@@ -51,6 +52,17 @@ pub(crate) struct App {
     /// of milliseconds; unbounded, a burst of logins would queue hundreds of them on
     /// the blocking pool and take gigabytes. Beyond the cap, requests wait their turn.
     argon2_slots: Arc<tokio::sync::Semaphore>,
+    /// Failed-login budgets per account and per address.
+    throttle: throttle::Throttle,
+}
+
+/// The outcome of a login attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoginCheck {
+    Ok,
+    Wrong,
+    /// Too many failures lately: try again after this many seconds.
+    Throttled(u64),
 }
 
 pub(crate) fn router(config: AppConfig) -> Router {
@@ -63,6 +75,7 @@ pub(crate) fn router(config: AppConfig) -> Router {
         argon2_slots: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
         )),
+        throttle: throttle::Throttle::default(),
     });
     Router::new()
         .route("/", get(pages::home))
@@ -192,14 +205,18 @@ impl App {
         )
     }
 
-    /// Checks a password on the blocking pool (argon2 takes tens of milliseconds).
-    /// `None` means the username does not exist.
+    /// Checks a password on the blocking pool (argon2 takes tens of milliseconds),
+    /// unless this account or address has used up its failed-login budget.
     async fn check_login(
         &self,
         ctx: &Ctx,
         username: &str,
         password: &str,
-    ) -> Result<bool, DbError> {
+    ) -> Result<LoginCheck, DbError> {
+        let client = ctx.conn.as_ref().map(|c| c.peer.ip());
+        if let Some(wait) = self.throttle.check(username, client) {
+            return Ok(LoginCheck::Throttled(wait));
+        }
         let user = ctx
             .trace
             .db_read(self.db.user(username.to_string()))
@@ -216,7 +233,12 @@ impl App {
             .argon2(move || auth::verify_password(&password, &phc))
             .await
             .unwrap_or(false);
-        Ok(user.is_some() && matches)
+        if user.is_some() && matches {
+            Ok(LoginCheck::Ok)
+        } else {
+            self.throttle.failed(username, client);
+            Ok(LoginCheck::Wrong)
+        }
     }
 
     /// Runs an argon2 computation on the blocking pool, within the cap.

@@ -2,6 +2,7 @@
 //! the server and get a redirect (post/redirect/get), so reloading never resends
 //! a form. Every form carries a CSRF token.
 
+use super::LoginCheck;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -350,8 +351,25 @@ pub(super) async fn login(
     let username = form.get("username").cloned().unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
     match app.check_login(&ctx, &username, &password).await {
-        Ok(true) => {}
-        Ok(false) => {
+        Ok(LoginCheck::Ok) => {}
+        Ok(LoginCheck::Throttled(wait)) => {
+            let mut response = account_page(
+                &app,
+                &ctx,
+                false,
+                StatusCode::TOO_MANY_REQUESTS,
+                &username,
+                Some(&format!(
+                    "Too many failed logins. Try again in {wait} seconds."
+                )),
+            )
+            .await;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, wait.into());
+            return response;
+        }
+        Ok(LoginCheck::Wrong) => {
             return account_page(
                 &app,
                 &ctx,
