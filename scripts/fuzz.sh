@@ -68,7 +68,7 @@ echo "fuzz: build took $((SECONDS - started)) s"
 
 # --- 3. Run --------------------------------------------------------------------------
 corpus="$root/fuzz/corpus/$target"
-mkdir -p "$corpus"
+mkdir -p "$corpus" "$build_dir"
 log="$build_dir/$target.log"
 
 # -timeout: one input taking 10 s is a hang, a bug of its own. The seeds directory

@@ -527,8 +527,8 @@ const ALLOWED: &[Allowance] = &[
         },
     },
     Allowance {
-        reason: "BADVERS: RFC 6891 §6.1.3 does not say whether the error's OPT copies DO; \
-                 Knot copies it as onebox does, NSD clears it",
+        reason: "BADVERS: onebox copies DO into the error's OPT as RFC 3225 §3 asks of \
+                 every response, and so does Knot; NSD clears it",
         applies: |_case, field, views| {
             let [onebox, _nsd, knot] = views;
             field == Field::Opt
