@@ -16,6 +16,7 @@
 mod assets;
 pub(crate) mod front;
 mod health;
+mod io;
 mod live;
 pub(crate) mod trace;
 
@@ -63,6 +64,9 @@ const MAX_CONNECTIONS: usize = 1024;
 /// How long a graceful stop waits for in-flight requests.
 const DRAIN: Duration = Duration::from_secs(8);
 
+/// A response write that makes no progress for this long closes the connection
+/// (nginx `send_timeout`, 60 s): the defence against slow-read clients.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a TLS client may take to finish its handshake (tokio-rustls has no
 /// timeout of its own; a client that never finishes would hold a slot forever).
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -240,6 +244,7 @@ impl Listeners {
             tokio::spawn(async move {
                 let result = match tls {
                     None => {
+                        let stream = io::SendTimeout::new(stream, SEND_TIMEOUT);
                         let conn = builder
                             .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service);
                         watcher.watch(conn.into_owned()).await
@@ -249,6 +254,7 @@ impl Listeners {
                             .await
                         {
                             Ok(Ok(tls_stream)) => {
+                                let tls_stream = io::SendTimeout::new(tls_stream, SEND_TIMEOUT);
                                 let conn = builder.serve_connection_with_upgrades(
                                     TokioIo::new(tls_stream),
                                     hyper_service,
