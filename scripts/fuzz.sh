@@ -47,14 +47,14 @@ echo "fuzz: $(cargo +nightly fuzz --version), $(rustc +nightly --version)"
 # assertion, and libFuzzer catches all of those without AddressSanitizer. ASan
 # adds checks for memory errors that safe code cannot make, and costs, measured on
 # this 2-core machine while other builds kept it about 5x oversubscribed:
-#                     cold build (222 crates)             executions in 30 s
-#   --sanitizer none  408 CPU-s (15m51s wall, starved)    77,445
-#   ASan (default)    >470 CPU-s for the 220 dependencies  21,014
-#                     alone (9m35s wall)
+#                     cold build (222 crates)            executions in 30 s
+#   --sanitizer none  408 CPU-s (15m51s wall, starved)   77,445
+#   ASan (default)    589 CPU-s (12m13s wall)            21,014
 # (same 1,974-input corpus for both). On an idle 2-core machine the cold build
-# is about 5 minutes; a warm one, nothing changed, 2 s; after an edit to src/
-# only onebox and the target rebuild. For a memory-safety hunt in unsafe code,
-# run by hand: (cd fuzz && cargo +nightly fuzz run dns_answer).
+# should take 4-5 minutes (408 CPU-s over 2 cores, then the onebox crate alone);
+# warm it takes 2 s, or 1m50s after an edit to src/ (onebox and the target
+# rebuild). For a memory-safety hunt in unsafe code, run ASan by hand:
+# (cd fuzz && cargo +nightly fuzz run dns_answer).
 #
 # Its own target dir: builds with other flags (a hand-run ASan build in
 # fuzz/target, the main crate's target/debug) do not evict this one, so a warm CI
