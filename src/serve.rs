@@ -26,6 +26,8 @@ use crate::web::{self, WebConfig};
 
 /// How long a graceful stop may wait for in-flight work.
 const DRAIN: Duration = Duration::from_secs(10);
+/// The DNS UDP socket's receive buffer (the kernel default is about 208 KiB).
+const UDP_RECEIVE_BUFFER: usize = 2 * 1024 * 1024;
 /// How often zone files are checked for edits.
 const WATCH_EVERY: Duration = Duration::from_millis(500);
 
@@ -267,6 +269,9 @@ async fn bind_dns(addr: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> 
             .await
             .map_err(|e| bind_error("UDP", addr, &e, "--dns 127.0.0.1:1053"))?;
         let udp_addr = udp.local_addr()?;
+        // A burst of queries must not overflow the kernel's receive queue while the
+        // workers are busy; NSD asks for the same. The kernel may grant less.
+        let _ = socket2::SockRef::from(&udp).set_recv_buffer_size(UDP_RECEIVE_BUFFER);
         match TcpListener::bind(udp_addr).await {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => continue,
