@@ -46,6 +46,8 @@ PACKAGES=(
     "chromium:chromium"             # headless browser tests
     "curl:curl"
     "nftables:nft"
+    "openssl:openssl"               # s_client, x509, verify (tests/https.rs, tests/ca.rs)
+    "libnss3-tools:certutil"        # Chromium's NSS trust store (tests/browser_doh.rs)
 )
 
 missing=()

@@ -116,6 +116,7 @@ pub struct Spawn {
     cwd: Option<PathBuf>,
     no_zones_flag: bool,
     env: Vec<(OsString, OsString)>,
+    data: Option<PathBuf>,
 }
 
 impl Spawn {
@@ -157,6 +158,12 @@ impl Spawn {
         self
     }
 
+    /// Keep state in `dir` (`--data DIR`) instead of `--ephemeral`.
+    pub fn data(mut self, dir: impl AsRef<Path>) -> Self {
+        self.data = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
     /// Run the binary in this folder.
     pub fn cwd(mut self, dir: impl AsRef<Path>) -> Self {
         self.cwd = Some(dir.as_ref().to_path_buf());
@@ -181,7 +188,10 @@ impl Spawn {
         let mut command = Command::new(ONEBOX);
         command.args(&self.global_args);
         command.args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
-        command.arg("--ephemeral");
+        match &self.data {
+            Some(dir) => command.arg("--data").arg(dir),
+            None => command.arg("--ephemeral"),
+        };
         if !self.no_zones_flag {
             let zones = self.zones.unwrap_or_else(|| repo_path("zones"));
             command.arg("--zones").arg(zones);
@@ -419,6 +429,22 @@ impl Onebox {
     pub fn dig(&self, args: &[&str]) -> Dig {
         dig(self.dns, args)
     }
+
+    /// An address from the ready line: `"https"`, `"dot"`, ...
+    pub fn ready_addr(&self, key: &str) -> SocketAddr {
+        self.ready[key]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("ready line has no {key:?} address: {}", self.ready))
+    }
+
+    /// A path from the ready line: `"ca"`, `"control"`.
+    pub fn ready_path(&self, key: &str) -> PathBuf {
+        self.ready[key]
+            .as_str()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| panic!("ready line has no {key:?} path: {}", self.ready))
+    }
 }
 
 impl Drop for Onebox {
@@ -523,6 +549,19 @@ pub fn run_bounded(mut command: Command) -> (ExitStatus, String, String) {
     let stdout = out.join().unwrap_or_default();
     let stderr = strip_ansi(&err.join().unwrap_or_default());
     (status, stdout, stderr)
+}
+
+/// Runs another program (curl, openssl, ...) to completion with stdin closed, with
+/// a deadline. Fails the test if it is not installed. Returns (status, stdout, stderr).
+pub fn run_tool(program: &str, args: &[&str], package: &str) -> (ExitStatus, String, String) {
+    require_tool(program, package);
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    run_bounded(command)
 }
 
 /// Fails the test (it must not be skipped: scripts/test.sh installs the tools) if
