@@ -5,14 +5,19 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
 use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::RecordType;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls;
 
 /// curl's exit code when the server's certificate does not verify.
 const CURLE_PEER_FAILED_VERIFICATION: i32 = 60;
@@ -259,68 +264,88 @@ fn dig_gets_the_same_answer_over_doh_post_doh_get_and_dot() {
     }
 }
 
+/// One DoH exchange with curl: `packet` sent by GET (`?dns=`) or POST to `url`
+/// (`--resolve` sends www.foobar.com to our HTTPS port). Returns curl's header
+/// block; the answer is written to `answer`.
+fn doh(f: &Fixture, method: &str, url: &str, packet: &Path, answer: &Path) -> String {
+    let (_, resolve) = f.https_url("www.foobar.com", "/");
+    let get_url = format!(
+        "{url}?dns={}",
+        URL_SAFE_NO_PAD.encode(std::fs::read(packet).unwrap())
+    );
+    let data = format!("@{}", packet.display());
+    let mut args = vec![
+        "-sS",
+        "--cacert",
+        f.ca(),
+        "--resolve",
+        &resolve,
+        "-D",
+        "-",
+        "-o",
+        answer.to_str().unwrap(),
+        "-H",
+        "accept: application/dns-message",
+    ];
+    if method == "POST" {
+        args.extend([
+            "-H",
+            "content-type: application/dns-message",
+            "--data-binary",
+            &data,
+            url,
+        ]);
+    } else {
+        args.push(&get_url);
+    }
+    let (code, head, err) = curl(&args);
+    assert_eq!(code, Some(0), "curl DoH {method} {url}: {err}");
+    head
+}
+
+/// Writes a query for `name`/`rtype` with ID 0 (RFC 8484 §4.1: DoH clients should
+/// use 0, so answers are cacheable) and returns its path.
+fn doh_query(dir: &TempDir, name: &str, rtype: RecordType) -> PathBuf {
+    let mut message = query(name, rtype);
+    message.metadata.id = 0;
+    let path = dir.path().join(format!("{name}{rtype}.query"));
+    std::fs::write(&path, encode(&message)).unwrap();
+    path
+}
+
 #[test]
 fn doh_get_and_post_with_curl_and_no_doh_over_plain_http() {
     let f = Fixture::start();
     let dir = TempDir::new("doh");
-    let query_file = dir.path().join("query.bin");
-    // RFC 8484 §4.1: a DoH client should use ID 0, so answers are cacheable.
-    let mut message = query("www.foobar.com.", RecordType::A);
-    message.metadata.id = 0;
-    let packet = encode(&message);
-    std::fs::write(&query_file, &packet).unwrap();
-    let dns_param = URL_SAFE_NO_PAD.encode(&packet);
-
-    let ask = |method: &str, answer: &Path| -> String {
-        let (url, resolve) = f.https_url("www.foobar.com", "/dns-query");
-        let get_url = format!("{url}?dns={dns_param}");
-        let data = format!("@{}", query_file.display());
-        let mut args = vec![
-            "-sS",
-            "--cacert",
-            f.ca(),
-            "--resolve",
-            &resolve,
-            "-D",
-            "-",
-            "-o",
-            answer.to_str().unwrap(),
-            "-H",
-            "accept: application/dns-message",
-        ];
-        if method == "POST" {
-            args.extend([
-                "-H",
-                "content-type: application/dns-message",
-                "--data-binary",
-                &data,
-                &url,
-            ]);
-        } else {
-            args.push(&get_url);
-        }
-        let (code, head, err) = curl(&args);
-        assert_eq!(code, Some(0), "curl DoH {method}: {err}");
-        head
-    };
-
-    for method in ["GET", "POST"] {
-        let answer_file = dir.path().join(format!("answer-{method}.bin"));
-        let head = ask(method, &answer_file);
-        assert!(head.starts_with("HTTP/2 200"), "DoH {method}:\n{head}");
+    let packet = doh_query(&dir, "www.foobar.com.", RecordType::A);
+    let port = f.https.port();
+    // By name, and by address as browsers' secure-DNS settings name it (the
+    // certificate for a client that sends no SNI carries the loopback IPs).
+    let by_name = format!("https://www.foobar.com:{port}/dns-query");
+    let by_ip = format!("https://127.0.0.1:{port}/dns-query");
+    for (method, url) in [
+        ("GET", &by_name),
+        ("POST", &by_name),
+        ("GET", &by_ip),
+        ("POST", &by_ip),
+    ] {
+        let answer_file = dir.path().join("answer.bin");
+        let head = doh(&f, method, url, &packet, &answer_file);
+        let how = format!("DoH {method} {url}");
+        assert!(head.starts_with("HTTP/2 200"), "{how}:\n{head}");
         assert_eq!(
             header(&head, "content-type"),
             Some("application/dns-message"),
-            "DoH {method}:\n{head}"
+            "{how}:\n{head}"
         );
         // The freshness lifetime is the smallest TTL in the answer (RFC 8484 §5.1).
         assert_eq!(
             header(&head, "cache-control"),
             Some("max-age=3600"),
-            "DoH {method}:\n{head}"
+            "{how}:\n{head}"
         );
         let reply = decode(&std::fs::read(&answer_file).unwrap());
-        assert_eq!(reply.metadata.id, 0, "DoH {method}");
+        assert_eq!(reply.metadata.id, 0, "{how}");
         assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
         let answers: Vec<_> = reply.answers.iter().map(summary).collect();
         assert_eq!(
@@ -339,12 +364,19 @@ fn doh_get_and_post_with_curl_and_no_doh_over_plain_http() {
                     "127.0.0.1".to_string()
                 )
             ],
-            "DoH {method}"
+            "{how}"
         );
     }
+    let transports: Vec<String> = f
+        .query_events("www.foobar.com.")
+        .iter()
+        .map(|e| e["transport"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(transports, ["https"; 4], "query log");
 
     // Plain HTTP would carry the query in the clear: no DoH there.
     let (url, resolve) = f.http_url("www.foobar.com", "/dns-query");
+    let dns_param = URL_SAFE_NO_PAD.encode(std::fs::read(&packet).unwrap());
     let (code, out, err) = curl(&[
         "-sS",
         "-o",
@@ -357,6 +389,41 @@ fn doh_get_and_post_with_curl_and_no_doh_over_plain_http() {
     ]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(out, "404", "/dns-query over plain HTTP");
+}
+
+#[test]
+fn doh_negative_answers_are_cached_no_longer_than_the_soa_minimum() {
+    // TEST_ZONE_HEAD: SOA TTL 3600, MINIMUM 300 (RFC 8484 §5.1, RFC 2308 §5).
+    let zones = test_zones("");
+    let server = Onebox::spawn().zones(zones.path()).start();
+    let f = Fixture {
+        ca: server.ready_path("ca"),
+        https: server.ready_addr("https"),
+        http: server.http_addr(),
+        dot: server.ready_addr("dot"),
+        server,
+    };
+    let dir = TempDir::new("doh-negative");
+    let url = format!("https://127.0.0.1:{}/dns-query", f.https.port());
+    for (name, rtype, rcode) in [
+        ("nope.foobar.com.", RecordType::A, ResponseCode::NXDomain),
+        ("www.foobar.com.", RecordType::AAAA, ResponseCode::NoError),
+    ] {
+        let packet = doh_query(&dir, name, rtype);
+        let answer_file = dir.path().join("answer.bin");
+        let head = doh(&f, "GET", &url, &packet, &answer_file);
+        let reply = decode(&std::fs::read(&answer_file).unwrap());
+        assert_eq!(reply.metadata.response_code, rcode, "{name} {rtype}");
+        assert!(
+            reply.answers.iter().all(|r| r.record_type() != rtype),
+            "{name} {rtype} must have no {rtype} records"
+        );
+        assert_eq!(
+            header(&head, "cache-control"),
+            Some("max-age=300"),
+            "{name} {rtype}:\n{head}"
+        );
+    }
 }
 
 #[test]
@@ -490,5 +557,82 @@ fn visit_shows_the_tls_hop_and_needs_the_ca() {
         last.map(|s| s["hop"].clone()),
         Some("tls".into()),
         "{visit}"
+    );
+}
+
+/// A DNS-over-TLS connection from our own few lines of rustls, trusting only `ca`.
+fn dot_connect(
+    ca: &Path,
+    addr: SocketAddr,
+    name: &str,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("read the CA") {
+        roots.add(cert.expect("a PEM certificate")).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"dot".to_vec()];
+    let server_name = ServerName::try_from(name.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), server_name).unwrap();
+    rustls::StreamOwned::new(conn, tcp_connect(addr))
+}
+
+#[test]
+fn dot_answers_pipelined_queries_on_one_connection() {
+    let f = Fixture::start();
+    let mut tls = dot_connect(&f.ca, f.dot, "www.foobar.com");
+    // RFC 7858 §3.3: a client may send several queries without waiting; the
+    // server answers each (in any order), matched by ID.
+    let asked = [
+        query("www.foobar.com.", RecordType::A),
+        query("foobar.com.", RecordType::SOA),
+        query("nope.foobar.com.", RecordType::A),
+    ];
+    let mut burst = Vec::new();
+    for message in &asked {
+        burst.extend(frame(&encode(message)));
+    }
+    tls.write_all(&burst).expect("send the queries over TLS");
+    assert_eq!(tls.conn.alpn_protocol(), Some(&b"dot"[..]));
+
+    let mut replies = std::collections::HashMap::new();
+    for _ in &asked {
+        let mut len = [0u8; 2];
+        tls.read_exact(&mut len).expect("a reply length");
+        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        tls.read_exact(&mut body).expect("a reply");
+        let reply = decode(&body);
+        replies.insert(reply.metadata.id, reply);
+    }
+    let reply = |i: usize| {
+        replies
+            .get(&asked[i].metadata.id)
+            .unwrap_or_else(|| panic!("no reply to query {i}"))
+    };
+    assert_eq!(types(&reply(0).answers), ["CNAME", "A"]);
+    assert_eq!(types(&reply(1).answers), ["SOA"]);
+    assert_eq!(reply(2).metadata.response_code, ResponseCode::NXDomain);
+    let transports: Vec<String> = f
+        .query_events("www.foobar.com.")
+        .iter()
+        .map(|e| e["transport"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(transports, ["tls"], "query log");
+
+    // The certificate is for our names only.
+    let mut other = dot_connect(&f.ca, f.dot, "example.org");
+    let err = other
+        .write_all(&frame(&encode(&asked[0])))
+        .and_then(|()| other.read_exact(&mut [0u8; 2]))
+        .expect_err("a DoT server must not verify as example.org");
+    assert!(
+        err.to_string().contains("certificate"),
+        "unexpected error: {err}"
     );
 }
