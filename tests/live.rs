@@ -234,3 +234,36 @@ fn the_live_page_is_served_on_site_names_only() {
         "the page does not read the stream:\n{page}"
     );
 }
+
+#[test]
+#[ignore = "bug: an open /_onebox/live/events stream never ends on SIGTERM, so every stop waits the web server's full 8 s drain and warns 'connections still open' (src/web/live.rs events() does not watch the shutdown token)"]
+fn stopping_the_server_ends_open_event_streams() {
+    let mut server = Onebox::start();
+    let mut events = EventStream::open(server.http_addr(), "www.foobar.com");
+    assert!(events.head.starts_with("HTTP/1.1 200"), "{}", events.head);
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    // A graceful stop ends the stream: the viewer sees the connection close.
+    let mut buf = [0u8; 1024];
+    events
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let closed = loop {
+        match events.stream.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    assert!(
+        closed,
+        "the event stream is still open after the server exited"
+    );
+    let log = server.stderr();
+    assert!(
+        !log.contains("connections still open"),
+        "an open live view held up the graceful stop:\n{log}"
+    );
+}
