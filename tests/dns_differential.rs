@@ -597,51 +597,7 @@ struct KnownBug {
     why: &'static str,
 }
 
-const KNOWN_ONEBOX_BUGS: &[KnownBug] = &[
-    KnownBug {
-        queries: &["exact.wild.foobar.com. TXT"],
-        fields: &[Field::Answer, Field::Authority],
-        why: "a wildcard answers for a name that exists: exact.wild has an A record, so \
-              `*.wild TXT` must not apply to it (RFC 4592 §2.2.1, §3.3.1). NSD and Knot: \
-              NOERROR, empty ANSWER, SOA (TTL 300) in AUTHORITY. onebox: \
-              `exact.wild.foobar.com. 600 TXT \"wildcard\"`, no SOA",
-    },
-    KnownBug {
-        queries: &[
-            "a.exact.wild.foobar.com. A",
-            "a.exact.wild.foobar.com. TXT",
-            "a.exact.wild.foobar.com. ANY",
-        ],
-        fields: &[Field::Rcode, Field::Answer, Field::Authority],
-        why: "a wildcard answers below a name that exists: the closest encloser of \
-              a.exact.wild is exact.wild, which has no `*` child, so `*.wild` must not \
-              apply (RFC 4592 §3.3.1; host3.host1.example in §2.2.1). NSD and Knot: \
-              NXDOMAIN, SOA (TTL 300) in AUTHORITY. onebox: NOERROR with the `*.wild` \
-              records (`a.exact.wild.foobar.com. 600 A 127.0.0.4`; the TXT for TXT and ANY)",
-    },
-    KnownBug {
-        queries: &[
-            "tosub.foobar.com. A",
-            "tosub.foobar.com. AAAA",
-            "tosub.foobar.com. MX",
-            "tosub.foobar.com. TXT",
-            "tosub.foobar.com. NS",
-            "tosub.foobar.com. SOA",
-            "tosub.foobar.com. HTTPS",
-            "tosub.foobar.com. SRV",
-            "tosub.foobar.com. DS",
-            "tosub.foobar.com. TYPE1000",
-        ],
-        fields: &[Field::Answer, Field::Authority, Field::Additional],
-        why: "a CNAME into a delegation puts the child's NS RRset in ANSWER: \
-              `tosub CNAME host.sub.foobar.com.`, sub is delegated. NSD and Knot (aa): \
-              ANSWER the CNAME only, AUTHORITY `sub NS ns.example.net., ns.sub.foobar.com.` \
-              (a referral, RFC 1034 §4.3.2 step 3b), ADDITIONAL the glue \
-              `ns.sub.foobar.com. A 127.0.0.7`. onebox (aa): ANSWER the CNAME plus \
-              `sub.foobar.com. NS` x2, AUTHORITY empty (the apex NS for SOA), no glue \
-              (for NS, the sub NS again in ADDITIONAL)",
-    },
-];
+const KNOWN_ONEBOX_BUGS: &[KnownBug] = &[];
 
 const NSD: &str = "/usr/sbin/nsd";
 const KNOTD: &str = "/usr/sbin/knotd";

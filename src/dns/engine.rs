@@ -343,6 +343,35 @@ impl Engine {
                 .unwrap_or_else(|| error_reply(request, ResponseCode::ServFail, true));
         }
 
+        // Negative answers come from our own model of the zone, which follows RFC 4592
+        // where hickory 0.26 does not: a wildcard never answers for a name that
+        // exists, nor below one (its closest encloser).
+        if let Some(zone) = set.zone_for(query.original().name())
+            && !matches!(qtype, RecordType::AXFR | RecordType::IXFR)
+        {
+            let name = query.original().name();
+            let negative = if !zone.name_exists(name) {
+                Some(ResponseCode::NXDomain)
+            } else if qtype != RecordType::ANY && zone.is_node(name) && !zone.has_data(name, qtype)
+            {
+                Some(ResponseCode::NoError)
+            } else {
+                None
+            };
+            if let Some(rcode) = negative {
+                let mut message = Message::new(metadata.id, MessageType::Response, OpCode::Query);
+                message.metadata.authoritative = true;
+                message.metadata.response_code = rcode;
+                message.metadata.recursion_desired = metadata.recursion_desired;
+                message.metadata.checking_disabled = metadata.checking_disabled;
+                message.queries.push(query.original().clone());
+                message.authorities.push(zone.negative_soa().clone());
+                polish(set, &mut message, query.original(), request.edns.as_ref());
+                return encode(message, transport, request.edns.as_ref())
+                    .unwrap_or_else(|| error_reply(request, ResponseCode::ServFail, true));
+            }
+        }
+
         let capture = Capture::default();
         set.catalog
             .handle_request::<Capture, TokioTime>(request, capture.clone())
@@ -399,6 +428,26 @@ fn polish(set: &ZoneSet, message: &mut Message, query: &Query, request_edns: Opt
     message.metadata.authentic_data = false;
     let qtype = query.query_type();
 
+    let mut referred = false;
+    // A CNAME that leads below one of our zone cuts: the chain stops there and the
+    // client is referred to the child's servers (hickory puts their NS in ANSWER).
+    // Asked for the CNAME itself (or ANY), there is nothing to chase.
+    if !matches!(qtype, RecordType::CNAME | RecordType::ANY)
+        && let Some(at) = message.answers.iter().position(|r| {
+            matches!(&r.data, RData::CNAME(target)
+            if set.zone_for(&target.0).is_some_and(|z| z.delegation(&target.0).is_some()))
+        })
+        && let RData::CNAME(target) = &message.answers[at].data
+        && let Some(zone) = set.zone_for(&target.0)
+        && let Some((_, servers)) = zone.delegation(&target.0)
+    {
+        referred = true;
+        message.metadata.response_code = ResponseCode::NoError;
+        message.answers.truncate(at + 1);
+        message.additionals = zone.glue(&servers);
+        message.authorities = servers;
+    }
+
     // RFC 6604 / RFC 2308: a CNAME chain that ends in our zone at a name with no
     // data of the asked type is NODATA (or NXDOMAIN when that name does not exist),
     // and a negative answer carries the SOA so resolvers can cache it.
@@ -407,7 +456,8 @@ fn polish(set: &ZoneSet, message: &mut Message, query: &Query, request_edns: Opt
             .answers
             .iter()
             .all(|r| r.record_type() == RecordType::CNAME);
-    if message.metadata.response_code == ResponseCode::NoError
+    if !referred
+        && message.metadata.response_code == ResponseCode::NoError
         && only_cnames
         && !matches!(qtype, RecordType::CNAME | RecordType::ANY)
         && let Some(RData::CNAME(target)) = message.answers.last().map(|r| &r.data)

@@ -134,6 +134,18 @@ impl Zone {
         false
     }
 
+    /// Whether `name` is a node of the zone itself (records or an empty
+    /// non-terminal), not merely covered by a wildcard.
+    pub(crate) fn is_node(&self, name: &Name) -> bool {
+        self.names.contains(&LowerName::from(name))
+    }
+
+    /// Whether `name` holds records of `rtype`, or a CNAME (which answers every type).
+    pub(crate) fn has_data(&self, name: &Name, rtype: RecordType) -> bool {
+        self.records_at(name)
+            .any(|r| r.record_type() == rtype || r.record_type() == RecordType::CNAME)
+    }
+
     /// The zone cut at or above `name` (below the apex), with its NS records:
     /// where authority passes to another server.
     pub(crate) fn delegation(&self, name: &Name) -> Option<(Name, Vec<Record>)> {
