@@ -48,6 +48,10 @@ PACKAGES=(
     "nftables:nft"
     "openssl:openssl"               # s_client, x509, verify (tests/https.rs, tests/ca.rs)
     "libnss3-tools:certutil"        # Chromium's NSS trust store (tests/browser_doh.rs)
+    "slowhttptest:slowhttptest"     # slow clients (tests/harden_http.rs, H1-H3)
+    "nginx:nginx"                   # the HTTP/1.1 parsing oracle (tests/harden_http.rs, H7)
+    "testssl.sh:testssl"            # TLS protocols and suites (tests/harden_tls.rs, H9)
+    "python3-venv:"                 # the venv for the HTTP/2 flood scripts, below
 )
 
 missing=()
@@ -95,6 +99,22 @@ if command -v ss >/dev/null 2>&1; then
         esac
     done
 fi
+
+# nginx's package starts a system server on port 80; the tests run their own
+# nginx by hand on a free loopback port, so stop the packaged one.
+if command -v systemctl >/dev/null 2>&1; then
+    as_root systemctl stop nginx >/dev/null 2>&1 || true
+    as_root systemctl disable nginx >/dev/null 2>&1 || true
+fi
+
+# Python's h2 and hyperframe for the HTTP/2 flood scripts (scripts/harden/), in a
+# venv under target/ (Debian's Python refuses a global pip install, PEP 668).
+section "python venv (target/venv)"
+if ! target/venv/bin/python3 -c 'import h2, hyperframe' >/dev/null 2>&1; then
+    python3 -m venv target/venv
+    target/venv/bin/pip install --quiet h2 hyperframe
+fi
+echo "h2 $(target/venv/bin/python3 -c 'import h2; print(h2.__version__)') in target/venv"
 
 # --- 2. Rust toolchain ----------------------------------------------------------
 section "rust toolchain"

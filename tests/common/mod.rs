@@ -894,3 +894,182 @@ pub fn assert_alive(server: &mut Onebox) {
     );
     assert_eq!(types(&reply.answers), ["SOA"]);
 }
+
+// ---------------------------------------------------------------------------------
+// Hardening helpers (tests/harden_*.rs)
+// ---------------------------------------------------------------------------------
+
+/// What a server did with some raw bytes: the status line it sent (if any), the
+/// whole answer, and whether it closed the connection afterwards.
+#[derive(Debug, Clone)]
+pub struct RawAnswer {
+    pub status: Option<u16>,
+    pub text: String,
+    /// The server closed its side (EOF or reset) before `linger` ran out.
+    pub closed: bool,
+}
+
+/// Sends `bytes` on a fresh TCP connection and reads until the server closes or
+/// `linger` passes without it closing (then `closed` is false: it kept the
+/// connection open for another request).
+pub fn raw_exchange(addr: SocketAddr, bytes: &[u8], linger: Duration) -> RawAnswer {
+    let mut stream = TcpStream::connect_timeout(&addr, DEADLINE).expect("connect");
+    stream.write_all(bytes).expect("send the raw request");
+    let deadline = Instant::now() + linger;
+    let mut raw = Vec::new();
+    let mut closed = false;
+    let mut buf = [0u8; 16384];
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(10))))
+            .unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                closed = true;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.get(2..5))
+        .and_then(|code| code.parse().ok());
+    RawAnswer {
+        status,
+        text,
+        closed,
+    }
+}
+
+/// A free loopback TCP port (bound and released: another process could take it,
+/// which on a test machine's loopback does not happen in practice).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+/// nginx run by hand as a differential oracle for HTTP/1.1 parsing: one worker,
+/// loopback only, everything in a temp dir; killed on drop.
+#[derive(Debug)]
+pub struct Nginx {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+}
+
+impl Nginx {
+    /// Serves `200 ok` for `foobar.com` (and any other name) on a free port.
+    pub fn start() -> Self {
+        require_tool("nginx", "nginx");
+        let dir = TempDir::new("nginx");
+        let port = free_port();
+        let prefix = dir.path().display().to_string();
+        let conf = format!(
+            "worker_processes 1;\n\
+             pid {prefix}/nginx.pid;\n\
+             error_log {prefix}/error.log;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n\
+               access_log off;\n\
+               client_body_temp_path {prefix}/body;\n\
+               proxy_temp_path {prefix}/proxy;\n\
+               fastcgi_temp_path {prefix}/fastcgi;\n\
+               uwsgi_temp_path {prefix}/uwsgi;\n\
+               scgi_temp_path {prefix}/scgi;\n\
+               server {{\n\
+                 listen 127.0.0.1:{port};\n\
+                 server_name foobar.com;\n\
+                 location / {{ return 200 \"ok\\n\"; }}\n\
+               }}\n\
+             }}\n"
+        );
+        let conf_path = dir.write("nginx.conf", &conf);
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(dir.path())
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + DEADLINE;
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not listen on {addr}: {}",
+                std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, addr, dir }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM lets the master stop its worker; then make sure the master is gone.
+        let _ = signal_pid(self.child.id(), libc::SIGTERM);
+        if wait_timeout(&mut self.child, Duration::from_secs(5)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The Python of the venv scripts/test.sh makes under target/venv (h2, hyperframe).
+pub fn venv_python() -> PathBuf {
+    let python = repo_path("target/venv/bin/python3");
+    assert!(
+        python.is_file(),
+        "{} is missing: run scripts/test.sh (it creates the venv with h2 and hyperframe)",
+        python.display()
+    );
+    python
+}
+
+/// A small tmpfs mounted for one test (needs root, as CI has); unmounted on drop.
+#[derive(Debug)]
+pub struct Tmpfs {
+    dir: TempDir,
+}
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Self {
+        let dir = TempDir::new("tmpfs");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mount -t tmpfs failed on {} (the disk-full test needs root)",
+            dir.path().display()
+        );
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
