@@ -1,0 +1,751 @@
+//! Proves the web server survives hostile HTTP (issue 7, H1–H8): slow clients are
+//! closed while others are served, the size limits answer 431/413, the accept loop
+//! outlives EMFILE, ambiguous framing is refused (with nginx as the oracle), HTTP/2
+//! floods stay bounded, and logins are rate limited.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{
+    DEADLINE, Nginx, Onebox, RawAnswer, TempDir, raw_exchange, require_tool, strip_ansi,
+    venv_python,
+};
+
+/// How long a probe waits to see whether the server closes: hyper closes right
+/// after an error answer, so this only bounds the keep-alive case.
+const LINGER: Duration = Duration::from_secs(3);
+
+/// GET /healthz on a fresh connection; the status, or None if nothing came back
+/// within the bounded wait.
+fn health(addr: SocketAddr) -> Option<u16> {
+    let request = b"GET /healthz HTTP/1.1\r\nHost: foobar.com\r\nConnection: close\r\n\r\n";
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    stream.write_all(request).ok()?;
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw)
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+}
+
+// ---------------------------------------------------------------------------------
+// H1–H3: slow clients (slowhttptest)
+// ---------------------------------------------------------------------------------
+
+/// One row of slowhttptest's CSV statistics (`-g -o FILE`), one per second.
+#[derive(Debug, Clone, Copy)]
+struct SlowRow {
+    seconds: u32,
+    closed: u32,
+    connected: u32,
+    available: bool,
+}
+
+fn slow_rows(csv: &str) -> Vec<SlowRow> {
+    let mut lines = csv.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name:?} column in slowhttptest CSV: {header:?}"))
+    };
+    let (s, c, n, a) = (
+        col("seconds"),
+        col("closed"),
+        col("connected"),
+        col("service"),
+    );
+    lines
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+            Some(SlowRow {
+                seconds: cells.get(s)?.parse().ok()?,
+                closed: cells.get(c)?.parse().ok()?,
+                connected: cells.get(n)?.parse().ok()?,
+                available: cells.get(a)?.parse::<u32>().ok()? != 0,
+            })
+        })
+        .collect()
+}
+
+/// What one slowhttptest run saw: its statistics rows, and why it ended (its
+/// "Exit status" line: "No open connections left" means the server closed them all,
+/// "Hit test time limit" means some were still open at the end).
+#[derive(Debug)]
+struct SlowRun {
+    rows: Vec<SlowRow>,
+    exit: String,
+}
+
+/// Runs slowhttptest with `args` (bounded by its own `-l` and by `timeout`).
+fn slowhttptest(out: &TempDir, name: &str, args: &[&str]) -> std::thread::JoinHandle<SlowRun> {
+    let prefix = out.path().join(name);
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    std::thread::spawn(move || {
+        let output = Command::new("timeout")
+            .args(["-k", "5", "90", "slowhttptest", "-g", "-o"])
+            .arg(&prefix)
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run slowhttptest");
+        let stdout = strip_ansi(&String::from_utf8_lossy(&output.stdout));
+        let exit = stdout
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("Exit status:"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| panic!("slowhttptest {args:?} printed no exit status:\n{stdout}"));
+        let csv = std::fs::read_to_string(prefix.with_extension("csv"))
+            .unwrap_or_else(|e| panic!("slowhttptest {args:?} wrote no CSV: {e}"));
+        SlowRun {
+            rows: slow_rows(&csv),
+            exit,
+        }
+    })
+}
+
+/// 900 slow connections at once, 300 of each kind: headers that never finish
+/// (slowloris), a body trickled in (R-U-D-Y, over HTTPS to `/dns-query`, the one
+/// body-reading route that answers for a bare address), and pipelined responses
+/// read through a 1-byte window. While they run, another client is served every
+/// second; by the end every slow connection has been closed by the server.
+#[test]
+fn slow_clients_are_closed_and_others_are_served_meanwhile() {
+    require_tool("slowhttptest", "slowhttptest");
+    let server = Onebox::start();
+    let http = server.http_addr();
+    let https = server.ready["https"]
+        .as_str()
+        .expect("ready line names https");
+    let out = TempDir::new("slowhttptest");
+    let length = "45"; // seconds: header timeout 20 s and request timeout 30 s fit in
+    let h_url = format!("http://{http}/");
+    let b_url = format!("https://{https}/dns-query");
+    let x_url = format!("http://{http}/healthz");
+    let common = ["-c", "300", "-r", "100", "-l", length];
+    let runs = [
+        (
+            "slowloris",
+            [&common[..], &["-H", "-i", "5", "-u", &h_url]].concat(),
+        ),
+        (
+            "slow-body",
+            [
+                &common[..],
+                &[
+                    "-B",
+                    "-i",
+                    "5",
+                    "-s",
+                    "8192",
+                    "-t",
+                    "POST",
+                    "-f",
+                    "application/dns-message",
+                    "-u",
+                    &b_url,
+                ],
+            ]
+            .concat(),
+        ),
+        (
+            "slow-read",
+            [
+                &common[..],
+                &[
+                    "-X", "-w", "1", "-y", "1", "-n", "5", "-z", "32", "-k", "10", "-u", &x_url,
+                ],
+            ]
+            .concat(),
+        ),
+    ];
+    let handles: Vec<_> = runs
+        .iter()
+        .map(|(name, args)| (*name, slowhttptest(&out, name, args)))
+        .collect();
+
+    // Meanwhile, an ordinary client every second.
+    let done = Arc::new(AtomicBool::new(false));
+    let (served, refused) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let prober = {
+        let (done, served, refused) = (done.clone(), served.clone(), refused.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            while !done.load(Ordering::Relaxed) {
+                match health(http) {
+                    Some(200) => served.fetch_add(1, Ordering::Relaxed),
+                    _ => refused.fetch_add(1, Ordering::Relaxed),
+                };
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        })
+    };
+    let mut results = BTreeMap::new();
+    for (name, handle) in handles {
+        results.insert(name, handle.join().expect("slowhttptest thread"));
+    }
+    done.store(true, Ordering::Relaxed);
+    prober.join().unwrap();
+
+    let mut report = String::new();
+    for (name, run) in &results {
+        let peak = run.rows.iter().map(|r| r.connected).max().unwrap_or(0);
+        let closed = run.rows.iter().map(|r| r.closed).max().unwrap_or(0);
+        let seconds = run.rows.last().map_or(0, |r| r.seconds);
+        report.push_str(&format!(
+            "{name}: {peak} connections held at peak, {closed} closed by the server, \
+             ended after {seconds} s: {}\n",
+            run.exit
+        ));
+    }
+    let (served, refused) = (
+        served.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+    );
+    report.push_str(&format!(
+        "ordinary client meanwhile: {served} served, {refused} not\n"
+    ));
+    eprintln!("{report}");
+
+    let mut server = server;
+    assert!(server.is_running(), "onebox died:\n{report}");
+    assert!(
+        served > 10 && refused == 0,
+        "the site was not available to others:\n{report}"
+    );
+    for (name, run) in &results {
+        let peak = run.rows.iter().map(|r| r.connected).max().unwrap_or(0);
+        assert!(
+            peak >= 100,
+            "{name}: the attack never held connections:\n{report}"
+        );
+        assert!(
+            run.rows.iter().all(|r| r.available),
+            "{name}: slowhttptest saw the service unavailable:\n{report}"
+        );
+        assert!(
+            run.exit.contains("No open connections left"),
+            "{name}: the server had not closed every slow connection after {length} s:\n{report}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// H5–H6: limits
+// ---------------------------------------------------------------------------------
+
+/// Sends a head and then `body_len` bytes from another thread while reading the
+/// answer here, so an early 413 is read before the server's close could reset it.
+fn send_big(addr: SocketAddr, head: String, body: Vec<u8>) -> RawAnswer {
+    let stream = TcpStream::connect(addr).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let _ = writer.write_all(head.as_bytes());
+        let _ = writer.write_all(&body);
+    });
+    let mut reader = stream;
+    reader.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let mut closed = false;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                closed = true;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = reader.shutdown(std::net::Shutdown::Both);
+    sender.join().unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.get(9..12).and_then(|c| c.parse().ok());
+    RawAnswer {
+        status,
+        text,
+        closed,
+    }
+}
+
+#[test]
+fn oversize_headers_get_431_and_oversize_bodies_get_413() {
+    let mut server = Onebox::start();
+    let addr = server.http_addr();
+    let big = "a".repeat(40 * 1024);
+    let head = format!("GET / HTTP/1.1\r\nHost: foobar.com\r\nX-Big: {big}\r\n\r\n");
+    let answer = raw_exchange(addr, head.as_bytes(), LINGER);
+    assert_eq!(answer.status, Some(431), "{}", answer.text);
+    assert!(answer.closed, "still open after 431");
+
+    let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let head = format!("GET / HTTP/1.1\r\nHost: foobar.com\r\n{many}\r\n");
+    let answer = raw_exchange(addr, head.as_bytes(), LINGER);
+    assert!(
+        matches!(answer.status, Some(431 | 400)),
+        "200 header lines: {}",
+        answer.text
+    );
+
+    let two_mib = vec![b'x'; 2 * 1024 * 1024];
+    let head = format!(
+        "POST /api/v1/users HTTP/1.1\r\nHost: foobar.com\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        two_mib.len()
+    );
+    let answer = send_big(addr, head, two_mib.clone());
+    assert_eq!(answer.status, Some(413), "{}", answer.text);
+    assert!(
+        answer.text.contains("\"error\""),
+        "413 is JSON under /api/: {}",
+        answer.text
+    );
+
+    // The same without a length: chunked, so the limit must count as it reads.
+    let mut chunked = Vec::new();
+    for piece in two_mib.chunks(64 * 1024) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let head = "POST /api/v1/users HTTP/1.1\r\nHost: foobar.com\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_string();
+    let answer = send_big(addr, head, chunked);
+    assert_eq!(answer.status, Some(413), "{}", answer.text);
+    assert_eq!(health(addr), Some(200));
+    assert!(server.is_running());
+}
+
+/// The number of file descriptors `pid` has open.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// With its descriptor limit lowered to what it uses plus 16, 80 connections make
+/// `accept` fail with EMFILE. The accept loop must log it, keep going, and serve
+/// again as soon as descriptors are free.
+#[test]
+fn the_accept_loop_survives_emfile_and_recovers() {
+    require_tool("prlimit", "util-linux");
+    let mut server = Onebox::start();
+    let addr = server.http_addr();
+    assert_eq!(health(addr), Some(200));
+    let limit = open_fds(server.pid) + 16;
+    let status = Command::new("prlimit")
+        .arg(format!("--pid={}", server.pid))
+        .arg(format!("--nofile={limit}:{limit}"))
+        .status()
+        .expect("run prlimit");
+    assert!(status.success(), "prlimit failed");
+
+    let held: Vec<TcpStream> = (0..80)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect();
+    let log = server.wait_for_log("accept failed", 0);
+    assert!(log.contains("Too many open files"), "{log}");
+    assert!(server.is_running(), "onebox died at EMFILE:\n{log}");
+    drop(held);
+
+    // Descriptors come back as the server sees those clients go; then it serves.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut last = None;
+    while Instant::now() < deadline {
+        last = health(addr);
+        if last == Some(200) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        last,
+        Some(200),
+        "never recovered after EMFILE:\n{}",
+        server.stderr()
+    );
+    assert!(server.is_running());
+}
+
+// ---------------------------------------------------------------------------------
+// H7: request smuggling, nginx as the oracle
+// ---------------------------------------------------------------------------------
+
+/// What RFC 9112 (and the issue) demand for one probe.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rule {
+    /// Must be answered 400 and the connection closed.
+    Reject,
+    /// RFC 9112 §6.3: a server MAY reject Content-Length with Transfer-Encoding,
+    /// or process the body as chunked; either way it MUST close afterwards.
+    Close,
+    /// A valid request: must be served and the connection kept.
+    Accept,
+    /// The RFC allows more than one answer (e.g. a recipient MAY accept a bare
+    /// LF); recorded and compared, not asserted.
+    Either,
+}
+
+fn probes() -> Vec<(&'static str, Rule, String)> {
+    // A route that reads its body, so the chunked decoder really runs.
+    let user = r#"{"username":"chunky","password":"chunky-password"}"#;
+    let post =
+        "POST /api/v1/users HTTP/1.1\r\nHost: foobar.com\r\nContent-Type: application/json\r\n";
+    vec![
+        (
+            "valid GET",
+            Rule::Accept,
+            "GET / HTTP/1.1\r\nHost: foobar.com\r\n\r\n".into(),
+        ),
+        (
+            "valid chunked POST",
+            Rule::Accept,
+            format!(
+                "{post}Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{user}\r\n0\r\n\r\n",
+                user.len()
+            ),
+        ),
+        (
+            "CL + TE",
+            Rule::Close,
+            format!("{post}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        ),
+        (
+            "TE + CL",
+            Rule::Close,
+            format!("{post}Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"),
+        ),
+        (
+            "two different CL",
+            Rule::Reject,
+            format!("{post}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"),
+        ),
+        (
+            "CL list 5, 6",
+            Rule::Reject,
+            format!("{post}Content-Length: 5, 6\r\n\r\nhello!"),
+        ),
+        (
+            "two equal CL",
+            Rule::Either,
+            format!("{post}Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello"),
+        ),
+        (
+            "CL +5",
+            Rule::Reject,
+            format!("{post}Content-Length: +5\r\n\r\nhello"),
+        ),
+        (
+            "CL 0x5",
+            Rule::Reject,
+            format!("{post}Content-Length: 0x5\r\n\r\nhello"),
+        ),
+        (
+            "CL 1_0",
+            Rule::Reject,
+            format!("{post}Content-Length: 1_0\r\n\r\nhelloworld"),
+        ),
+        (
+            "CL -1",
+            Rule::Reject,
+            format!("{post}Content-Length: -1\r\n\r\nhello"),
+        ),
+        (
+            "CL overflow",
+            Rule::Reject,
+            format!("{post}Content-Length: 99999999999999999999999\r\n\r\nhello"),
+        ),
+        (
+            "chunk size zz",
+            Rule::Reject,
+            format!("{post}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"),
+        ),
+        (
+            "chunk size overflow",
+            Rule::Reject,
+            format!(
+                "{post}Transfer-Encoding: chunked\r\n\r\nfffffffffffffffff1\r\nhello\r\n0\r\n\r\n"
+            ),
+        ),
+        (
+            "chunk size -5",
+            Rule::Reject,
+            format!("{post}Transfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n"),
+        ),
+        (
+            "bare CR in chunk ext",
+            Rule::Reject,
+            format!("{post}Transfer-Encoding: chunked\r\n\r\n5;a\rb\r\nhello\r\n0\r\n\r\n"),
+        ),
+        (
+            "TE gzip (not chunked last)",
+            Rule::Reject,
+            format!("{post}Transfer-Encoding: gzip\r\n\r\nhello"),
+        ),
+        (
+            "TE chunked, identity",
+            Rule::Reject,
+            format!("{post}Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"),
+        ),
+        (
+            "TE xchunked",
+            Rule::Reject,
+            format!("{post}Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"),
+        ),
+        (
+            "space before colon",
+            Rule::Reject,
+            "GET / HTTP/1.1\r\nHost : foobar.com\r\n\r\n".into(),
+        ),
+        (
+            "space before colon in CL",
+            Rule::Reject,
+            format!("{post}Content-Length : 5\r\n\r\nhello"),
+        ),
+        (
+            "missing Host",
+            Rule::Reject,
+            "GET / HTTP/1.1\r\n\r\n".into(),
+        ),
+        (
+            "two Hosts",
+            Rule::Reject,
+            "GET / HTTP/1.1\r\nHost: foobar.com\r\nHost: evil.example\r\n\r\n".into(),
+        ),
+        (
+            "bare CR in a header",
+            Rule::Reject,
+            "GET / HTTP/1.1\r\nHost: foobar.com\r\nX-A: b\rc\r\n\r\n".into(),
+        ),
+        (
+            "bare LF line ends",
+            Rule::Either,
+            "GET / HTTP/1.1\nHost: foobar.com\n\n".into(),
+        ),
+        (
+            "bare LF in chunked body",
+            Rule::Either,
+            format!("{post}Transfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n"),
+        ),
+        (
+            "obs-fold",
+            Rule::Either,
+            "GET / HTTP/1.1\r\nHost: foobar.com\r\nX-A: b\r\n c\r\n\r\n".into(),
+        ),
+        (
+            "NUL in a header",
+            Rule::Reject,
+            "GET / HTTP/1.1\r\nHost: foobar.com\r\nX-A: b\0c\r\n\r\n".into(),
+        ),
+    ]
+}
+
+fn describe(a: &RawAnswer) -> String {
+    let status = a.status.map_or("-".to_string(), |s| s.to_string());
+    format!("{status}{}", if a.closed { " close" } else { " keep" })
+}
+
+#[test]
+fn ambiguous_framing_gets_400_and_close_and_is_compared_with_nginx() {
+    let server = Onebox::start();
+    let nginx = Nginx::start();
+    let (ours, theirs) = (server.http_addr(), nginx.addr);
+    let probes = probes();
+    // Every probe on its own connection, all at once: the wait is one LINGER.
+    let handles: Vec<_> = probes
+        .iter()
+        .map(|(_, _, bytes)| {
+            let bytes = bytes.clone().into_bytes();
+            std::thread::spawn(move || {
+                (
+                    raw_exchange(ours, &bytes, LINGER),
+                    raw_exchange(theirs, &bytes, LINGER),
+                )
+            })
+        })
+        .collect();
+    let answers: Vec<(RawAnswer, RawAnswer)> =
+        handles.into_iter().map(|h| h.join().unwrap()).collect();
+
+    let mut table = String::from("| probe | rule | onebox | nginx 1.22 |\n|---|---|---|---|\n");
+    let mut failures = Vec::new();
+    for ((name, rule, _), (us, them)) in probes.iter().zip(&answers) {
+        table.push_str(&format!(
+            "| {name} | {rule:?} | {} | {} |\n",
+            describe(us),
+            describe(them)
+        ));
+        let ok = match rule {
+            Rule::Reject => us.status == Some(400) && us.closed,
+            Rule::Close => us.status.is_some() && us.closed,
+            Rule::Accept => us.status.is_some_and(|s| s < 500 && s != 400) && !us.closed,
+            Rule::Either => us.status.is_some(),
+        };
+        if !ok {
+            failures.push(format!("{name}: {us:?}"));
+        }
+    }
+    eprintln!("{table}");
+    // The oracle itself must be working for the comparison to mean anything.
+    assert_eq!(
+        answers[0].1.status,
+        Some(200),
+        "nginx oracle: {:?}",
+        answers[0].1
+    );
+    assert!(failures.is_empty(), "{}\n{table}", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------
+// H8: HTTP/2 floods
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn http2_floods_are_bounded_and_the_server_serves_others() {
+    let python = venv_python();
+    let script = common::repo_path("scripts/harden/h2_flood.py");
+    let mut server = Onebox::start();
+    let addr = server.http_addr();
+    let rss_before = server.rss_kib();
+    let floods = [
+        ("rapid-reset", 20_000),
+        ("continuation", 20_000),
+        ("settings", 50_000),
+        ("ping", 50_000),
+        ("empty-data", 50_000),
+    ];
+    let mut report = String::new();
+    let mut peak = rss_before;
+    for (mode, count) in floods {
+        let output = Command::new("timeout")
+            .args(["-k", "5", "60"])
+            .arg(&python)
+            .arg(&script)
+            .args([
+                &addr.ip().to_string(),
+                &addr.port().to_string(),
+                mode,
+                &count.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run h2_flood.py");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{mode}: {}\n{text}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let result: serde_json::Value =
+            serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{mode}: {e}: {text}"));
+        peak = peak.max(server.rss_kib());
+        report.push_str(&format!("{result}\n"));
+        assert!(
+            server.is_running(),
+            "onebox died in the {mode} flood:\n{report}"
+        );
+        assert_eq!(
+            result["liveness"], "200",
+            "{mode}: a fresh h2 connection was not served afterwards:\n{report}"
+        );
+        // The floods h2 must cut short: its pending-reset, header-list and
+        // empty-frame limits (RUSTSEC-2023-0034, -2024-0332, -2026-0258).
+        if matches!(mode, "rapid-reset" | "continuation" | "empty-data") {
+            assert!(
+                !result["goaway"].is_null() || result["closed_by_server"] == true,
+                "{mode}: the server neither sent GOAWAY nor closed:\n{report}"
+            );
+        }
+    }
+    report.push_str(&format!("RSS {rss_before} KiB before, {peak} KiB peak\n"));
+    eprintln!("{report}");
+    assert!(peak < 256 * 1024, "memory grew without bound:\n{report}");
+    assert_eq!(health(addr), Some(200));
+}
+
+// ---------------------------------------------------------------------------------
+// Application: login rate limiting
+// ---------------------------------------------------------------------------------
+
+/// POST /api/v1/sessions with `password`; the answer.
+fn login(addr: SocketAddr, user: &str, password: &str) -> RawAnswer {
+    let body = serde_json::json!({ "username": user, "password": password }).to_string();
+    let request = format!(
+        "POST /api/v1/sessions HTTP/1.1\r\nHost: foobar.com\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    raw_exchange(addr, request.as_bytes(), DEADLINE)
+}
+
+/// Password guessing against one account, then against many accounts from one
+/// address, must meet 429 with Retry-After (per account and per address), and the
+/// rightful owner still gets in from elsewhere once the account's bucket refills.
+#[test]
+fn logins_are_rate_limited_per_account_and_per_address() {
+    let server = Onebox::start();
+    let addr = server.http_addr();
+    let body = r#"{"username":"victim","password":"victim-password"}"#;
+    let request = format!(
+        "POST /api/v1/users HTTP/1.1\r\nHost: foobar.com\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(
+        raw_exchange(addr, request.as_bytes(), DEADLINE).status,
+        Some(201)
+    );
+
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let answer = login(addr, "victim", &format!("guess-{i}"));
+        statuses.push(answer.status);
+        if answer.status == Some(429) {
+            assert!(
+                answer.text.to_ascii_lowercase().contains("retry-after:"),
+                "429 without Retry-After: {}",
+                answer.text
+            );
+            break;
+        }
+        assert_eq!(answer.status, Some(401), "{}", answer.text);
+    }
+    assert_eq!(
+        statuses.last().copied().flatten(),
+        Some(429),
+        "30 wrong passwords for one account were never limited: {statuses:?}"
+    );
+
+    // Per address: one client trying one password on many accounts.
+    let mut statuses = Vec::new();
+    for i in 0..60 {
+        let answer = login(addr, &format!("user{i}"), "123456");
+        statuses.push(answer.status);
+        if answer.status == Some(429) {
+            break;
+        }
+    }
+    assert_eq!(
+        statuses.last().copied().flatten(),
+        Some(429),
+        "60 logins to different accounts from one address were never limited: {statuses:?}"
+    );
+}
