@@ -104,6 +104,60 @@ fn ca_certificate_is_a_ca_constrained_to_our_zone_and_loopback() {
 }
 
 #[test]
+fn every_zone_is_permitted_and_served_over_https() {
+    let zones = test_zones("");
+    zones.write(
+        "example.test.zone",
+        "$ORIGIN example.test.\n$TTL 3600\n\
+         @   IN SOA ns1.example.test. hostmaster.example.test. 1 7200 3600 1209600 300\n\
+         @   IN NS  ns1.example.test.\n\
+         ns1 IN A   127.0.0.1\n\
+         @   IN A   127.0.0.1\n\
+         www IN CNAME example.test.\n",
+    );
+    let server = Onebox::spawn().zones(zones.path()).start();
+    let ca = server.ready_path("ca");
+    let (ok, out, err) = openssl(&[
+        "x509",
+        "-noout",
+        "-ext",
+        "nameConstraints",
+        "-in",
+        text(&ca),
+    ]);
+    assert!(ok, "{err}");
+    let permitted: Vec<&str> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("DNS:"))
+        .collect();
+    assert_eq!(permitted, ["DNS:example.test", "DNS:foobar.com"], "{out}");
+
+    let port = server.ready_addr("https").port();
+    for name in ["example.test", "www.example.test", "www.foobar.com"] {
+        let resolve = format!("{name}:{port}:127.0.0.1");
+        let (status, out, err) = run_tool(
+            "curl",
+            &[
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--cacert",
+                text(&ca),
+                "--resolve",
+                &resolve,
+                &format!("https://{name}:{port}/"),
+            ],
+            "curl",
+        );
+        assert!(status.success(), "{name}: {err}");
+        assert_eq!(out, "200", "{name}");
+    }
+}
+
+#[test]
 fn ca_persists_across_restarts_with_a_data_folder() {
     let dir = TempDir::new("ca-persist");
     let data = dir.path().join("data");
@@ -118,6 +172,38 @@ fn ca_persists_across_restarts_with_a_data_folder() {
         fingerprint(&ca_again),
         before,
         "a restart must not make a new CA (users would have to trust it again)"
+    );
+}
+
+#[test]
+fn a_kept_ca_that_cannot_vouch_for_a_new_zone_says_so_and_how_to_fix_it() {
+    let dir = TempDir::new("ca-new-zone");
+    let data = dir.path().join("data");
+    let zones = test_zones("");
+    let (mut first, ca) = {
+        let server = Onebox::spawn().zones(zones.path()).data(&data).start();
+        let ca = server.ready_path("ca");
+        (server, ca)
+    };
+    let before = fingerprint(&ca);
+    assert!(first.terminate().success());
+
+    zones.write(
+        "example.test.zone",
+        "$ORIGIN example.test.\n$TTL 3600\n\
+         @   IN SOA ns1.example.test. hostmaster.example.test. 1 7200 3600 1209600 300\n\
+         @   IN NS  ns1.example.test.\n\
+         ns1 IN A   127.0.0.1\n\
+         @   IN A   127.0.0.1\n",
+    );
+    let second = Onebox::spawn().zones(zones.path()).data(&data).start();
+    // The CA users already trust is kept (a new one would need trusting again)...
+    assert_eq!(fingerprint(&second.ready_path("ca")), before);
+    // ...and the log says what that means and what to do.
+    let log = second.wait_for_log("may not vouch for example.test", 0);
+    assert!(
+        log.contains("remove ca.pem and ca-key.pem"),
+        "no fix named:\n{log}"
     );
 }
 

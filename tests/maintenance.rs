@@ -1,6 +1,6 @@
 //! Proves `onebox maintenance on|off|status` against a running server: the site
 //! (HTML and API, HTTP and HTTPS) answers 503 with Retry-After, /readyz fails while
-//! /healthz, DNS and the live view carry on, `onebox visit` names the cause (exit 6),
+//! /healthz, DNS (UDP and DoH) and the live view carry on, `onebox visit` names the cause (exit 6),
 //! and everything comes back with `off`. A wrong control path is a clear error.
 
 mod common;
@@ -8,7 +8,10 @@ mod common;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
+use hickory_server::proto::rr::RecordType;
 
 /// A response as `curl -i` printed it: status, headers (lower-case names), body.
 struct Reply {
@@ -149,6 +152,31 @@ fn maintenance_takes_the_site_down_while_dns_and_the_live_view_stay_up() {
         "{}",
         reply.stdout
     );
+
+    // So is DNS over HTTPS, though it shares the web server's listener.
+    let mut message = query("www.foobar.com.", RecordType::A);
+    message.metadata.id = 0;
+    let doh_url = format!(
+        "https://127.0.0.1:{}/dns-query?dns={}",
+        https.port(),
+        URL_SAFE_NO_PAD.encode(encode(&message))
+    );
+    let (status, out, err) = run_tool(
+        "curl",
+        &[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{content_type}",
+            "--cacert",
+            ca.to_str().unwrap(),
+            &doh_url,
+        ],
+        "curl",
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(out, "200 application/dns-message", "DoH in maintenance");
 
     // Watching the site go down is what the live view is for.
     let live = get(http, "www.foobar.com", "/_onebox/live", None);
