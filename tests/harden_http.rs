@@ -749,3 +749,124 @@ fn logins_are_rate_limited_per_account_and_per_address() {
         "60 logins to different accounts from one address were never limited: {statuses:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Application: user text is escaped wherever it appears
+// ---------------------------------------------------------------------------------
+
+/// The markup an attacker wants in our pages, and what it must turn into.
+const XSS: &str = r#"<script>alert("x")</script><img src=x onerror=alert(1)>"#;
+const XSS_ESCAPED: &str =
+    "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;";
+
+/// One HTTP/1.1 exchange with optional cookie and form body; the whole answer.
+fn page(addr: SocketAddr, method: &str, target: &str, cookie: &str, form: &str) -> RawAnswer {
+    let mut request = format!(
+        "{method} {target} HTTP/1.1\r\nHost: foobar.com\r\nConnection: close\r\nCookie: {cookie}\r\n"
+    );
+    if method == "POST" {
+        request.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            form.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(form);
+    raw_exchange(addr, request.as_bytes(), DEADLINE)
+}
+
+/// Every place a visitor's text comes back in HTML: a rejected registration and a
+/// failed login (both re-render the form with the username), a post, the 404 page
+/// (the path), a bad query. None may carry the markup through unescaped.
+#[test]
+fn user_text_is_escaped_in_every_html_answer() {
+    let server = Onebox::start();
+    let addr = server.http_addr();
+    let form_page = page(addr, "GET", "/login", "", "");
+    let cookie = form_page
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("the form sets its CSRF cookie")
+        .to_string();
+    let token = form_page
+        .text
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form carries a CSRF token")
+        .to_string();
+    let evil: String = XSS.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
+    let mut answers = vec![
+        (
+            "register",
+            page(
+                addr,
+                "POST",
+                "/register",
+                &cookie,
+                &format!("csrf={token}&username={evil}&password=correct+horse"),
+            ),
+        ),
+        (
+            "login",
+            page(
+                addr,
+                "POST",
+                "/login",
+                &cookie,
+                &format!("csrf={token}&username={evil}&password=wrong+horse"),
+            ),
+        ),
+        ("404 path", page(addr, "GET", &format!("/{evil}"), "", "")),
+        (
+            "query",
+            page(addr, "GET", &format!("/?before={evil}"), "", ""),
+        ),
+    ];
+    // A post by a logged-in user, shown on the home page.
+    let body = r#"{"username":"xss","password":"xss-password"}"#;
+    for path in ["/api/v1/users", "/api/v1/sessions"] {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: foobar.com\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let answer = raw_exchange(addr, request.as_bytes(), DEADLINE);
+        assert_eq!(answer.status, Some(201), "{}", answer.text);
+        if path.ends_with("sessions") {
+            let json = answer.text.split("\r\n\r\n").nth(1).unwrap_or_default();
+            let token: serde_json::Value = serde_json::from_str(json).unwrap();
+            let post = serde_json::json!({ "body": XSS }).to_string();
+            let request = format!(
+                "POST /api/v1/posts HTTP/1.1\r\nHost: foobar.com\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{post}",
+                token["token"].as_str().unwrap(),
+                post.len()
+            );
+            assert_eq!(
+                raw_exchange(addr, request.as_bytes(), DEADLINE).status,
+                Some(201)
+            );
+        }
+    }
+    answers.push(("home with the post", page(addr, "GET", "/", "", "")));
+
+    let mut report = String::new();
+    for (name, answer) in &answers {
+        let echoed = answer.text.contains(XSS_ESCAPED);
+        report.push_str(&format!(
+            "{name}: {:?}, escaped copy shown: {echoed}\n",
+            answer.status
+        ));
+        assert!(
+            !answer.text.contains("<script>alert") && !answer.text.contains("<img src=x"),
+            "{name}: markup came back unescaped:\n{}",
+            answer.text
+        );
+    }
+    eprintln!("{report}");
+    assert!(
+        answers.last().unwrap().1.text.contains(XSS_ESCAPED),
+        "the post is not shown escaped:\n{report}"
+    );
+}
