@@ -7,9 +7,12 @@
 //! `Last-Modified` on every file, `304 Not Modified` for `If-None-Match` /
 //! `If-Modified-Since`, and single byte ranges (`206`, `416`) honouring `If-Range`.
 
+use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -45,6 +48,25 @@ pub(super) struct Assets {
     site: Option<PathBuf>,
     /// When this server started: the `Last-Modified` of the built-in files.
     started: SystemTime,
+    /// `--site` lookups, kept for [`FRESH_FOR`]: each file system call is a trip
+    /// to tokio's blocking pool and back (a context switch each way), which made
+    /// a small static file cost several times what nginx pays. Edits show within
+    /// a second.
+    cache: Mutex<HashMap<String, (Instant, Option<Arc<SiteFile>>)>>,
+}
+
+/// How long a `--site` lookup is trusted before the file is looked at again.
+const FRESH_FOR: Duration = Duration::from_secs(1);
+/// Files larger than this are read for each request rather than kept.
+const CACHE_FILE_LIMIT: u64 = 1024 * 1024;
+const CACHE_ENTRIES: usize = 1024;
+
+/// A file from `--site`, read.
+#[derive(Debug)]
+struct SiteFile {
+    path: PathBuf,
+    body: Vec<u8>,
+    modified: SystemTime,
 }
 
 impl Assets {
@@ -67,36 +89,42 @@ impl Assets {
         Ok(Self {
             site,
             started: UNIX_EPOCH + std::time::Duration::from_secs(now),
+            cache: Mutex::new(HashMap::new()),
         })
     }
 
     /// The response for a GET/HEAD that names a file, or `None` to hand the
     /// request to the application.
     pub(super) async fn serve(&self, path: &str, headers: &HeaderMap) -> Option<Response> {
-        if let Some(root) = &self.site
-            && let Some(file) = site_file(root, path).await
-        {
-            return Some(match read_file(&file).await {
-                Ok((body, modified)) => {
+        if let Some(root) = &self.site {
+            match self.site_lookup(root, path).await {
+                Ok(Some(file)) => {
                     let etag = format!(
                         "\"{:x}-{:x}\"",
-                        modified
+                        file.modified
                             .duration_since(UNIX_EPOCH)
                             .map(|d| d.as_secs())
                             .unwrap_or(0),
-                        body.len()
+                        file.body.len()
                     );
-                    respond(headers, body, mime_for(&file), &etag, modified)
+                    return Some(respond(
+                        headers,
+                        file.body.clone(),
+                        mime_for(&file.path),
+                        &etag,
+                        file.modified,
+                    ));
                 }
+                Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!("http: cannot read {}: {e}", file.display());
-                    super::front::error_response(
+                    tracing::warn!("http: cannot read {path} from --site: {e}");
+                    return Some(super::front::error_response(
                         path,
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "file could not be read",
-                    )
+                    ));
                 }
-            });
+            }
         }
         let builtin = BUILTIN.iter().find(|b| b.path == path)?;
         let mut hasher = DefaultHasher::new();
@@ -112,11 +140,62 @@ impl Assets {
     }
 }
 
+impl Assets {
+    /// The `--site` file a path names (`None`: not a file there, so the app's),
+    /// from the cache while fresh, else with one trip to the blocking pool.
+    async fn site_lookup(
+        &self,
+        root: &Path,
+        uri_path: &str,
+    ) -> std::io::Result<Option<Arc<SiteFile>>> {
+        if let Some((checked, file)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uri_path)
+            && checked.elapsed() < FRESH_FOR
+        {
+            return Ok(file.clone());
+        }
+        let (root, key) = (root.to_path_buf(), uri_path.to_string());
+        let looked_up =
+            tokio::task::spawn_blocking(move || -> std::io::Result<Option<(SiteFile, u64)>> {
+                let Some(path) = site_file(&root, &key) else {
+                    return Ok(None);
+                };
+                let (body, modified) = read_file(&path)?;
+                let len = body.len() as u64;
+                Ok(Some((
+                    SiteFile {
+                        path,
+                        body,
+                        modified,
+                    },
+                    len,
+                )))
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+        let (file, cacheable) = match looked_up {
+            Some((file, len)) => (Some(Arc::new(file)), len <= CACHE_FILE_LIMIT),
+            None => (None, true),
+        };
+        if cacheable {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() >= CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(uri_path.to_string(), (Instant::now(), file.clone()));
+        }
+        Ok(file)
+    }
+}
+
 /// The file under `root` that `uri_path` names, if it is a regular file inside
 /// `root`. Percent-decoding happens first, then every segment is checked: no `..`,
 /// no `.`, no hidden files, no backslashes or NULs; finally the resolved path
 /// (symlinks followed) must still be inside `root`.
-async fn site_file(root: &Path, uri_path: &str) -> Option<PathBuf> {
+fn site_file(root: &Path, uri_path: &str) -> Option<PathBuf> {
     let decoded = percent_decode_str(uri_path).decode_utf8().ok()?;
     let rest = decoded.strip_prefix('/')?;
     let mut path = root.to_path_buf();
@@ -126,15 +205,15 @@ async fn site_file(root: &Path, uri_path: &str) -> Option<PathBuf> {
         }
         path.push(segment);
     }
-    // tokio::fs runs these syscalls on the blocking pool, off the async workers.
-    let real = tokio::fs::canonicalize(&path).await.ok()?;
-    let is_file = tokio::fs::metadata(&real).await.ok()?.is_file();
+    // Called on the blocking pool, off the async workers.
+    let real = std::fs::canonicalize(&path).ok()?;
+    let is_file = std::fs::metadata(&real).ok()?.is_file();
     (real.starts_with(root) && is_file).then_some(real)
 }
 
-async fn read_file(path: &Path) -> std::io::Result<(Vec<u8>, SystemTime)> {
-    let body = tokio::fs::read(path).await?;
-    let modified = tokio::fs::metadata(path).await?.modified()?;
+fn read_file(path: &Path) -> std::io::Result<(Vec<u8>, SystemTime)> {
+    let body = std::fs::read(path)?;
+    let modified = std::fs::metadata(path)?.modified()?;
     let secs = modified
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
