@@ -52,8 +52,11 @@ pub(super) struct Assets {
     /// to tokio's blocking pool and back (a context switch each way), which made
     /// a small static file cost several times what nginx pays. Edits show within
     /// a second.
-    cache: Mutex<HashMap<String, (Instant, Option<Arc<SiteFile>>)>>,
+    cache: Mutex<HashMap<String, Lookup>>,
 }
+
+/// When a path was looked up, and the file it named (`None`: no file there).
+type Lookup = (Instant, Option<Arc<SiteFile>>);
 
 /// How long a `--site` lookup is trusted before the file is looked at again.
 const FRESH_FOR: Duration = Duration::from_secs(1);
