@@ -52,6 +52,8 @@ PACKAGES=(
     "nginx:nginx"                   # the HTTP/1.1 parsing oracle (tests/harden_http.rs, H7)
     "testssl.sh:testssl"            # TLS protocols and suites (tests/harden_tls.rs, H9)
     "python3-venv:"                 # the venv for the HTTP/2 flood scripts, below
+    "wrk:wrk"                       # load for scripts/scenarios/scale.sh (tests/scripts.rs)
+    "util-linux:script"             # a real terminal for visit's colour test
 )
 
 missing=()
