@@ -91,7 +91,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let certs = Certificates::new(
         Ca::load_or_create(ca_dir.path(), &zones.names())?,
-        zones.names(),
+        certificate_names(&zones),
     )?;
     let (control_listener, control_path) = control::bind(ca_dir.path())?;
     let maintenance = Maintenance::default();
@@ -125,7 +125,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let zones = zones.clone();
         tokio::spawn(ca::renew_loop(
             certs.clone(),
-            move || zones.names(),
+            move || certificate_names(&zones),
             shutdown.child_token(),
         ))
     };
@@ -194,6 +194,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     drop(ca_dir);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The names that need certificates: each zone (its leaf also covers `*.zone`),
+/// plus every site name deeper than one label below its zone, which `*.zone`
+/// does not cover (`shop.eu.foobar.com`).
+fn certificate_names(zones: &Zones) -> Vec<String> {
+    let mut names = zones.names();
+    for host in zones.site_hosts() {
+        let covered = names.iter().any(|zone| {
+            host == *zone
+                || host
+                    .strip_suffix(&format!(".{zone}"))
+                    .is_some_and(|label| !label.contains('.'))
+        });
+        if !covered {
+            names.push(host);
+        }
+    }
+    names
 }
 
 fn rrl_config(args: &ServeArgs) -> anyhow::Result<dns::server::rrl::RrlConfig> {
@@ -339,11 +358,25 @@ struct TempDir {
 }
 
 impl TempDir {
-    fn new(name: &str) -> anyhow::Result<Self> {
-        let path = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(&path)
-            .with_context(|| format!("failed to create {}", path.display()))?;
-        Ok(Self { path, remove: true })
+    /// A new private folder: a random suffix (the pid alone repeats across
+    /// containers and PID namespaces), created fresh (never reused), mode 0700.
+    fn new(prefix: &str) -> anyhow::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        for _ in 0..16 {
+            let path =
+                std::env::temp_dir().join(format!("{prefix}-{:016x}", rand::random::<u64>()));
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(Self { path, remove: true }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("failed to create {}", path.display()));
+                }
+            }
+        }
+        bail!(
+            "failed to create a private folder in {}",
+            std::env::temp_dir().display()
+        )
     }
 
     fn keep(path: std::path::PathBuf) -> Self {

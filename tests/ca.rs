@@ -461,7 +461,6 @@ impl Drop for Pid1 {
 }
 
 #[test]
-#[ignore = "bug: the ephemeral CA/control folder is /tmp/onebox-<pid>, so two servers with the same pid (PID 1 in containers or `unshare --pid`) share the CA and control socket, and the first to exit deletes the other's (src/serve.rs TempDir::new)"]
 fn ephemeral_servers_with_the_same_pid_keep_separate_ca_and_control_socket() {
     let first = Pid1::start();
     let second = Pid1::start();

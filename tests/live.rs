@@ -236,7 +236,6 @@ fn the_live_page_is_served_on_site_names_only() {
 }
 
 #[test]
-#[ignore = "bug: an open /_onebox/live/events stream never ends on SIGTERM, so every stop waits the web server's full 8 s drain and warns 'connections still open' (src/web/live.rs events() does not watch the shutdown token)"]
 fn stopping_the_server_ends_open_event_streams() {
     let mut server = Onebox::start();
     let mut events = EventStream::open(server.http_addr(), "www.foobar.com");

@@ -33,7 +33,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        let mut response = (self.0, Json(json!({ "error": self.1 }))).into_response();
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("30"),
+            );
+        }
+        response
     }
 }
 
@@ -44,6 +51,10 @@ impl From<DbError> for ApiError {
             DbError::Closed => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the server is shutting down",
+            ),
+            DbError::Full => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the disk holding the database is full: nothing was written; try again later",
             ),
             _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "database error"),
         }

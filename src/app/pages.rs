@@ -130,6 +130,18 @@ fn plain_page(ctx: &Ctx, status: StatusCode, heading: &str, text: &str) -> Respo
 
 fn db_failed(ctx: &Ctx, e: &DbError) -> Response {
     tracing::error!("app: {e}");
+    if matches!(e, DbError::Full) {
+        let mut response = plain_page(
+            ctx,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Nothing was saved",
+            "The disk holding the database is full. Reading works; please try writing again later.",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+        return response;
+    }
     plain_page(
         ctx,
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -188,12 +200,14 @@ async fn board(
         Ok(v) => v,
         Err(e) => return db_failed(ctx, &e),
     };
+    // The counter is a nicety: a page that cannot count (a full disk) still shows.
     let visits = match ctx
         .trace
         .db_write(app.db.count_visit(ctx.host.clone()))
         .await
     {
-        Ok(n) => n,
+        Ok(n) => Some(n),
+        Err(DbError::Full) => None,
         Err(e) => return db_failed(ctx, &e),
     };
     // One extra row tells whether an "older posts" link is needed.
@@ -221,7 +235,7 @@ async fn board(
 
 /// Gathers the facts for the panel, all from this request: the live zone, the
 /// connection, the protocol, and the trace's database counts so far.
-fn reached(app: &App, ctx: &Ctx, visits: u64) -> Reached {
+fn reached(app: &App, ctx: &Ctx, visits: Option<u64>) -> Reached {
     let chain = app.zones.chain(&ctx.host);
     let snapshot = ctx.trace.snapshot();
     let local_ip = ctx.conn.as_ref().map(|c| c.local.ip());

@@ -33,7 +33,8 @@ pub(crate) struct Reached {
     pub(crate) db_writes: u32,
     pub(crate) db_ms: String,
     pub(crate) so_far_ms: String,
-    pub(crate) visits: u64,
+    /// `None` when the counter could not be written (a full disk).
+    pub(crate) visits: Option<u64>,
 }
 
 pub(crate) fn page(frame: &Frame<'_>, body: Markup) -> Markup {
@@ -224,10 +225,15 @@ fn reached_panel(r: &Reached) -> Markup {
                 }
                 li {
                     span.step { "Visits" }
-                    p {
-                        code { (r.host) } " has been visited "
-                        strong { (r.visits) } " " (plural_u64(r.visits, "time", "times"))
-                        ", a counter committed to the database before this page was sent."
+                    @match r.visits {
+                        Some(visits) => p {
+                            code { (r.host) } " has been visited "
+                            strong { (visits) } " " (plural_u64(visits, "time", "times"))
+                            ", a counter committed to the database before this page was sent."
+                        },
+                        None => p {
+                            "Not counted this time: the disk holding the database is full, so nothing can be written. Reading still works."
+                        },
                     }
                 }
             }

@@ -307,7 +307,7 @@ fn issue_all(ca: &Ca, zones: &[String]) -> anyhow::Result<Vec<Leaf>> {
         .iter()
         .filter(|z| ca.permits(z))
         .take(1)
-        .cloned()
+        .flat_map(|z| [z.clone(), format!("*.{z}")])
         .collect();
     if names.is_empty() {
         names.push("localhost".into());

@@ -38,6 +38,9 @@ pub(crate) enum DbError {
     Corrupt(String),
     #[error("the database is shutting down")]
     Closed,
+    /// The disk holding the database has no room: writes wait for space, reads go on.
+    #[error("the disk holding the database is full")]
+    Full,
 }
 
 impl From<redb::Error> for DbError {
@@ -92,7 +95,12 @@ impl Db {
             ),
             Err(e) => return Err(e).with_context(|| format!("failed to open {}", path.display())),
         };
-        Self::start(redb, path.display().to_string(), Some(lock))
+        Self::start(
+            redb,
+            path.display().to_string(),
+            Some(lock),
+            Some(dir.to_path_buf()),
+        )
     }
 
     /// A database that lives only in memory: for test fixtures and parallel runs.
@@ -100,13 +108,18 @@ impl Db {
         let redb = Database::builder()
             .create_with_backend(InMemoryBackend::new())
             .context("failed to create the in-memory database")?;
-        Self::start(redb, "memory".into(), None)
+        Self::start(redb, "memory".into(), None, None)
     }
 
-    fn start(redb: Database, location: String, lock: Option<DirLock>) -> anyhow::Result<Self> {
+    fn start(
+        redb: Database,
+        location: String,
+        lock: Option<DirLock>,
+        dir: Option<std::path::PathBuf>,
+    ) -> anyhow::Result<Self> {
         model::check_or_init(&redb).map_err(|e| anyhow::anyhow!("{location}: {e}"))?;
         let redb = Arc::new(redb);
-        let writer = writer::Writer::start(redb.clone())?;
+        let writer = writer::Writer::start(redb.clone(), dir)?;
         tracing::info!("db: {location} (schema {SCHEMA_VERSION})");
         Ok(Self {
             inner: Arc::new(Inner {

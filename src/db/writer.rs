@@ -29,6 +29,8 @@ type Finish = Box<dyn FnOnce(Result<(), DbError>) + Send>;
 type Job = Box<dyn FnOnce(&WriteTransaction) -> Option<Finish> + Send>;
 
 pub(super) struct Writer {
+    /// The data folder, to check for free space before each write (`None` in memory).
+    dir: Option<std::path::PathBuf>,
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<Stats>,
@@ -41,7 +43,10 @@ struct Stats {
 }
 
 impl Writer {
-    pub(super) fn start(db: Arc<Database>) -> anyhow::Result<Self> {
+    pub(super) fn start(
+        db: Arc<Database>,
+        dir: Option<std::path::PathBuf>,
+    ) -> anyhow::Result<Self> {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let stats = Arc::new(Stats::default());
         let thread = std::thread::Builder::new()
@@ -51,6 +56,7 @@ impl Writer {
                 move || run(&db, receiver, &stats)
             })?;
         Ok(Self {
+            dir,
             sender: Mutex::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
             stats,
@@ -62,6 +68,14 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<R, DbError> + Send + 'static,
     {
+        // A commit that hits a full disk leaves redb refusing every later write
+        // until the file is reopened; refusing up front keeps the database healthy,
+        // so writing resumes by itself once space returns.
+        if let Some(dir) = &self.dir
+            && free_bytes(dir).is_some_and(|free| free < MIN_FREE_BYTES)
+        {
+            return Err(DbError::Full);
+        }
         let sender = self
             .sender
             .lock()
@@ -97,6 +111,35 @@ impl Writer {
         if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// Room a write needs: redb grows its file in steps, and a commit writes new pages
+/// before it frees old ones.
+const MIN_FREE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Free bytes for an unprivileged writer on the file system holding `dir`.
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs is plain old data, and `path` is a valid C string.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the duration of the call.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    // The field types differ between platforms; on Linux both are u64 already.
+    #[allow(clippy::useless_conversion)]
+    Some(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
+}
+
+/// ENOSPC and EDQUOT become [`DbError::Full`]; anything else stays a storage error.
+fn commit_error(e: &dyn std::fmt::Display) -> DbError {
+    let text = e.to_string();
+    if text.contains("No space left") || text.contains("Disk quota exceeded") {
+        DbError::Full
+    } else {
+        DbError::Storage(format!("commit failed: {text}"))
     }
 }
 
@@ -166,7 +209,7 @@ fn commit_batch(db: &Database, batch: Vec<Job>) -> bool {
         Err(e) => {
             tracing::error!("db: commit failed: {e}");
             for finish in finishes {
-                finish(Err(DbError::Storage(format!("commit failed: {e}"))));
+                finish(Err(commit_error(&e)));
             }
             false
         }
@@ -195,7 +238,7 @@ mod tests {
                 .create_with_backend(InMemoryBackend::new())
                 .unwrap(),
         );
-        let writer = Arc::new(Writer::start(db.clone()).unwrap());
+        let writer = Arc::new(Writer::start(db.clone(), None).unwrap());
         let queued = {
             let writer = writer.clone();
             move || {

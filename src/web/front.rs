@@ -144,6 +144,23 @@ pub(crate) async fn route(State(web): State<Arc<Web>>, mut req: Request, next: N
     };
     let path = req.uri().path().to_string();
 
+    // RFC 9112 §3.2: an HTTP/1.1 request with no Host, or with more than one, is
+    // malformed: 400 and close, since the framing of what follows is suspect too
+    // (two Hosts are a classic way to make a proxy and a server disagree).
+    let hosts_sent = req.headers().get_all(header::HOST).iter().count();
+    if hosts_sent > 1 || (hosts_sent == 0 && req.version() == axum::http::Version::HTTP_11) {
+        let message = if hosts_sent > 1 {
+            "this request has more than one Host header"
+        } else {
+            "this request names no host: send a Host header"
+        };
+        let mut response = error_response(&path, StatusCode::BAD_REQUEST, message);
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+
     // Health endpoints answer for any name: monitoring reaches servers by address.
     match path.as_str() {
         "/healthz" => return health::healthz(),
@@ -186,7 +203,7 @@ pub(crate) async fn route(State(web): State<Arc<Web>>, mut req: Request, next: N
     // the point of it.
     match path.as_str() {
         "/_onebox/live" => return live::page(),
-        "/_onebox/live/events" => return live::events(&web.live),
+        "/_onebox/live/events" => return live::events(&web.live, &web.shutdown),
         _ => {}
     }
     if web.maintenance.is_on() {

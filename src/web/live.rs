@@ -10,11 +10,13 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::live::Live;
 
 /// Recent events first, then each new one as it happens. A viewer that falls more
 /// than the channel's length behind is told how many it missed and carries on.
-pub(crate) fn events(live: &Live) -> Response {
+pub(crate) fn events(live: &Live, shutdown: &CancellationToken) -> Response {
     let (history, receiver) = live.subscribe();
     let past = stream::iter(history.into_iter().map(|event| Ok(to_sse(&event))));
     let next = stream::unfold(receiver, |mut receiver| async move {
@@ -28,7 +30,10 @@ pub(crate) fn events(live: &Live) -> Response {
         Some((Ok::<_, Infallible>(item), receiver))
     });
     let stream: std::pin::Pin<Box<dyn Stream<Item = Result<SseEvent, Infallible>> + Send>> =
-        Box::pin(past.chain(next));
+        Box::pin(
+            past.chain(next)
+                .take_until(shutdown.clone().cancelled_owned()),
+        );
     let mut response = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response();

@@ -100,6 +100,8 @@ pub(crate) struct Web {
     pub(crate) engine: Engine,
     pub(crate) live: Live,
     pub(crate) maintenance: Maintenance,
+    /// Long-lived responses (the live view's stream) end when the server stops.
+    pub(crate) shutdown: CancellationToken,
     assets: assets::Assets,
 }
 
@@ -117,6 +119,7 @@ pub(crate) async fn serve(
         engine: config.engine.clone(),
         live: config.live.clone(),
         maintenance: config.maintenance.clone(),
+        shutdown: shutdown.clone(),
         assets: assets::Assets::new(config.site_dir.as_deref())?,
     });
     let app = crate::app::router(crate::app::AppConfig {
