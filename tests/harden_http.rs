@@ -231,6 +231,30 @@ fn slow_clients_are_closed_and_others_are_served_meanwhile() {
         served > 10 && refused == 0,
         "the site was not available to others:\n{report}"
     );
+    // What the server still holds, seen from its side: a slow reader that was
+    // reset may not notice for a while (it reads a few bytes every few seconds),
+    // so slowhttptest's own count lags; the kernel's socket table does not.
+    let held = Command::new("ss")
+        .args([
+            "-tnH",
+            "state",
+            "all",
+            &format!("( sport = :{} )", http.port()),
+        ])
+        .output()
+        .expect("run ss");
+    let held: Vec<String> = String::from_utf8_lossy(&held.stdout)
+        .lines()
+        // TIME-WAIT is the kernel remembering a finished connection, not a held one.
+        .filter(|l| !l.starts_with("LISTEN") && !l.starts_with("TIME-WAIT"))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        held.is_empty(),
+        "the server still holds {} slow connections after {length} s:\n{}\n{report}",
+        held.len(),
+        held.join("\n")
+    );
     for (name, run) in &results {
         let peak = run.rows.iter().map(|r| r.connected).max().unwrap_or(0);
         assert!(
@@ -241,10 +265,12 @@ fn slow_clients_are_closed_and_others_are_served_meanwhile() {
             run.rows.iter().all(|r| r.available),
             "{name}: slowhttptest saw the service unavailable:\n{report}"
         );
-        assert!(
-            run.exit.contains("No open connections left"),
-            "{name}: the server had not closed every slow connection after {length} s:\n{report}"
-        );
+        if *name != "slow-read" {
+            assert!(
+                run.exit.contains("No open connections left"),
+                "{name}: the server had not closed every slow connection after {length} s:\n{report}"
+            );
+        }
     }
 }
 

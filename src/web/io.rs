@@ -10,6 +10,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::os::fd::RawFd;
+
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -18,14 +20,22 @@ pub(crate) struct SendTimeout<S> {
     timeout: Duration,
     /// Armed while a write is pending; reset whenever bytes go out.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// The socket under `inner` (which may be TLS), for the close below.
+    fd: RawFd,
+    last_write: std::time::Instant,
 }
 
+/// Unsent bytes this old at close mean the client stopped reading.
+const STALE_OUTPUT: Duration = Duration::from_secs(5);
+
 impl<S> SendTimeout<S> {
-    pub(crate) fn new(inner: S, timeout: Duration) -> Self {
+    pub(crate) fn new(inner: S, timeout: Duration, fd: RawFd) -> Self {
         Self {
             inner,
             timeout,
             deadline: None,
+            fd,
+            last_write: std::time::Instant::now(),
         }
     }
 
@@ -65,6 +75,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SendTimeout<S> {
             Poll::Pending => self.pending(cx).map(Err),
             ready => {
                 self.deadline = None;
+                self.last_write = std::time::Instant::now();
                 ready
             }
         }
@@ -79,6 +90,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SendTimeout<S> {
             Poll::Pending => self.pending(cx).map(Err),
             ready => {
                 self.deadline = None;
+                self.last_write = std::time::Instant::now();
                 ready
             }
         }
@@ -103,6 +115,39 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SendTimeout<S> {
     }
 }
 
+impl<S> Drop for SendTimeout<S> {
+    /// A slow reader can hold a connection open after we close it: the kernel keeps
+    /// trying to deliver what we wrote, long after the server let go. When bytes
+    /// written seconds ago are still unsent at close, the client has stopped
+    /// reading: reset the connection instead (nginx's `reset_timedout_connection`).
+    /// A normal close, with output just written and in flight, is left alone.
+    fn drop(&mut self) {
+        if self.last_write.elapsed() < STALE_OUTPUT {
+            return;
+        }
+        let mut unsent: libc::c_int = 0;
+        // SAFETY: `fd` is the socket `inner` owns, still open until `inner` drops
+        // after this; TIOCOUTQ writes one c_int.
+        let queried = unsafe { libc::ioctl(self.fd, libc::TIOCOUTQ, &mut unsent) };
+        if queried == 0 && unsent > 0 {
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: as above; SO_LINGER takes a `linger` of the given size.
+            unsafe {
+                libc::setsockopt(
+                    self.fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&linger as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,7 +157,7 @@ mod tests {
     async fn a_peer_that_never_reads_times_the_write_out() {
         // A duplex pipe with a tiny buffer stands in for a client that reads nothing.
         let (ours, _theirs) = tokio::io::duplex(16);
-        let mut conn = SendTimeout::new(ours, Duration::from_secs(30));
+        let mut conn = SendTimeout::new(ours, Duration::from_secs(30), -1);
         let err = conn.write_all(&[0u8; 1024]).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
@@ -127,7 +172,7 @@ mod tests {
                 .unwrap();
             sink.len()
         });
-        let mut conn = SendTimeout::new(ours, Duration::from_secs(30));
+        let mut conn = SendTimeout::new(ours, Duration::from_secs(30), -1);
         conn.write_all(&[7u8; 4096]).await.unwrap();
         conn.shutdown().await.unwrap();
         drop(conn);

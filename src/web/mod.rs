@@ -231,6 +231,7 @@ impl Listeners {
                 () = self.shutdown.cancelled() => break,
             };
             let _ = stream.set_nodelay(true);
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
             let info = ConnInfo {
                 peer,
                 local: stream.local_addr().unwrap_or(local),
@@ -247,7 +248,7 @@ impl Listeners {
             tokio::spawn(async move {
                 let result = match tls {
                     None => {
-                        let stream = io::SendTimeout::new(stream, SEND_TIMEOUT);
+                        let stream = io::SendTimeout::new(stream, SEND_TIMEOUT, fd);
                         let conn = builder
                             .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service);
                         watcher.watch(conn.into_owned()).await
@@ -257,7 +258,7 @@ impl Listeners {
                             .await
                         {
                             Ok(Ok(tls_stream)) => {
-                                let tls_stream = io::SendTimeout::new(tls_stream, SEND_TIMEOUT);
+                                let tls_stream = io::SendTimeout::new(tls_stream, SEND_TIMEOUT, fd);
                                 let conn = builder.serve_connection_with_upgrades(
                                     TokioIo::new(tls_stream),
                                     hyper_service,
