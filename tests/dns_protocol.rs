@@ -534,3 +534,32 @@ fn notify_is_refused() {
     let dig = server.dig(&["foobar.com", "A"]);
     assert_eq!(dig.answers_of("A")[0].data, "127.0.0.1");
 }
+
+/// D18 (RFC 7873): onebox does not implement DNS cookies, so a client cookie is
+/// ignored and never echoed (echoing it would tell the client its cookie was
+/// verified), and a malformed COOKIE option is ignored like any unknown option.
+#[test]
+fn cookies_are_ignored_and_never_echoed() {
+    let server = Onebox::start();
+    let dig = server.dig(&["+edns=0", "+cookie=0102030405060708", "foobar.com", "SOA"]);
+    assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
+    assert!(
+        !dig.stdout.contains("COOKIE"),
+        "a cookie came back:\n{}",
+        dig.stdout
+    );
+    let dig = server.dig(&[
+        "+edns=0",
+        "+nocookie",
+        "+ednsopt=10:00",
+        "foobar.com",
+        "SOA",
+    ]);
+    assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
+    assert!(
+        !dig.stdout.contains("COOKIE"),
+        "a cookie came back:\n{}",
+        dig.stdout
+    );
+    assert_eq!(dig.opt.len(), 1, "an option was echoed:\n{}", dig.stdout);
+}
