@@ -233,7 +233,10 @@ impl Engine {
         // One snapshot for the whole query: the answer and the cache it goes into
         // belong to the same zones, even if a reload lands meanwhile.
         let set = self.zones.snapshot();
-        let reply = self.respond(&set, &request, client, transport).await;
+        let Answer {
+            bytes: reply,
+            rcode,
+        } = self.respond(&set, &request, client, transport).await;
         let mut event = QueryEvent {
             client,
             transport: transport.as_str(),
@@ -247,13 +250,8 @@ impl Engine {
             event.qname = query.original().name().to_string();
             event.qtype = query.query_type().to_string();
         }
+        event.rcode = rcode_name(rcode).to_string();
         if reply.len() >= 12 {
-            let rcode = if reply_has_badvers(&reply) {
-                ResponseCode::BADVERS
-            } else {
-                ResponseCode::from(0, reply[3] & 0x0f)
-            };
-            event.rcode = rcode_name(rcode).to_string();
             event.answers = u16::from_be_bytes([reply[6], reply[7]]);
         }
         event.micros = started.elapsed().as_micros() as u64;
@@ -289,7 +287,7 @@ impl Engine {
         request: &Request,
         client: SocketAddr,
         transport: Transport,
-    ) -> Vec<u8> {
+    ) -> Answer {
         let metadata = &request.metadata;
         let queries = request.queries.queries();
         match metadata.op_code {
@@ -332,15 +330,11 @@ impl Engine {
             && let Some((cut, servers)) = zone.delegation(query.original().name())
             && !(qtype == RecordType::DS && cut == *query.original().name())
         {
-            let mut message = Message::new(metadata.id, MessageType::Response, OpCode::Query);
-            message.metadata.recursion_desired = metadata.recursion_desired;
-            message.metadata.checking_disabled = metadata.checking_disabled;
-            message.queries.push(query.original().clone());
+            let mut message = response_to(request, true);
+            message.additionals = zone.glue(&servers);
             message.authorities = servers;
-            message.additionals = zone.glue(&message.authorities);
             polish(set, &mut message, query.original(), request.edns.as_ref());
-            return encode(message, transport, request.edns.as_ref())
-                .unwrap_or_else(|| error_reply(request, ResponseCode::ServFail, true));
+            return finish(message, request, transport);
         }
 
         // Negative answers come from our own model of the zone, which follows RFC 4592
@@ -359,16 +353,12 @@ impl Engine {
                 None
             };
             if let Some(rcode) = negative {
-                let mut message = Message::new(metadata.id, MessageType::Response, OpCode::Query);
+                let mut message = response_to(request, true);
                 message.metadata.authoritative = true;
                 message.metadata.response_code = rcode;
-                message.metadata.recursion_desired = metadata.recursion_desired;
-                message.metadata.checking_disabled = metadata.checking_disabled;
-                message.queries.push(query.original().clone());
                 message.authorities.push(zone.negative_soa().clone());
                 polish(set, &mut message, query.original(), request.edns.as_ref());
-                return encode(message, transport, request.edns.as_ref())
-                    .unwrap_or_else(|| error_reply(request, ResponseCode::ServFail, true));
+                return finish(message, request, transport);
             }
         }
 
@@ -383,14 +373,56 @@ impl Engine {
             return error_reply(request, ResponseCode::ServFail, true);
         };
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-            return message
-                .to_vec()
-                .unwrap_or_else(|_| error_reply(request, ResponseCode::ServFail, true));
+            let rcode = message.metadata.response_code;
+            return match message.to_vec() {
+                Ok(bytes) => Answer { bytes, rcode },
+                Err(_) => error_reply(request, ResponseCode::ServFail, true),
+            };
         }
         polish(set, &mut message, query.original(), request.edns.as_ref());
-        encode(message, transport, request.edns.as_ref())
-            .unwrap_or_else(|| error_reply(request, ResponseCode::ServFail, true))
+        finish(message, request, transport)
     }
+}
+
+/// A reply on the wire and its response code (for the query log; BADVERS lives
+/// partly in the OPT record, so it is not readable from the header alone).
+struct Answer {
+    bytes: Vec<u8>,
+    rcode: ResponseCode,
+}
+
+/// Encodes a finished message for `transport`; SERVFAIL if it cannot be encoded.
+fn finish(message: Message, request: &Request, transport: Transport) -> Answer {
+    let rcode = message.metadata.response_code;
+    match encode(message, transport, request.edns.as_ref()) {
+        Some(bytes) => Answer { bytes, rcode },
+        None => error_reply(request, ResponseCode::ServFail, true),
+    }
+}
+
+/// The start of every reply we build ourselves: the request's ID, opcode, RD
+/// and CD copied, and its question when `with_question`.
+fn response_to(request: &Request, with_question: bool) -> Message {
+    let req = &request.metadata;
+    let mut message = Message::new(req.id, MessageType::Response, req.op_code);
+    message.metadata.recursion_desired = req.recursion_desired;
+    message.metadata.checking_disabled = req.checking_disabled;
+    if with_question {
+        for query in request.queries.queries() {
+            message.queries.push(query.original().clone());
+        }
+    }
+    message
+}
+
+/// Our OPT record: version 0, our payload size, the DO bit copied (RFC 3225),
+/// and no options: we implement none, and echoing a client's option is wrong.
+fn our_opt(request_edns: &Edns) -> Edns {
+    let mut edns = Edns::new();
+    edns.set_version(0);
+    edns.set_max_payload(EDNS_UDP_LIMIT);
+    edns.set_dnssec_ok(request_edns.flags().dnssec_ok);
+    edns
 }
 
 /// The mnemonic dig prints, which is what people search for.
@@ -498,15 +530,8 @@ fn polish(set: &ZoneSet, message: &mut Message, query: &Query, request_edns: Opt
         }
     }
 
-    // Our own OPT record: version 0, our payload size, the DO bit copied (RFC 3225),
-    // and no options: we implement none, and echoing a client's option is wrong.
-    message.edns = request_edns.map(|req| {
-        let mut edns = Edns::new();
-        edns.set_version(0);
-        edns.set_max_payload(EDNS_UDP_LIMIT);
-        edns.set_dnssec_ok(req.flags().dnssec_ok);
-        edns
-    });
+    // Never hickory's OPT, which echoes the client's payload size.
+    message.edns = request_edns.map(our_opt);
 }
 
 /// Serializes, truncating for UDP: a reply that does not fit loses ADDITIONAL first
@@ -541,27 +566,14 @@ fn encode(
 
 /// A reply with no records: the question (when `with_question`), our OPT if the
 /// query had one, and the rcode.
-fn error_reply(request: &Request, rcode: ResponseCode, with_question: bool) -> Vec<u8> {
-    let req = &request.metadata;
-    let mut message = Message::new(req.id, MessageType::Response, req.op_code);
-    message.metadata.recursion_desired = req.recursion_desired;
-    message.metadata.checking_disabled = req.checking_disabled;
+fn error_reply(request: &Request, rcode: ResponseCode, with_question: bool) -> Answer {
+    let mut message = response_to(request, with_question);
     message.metadata.response_code = rcode;
-    if with_question {
-        for query in request.queries.queries() {
-            message.queries.push(query.original().clone());
-        }
-    }
-    if let Some(req_edns) = &request.edns {
-        let mut edns = Edns::new();
-        edns.set_version(0);
-        edns.set_max_payload(EDNS_UDP_LIMIT);
-        edns.set_dnssec_ok(req_edns.flags().dnssec_ok);
-        message.edns = Some(edns);
-    }
-    message
+    message.edns = request.edns.as_ref().map(our_opt);
+    let bytes = message
         .to_vec()
-        .unwrap_or_else(|_| header_only(req.id, request_opcode_bits(request), rcode))
+        .unwrap_or_else(|_| header_only(request.metadata.id, request_opcode_bits(request), rcode));
+    Answer { bytes, rcode }
 }
 
 fn request_opcode_bits(request: &Request) -> u8 {
@@ -583,11 +595,6 @@ fn header_only(id: u16, opcode: u8, rcode: ResponseCode) -> Vec<u8> {
     reply[2] = 0x80 | (opcode << 3);
     reply[3] = u16::from(rcode) as u8 & 0x0f;
     reply
-}
-
-/// Whether the reply's OPT record carries extended rcode 1 (BADVERS = 16).
-fn reply_has_badvers(reply: &[u8]) -> bool {
-    Message::from_vec(reply).is_ok_and(|m| m.metadata.response_code == ResponseCode::BADVERS)
 }
 
 /// A `ResponseHandler` that keeps the encoded answer instead of sending it, so the

@@ -76,14 +76,12 @@ impl Rrl {
         if self.config.rate == 0 || self.config.exempt.iter().any(|net| net.contains(client)) {
             return Verdict::Send;
         }
-        self.check_at(client, Instant::now())
+        self.take(client, Instant::now())
     }
 
-    fn check_at(&self, client: IpAddr, now: Instant) -> Verdict {
+    /// Spends one answer from the client network's bucket at `now`.
+    fn take(&self, client: IpAddr, now: Instant) -> Verdict {
         let rate = f64::from(self.config.rate);
-        if self.config.rate == 0 || self.config.exempt.iter().any(|net| net.contains(client)) {
-            return Verdict::Send;
-        }
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= MAX_NETWORKS {
             // Forget networks that have been quiet long enough to be full again.
@@ -177,7 +175,7 @@ mod tests {
         let rrl = limiter(10, 2);
         let now = Instant::now();
         let client: IpAddr = "192.0.2.7".parse().unwrap();
-        let verdicts: Vec<Verdict> = (0..20).map(|_| rrl.check_at(client, now)).collect();
+        let verdicts: Vec<Verdict> = (0..20).map(|_| rrl.take(client, now)).collect();
         assert!(verdicts[..10].iter().all(|v| *v == Verdict::Send));
         assert_eq!(
             verdicts[10..]
@@ -194,17 +192,11 @@ mod tests {
             5
         );
         // Another address in the same /24 shares the bucket; another /24 does not.
-        assert_ne!(
-            rrl.check_at("192.0.2.99".parse().unwrap(), now),
-            Verdict::Send
-        );
-        assert_eq!(
-            rrl.check_at("192.0.3.1".parse().unwrap(), now),
-            Verdict::Send
-        );
+        assert_ne!(rrl.take("192.0.2.99".parse().unwrap(), now), Verdict::Send);
+        assert_eq!(rrl.take("192.0.3.1".parse().unwrap(), now), Verdict::Send);
         // A second later the bucket is full again.
         assert_eq!(
-            rrl.check_at(client, now + Duration::from_secs(1)),
+            rrl.take(client, now + Duration::from_secs(1)),
             Verdict::Send
         );
     }
@@ -212,10 +204,9 @@ mod tests {
     #[test]
     fn loopback_is_exempt_and_rate_zero_is_off() {
         let rrl = limiter(1, 2);
-        let now = Instant::now();
-        assert!((0..100).all(|_| rrl.check_at("127.0.0.1".parse().unwrap(), now) == Verdict::Send));
+        assert!((0..100).all(|_| rrl.check("127.0.0.1".parse().unwrap()) == Verdict::Send));
         let off = limiter(0, 2);
-        assert!((0..100).all(|_| off.check_at("192.0.2.1".parse().unwrap(), now) == Verdict::Send));
+        assert!((0..100).all(|_| off.check("192.0.2.1".parse().unwrap()) == Verdict::Send));
     }
 
     #[test]
@@ -223,7 +214,7 @@ mod tests {
         let rrl = limiter(5, 2);
         let now = Instant::now();
         for i in 0..(MAX_NETWORKS as u32 + 10) {
-            rrl.check_at(IpAddr::from((0x0a00_0000 + (i << 8)).to_be_bytes()), now);
+            rrl.take(IpAddr::from((0x0a00_0000 + (i << 8)).to_be_bytes()), now);
         }
         assert!(rrl.buckets.lock().unwrap().len() <= MAX_NETWORKS);
     }
