@@ -39,6 +39,23 @@ impl<S> SendTimeout<S> {
         }
     }
 
+    /// After a write was polled: progress disarms the deadline and restarts the
+    /// staleness clock; no progress runs the deadline.
+    fn wrote(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match poll {
+            Poll::Pending => self.pending(cx).map(Err),
+            ready => {
+                self.deadline = None;
+                self.last_write = std::time::Instant::now();
+                ready
+            }
+        }
+    }
+
     /// Turns a pending write into an error once no progress was made for `timeout`.
     fn pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         let timeout = self.timeout;
@@ -71,14 +88,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SendTimeout<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
-            Poll::Pending => self.pending(cx).map(Err),
-            ready => {
-                self.deadline = None;
-                self.last_write = std::time::Instant::now();
-                ready
-            }
-        }
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.wrote(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -86,14 +97,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SendTimeout<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Pending => self.pending(cx).map(Err),
-            ready => {
-                self.deadline = None;
-                self.last_write = std::time::Instant::now();
-                ready
-            }
-        }
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wrote(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {

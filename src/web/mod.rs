@@ -46,6 +46,7 @@ use crate::dns::{Engine, Zones};
 use crate::live::Live;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
+use tokio_util::either::Either;
 pub(crate) use trace::{ConnInfo, Trace};
 
 /// Request bodies above this get 413 (nginx's `client_max_body_size` default).
@@ -246,40 +247,31 @@ impl Listeners {
             let watcher = graceful.watcher();
             let tls = tls.clone();
             tokio::spawn(async move {
-                let result = match tls {
-                    None => {
-                        let stream = io::SendTimeout::new(stream, SEND_TIMEOUT, fd);
-                        let conn = builder
-                            .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service);
-                        watcher.watch(conn.into_owned()).await
-                    }
+                // The permit is held until this task ends, whichever way it ends.
+                let _permit = permit;
+                let io = match tls {
+                    None => Either::Left(stream),
                     Some(acceptor) => {
                         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
                             .await
                         {
-                            Ok(Ok(tls_stream)) => {
-                                let tls_stream = io::SendTimeout::new(tls_stream, SEND_TIMEOUT, fd);
-                                let conn = builder.serve_connection_with_upgrades(
-                                    TokioIo::new(tls_stream),
-                                    hyper_service,
-                                );
-                                watcher.watch(conn.into_owned()).await
-                            }
+                            Ok(Ok(tls_stream)) => Either::Right(tls_stream),
                             Ok(Err(e)) => {
                                 tracing::debug!("https: TLS handshake with {peer} failed: {e}");
-                                Ok(())
+                                return;
                             }
                             Err(_) => {
                                 tracing::debug!("https: TLS handshake with {peer} timed out");
-                                Ok(())
+                                return;
                             }
                         }
                     }
                 };
-                if let Err(e) = result {
+                let io = io::SendTimeout::new(io, SEND_TIMEOUT, fd);
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), hyper_service);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
                     tracing::debug!("{scheme}: connection from {peer} ended: {e}");
                 }
-                drop(permit);
             });
         }
         Ok(())
