@@ -160,18 +160,25 @@ fn redirect(location: &str, cookies: &[String]) -> Response {
     response
 }
 
+/// A posted form's fields, once it is readable and carries a valid CSRF token:
+/// every form handler starts here, so none can forget the token.
 fn form_fields(
+    app: &App,
     ctx: &Ctx,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Result<HashMap<String, String>, Box<Response>> {
-    form.map(|Form(map)| map).map_err(|rejection| {
+    let form = form.map(|Form(map)| map).map_err(|rejection| {
         Box::new(plain_page(
             ctx,
             rejection.status(),
             "That form could not be read",
             &rejection.body_text(),
         ))
-    })
+    })?;
+    match app.csrf_rejection(ctx, &form) {
+        Some(rejection) => Err(Box::new(rejection)),
+        None => Ok(form),
+    }
 }
 
 /// `GET /`: the board, newest posts first, and how this page reached you.
@@ -307,13 +314,10 @@ pub(super) async fn register(
     ctx: Ctx,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
-    let form = match form_fields(&ctx, form) {
+    let form = match form_fields(&app, &ctx, form) {
         Ok(f) => f,
         Err(r) => return *r,
     };
-    if let Some(rejection) = app.csrf_rejection(&ctx, &form) {
-        return rejection;
-    }
     let username = form.get("username").cloned().unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
     if let Err(e) = auth::check_username(&username).and_then(|()| auth::check_password(&password)) {
@@ -343,10 +347,7 @@ pub(super) async fn register(
         }
         Err(e) => return db_failed(&ctx, &e),
     }
-    match app.start_session(&ctx, username).await {
-        Ok((token, _)) => redirect("/", &[app.session_cookie(&ctx, &token)]),
-        Err(e) => db_failed(&ctx, &e),
-    }
+    sign_in(&app, &ctx, username).await
 }
 
 /// `POST /login`.
@@ -355,13 +356,10 @@ pub(super) async fn login(
     ctx: Ctx,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
-    let form = match form_fields(&ctx, form) {
+    let form = match form_fields(&app, &ctx, form) {
         Ok(f) => f,
         Err(r) => return *r,
     };
-    if let Some(rejection) = app.csrf_rejection(&ctx, &form) {
-        return rejection;
-    }
     let username = form.get("username").cloned().unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
     match app.check_login(&ctx, &username, &password).await {
@@ -396,9 +394,14 @@ pub(super) async fn login(
         }
         Err(e) => return db_failed(&ctx, &e),
     }
-    match app.start_session(&ctx, username).await {
-        Ok((token, _)) => redirect("/", &[app.session_cookie(&ctx, &token)]),
-        Err(e) => db_failed(&ctx, &e),
+    sign_in(&app, &ctx, username).await
+}
+
+/// Starts a session and sends the visitor home with its cookie.
+async fn sign_in(app: &App, ctx: &Ctx, username: String) -> Response {
+    match app.start_session(ctx, username).await {
+        Ok((token, _)) => redirect("/", &[app.session_cookie(ctx, &token)]),
+        Err(e) => db_failed(ctx, &e),
     }
 }
 
@@ -408,12 +411,9 @@ pub(super) async fn logout(
     ctx: Ctx,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
-    let form = match form_fields(&ctx, form) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    if let Some(rejection) = app.csrf_rejection(&ctx, &form) {
-        return rejection;
+    // Logging out changes state, so it takes the CSRF token like any form.
+    if let Err(rejection) = form_fields(&app, &ctx, form) {
+        return *rejection;
     }
     if let Some(token) = ctx.cookie(auth::SESSION_COOKIE)
         && let Err(e) = ctx
@@ -435,13 +435,10 @@ pub(super) async fn create_post(
     ctx: Ctx,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
-    let form = match form_fields(&ctx, form) {
+    let form = match form_fields(&app, &ctx, form) {
         Ok(f) => f,
         Err(r) => return *r,
     };
-    if let Some(rejection) = app.csrf_rejection(&ctx, &form) {
-        return rejection;
-    }
     let login = match app.cookie_login(&ctx).await {
         Ok(Some(login)) => login,
         Ok(None) => return redirect("/login", &[]),
