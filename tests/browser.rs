@@ -1,6 +1,7 @@
 //! A real browser loads http://www.foobar.com/ with the name resolved by onebox's
 //! own DNS server: headless Chromium in a private network namespace whose
 //! resolv.conf points at onebox, with no hosts-file entry and no resolver flags.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 use std::path::Path;
 use std::process::Command;

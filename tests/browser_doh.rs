@@ -2,6 +2,7 @@
 //! CA trusted through an NSS database and DNS over HTTPS set in its profile, loads
 //! https://www.foobar.com/ in a network namespace where plain DNS reaches nothing;
 //! without the CA, or without DoH, the same load fails.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 use std::ops::RangeInclusive;
 use std::path::Path;

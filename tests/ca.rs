@@ -2,6 +2,7 @@
 //! the data folder across restarts (and gone with an ephemeral run), `onebox ca
 //! path|print|install|uninstall`, and that a certificate the CA key signs for a
 //! name outside our zone is rejected by a verifier that honours the constraints.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! never a crash, TCP framing is read byte-exactly however it is split, pipelined
 //! queries are all answered, and idle TCP connections do not starve anyone.
 //! All traffic goes to 127.0.0.1 only and every loop is bounded.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod common;
 

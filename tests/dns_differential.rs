@@ -7,6 +7,7 @@
 //! difference fails with every server's answer side by side.
 //!
 //! `cargo test --test dns_differential -- --nocapture` prints the summary counts.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! not reaching it on a machine without the hook (with the exact fix), the web
 //! server at the A address, HTTPS trusted through a given CA, and the failures
 //! when nothing runs.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod visit_common;
 

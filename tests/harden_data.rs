@@ -2,6 +2,7 @@
 //! `kill -9`s at random moments lose no acknowledged post and leave a file redb's
 //! integrity check passes; a full disk turns writes into clear 503s while reads go
 //! on and writing resumes; a damaged file is refused by name, untouched, no panic.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod common;
 mod site_common;

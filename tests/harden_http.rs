@@ -2,6 +2,7 @@
 //! closed while others are served, the size limits answer 431/413, the accept loop
 //! outlives EMFILE, ambiguous framing is refused (with nginx as the oracle), HTTP/2
 //! floods stay bounded, and logins are rate limited.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod common;
 

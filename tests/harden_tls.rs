@@ -2,6 +2,7 @@
 //! testssl.sh finds TLS 1.2 and 1.3 only, AEAD suites with forward secrecy and no
 //! weak cipher class; and clients that never finish a handshake are closed while
 //! others are served.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! clients: curl (HTTP/1.1 and HTTP/2, DoH GET and POST), dig (+https, +https-get,
 //! +tls), openssl s_client (TLS versions, ALPN) and `onebox visit`, all trusting
 //! only the CA from the ready line, and failing without it or under another name.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod common;
 

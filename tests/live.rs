@@ -2,6 +2,7 @@
 //! `/_onebox/live/events` open (server-sent events over a plain TCP socket) sees a
 //! `dig` query and an HTTP request as they happen, a later viewer gets them from
 //! the history first, and the page and stream exist only on the site's names.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod common;
 

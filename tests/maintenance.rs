@@ -2,6 +2,7 @@
 //! (HTML and API, HTTP and HTTPS) answers 503 with Retry-After, /readyz fails while
 //! /healthz, DNS (UDP and DoH) and the live view carry on, `onebox visit` names the cause (exit 6),
 //! and everything comes back with `off`. A wrong control path is a clear error.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! file changes (the watcher polls every 500 ms); a bad edit keeps the last good
 //! zone serving and logs FILE:LINE; an edit without a serial bump is served with a
 //! warning about the serial.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod common;
 

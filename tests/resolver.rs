@@ -2,6 +2,7 @@
 //! only our zones to onebox and changes nothing; `install` needs `--yes`, writes
 //! exactly those files, and `uninstall` removes exactly what it added. Every test
 //! installs under `--root` in a temp folder, never into the machine's real /etc.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod visit_common;
 

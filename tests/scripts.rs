@@ -1,5 +1,6 @@
 //! The learner's scripts run end to end and show what they promise: the demo's
 //! tour, and each one-server weakness happening (crash, maintenance, saturation).
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 use std::path::Path;
 use std::process::Command;

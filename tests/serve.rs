@@ -2,6 +2,7 @@
 //! JSON ready line on stdout with working addresses and the real pid, the built-in
 //! zone when there is no zones folder, a clean exit 0 on SIGTERM and SIGINT, and
 //! one query-log event per DNS query, as JSON with `--log-format json`.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod common;
 

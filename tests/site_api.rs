@@ -1,6 +1,7 @@
 //! Proves the application server on the real binary: the JSON API with every
 //! status it promises, HTML escaping of hostile posts, CSRF rejection of forms,
 //! and sessions that really expire.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod site_common;
 

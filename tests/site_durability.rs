@@ -2,6 +2,7 @@
 //! data survives restarts, every acknowledged post survives `kill -9`, one data
 //! folder has one owner, foreign files are refused, and SIGTERM lets a request in
 //! flight finish before the database closes.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod site_common;
 

@@ -5,6 +5,7 @@
 //! Chromium cannot send a made-up `Host` for a bare IP, so this test maps
 //! `www.foobar.com` to 127.0.0.1 with `--host-resolver-rules`. That is only for the
 //! picture: resolving the name through our own DNS is the browser end-to-end test's job.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod site_common;
 

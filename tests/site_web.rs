@@ -2,6 +2,7 @@
 //! others, h2c, static files (ETag/Last-Modified 304, ranges, compression, MIME,
 //! no traversal), `--site DIR`, health and readiness, limits, Server-Timing and
 //! the access log.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod site_common;
 

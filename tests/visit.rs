@@ -1,6 +1,7 @@
 //! `onebox visit` against the real binary: the page through our DNS (CNAME, then A,
 //! then the web server at that address, over TLS for https), and every failure
 //! path named by its hop with its own exit code, in the text view and in `--json`.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 mod visit_common;
 
