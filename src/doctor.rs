@@ -27,9 +27,6 @@ use crate::visit::view::Paint;
 
 /// getaddrinfo follows resolv.conf's own timeouts; this caps the wait for it.
 const OS_RESOLVER_WAIT: Duration = Duration::from_secs(10);
-/// Where the web server listens when not told otherwise (see `onebox serve`).
-const HTTP_PORT: u16 = 8080;
-const HTTPS_PORT: u16 = 8443;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -59,7 +56,7 @@ pub(crate) struct Report {
 }
 
 pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
-    let zones = resolve::zone_names(&args.zones)?;
+    let zones = resolve::zone_names(&args.stack.zones)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -79,7 +76,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Report> {
-    let lookup = Lookup::new(args.dns)?;
+    let lookup = Lookup::new(args.stack.dns)?;
     let trust = match &args.cacert {
         Some(path) => trace::load_certs(path)?,
         None => Vec::new(),
@@ -87,11 +84,11 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
     let mut checks = Vec::new();
     // Flags the fix lines must repeat so they act on the same setup.
     let mut same = String::new();
-    if args.zones != Path::new("zones") {
-        same.push_str(&format!(" --zones {}", args.zones.display()));
+    if args.stack.zones != Path::new(crate::cli::DEFAULT_ZONES) {
+        same.push_str(&format!(" --zones {}", args.stack.zones.display()));
     }
-    if args.dns.to_string() != "127.0.0.1:1053" {
-        same.push_str(&format!(" --dns {}", args.dns));
+    if args.stack.dns.to_string() != crate::cli::DEFAULT_DNS {
+        same.push_str(&format!(" --dns {}", args.stack.dns));
     }
 
     for zone in &zones {
@@ -117,7 +114,10 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
                 check(
                     "dns",
                     Status::Pass,
-                    format!("{} answers SOA for {zone} (serial {serial})", args.dns),
+                    format!(
+                        "{} answers SOA for {zone} (serial {serial})",
+                        args.stack.dns
+                    ),
                     None,
                 )
             }
@@ -154,13 +154,13 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
         }
 
         // 3. The web server at the A address.
-        let http_addr = match (args.http, want.first()) {
+        let http_addr = match (args.stack.http, want.first()) {
             (Some(addr), _) => Some(addr),
-            (None, Some(ip)) => Some(SocketAddr::new(*ip, HTTP_PORT)),
+            (None, Some(ip)) => Some(SocketAddr::new(*ip, crate::cli::DEFAULT_HTTP_PORT)),
             (None, None) => None,
         };
         match http_addr {
-            Some(addr) => checks.push(web_check(Web::Http, zone, &host, addr, args.dns, &[]).await),
+            Some(addr) => checks.push(web_check(Web::Http, zone, &host, addr, args.stack.dns, &[]).await),
             None => checks.push(check(
                 "http",
                 Status::Skip,
@@ -171,15 +171,14 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
 
         // 4. HTTPS, trusted through the CA the user says onebox uses.
         if !trust.is_empty() {
-            let https_addr = match (args.https, want.first()) {
+            let https_addr = match (args.stack.https, want.first()) {
                 (Some(addr), _) => Some(addr),
-                (None, Some(ip)) => Some(SocketAddr::new(*ip, HTTPS_PORT)),
+                (None, Some(ip)) => Some(SocketAddr::new(*ip, crate::cli::DEFAULT_HTTPS_PORT)),
                 (None, None) => None,
             };
             match https_addr {
-                Some(addr) => {
-                    checks.push(web_check(Web::Https, zone, &host, addr, args.dns, &trust).await)
-                }
+                Some(addr) => checks
+                    .push(web_check(Web::Https, zone, &host, addr, args.stack.dns, &trust).await),
                 None => checks.push(check(
                     "https",
                     Status::Skip,
@@ -202,7 +201,7 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
 
     Ok(Report {
         ok: checks.iter().all(|c| c.status != Status::Fail),
-        dns: args.dns,
+        dns: args.stack.dns,
         zones,
         checks,
     })
@@ -217,7 +216,7 @@ async fn addresses(lookup: &Lookup, host: &str) -> Vec<IpAddr> {
 }
 
 fn dns_failure(err: &LookupError, zone: &str, args: &DoctorArgs) -> (String, String) {
-    let dns = args.dns;
+    let dns = args.stack.dns;
     match err {
         LookupError::Timeout => (
             format!(
@@ -234,14 +233,14 @@ fn dns_failure(err: &LookupError, zone: &str, args: &DoctorArgs) -> (String, Str
             format!("{dns} answers DNS but does not serve {zone} (REFUSED)"),
             format!(
                 "serve the zone there: onebox serve --dns {dns} --zones {} (or give doctor the --zones and --dns that serve uses)",
-                args.zones.display()
+                args.stack.zones.display()
             ),
         ),
         other => (
             format!("{dns} answered {other} for {zone} SOA"),
             format!(
                 "check the zone file: onebox check {}/{zone}.zone",
-                args.zones.display()
+                args.stack.zones.display()
             ),
         ),
     }
@@ -382,9 +381,9 @@ async fn web_check(
     check.status = Status::Fail;
     check.summary = format!("{asked}: {}", failure.message);
     let port = if web == Web::Http {
-        HTTP_PORT
+        crate::cli::DEFAULT_HTTP_PORT
     } else {
-        HTTPS_PORT
+        crate::cli::DEFAULT_HTTPS_PORT
     };
     let flag = if web == Web::Http {
         "--http"

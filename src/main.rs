@@ -8,7 +8,8 @@ use onebox::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    onebox::cli::init_logging(cli.log_format);
+    // Held to the end of main: dropping it flushes the queued log lines.
+    let logging = onebox::cli::init_logging(cli.log_format);
     let result = match cli.command.unwrap_or_default() {
         Command::Serve(args) => onebox::serve::run(*args),
         Command::Check(args) => onebox::check::run(args),
@@ -18,6 +19,8 @@ fn main() -> ExitCode {
         Command::Resolver(args) => onebox::visit::resolver::run(args),
         Command::Doctor(args) => onebox::doctor::run(args),
     };
+    // Flush the log first, so the error is the last line on stderr.
+    drop(logging);
     match result {
         Ok(code) => code,
         Err(err) => {
