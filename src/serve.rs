@@ -1,23 +1,37 @@
 //! `onebox serve`: the one place that binds sockets and catches signals.
 //!
-//! It loads the zones, binds every listener (so port 0 works and a busy port is
-//! reported before anything starts), hands each server its sockets and one shutdown
-//! token, prints the JSON ready line on stdout, then turns SIGHUP into a zone reload
-//! and SIGTERM/SIGINT into a graceful stop: stop accepting, let in-flight requests
-//! finish, close the database last.
+//! It starts in four phases, and any failure in them ends the process before the
+//! JSON ready line is printed, so nothing ever announces a server that is not there:
+//!
+//! 1. **validate**: every flag, path and zone file is checked; nothing is bound yet;
+//! 2. **bind** every listener (so port 0 works and a busy port is reported before
+//!    anything starts);
+//! 3. **open the state**: the database, the CA and its certificates, the control socket;
+//! 4. **spawn** the servers into one `JoinSet`, each with one shutdown token.
+//!
+//! Then it supervises, as mini-redis's `server::run` does: SIGHUP (or an edited
+//! zone file) reloads the zones and re-issues certificates, SIGTERM/SIGINT stops
+//! gracefully (stop accepting, let in-flight requests finish, close the database
+//! last), and a server that ends on its own stops the process with its error.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokio::net::{TcpListener, UdpSocket};
+use serde::Serialize;
+use tokio::net::{TcpListener, UdpSocket, UnixListener};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::ca::{self, Ca, Certificates};
-use crate::cli::ServeArgs;
+use crate::cli::{self, ServeArgs};
 use crate::control::{self, Maintenance};
 use crate::db::Db;
 use crate::dns::{self, Engine, Zones, engine::Cidr};
@@ -30,6 +44,13 @@ const DRAIN: Duration = Duration::from_secs(10);
 const UDP_RECEIVE_BUFFER: usize = 2 * 1024 * 1024;
 /// How often zone files are checked for edits.
 const WATCH_EVERY: Duration = Duration::from_millis(500);
+/// How often dropped log lines (stderr not read fast enough) are reported.
+const DROPPED_LOGS_EVERY: Duration = Duration::from_secs(10);
+/// Modes for what the data folder holds: argon2 hashes and the CA key are for the
+/// owner only, whatever the umask; the CA certificate is public by nature.
+const PRIVATE_DIR: u32 = 0o700;
+const PRIVATE_FILE: u32 = 0o600;
+const PUBLIC_FILE: u32 = 0o644;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -44,36 +65,164 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let transfer: Vec<Cidr> = args
-        .allow_transfer
-        .iter()
-        .map(|text| text.parse::<Cidr>().map_err(anyhow::Error::msg))
-        .collect::<Result<_, _>>()
-        .context("bad --allow-transfer")?;
-    let zones = Zones::load(&args.zones, !transfer.is_empty())?;
+    let config = validate(args)?;
+    let listeners = bind_all(&config).await?;
+    let (state, control) = open_state(&config)?;
+    // Watch signals before announcing readiness: a supervisor may send SIGTERM or
+    // SIGHUP the moment it reads the ready line.
+    let signals = Signals::new()?;
+    let (mut servers, addrs) = spawn_servers(&config, listeners, control, &state)?;
+    print_ready(&config, &state, &addrs)?;
+    tracing::info!(
+        "dns: listening on {} (udp, tcp) and {} (dns over tls)",
+        addrs.dns,
+        addrs.dot
+    );
+    #[cfg(debug_assertions)]
+    servers.test_hook();
+
+    let outcome = supervise(&config.zones, &state.certs, &mut servers, signals).await;
+    if let Err(e) = &outcome {
+        tracing::error!("stopping: {e:#}");
+    }
+    stop(servers, state).await;
+    outcome
+}
+
+/// Phase 1: everything the command line names, checked before anything binds.
+struct Config {
+    args: ServeArgs,
+    zones: Zones,
+    transfer: Vec<Cidr>,
+    rrl: dns::server::rrl::RrlConfig,
+    session_ttl: Duration,
+    /// HTTPS sits beside HTTP: on the address --http names when it names one.
+    https: Option<SocketAddr>,
+    dot: SocketAddr,
+    /// A listener given port 0 means a test fixture: the listeners not named on the
+    /// command line then pick free ports too, so parallel fixtures never collide.
+    fixture: bool,
+}
+
+fn validate(args: ServeArgs) -> anyhow::Result<Config> {
+    let transfer = parse_networks(&args.allow_transfer).context("bad --allow-transfer")?;
+    let rrl = rrl_config(&args)?;
+    if let Some(site) = &args.site {
+        check_folder(site).with_context(|| format!("--site {}", site.display()))?;
+    }
+    if !args.ephemeral && args.data.exists() && !args.data.is_dir() {
+        bail!("--data {}: not a folder", args.data.display());
+    }
+    let session_ttl = crate::app::session_ttl_from_env()?;
+    let zones = Zones::load(&args.stack.zones, !transfer.is_empty())?;
     for line in zones.describe() {
         tracing::info!("zone {line}");
     }
-
-    // A listener given port 0 means a test fixture: the listeners not named on the
-    // command line then pick free ports too, so parallel fixtures never collide.
-    let fixture = [Some(args.dns), args.http, args.https, args.dot]
+    let stack = &args.stack;
+    let fixture = [Some(stack.dns), stack.http, stack.https, args.dot]
         .iter()
         .flatten()
         .any(|addr| addr.port() == 0);
-
-    let (udp, tcp) = bind_dns(args.dns).await?;
-    let dns_addr = udp.local_addr()?;
-    let http_listener = bind_web(&zones, args.http, 8080, "--http", fixture).await?;
-    let http_addr = http_listener.local_addr()?;
-    // HTTPS sits beside HTTP: on the address --http names when it names one.
-    let https_addr = args.https.or_else(|| {
-        args.http
-            .map(|http| SocketAddr::new(http.ip(), if fixture { 0 } else { 8443 }))
+    let default_port = |port| if fixture { 0 } else { port };
+    let https = stack.https.or_else(|| {
+        stack
+            .http
+            .map(|http| SocketAddr::new(http.ip(), default_port(cli::DEFAULT_HTTPS_PORT)))
     });
-    let https_listener = bind_web(&zones, https_addr, 8443, "--https", fixture).await?;
-    let https_addr = https_listener.local_addr()?;
+    let dot = match args.dot {
+        Some(addr) => addr,
+        None => {
+            let default: SocketAddr = cli::DEFAULT_DOT.parse().context("bad DEFAULT_DOT")?;
+            SocketAddr::new(default.ip(), default_port(default.port()))
+        }
+    };
+    Ok(Config {
+        args,
+        zones,
+        transfer,
+        rrl,
+        session_ttl,
+        https,
+        dot,
+        fixture,
+    })
+}
 
+/// A folder the web server will serve: it must exist and be listable now, not
+/// fail later inside a server that already said it was ready.
+fn check_folder(dir: &Path) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(dir).context("cannot open the folder")?;
+    if !meta.is_dir() {
+        bail!("not a folder");
+    }
+    std::fs::read_dir(dir).context("cannot list the folder")?;
+    Ok(())
+}
+
+fn parse_networks<'a>(texts: impl IntoIterator<Item = &'a String>) -> anyhow::Result<Vec<Cidr>> {
+    texts
+        .into_iter()
+        .map(|text| text.parse::<Cidr>().map_err(anyhow::Error::msg))
+        .collect()
+}
+
+/// Phase 2: every socket the ready line will name.
+struct Listeners {
+    udp: UdpSocket,
+    tcp: TcpListener,
+    http: TcpListener,
+    https: TcpListener,
+    dot: TcpListener,
+}
+
+async fn bind_all(config: &Config) -> anyhow::Result<Listeners> {
+    let (zones, stack, fixture) = (&config.zones, &config.args.stack, config.fixture);
+    let (udp, tcp) = bind_dns(stack.dns).await?;
+    let http = bind_web(zones, stack.http, cli::DEFAULT_HTTP_PORT, "--http", fixture).await?;
+    let https = bind_web(
+        zones,
+        config.https,
+        cli::DEFAULT_HTTPS_PORT,
+        "--https",
+        fixture,
+    )
+    .await?;
+    let dot = TcpListener::bind(config.dot).await.map_err(|e| {
+        bind_error(
+            "TCP",
+            config.dot,
+            &e,
+            &format!("--dot {}", cli::DEFAULT_DOT),
+        )
+    })?;
+    Ok(Listeners {
+        udp,
+        tcp,
+        http,
+        https,
+        dot,
+    })
+}
+
+/// Phase 3: what the servers share and what outlives a request.
+struct State {
+    db: Db,
+    /// The CA lives with the data; an ephemeral run keeps it in a temporary folder
+    /// that goes away at exit, so clients can still be pointed at it.
+    ca_dir: TempDir,
+    certs: Arc<Certificates>,
+    control_path: PathBuf,
+}
+
+/// Returns the state and the control socket's listener, which its server takes.
+fn open_state(config: &Config) -> anyhow::Result<(State, UnixListener)> {
+    let args = &config.args;
+    let ca_dir = if args.ephemeral {
+        TempDir::new(&format!("onebox-{}", std::process::id()))?
+    } else {
+        private_folder(&args.data)?;
+        TempDir::keep(args.data.clone())
+    };
     // The database first: its lock is what tells us no other onebox uses this
     // data folder, before we touch anything else in it.
     let db = if args.ephemeral {
@@ -81,119 +230,376 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         Db::open(&args.data)?
     };
-
-    // The CA lives with the data; an ephemeral run keeps it in a temporary folder
-    // that goes away at exit, so clients can still be pointed at it.
-    let ca_dir = if args.ephemeral {
-        TempDir::new(&format!("onebox-{}", std::process::id()))?
-    } else {
-        TempDir::keep(args.data.clone())
-    };
     let certs = Certificates::new(
-        Ca::load_or_create(ca_dir.path(), &zones.names())?,
-        certificate_names(&zones),
+        Ca::load_or_create(ca_dir.path(), &config.zones.names())?,
+        certificate_names(&config.zones),
     )?;
-    let (control_listener, control_path) = control::bind(ca_dir.path())?;
-    let maintenance = Maintenance::default();
-    let dot_addr = args
-        .dot
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], if fixture { 0 } else { 8853 })));
-    let dot_listener = TcpListener::bind(dot_addr)
-        .await
-        .map_err(|e| bind_error("TCP", dot_addr, &e, "--dot 127.0.0.1:8853"))?;
-    let dot_addr = dot_listener.local_addr()?;
+    let (control, control_path) = control::bind(ca_dir.path())?;
+    // Files were created under the umask; settle their modes now that all exist.
+    private_files(ca_dir.path())?;
+    let state = State {
+        db,
+        ca_dir,
+        certs,
+        control_path,
+    };
+    Ok((state, control))
+}
 
-    let shutdown = CancellationToken::new();
-    let live = Live::new();
-    let engine = Engine::new(zones.clone(), transfer).with_live(live.clone());
-    let dot_config = certs.server_config(&[b"dot"])?;
-    let dns_task = tokio::spawn(dns::server::run(
-        engine.clone(),
+/// Creates the data folder owner-only, or tightens one that others can enter:
+/// it holds password hashes and the CA key.
+fn private_folder(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::metadata(dir) {
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & !PRIVATE_DIR != 0 {
+                tracing::warn!(
+                    "data folder {} was open to other users (mode {mode:03o}): tightened to {PRIVATE_DIR:03o}",
+                    dir.display()
+                );
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(PRIVATE_DIR)
+            .create(dir)
+            .with_context(|| format!("failed to create data folder {}", dir.display()))?,
+        Err(e) => return Err(e).with_context(|| format!("failed to open {}", dir.display())),
+    }
+    // Always set, not just when created: the umask may have taken bits off.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR))
+        .with_context(|| format!("failed to restrict {}", dir.display()))
+}
+
+/// Gives every file in `dir` owner-only modes (the CA certificate stays readable),
+/// whatever the umask was when it was created.
+fn private_files(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("failed to list {}", dir.display()))?;
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() {
+            continue; // the control socket sets its own mode; folders are not ours
+        }
+        let want = if entry.file_name() == ca::CA_FILE {
+            PUBLIC_FILE
+        } else {
+            PRIVATE_FILE
+        };
+        if meta.permissions().mode() & 0o777 != want {
+            let path = entry.path();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(want))
+                .with_context(|| format!("failed to restrict {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The addresses actually bound, for the ready line and the servers.
+struct Addrs {
+    dns: SocketAddr,
+    http: SocketAddr,
+    https: SocketAddr,
+    dot: SocketAddr,
+}
+
+/// Handles the servers share: the DNS engine (DoH answers through it), the live
+/// view's feed and the maintenance switch.
+struct Shared {
+    engine: Engine,
+    live: Live,
+    maintenance: Maintenance,
+}
+
+/// Phase 4: every server runs as one task of one `JoinSet`, so the main loop can
+/// notice any of them ending.
+fn spawn_servers(
+    config: &Config,
+    listeners: Listeners,
+    control: UnixListener,
+    state: &State,
+) -> anyhow::Result<(Servers, Addrs)> {
+    let Listeners {
         udp,
         tcp,
-        Some((dot_listener, dot_config)),
-        dns::server::Limits::default(),
-        rrl_config(&args)?,
-        shutdown.child_token(),
-    ));
-    let control_task = tokio::spawn(control::serve(
-        control_listener,
-        maintenance.clone(),
-        shutdown.child_token(),
-    ));
-    let renew_task = {
-        let zones = zones.clone();
-        tokio::spawn(ca::renew_loop(
-            certs.clone(),
-            move || certificate_names(&zones),
-            shutdown.child_token(),
-        ))
+        http,
+        https,
+        dot,
+    } = listeners;
+    let addrs = Addrs {
+        dns: udp.local_addr()?,
+        http: http.local_addr()?,
+        https: https.local_addr()?,
+        dot: dot.local_addr()?,
     };
-    let web_config = WebConfig {
-        zones: zones.clone(),
-        db: db.clone(),
-        site_dir: args.site.clone(),
-        dns_addr,
-        session_ttl: crate::app::session_ttl_from_env()?,
-        engine,
+    let mut servers = Servers::default();
+    let live = Live::new();
+    let shared = Shared {
+        engine: Engine::new(config.zones.clone(), config.transfer.clone()).with_live(live.clone()),
         live,
-        maintenance,
-        https: Some((https_listener, certs.server_config(&[b"h2", b"http/1.1"])?)),
+        maintenance: Maintenance::default(),
     };
-    let web_task = tokio::spawn(web::serve(
-        http_listener,
-        web_config,
-        shutdown.child_token(),
-    ));
-
-    // Watch signals before announcing readiness: a supervisor may send SIGTERM or
-    // SIGHUP the moment it reads the ready line.
-    let signals = Signals::new()?;
-    let mut ready = serde_json::json!({
-        "ready": true,
-        "pid": std::process::id(),
-        "dns": dns_addr.to_string(),
-        "http": http_addr.to_string(),
-        "https": https_addr.to_string(),
-        "dot": dot_addr.to_string(),
-        "ca": certs.ca().path().display().to_string(),
-        "control": control_path.display().to_string(),
-        "zones": zones.apex_addresses().iter().map(|(z, _)| z.clone()).collect::<Vec<_>>(),
+    let dns_server = dns::server::run(
+        shared.engine.clone(),
+        udp,
+        tcp,
+        Some((dot, state.certs.server_config(&[b"dot"])?)),
+        dns::server::Limits::default(),
+        config.rrl.clone(),
+        servers.shutdown.child_token(),
+    );
+    servers.spawn("dns server", async move {
+        dns_server.await;
+        Ok(())
     });
-    if args.ephemeral {
-        ready["data"] = serde_json::Value::Null;
-    } else {
-        ready["data"] = args.data.display().to_string().into();
-    }
-    {
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{ready}")?;
-        stdout.flush()?;
-    }
-    tracing::info!("dns: listening on {dns_addr} (udp, tcp) and {dot_addr} (dns over tls)");
+    let control_server = control::serve(
+        control,
+        shared.maintenance.clone(),
+        servers.shutdown.child_token(),
+    );
+    servers.spawn("control socket", async move {
+        control_server.await;
+        Ok(())
+    });
+    let zones = config.zones.clone();
+    let renewal = ca::renew_loop(
+        state.certs.clone(),
+        move || certificate_names(&zones),
+        servers.shutdown.child_token(),
+    );
+    servers.spawn("certificate renewal", async move {
+        renewal.await;
+        Ok(())
+    });
+    spawn_web(&mut servers, config, state, shared, http, https, addrs.dns)?;
+    Ok((servers, addrs))
+}
 
-    wait_for_stop(&zones, signals).await?;
+/// The web server (HTTP and HTTPS): everything it is handed is assembled here.
+fn spawn_web(
+    servers: &mut Servers,
+    config: &Config,
+    state: &State,
+    shared: Shared,
+    http: TcpListener,
+    https: TcpListener,
+    dns_addr: SocketAddr,
+) -> anyhow::Result<()> {
+    let web_config = WebConfig {
+        zones: config.zones.clone(),
+        db: state.db.clone(),
+        site_dir: config.args.site.clone(),
+        dns_addr,
+        session_ttl: config.session_ttl,
+        engine: shared.engine,
+        live: shared.live,
+        maintenance: shared.maintenance,
+        https: Some((https, state.certs.server_config(&[b"h2", b"http/1.1"])?)),
+    };
+    let shutdown = servers.shutdown.child_token();
+    servers.spawn("web server", web::serve(http, web_config, shutdown));
+    Ok(())
+}
 
-    tracing::info!("stopping: no new connections, finishing requests in flight");
-    shutdown.cancel();
-    let drained = tokio::time::timeout(DRAIN, async {
-        if let Ok(Err(e)) = web_task.await {
-            tracing::error!("web server: {e:#}");
+/// The running servers. A server task ends only when `shutdown` is cancelled;
+/// one that ends before that has failed, whatever it returned.
+#[derive(Default)]
+struct Servers {
+    tasks: JoinSet<anyhow::Result<()>>,
+    names: HashMap<Id, &'static str>,
+    /// For the debug-only test hook.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
+    aborts: Vec<(&'static str, AbortHandle)>,
+    shutdown: CancellationToken,
+}
+
+impl Servers {
+    fn spawn(
+        &mut self,
+        name: &'static str,
+        task: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) {
+        let abort = self.tasks.spawn(task);
+        self.names.insert(abort.id(), name);
+        self.aborts.push((name, abort));
+    }
+
+    /// Why the process must stop, for a task that ended before shutdown.
+    fn ended_early(&self, joined: Result<(Id, anyhow::Result<()>), JoinError>) -> anyhow::Error {
+        let (id, why) = match joined {
+            Ok((id, Ok(()))) => (id, anyhow::anyhow!("it returned without an error")),
+            Ok((id, Err(e))) => (id, e),
+            Err(e) if e.is_panic() => (e.id(), anyhow::anyhow!("it panicked")),
+            Err(e) => (e.id(), anyhow::anyhow!("it was cancelled")),
+        };
+        let name = self.names.get(&id).copied().unwrap_or("a server");
+        why.context(format!("the {name} stopped unexpectedly"))
+    }
+
+    /// Test hook, debug builds only: `ONEBOX_TEST_FAIL_TASK=web` (or `dns`,
+    /// `control`, `certificate`) aborts that server right after the ready line, so
+    /// a test can watch the supervisor stop the process. Release builds ignore it.
+    #[cfg(debug_assertions)]
+    fn test_hook(&self) {
+        let Ok(wanted) = std::env::var("ONEBOX_TEST_FAIL_TASK") else {
+            return;
+        };
+        for (name, abort) in &self.aborts {
+            if name.starts_with(wanted.as_str()) {
+                tracing::warn!("ONEBOX_TEST_FAIL_TASK: aborting the {name}");
+                abort.abort();
+            }
         }
-        let _ = dns_task.await;
-        let _ = renew_task.await;
-        let _ = control_task.await;
+    }
+}
+
+/// The one line on stdout that says every listener is up, with the addresses the
+/// kernel gave them. Its keys and values are a contract for scripts and fixtures;
+/// they are written in this (alphabetical) order.
+#[derive(Serialize)]
+struct Ready {
+    ca: String,
+    control: String,
+    /// `null` with `--ephemeral`.
+    data: Option<String>,
+    dns: SocketAddr,
+    dot: SocketAddr,
+    http: SocketAddr,
+    https: SocketAddr,
+    pid: u32,
+    ready: bool,
+    /// Each served zone once, whether or not its apex has an address.
+    zones: Vec<String>,
+}
+
+fn print_ready(config: &Config, state: &State, addrs: &Addrs) -> anyhow::Result<()> {
+    let args = &config.args;
+    let ready = Ready {
+        ca: state.certs.ca().path().display().to_string(),
+        control: state.control_path.display().to_string(),
+        data: (!args.ephemeral).then(|| args.data.display().to_string()),
+        dns: addrs.dns,
+        dot: addrs.dot,
+        http: addrs.http,
+        https: addrs.https,
+        pid: std::process::id(),
+        ready: true,
+        zones: config.zones.names(),
+    };
+    let line = serde_json::to_string(&ready).context("failed to encode the ready line")?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            hup: signal(SignalKind::hangup()).context("failed to watch SIGHUP")?,
+            term: signal(SignalKind::terminate()).context("failed to watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("failed to watch SIGINT")?,
+        })
+    }
+}
+
+/// The main loop: reloads on SIGHUP and on edited zone files until SIGTERM or
+/// SIGINT (`Ok`), or until a server ends on its own (`Err`, with its error).
+async fn supervise(
+    zones: &Zones,
+    certs: &Arc<Certificates>,
+    servers: &mut Servers,
+    mut signals: Signals,
+) -> anyhow::Result<()> {
+    let mut watch = tokio::time::interval(WATCH_EVERY);
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut log_check = tokio::time::interval(DROPPED_LOGS_EVERY);
+    let mut dropped = 0;
+    loop {
+        tokio::select! {
+            _ = signals.term.recv() => return Ok(()),
+            _ = signals.int.recv() => return Ok(()),
+            Some(joined) = servers.tasks.join_next_with_id() => {
+                return Err(servers.ended_early(joined));
+            }
+            _ = signals.hup.recv() => {
+                tracing::info!("SIGHUP: reloading zones");
+                reload(zones, certs, false).await;
+            }
+            _ = watch.tick() => reload(zones, certs, true).await,
+            _ = log_check.tick() => dropped = report_dropped_logs(dropped),
+        }
+    }
+}
+
+/// Reloads the zones (only when a file changed, for the watcher), then re-issues
+/// certificates at once: a site name the reload added must work over HTTPS now,
+/// not at the next renewal tick.
+async fn reload(zones: &Zones, certs: &Arc<Certificates>, only_changed: bool) {
+    let (zones, certs) = (zones.clone(), certs.clone());
+    let done = tokio::task::spawn_blocking(move || {
+        if only_changed && !zones.changed_on_disk() {
+            return Ok(());
+        }
+        zones.reload(only_changed);
+        certs.refresh(&certificate_names(&zones)).map(|_| ())
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("certificates not re-issued after the reload: {e:#}"),
+        Err(e) => tracing::error!("zone reload failed: {e}"),
+    }
+}
+
+/// Warns when log lines were dropped since the last check; returns the new total.
+fn report_dropped_logs(before: usize) -> usize {
+    let now = cli::dropped_log_lines();
+    if now > before {
+        tracing::warn!(
+            "{} log lines dropped because stderr is not read fast enough ({now} in all); serving is not affected",
+            now - before
+        );
+    }
+    now
+}
+
+/// The graceful stop: no new connections, requests in flight finish (for at most
+/// `DRAIN`), the database closes last.
+async fn stop(mut servers: Servers, state: State) {
+    tracing::info!("stopping: no new connections, finishing requests in flight");
+    servers.shutdown.cancel();
+    let drained = tokio::time::timeout(DRAIN, async {
+        while let Some(joined) = servers.tasks.join_next_with_id().await {
+            match joined {
+                Ok((_, Ok(()))) => {}
+                Ok((id, Err(e))) => {
+                    let name = servers.names.get(&id).copied().unwrap_or("a server");
+                    tracing::error!("{name}: {e:#}");
+                }
+                Err(e) if e.is_panic() => tracing::error!("a server panicked while stopping"),
+                Err(_) => {}
+            }
+        }
     })
     .await;
     if drained.is_err() {
         tracing::warn!("some requests were still running after {DRAIN:?}; stopping anyway");
     }
     // Last: every acknowledged write is already committed, so this only releases the file.
-    db.close();
-    let _ = std::fs::remove_file(&control_path);
-    drop(ca_dir);
+    state.db.close();
+    let _ = std::fs::remove_file(&state.control_path);
+    drop(state.ca_dir);
+    report_dropped_logs(0);
     tracing::info!("stopped");
-    Ok(())
 }
 
 /// The names that need certificates: each zone (its leaf also covers `*.zone`),
@@ -222,61 +628,13 @@ fn rrl_config(args: &ServeArgs) -> anyhow::Result<dns::server::rrl::RrlConfig> {
         ..Default::default()
     };
     if !args.rrl_exempt.is_empty() {
-        config.exempt = args
+        let named = args
             .rrl_exempt
             .iter()
-            .filter(|text| text.as_str() != "none")
-            .map(|text| text.parse::<Cidr>().map_err(anyhow::Error::msg))
-            .collect::<Result<_, _>>()
-            .context("bad --rrl-exempt")?;
+            .filter(|text| text.as_str() != "none");
+        config.exempt = parse_networks(named).context("bad --rrl-exempt")?;
     }
     Ok(config)
-}
-
-struct Signals {
-    hup: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> anyhow::Result<Self> {
-        Ok(Self {
-            hup: signal(SignalKind::hangup()).context("failed to watch SIGHUP")?,
-            term: signal(SignalKind::terminate()).context("failed to watch SIGTERM")?,
-            int: signal(SignalKind::interrupt()).context("failed to watch SIGINT")?,
-        })
-    }
-}
-
-/// Runs reloads until SIGTERM or SIGINT.
-async fn wait_for_stop(zones: &Zones, signals: Signals) -> anyhow::Result<()> {
-    let Signals {
-        mut hup,
-        mut term,
-        mut int,
-    } = signals;
-    let mut watch = tokio::time::interval(WATCH_EVERY);
-    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading zones");
-                let zones = zones.clone();
-                let _ = tokio::task::spawn_blocking(move || zones.reload(false)).await;
-            }
-            _ = watch.tick() => {
-                let zones = zones.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    if zones.changed_on_disk() {
-                        zones.reload(true);
-                    }
-                }).await;
-            }
-        }
-    }
 }
 
 /// DNS listens on one port for UDP and TCP. With port 0 the kernel picks the UDP
@@ -286,7 +644,7 @@ async fn bind_dns(addr: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> 
     for _ in 0..attempts {
         let udp = UdpSocket::bind(addr)
             .await
-            .map_err(|e| bind_error("UDP", addr, &e, "--dns 127.0.0.1:1053"))?;
+            .map_err(|e| bind_error("UDP", addr, &e, &format!("--dns {}", cli::DEFAULT_DNS)))?;
         let udp_addr = udp.local_addr()?;
         // A burst of queries must not overflow the kernel's receive queue while the
         // workers are busy; NSD asks for the same. The kernel may grant less.
@@ -294,7 +652,14 @@ async fn bind_dns(addr: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> 
         match TcpListener::bind(udp_addr).await {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => continue,
-            Err(e) => return Err(bind_error("TCP", udp_addr, &e, "--dns 127.0.0.1:1053")),
+            Err(e) => {
+                return Err(bind_error(
+                    "TCP",
+                    udp_addr,
+                    &e,
+                    &format!("--dns {}", cli::DEFAULT_DNS),
+                ));
+            }
         }
     }
     bail!(
