@@ -97,11 +97,11 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub stack: StackFlags,
 
-    /// DNS-over-TLS address.
+    /// DNS-over-TLS address. Default: 127.0.0.1:8853.
     #[arg(long, value_name = "ADDR")]
     pub dot: Option<SocketAddr>,
 
-    /// Folder for the database and other state, created on first start.
+    /// Folder for the database, the CA and other state: created owner-only (0700) on first start, tightened if others can enter it.
     #[arg(
         long,
         value_name = "DIR",

@@ -250,26 +250,37 @@ fn open_state(config: &Config) -> anyhow::Result<(State, UnixListener)> {
 /// it holds password hashes and the CA key.
 fn private_folder(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    match std::fs::metadata(dir) {
-        Ok(meta) => {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & !PRIVATE_DIR != 0 {
-                tracing::warn!(
-                    "data folder {} was open to other users (mode {mode:03o}): tightened to {PRIVATE_DIR:03o}",
-                    dir.display()
-                );
-            }
+    let private = std::fs::Permissions::from_mode(PRIVATE_DIR);
+    let mode = match std::fs::metadata(dir) {
+        Ok(meta) => meta.permissions().mode() & 0o777,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(PRIVATE_DIR)
+                .create(dir)
+                .with_context(|| format!("failed to create data folder {}", dir.display()))?;
+            // Set it again: the umask may have taken the owner's bits off too.
+            return std::fs::set_permissions(dir, private)
+                .with_context(|| format!("failed to restrict {}", dir.display()));
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(PRIVATE_DIR)
-            .create(dir)
-            .with_context(|| format!("failed to create data folder {}", dir.display()))?,
         Err(e) => return Err(e).with_context(|| format!("failed to open {}", dir.display())),
+    };
+    if mode == PRIVATE_DIR {
+        return Ok(());
     }
-    // Always set, not just when created: the umask may have taken bits off.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR))
-        .with_context(|| format!("failed to restrict {}", dir.display()))
+    // An existing folder may belong to someone else: say so rather than refuse.
+    match std::fs::set_permissions(dir, private) {
+        Ok(()) if mode & !PRIVATE_DIR != 0 => tracing::warn!(
+            "data folder {} was open to other users (mode {mode:03o}): tightened to {PRIVATE_DIR:03o}",
+            dir.display()
+        ),
+        Ok(()) => {}
+        Err(e) => tracing::warn!(
+            "data folder {} has mode {mode:03o} and could not be tightened to {PRIVATE_DIR:03o} ({e}): other users may read its password hashes and CA key",
+            dir.display()
+        ),
+    }
+    Ok(())
 }
 
 /// Gives every file in `dir` owner-only modes (the CA certificate stays readable),

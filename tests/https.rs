@@ -67,14 +67,24 @@ impl Fixture {
         )
     }
 
-    /// The server's JSON query-log events for `qname`.
-    fn query_events(&self, qname: &str) -> Vec<serde_json::Value> {
-        self.server
-            .stderr()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|e| e["target"] == "onebox::dns::query" && e["qname"] == qname)
-            .collect()
+    /// The server's JSON query-log events for `qname`, once at least `expected`
+    /// have arrived (or at the deadline): log lines are written by a background
+    /// thread, so they may trail the reply a little.
+    fn query_events(&self, qname: &str, expected: usize) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            let events: Vec<serde_json::Value> = self
+                .server
+                .stderr()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|e| e["target"] == "onebox::dns::query" && e["qname"] == qname)
+                .collect();
+            if events.len() >= expected || std::time::Instant::now() > deadline {
+                return events;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
@@ -238,7 +248,7 @@ fn dig_gets_the_same_answer_over_doh_post_doh_get_and_dot() {
         );
     }
     let transports: Vec<String> = f
-        .query_events("www.foobar.com.")
+        .query_events("www.foobar.com.", 3)
         .iter()
         .map(|e| e["transport"].as_str().unwrap_or("").to_string())
         .collect();
@@ -369,7 +379,7 @@ fn doh_get_and_post_with_curl_and_no_doh_over_plain_http() {
         );
     }
     let transports: Vec<String> = f
-        .query_events("www.foobar.com.")
+        .query_events("www.foobar.com.", 4)
         .iter()
         .map(|e| e["transport"].as_str().unwrap_or("").to_string())
         .collect();
@@ -620,7 +630,7 @@ fn dot_answers_pipelined_queries_on_one_connection() {
     assert_eq!(types(&reply(1).answers), ["SOA"]);
     assert_eq!(reply(2).metadata.response_code, ResponseCode::NXDomain);
     let transports: Vec<String> = f
-        .query_events("www.foobar.com.")
+        .query_events("www.foobar.com.", 1)
         .iter()
         .map(|e| e["transport"].as_str().unwrap_or("").to_string())
         .collect();
