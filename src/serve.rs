@@ -774,3 +774,62 @@ impl Drop for TempDir {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ready_line_keeps_its_keys_and_their_order() {
+        let ready = Ready {
+            ca: "data/ca.pem".into(),
+            control: "data/onebox.sock".into(),
+            data: Some("data".into()),
+            dns: "127.0.0.1:1053".parse().unwrap(),
+            dot: "127.0.0.1:8853".parse().unwrap(),
+            http: "127.0.0.1:8080".parse().unwrap(),
+            https: "127.0.0.1:8443".parse().unwrap(),
+            pid: 4242,
+            ready: true,
+            zones: vec!["foobar.com".into()],
+        };
+        // The README's example, byte for byte: scripts may match on it.
+        assert_eq!(
+            serde_json::to_string(&ready).unwrap(),
+            r#"{"ca":"data/ca.pem","control":"data/onebox.sock","data":"data","dns":"127.0.0.1:1053","dot":"127.0.0.1:8853","http":"127.0.0.1:8080","https":"127.0.0.1:8443","pid":4242,"ready":true,"zones":["foobar.com"]}"#
+        );
+        let ephemeral = Ready {
+            data: None,
+            ..ready
+        };
+        assert!(
+            serde_json::to_string(&ephemeral)
+                .unwrap()
+                .contains(r#""data":null"#)
+        );
+    }
+
+    #[test]
+    fn files_in_the_data_folder_become_owner_only_but_the_ca_stays_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("onebox-modes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["onebox.redb", "ca-key.pem", ca::CA_FILE] {
+            std::fs::write(dir.join(name), "x").unwrap();
+            let wide = std::fs::Permissions::from_mode(0o666);
+            std::fs::set_permissions(dir.join(name), wide).unwrap();
+        }
+        private_files(&dir).unwrap();
+        let mode = |name: &str| {
+            std::fs::metadata(dir.join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("onebox.redb"), PRIVATE_FILE);
+        assert_eq!(mode("ca-key.pem"), PRIVATE_FILE);
+        assert_eq!(mode(ca::CA_FILE), PUBLIC_FILE);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
