@@ -61,6 +61,12 @@ fn a_stderr_nobody_reads_never_stops_dns_or_http() {
         }
     }
 
+    // The queue of unwritten lines is bounded, so memory is too (printed for the README).
+    let status_file = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    if let Some(rss) = status_file.lines().find(|l| l.starts_with("VmRSS:")) {
+        println!("with stderr unread, after the load: {rss}");
+    }
+
     // Now read stderr, so the server can flush and say how many lines it dropped.
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
@@ -77,6 +83,10 @@ fn a_stderr_nobody_reads_never_stops_dns_or_http() {
     let log = reader.join().unwrap();
     assert!(unanswered.is_empty(), "not answered: {unanswered:?}");
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    // The figure for the README's Reliability section (shown with --nocapture).
+    if let Some(report) = log.lines().find(|l| l.contains("log lines dropped")) {
+        println!("{report}");
+    }
     assert!(
         log.contains("log lines dropped"),
         "the dropped lines are counted and reported: {}",
