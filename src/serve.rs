@@ -134,7 +134,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         db: db.clone(),
         site_dir: args.site.clone(),
         dns_addr,
-        session_ttl: crate::app::session_ttl_from_env()?,
+        // serve.rs is the one place that wires the boxes: it builds the app's
+        // router over the database and hands it to the web server.
+        router: crate::app::router(crate::app::AppConfig {
+            store: std::sync::Arc::new(db.clone()),
+            zones: zones.clone(),
+            session_ttl: crate::app::session_ttl_from_env()?,
+            post_rate: args.post_rate,
+        }),
         engine,
         live,
         maintenance,
