@@ -8,7 +8,6 @@ use std::net::IpAddr;
 
 use axum::http::StatusCode;
 
-use super::throttle::LoginTicket;
 use super::{App, Ctx, auth, now};
 use crate::db::{DbError, NewPost, Post, Session, User, UserCreated};
 
@@ -206,16 +205,12 @@ impl App {
             .argon2(move || auth::verify_password(&password, &phc))
             .await?;
         if user.is_some() && matches {
-            self.login_ok(ticket);
+            self.throttle.login_succeeded(ticket);
             Ok(())
         } else {
             tracing::debug!("app: failed login for {username}");
             Err(AppError::WrongLogin)
         }
-    }
-
-    fn login_ok(&self, ticket: LoginTicket) {
-        self.throttle.login_succeeded(ticket);
     }
 
     /// A real argon2 hash of nothing in particular: a login for a name that does

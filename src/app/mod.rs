@@ -57,8 +57,10 @@ pub(crate) struct App {
     zones: Zones,
     session_ttl: Duration,
     csrf: Csrf,
-    /// See [`App::decoy_hash`](domain): computed on first use.
+    /// The argon2 hash a login for an unknown name is checked against, computed
+    /// on first use (see `decoy_hash` in [`domain`]).
     decoy_hash: OnceLock<String>,
+    /// [`MAX_HASHES`] permits; each argon2 run holds one until it finishes.
     argon2_slots: Arc<tokio::sync::Semaphore>,
     /// The abuse budgets: failed logins, sign-ups, posts.
     throttle: throttle::Throttle,
