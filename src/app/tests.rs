@@ -267,3 +267,22 @@ async fn posting_beyond_the_rate_gets_429_with_retry_after() {
         .expect("seconds");
     assert!((1..=20).contains(&wait), "{wait}");
 }
+
+#[tokio::test]
+async fn sign_ups_are_budgeted_per_address() {
+    let app = app_with(60);
+    for i in 0..10 {
+        let creds = json!({"username": format!("user{i}"), "password": "correct horse"});
+        let r = send(&app, json_post("/api/v1/users", &creds)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "sign-up {i}");
+    }
+    let creds = json!({"username": "user10", "password": "correct horse"});
+    let r = send(&app, json_post("/api/v1/users", &creds)).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.error().starts_with("too many sign-ups"), "{}", r.error());
+    assert!(r.headers.get(header::RETRY_AFTER).is_some());
+    // Invalid input costs nothing: it is refused before the budget is touched.
+    let bad = json!({"username": "x", "password": "correct horse"});
+    let r = send(&app, json_post("/api/v1/users", &bad)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
