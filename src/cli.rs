@@ -133,6 +133,10 @@ pub struct ServeArgs {
     /// Networks exempt from rate limiting (repeatable; default loopback; "none" exempts nothing).
     #[arg(long, value_name = "CIDR")]
     pub rrl_exempt: Vec<String>,
+
+    /// Posts per minute per account (a bucket of N, refilled at N per minute); 0 turns the limit off.
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    pub post_rate: u32,
 }
 
 #[derive(Debug, Args)]

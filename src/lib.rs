@@ -29,6 +29,7 @@ pub(crate) mod db;
 pub(crate) mod dns;
 pub mod doctor;
 pub(crate) mod live;
+pub(crate) mod request;
 pub mod serve;
 pub mod visit;
 pub(crate) mod web;

@@ -403,7 +403,14 @@ fn spawn_web(
         db: state.db.clone(),
         site_dir: config.args.site.clone(),
         dns_addr,
-        session_ttl: config.session_ttl,
+        // serve.rs is the one place that wires the boxes: it builds the app's
+        // router over the database and hands it to the web server.
+        router: crate::app::router(crate::app::AppConfig {
+            store: std::sync::Arc::new(state.db.clone()),
+            zones: config.zones.clone(),
+            session_ttl: config.session_ttl,
+            post_rate: config.args.post_rate,
+        }),
         engine: shared.engine,
         live: shared.live,
         maintenance: shared.maintenance,

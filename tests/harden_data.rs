@@ -136,7 +136,8 @@ fn random_kill_9s_lose_no_acknowledged_post_and_leave_a_sound_file() {
         if round >= 8 && started.elapsed() > Duration::from_secs(60) {
             break;
         }
-        let server = Server::start_on(&dir);
+        let server =
+            Server::start_with(&["--data", dir.to_str().unwrap(), "--post-rate", "0"], &[]);
         let found = all_posts(&server);
         assert!(
             acknowledged.is_empty() || !found.is_empty(),
@@ -187,7 +188,7 @@ fn random_kill_9s_lose_no_acknowledged_post_and_leave_a_sound_file() {
             checked_by_redb += 1;
         }
     }
-    let server = Server::start_on(&dir);
+    let server = Server::start_with(&["--data", dir.to_str().unwrap(), "--post-rate", "0"], &[]);
     let found = all_posts(&server);
     for (id, body) in &acknowledged {
         assert_eq!(
@@ -232,7 +233,7 @@ fn fill(dir: &Path) -> std::path::PathBuf {
 fn a_full_disk_answers_503_keeps_reads_and_resumes_when_space_returns() {
     let tmpfs = Tmpfs::mount("8m");
     let data = tmpfs.path().join("data");
-    let server = Server::start_on(&data);
+    let server = Server::start_with(&["--data", data.to_str().unwrap(), "--post-rate", "0"], &[]);
     let token = user_token(&server, "filler");
     let auth = format!("Bearer {token}");
     let post = |server: &Server, body: &str| {
@@ -327,7 +328,7 @@ fn a_full_disk_answers_503_keeps_reads_and_resumes_when_space_returns() {
     // Nothing was corrupted: a restart sees every acknowledged post.
     let (_, log) = server.stop();
     assert!(!log.contains("panicked"), "{log}");
-    let server = Server::start_on(&data);
+    let server = Server::start_with(&["--data", data.to_str().unwrap(), "--post-rate", "0"], &[]);
     let found = all_posts(&server);
     for (id, body) in &acknowledged {
         assert_eq!(
@@ -344,7 +345,7 @@ fn a_full_disk_answers_503_keeps_reads_and_resumes_when_space_returns() {
 /// A real database with a few posts, stopped cleanly; returns its data folder.
 fn a_real_database(tag: &str) -> std::path::PathBuf {
     let dir = temp_dir(tag);
-    let server = Server::start_on(&dir);
+    let server = Server::start_with(&["--data", dir.to_str().unwrap(), "--post-rate", "0"], &[]);
     let token = user_token(&server, "ann");
     for i in 0..50 {
         let body =

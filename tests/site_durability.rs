@@ -40,7 +40,7 @@ fn all_posts(server: &Server) -> BTreeMap<u64, (String, String)> {
 #[test]
 fn everything_survives_a_restart() {
     let dir = temp_dir("restart");
-    let server = Server::start_on(&dir);
+    let server = Server::start_with(&["--data", dir.to_str().unwrap(), "--post-rate", "0"], &[]);
     assert_eq!(server.ready["data"], dir.to_str().unwrap());
     let token = user_token(&server, "ann");
     for i in 0..3 {
@@ -59,7 +59,7 @@ fn everything_survives_a_restart() {
     assert!(clean, "{log}");
     assert!(dir.join("onebox.redb").is_file());
 
-    let server = Server::start_on(&dir);
+    let server = Server::start_with(&["--data", dir.to_str().unwrap(), "--post-rate", "0"], &[]);
     assert_eq!(all_posts(&server), before);
     // The session and the account are still there.
     let r = api(
@@ -89,7 +89,8 @@ fn kill_9_during_a_stream_of_posts_loses_no_acknowledged_post() {
     let mut acknowledged: BTreeMap<u64, String> = BTreeMap::new();
     let mut token = String::new();
     for round in 0..3u64 {
-        let server = Server::start_on(&dir);
+        let server =
+            Server::start_with(&["--data", dir.to_str().unwrap(), "--post-rate", "0"], &[]);
         let found = all_posts(&server);
         // Every post acknowledged before the last crash is here, exactly.
         for (id, body) in &acknowledged {
@@ -160,7 +161,7 @@ fn kill_9_during_a_stream_of_posts_loses_no_acknowledged_post() {
             );
         }
     }
-    let server = Server::start_on(&dir);
+    let server = Server::start_with(&["--data", dir.to_str().unwrap(), "--post-rate", "0"], &[]);
     let found = all_posts(&server);
     for (id, body) in &acknowledged {
         assert_eq!(found.get(id).map(|(_, b)| b), Some(body), "post {id}");
@@ -172,7 +173,7 @@ fn kill_9_during_a_stream_of_posts_loses_no_acknowledged_post() {
 #[test]
 fn a_second_onebox_on_the_same_data_dir_is_refused_by_pid() {
     let dir = temp_dir("inuse");
-    let first = Server::start_on(&dir);
+    let first = Server::start_with(&["--data", dir.to_str().unwrap(), "--post-rate", "0"], &[]);
     let err = Server::try_start(&["--data", dir.to_str().unwrap()], &[])
         .err()
         .expect("second server must not start");
@@ -181,7 +182,7 @@ fn a_second_onebox_on_the_same_data_dir_is_refused_by_pid() {
     assert!(!err.contains("panicked"), "{err}");
     // After the first one is killed, the folder is free again: the lock died with it.
     first.kill9();
-    let again = Server::start_on(&dir);
+    let again = Server::start_with(&["--data", dir.to_str().unwrap(), "--post-rate", "0"], &[]);
     drop(again);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -200,7 +201,7 @@ fn a_foreign_file_is_refused_clearly() {
 #[test]
 fn sigterm_lets_a_request_in_flight_finish_then_closes_the_database() {
     let dir = temp_dir("drain");
-    let server = Server::start_on(&dir);
+    let server = Server::start_with(&["--data", dir.to_str().unwrap(), "--post-rate", "0"], &[]);
     let body = br#"{"username":"late","password":"correct horse"}"#;
     let mut stream = TcpStream::connect(server.http).unwrap();
     stream
@@ -233,7 +234,7 @@ fn sigterm_lets_a_request_in_flight_finish_then_closes_the_database() {
     let closed = log.find("db: closed").expect(&log);
     assert!(drained < closed, "the database closes last: {log}");
     // And the late registration was committed.
-    let server = Server::start_on(&dir);
+    let server = Server::start_with(&["--data", dir.to_str().unwrap(), "--post-rate", "0"], &[]);
     let creds = r#"{"username":"late","password":"correct horse"}"#;
     assert_eq!(
         api(&server, "POST", "/api/v1/sessions", &[], creds).status,
@@ -246,7 +247,7 @@ fn sigterm_lets_a_request_in_flight_finish_then_closes_the_database() {
 #[test]
 fn a_file_from_a_newer_onebox_is_refused_clearly() {
     let dir = temp_dir("newer");
-    let server = Server::start_on(&dir);
+    let server = Server::start_with(&["--data", dir.to_str().unwrap(), "--post-rate", "0"], &[]);
     assert_eq!(
         http(server.http, "GET", "/healthz", "foobar.com", &[], b"")
             .unwrap()

@@ -899,7 +899,11 @@ class Bench:
         else:
             # A durable data folder on the same disk as the checkout: fsync must cost
             # what it costs for a user (an ephemeral database never touches disk).
-            app = start_onebox(self.procs, a.binary, self.work, "onebox-app", ["--data", str(self.work / "data")])
+            # The write benchmark posts as one account as fast as it can: lift the
+            # per-account posting rate (--post-rate, 60 a minute by default).
+            app = start_onebox(
+                self.procs, a.binary, self.work, "onebox-app", ["--data", str(self.work / "data"), "--post-rate", "0"]
+            )
             token, app_problem = self.seed_app(app)
             if not app_problem:
                 status, body, problem = http_probe(app.http_port, "/")

@@ -1,182 +1,126 @@
 //! The JSON API under `/api/v1/`. Scripts and tests depend on its paths, fields and
-//! status codes exactly; every error is `{"error": "..."}`.
+//! status codes exactly; every error is `{"error": "..."}`, built in one place: the
+//! [`IntoResponse`] for [`AppError`].
 
-use super::LoginCheck;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 
-use super::{App, Ctx, Login, auth, now, rfc3339};
-use crate::db::{DbError, NewPost, Post, User, UserCreated};
+use super::domain::{AppError, Login};
+use super::{App, Ctx, auth, rfc3339};
+use crate::db::Post;
 
-/// Longest post, in characters.
-pub(crate) const MAX_POST_CHARS: usize = 2000;
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
 
-/// An API error: a status and a message, sent as `{"error": message}`.
-#[derive(Debug)]
-pub(crate) struct ApiError(StatusCode, String);
-
-impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self(status, message.into())
-    }
-}
-
-impl IntoResponse for ApiError {
+/// The API's one error body: `{"error": message}` with the error's status, and
+/// `Retry-After` where waiting helps.
+impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let mut response = (self.0, Json(json!({ "error": self.1 }))).into_response();
-        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("30"),
-            );
+        if let AppError::Db(e) = &self {
+            tracing::error!("app: {e}");
+        }
+        let mut response = (
+            self.status(),
+            Json(json!({ "error": self.public_message() })),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
 }
 
-impl From<DbError> for ApiError {
-    fn from(e: DbError) -> Self {
-        tracing::error!("app: {e}");
-        match e {
-            DbError::Closed => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the server is shutting down",
-            ),
-            DbError::Full => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the disk holding the database is full: nothing was written; try again later",
-            ),
-            _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "database error"),
-        }
+type ApiResult = Result<Response, AppError>;
+
+/// `{"username", "password"}`, for sign-up and login.
+#[derive(Debug, Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// `{"body"}`, a new post.
+#[derive(Debug, Deserialize)]
+struct NewPostBody {
+    body: String,
+}
+
+/// `?limit=N&before=ID`. Read as text so a bad value gets the API's own 422 message.
+#[derive(Debug, Deserialize)]
+pub(super) struct ListQuery {
+    limit: Option<String>,
+    before: Option<String>,
+}
+
+/// Reads a JSON object into `T`: 413 for a body over the limit, 400 for bytes that
+/// are not JSON, 422 for JSON that is not an object or lacks a field (or has one of
+/// the wrong type).
+fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, AppError> {
+    let bytes = body.map_err(|r| AppError::Unreadable {
+        status: r.status(),
+        message: r.body_text().to_lowercase(),
+    })?;
+    // serde would also fill a struct from a JSON array; the API takes objects only.
+    let is_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let not_object = || AppError::Invalid("expected a JSON object".into());
+    match serde_json::from_slice::<T>(&bytes) {
+        Ok(value) if is_object => Ok(value),
+        Ok(_) => Err(not_object()),
+        Err(e) if e.is_data() && !is_object => Err(not_object()),
+        Err(e) if e.is_data() => Err(AppError::Invalid(e.to_string())),
+        Err(e) => Err(AppError::Unreadable {
+            status: StatusCode::BAD_REQUEST,
+            message: format!("malformed JSON: {e}"),
+        }),
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
-
-/// Reads a JSON object: 413 for a body over the limit, 400 for bytes that are not
-/// JSON, 422 for JSON that is not an object.
-fn json_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, ApiError> {
-    let bytes = body.map_err(|r| ApiError::new(r.status(), r.body_text().to_lowercase()))?;
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
-    match value {
-        Value::Object(map) => Ok(map),
-        _ => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "expected a JSON object",
-        )),
-    }
-}
-
-fn string_field(map: &Map<String, Value>, name: &str) -> Result<String, ApiError> {
-    match map.get(name) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{name} must be a string"),
-        )),
-        None => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{name} is missing"),
-        )),
-    }
-}
-
-fn unprocessable(message: String) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
-}
-
-/// `POST /api/v1/users {"username","password"}` → 201, 409 taken, 422 invalid.
+/// `POST /api/v1/users {"username","password"}` → 201, 409 taken, 422 invalid,
+/// 429 too many sign-ups from this address.
 pub(super) async fn create_user(
     State(app): State<Arc<App>>,
     ctx: Ctx,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let map = json_object(body)?;
-    let username = string_field(&map, "username")?;
-    let password = string_field(&map, "password")?;
-    auth::check_username(&username).map_err(unprocessable)?;
-    auth::check_password(&password).map_err(unprocessable)?;
-    match app.register(&ctx, username.clone(), password).await? {
-        UserCreated::Created => {
-            Ok((StatusCode::CREATED, Json(json!({ "username": username }))).into_response())
-        }
-        UserCreated::Taken => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("username {username} is taken"),
-        )),
-    }
-}
-
-impl App {
-    /// Hashes the password (blocking pool) and stores the user.
-    pub(super) async fn register(
-        &self,
-        ctx: &Ctx,
-        username: String,
-        password: String,
-    ) -> Result<UserCreated, DbError> {
-        let hash = self
-            .argon2(move || auth::hash_password(&password))
-            .await?
-            .map_err(DbError::Storage)?;
-        ctx.trace
-            .db_write(self.db.create_user(User {
-                username,
-                password_hash: hash,
-                created_at: now(),
-            }))
-            .await
-    }
+    let creds: Credentials = json_body(body)?;
+    app.register(&ctx, &creds.username, &creds.password).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "username": creds.username })),
+    )
+        .into_response())
 }
 
 /// `POST /api/v1/sessions {"username","password"}` → 201 `{"token"}` plus the
-/// session cookie; 401 for wrong credentials.
+/// session cookie; 401 for wrong credentials; 429 while the account or address is
+/// throttled.
 pub(super) async fn create_session(
     State(app): State<Arc<App>>,
     ctx: Ctx,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let map = json_object(body)?;
-    let username = string_field(&map, "username")?;
-    let password = string_field(&map, "password")?;
-    match app.check_login(&ctx, &username, &password).await? {
-        LoginCheck::Ok => {}
-        LoginCheck::Wrong => {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "wrong username or password",
-            ));
-        }
-        LoginCheck::Throttled(wait) => {
-            let mut response = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("too many failed logins: try again in {wait} s"),
-            )
-            .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, wait.into());
-            return Ok(response);
-        }
-    }
-    let (token, expires_at) = app.start_session(&ctx, username.clone()).await?;
+    let creds: Credentials = json_body(body)?;
+    app.check_login(&ctx, &creds.username, &creds.password)
+        .await?;
+    let (token, expires_at) = app.start_session(&ctx, &creds.username).await?;
     Ok((
         StatusCode::CREATED,
         [(header::SET_COOKIE, app.session_cookie(&ctx, &token))],
         Json(json!({
             "token": token,
-            "username": username,
+            "username": creds.username,
             "expires_at": rfc3339(expires_at),
         })),
     )
@@ -188,9 +132,7 @@ pub(super) async fn create_session(
 pub(super) async fn delete_session(State(app): State<Arc<App>>, ctx: Ctx) -> ApiResult {
     let token = auth::bearer(&ctx.headers).or_else(|| ctx.cookie(auth::SESSION_COOKIE));
     if let Some(token) = token {
-        ctx.trace
-            .db_write(app.db.delete_session(auth::token_hash(&token)))
-            .await?;
+        app.end_session(&ctx, &token).await?;
     }
     Ok((
         StatusCode::NO_CONTENT,
@@ -210,22 +152,18 @@ pub(super) async fn delete_session(State(app): State<Arc<App>>, ctx: Ctx) -> Api
 /// `application/x-www-form-urlencoded`), but sending `application/json` across sites
 /// needs a CORS preflight, which we never grant. A `Bearer` token is never sent by a
 /// browser on its own, so it needs no such check.
-async fn api_login(app: &App, ctx: &Ctx) -> Result<Login, ApiError> {
-    let unauthorized = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "log in first: send Authorization: Bearer TOKEN (from POST /api/v1/sessions) or the session cookie",
-        )
-    };
+async fn api_login(app: &App, ctx: &Ctx) -> Result<Login, AppError> {
     if let Some(token) = auth::bearer(&ctx.headers) {
-        return app.login_for(ctx, &token).await?.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
+        return app
+            .login_for(ctx, &token)
+            .await?
+            .ok_or(AppError::Unauthorized(
                 "session token is unknown or expired",
-            )
-        });
+            ));
     }
-    let login = app.cookie_login(ctx).await?.ok_or_else(unauthorized)?;
+    let login = app.cookie_login(ctx).await?.ok_or(AppError::Unauthorized(
+        "log in first: send Authorization: Bearer TOKEN (from POST /api/v1/sessions) or the session cookie",
+    ))?;
     let is_json = ctx
         .headers
         .get(header::CONTENT_TYPE)
@@ -236,64 +174,25 @@ async fn api_login(app: &App, ctx: &Ctx) -> Result<Login, ApiError> {
                 .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
         });
     if !is_json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "with cookie authentication, send Content-Type: application/json",
-        ));
+        return Err(AppError::NotJson);
     }
     Ok(login)
 }
 
-/// Checks a post body: 1–2000 characters, not only whitespace.
-pub(crate) fn check_post_body(body: &str) -> Result<(), String> {
-    let chars = body.chars().count();
-    if chars == 0 || body.trim().is_empty() {
-        return Err("body must not be empty".into());
-    }
-    if chars > MAX_POST_CHARS {
-        return Err(format!(
-            "body must be at most {MAX_POST_CHARS} characters (it has {chars})"
-        ));
-    }
-    Ok(())
-}
-
 /// `POST /api/v1/posts {"body"}` → 201 `{"id"}`; 401 not logged in; 400 malformed
-/// JSON; 422 bad body. The 201 is sent only after the post is durably committed.
+/// JSON; 422 bad body; 429 over the account's posting rate. The 201 is sent only
+/// after the post is durably committed.
 pub(super) async fn create_post(
     State(app): State<Arc<App>>,
     ctx: Ctx,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let login = api_login(&app, &ctx).await?;
-    let map = json_object(body)?;
-    let text = string_field(&map, "body")?;
-    check_post_body(&text).map_err(unprocessable)?;
-    let post = app.add_post(&ctx, login.session.username, text).await?;
+    let new: NewPostBody = json_body(body)?;
+    let post = app
+        .add_post(&ctx, &login.session.username, &new.body)
+        .await?;
     Ok((StatusCode::CREATED, Json(post_json(&post))).into_response())
-}
-
-impl App {
-    pub(super) async fn add_post(
-        &self,
-        ctx: &Ctx,
-        author: String,
-        body: String,
-    ) -> Result<Post, DbError> {
-        let created_at = now();
-        let new = NewPost {
-            author: author.clone(),
-            body: body.clone(),
-            created_at,
-        };
-        let id = ctx.trace.db_write(self.db.create_post(new)).await?;
-        Ok(Post {
-            id,
-            author,
-            body,
-            created_at,
-        })
-    }
 }
 
 fn post_json(post: &Post) -> Value {
@@ -310,28 +209,31 @@ fn post_json(post: &Post) -> Value {
 pub(super) async fn list_posts(
     State(app): State<Arc<App>>,
     ctx: Ctx,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
-    let Query(query) = query.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, r.body_text()))?;
-    let limit = match query.get("limit") {
+    let Query(query) = query.map_err(|r| AppError::Unreadable {
+        status: StatusCode::BAD_REQUEST,
+        message: r.body_text(),
+    })?;
+    let limit = match query.limit {
         None => DEFAULT_LIMIT,
         Some(raw) => raw
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| {
-                unprocessable(format!(
+                AppError::Invalid(format!(
                     "limit must be a whole number from 1 to {MAX_LIMIT}"
                 ))
             })?,
     };
-    let before = match query.get("before") {
+    let before = match query.before {
         None => None,
         Some(raw) => Some(raw.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-            unprocessable("before must be a post id (a whole number from 1)".into())
+            AppError::Invalid("before must be a post id (a whole number from 1)".into())
         })?),
     };
-    let posts = ctx.trace.db_read(app.db.posts(before, limit)).await?;
+    let posts = app.posts(&ctx, before, limit).await?;
     let list: Vec<Value> = posts.iter().map(post_json).collect();
     Ok(Json(json!({ "posts": list })).into_response())
 }

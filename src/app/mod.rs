@@ -1,16 +1,23 @@
 //! The application server box: the site's logic. A small community board where
 //! visitors register, log in and post short messages everyone can read, as HTML
-//! pages ([`pages`], rendered by [`views`]) and as a JSON API ([`api`]).
+//! pages ([`pages`], rendered by [`views`]) and as a JSON API ([`api`]), both thin
+//! front-ends over one core ([`domain`]).
 //!
 //! It sits behind the web server, which has already checked the host name and the
-//! limits, and in front of the database, which it reaches only through [`Db`]
-//! calls timed by the request's [`Trace`].
+//! limits and filled in the request context ([`crate::request`]), and in front of
+//! the storage, which it reaches only through the [`Store`] interface, each call
+//! timed by the request's [`Trace`]. It knows nothing of the web server: serve.rs
+//! builds this [`router`] and hands it over.
 
 mod api;
 pub(crate) mod auth;
+mod domain;
 mod pages;
 mod throttle;
 mod views;
+
+#[cfg(test)]
+mod tests;
 
 use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};
@@ -24,58 +31,51 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 
-use crate::db::{Db, DbError, Session};
+use crate::db::Store;
 use crate::dns::Zones;
-use crate::web::front::SiteHost;
-use crate::web::{ConnInfo, Trace};
+use crate::request::{ConnInfo, SiteHost, Trace};
 use auth::Csrf;
+
+/// At most this many argon2 computations run at once. Each takes 19 MiB and a core
+/// for tens of milliseconds; the cap bounds their memory at about 76 MiB however
+/// many sign-ups and logins arrive. Beyond it, requests wait their turn.
+const MAX_HASHES: usize = 4;
 
 /// What the application needs from the rest of onebox.
 #[derive(Debug)]
 pub(crate) struct AppConfig {
-    pub(crate) db: Db,
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) zones: Zones,
     pub(crate) session_ttl: Duration,
+    /// `--post-rate`: posts per minute per account; 0 turns the limit off.
+    pub(crate) post_rate: u32,
 }
 
 #[derive(Debug)]
 pub(crate) struct App {
-    db: Db,
+    store: Arc<dyn Store>,
     zones: Zones,
     session_ttl: Duration,
     csrf: Csrf,
-    /// A real argon2 hash of nothing in particular, computed on first use: a login
-    /// for a name that does not exist is checked against it, so it takes as long as
-    /// a wrong password and does not reveal which names exist.
+    /// The argon2 hash a login for an unknown name is checked against, computed
+    /// on first use (see `decoy_hash` in [`domain`]).
     decoy_hash: OnceLock<String>,
-    /// argon2 runs at most this many at once. Each takes 19 MiB and a core for tens
-    /// of milliseconds; unbounded, a burst of logins would queue hundreds of them on
-    /// the blocking pool and take gigabytes. Beyond the cap, requests wait their turn.
+    /// [`MAX_HASHES`] permits; each argon2 run holds one until it finishes.
     argon2_slots: Arc<tokio::sync::Semaphore>,
-    /// Failed-login budgets per account and per address.
+    /// The abuse budgets: failed logins, sign-ups, posts.
     throttle: throttle::Throttle,
 }
 
-/// The outcome of a login attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LoginCheck {
-    Ok,
-    Wrong,
-    /// Too many failures lately: try again after this many seconds.
-    Throttled(u64),
-}
-
 pub(crate) fn router(config: AppConfig) -> Router {
+    return_hash_memory_to_the_os();
     let app = Arc::new(App {
-        db: config.db,
+        store: config.store,
         zones: config.zones,
         session_ttl: config.session_ttl,
         csrf: Csrf::new(),
         decoy_hash: OnceLock::new(),
-        argon2_slots: Arc::new(tokio::sync::Semaphore::new(
-            std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
-        )),
-        throttle: throttle::Throttle::default(),
+        argon2_slots: Arc::new(tokio::sync::Semaphore::new(MAX_HASHES)),
+        throttle: throttle::Throttle::new(config.post_rate),
     });
     Router::new()
         .route("/", get(pages::home))
@@ -92,6 +92,30 @@ pub(crate) fn router(config: AppConfig) -> Router {
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(name_route))
         .with_state(app)
+}
+
+/// argon2 allocates a 19 MiB buffer per hash. glibc serves allocations above its
+/// mmap threshold with their own `mmap` and unmaps them on free, but the threshold
+/// adapts upwards (to 32 MiB) after the first large free, after which the buffers
+/// come from the heap arenas, and glibc keeps freed arena memory: 100 concurrent
+/// sign-ups left the process at 1.2 GB for good. Pinning the threshold at 128 KiB
+/// (which also stops it adapting) makes every argon2 buffer an mmap that goes back
+/// to the OS when the hash ends. Other allocators (musl) already behave this way.
+fn return_hash_memory_to_the_os() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only changes a malloc tuning parameter; it is
+            // thread-safe and any value is valid for M_MMAP_THRESHOLD up to 32 MiB.
+            let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
+            if ok != 1 {
+                tracing::warn!(
+                    "app: could not set malloc's mmap threshold; hash memory may be kept"
+                );
+            }
+        });
+    }
 }
 
 /// Tells the trace which route answered, for the access log and the page panel.
@@ -153,49 +177,7 @@ impl Ctx {
     }
 }
 
-/// A logged-in visitor.
-#[derive(Debug, Clone)]
-pub(crate) struct Login {
-    pub(crate) session: Session,
-}
-
 impl App {
-    /// The session a token names, if it exists and has not expired.
-    async fn login_for(&self, ctx: &Ctx, token: &str) -> Result<Option<Login>, DbError> {
-        let token_hash = auth::token_hash(token);
-        let session = ctx
-            .trace
-            .db_read(self.db.session(token_hash, now()))
-            .await?;
-        Ok(session.map(|session| Login { session }))
-    }
-
-    /// The visitor logged in by the session cookie, if any.
-    async fn cookie_login(&self, ctx: &Ctx) -> Result<Option<Login>, DbError> {
-        match ctx.cookie(auth::SESSION_COOKIE) {
-            Some(token) if !token.is_empty() => self.login_for(ctx, &token).await,
-            _ => Ok(None),
-        }
-    }
-
-    /// Starts a session for `username`; returns the token for the cookie or `Bearer`.
-    async fn start_session(&self, ctx: &Ctx, username: String) -> Result<(String, u64), DbError> {
-        let token = auth::new_token();
-        let created_at = now();
-        let expires_at = created_at + self.session_ttl.as_secs().max(1);
-        ctx.trace
-            .db_write(self.db.create_session(
-                auth::token_hash(&token),
-                Session {
-                    username,
-                    created_at,
-                    expires_at,
-                },
-            ))
-            .await?;
-        Ok((token, expires_at))
-    }
-
     fn session_cookie(&self, ctx: &Ctx, token: &str) -> String {
         auth::set_cookie(
             auth::SESSION_COOKIE,
@@ -203,57 +185,6 @@ impl App {
             self.session_ttl.as_secs().max(1),
             ctx.is_tls(),
         )
-    }
-
-    /// Checks a password on the blocking pool (argon2 takes tens of milliseconds),
-    /// unless this account or address has used up its failed-login budget.
-    async fn check_login(
-        &self,
-        ctx: &Ctx,
-        username: &str,
-        password: &str,
-    ) -> Result<LoginCheck, DbError> {
-        let client = ctx.conn.as_ref().map(|c| c.peer.ip());
-        if let Some(wait) = self.throttle.check(username, client) {
-            return Ok(LoginCheck::Throttled(wait));
-        }
-        let user = ctx
-            .trace
-            .db_read(self.db.user(username.to_string()))
-            .await?;
-        let phc = match &user {
-            Some(user) => user.password_hash.clone(),
-            None => self
-                .decoy_hash
-                .get_or_init(|| auth::hash_password("decoy password").unwrap_or_default())
-                .clone(),
-        };
-        let password = password.to_string();
-        let matches = self
-            .argon2(move || auth::verify_password(&password, &phc))
-            .await
-            .unwrap_or(false);
-        if user.is_some() && matches {
-            Ok(LoginCheck::Ok)
-        } else {
-            self.throttle.failed(username, client);
-            Ok(LoginCheck::Wrong)
-        }
-    }
-
-    /// Runs an argon2 computation on the blocking pool, within the cap.
-    async fn argon2<R: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> R + Send + 'static,
-    ) -> Result<R, DbError> {
-        let _slot = self
-            .argon2_slots
-            .acquire()
-            .await
-            .map_err(|_| DbError::Closed)?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| DbError::Storage(format!("password hashing failed: {e}")))
     }
 }
 
@@ -285,32 +216,17 @@ pub(crate) fn now() -> u64 {
 
 /// RFC 3339 in UTC, e.g. `2026-11-26T06:54:12Z`.
 pub(crate) fn rfc3339(secs: u64) -> String {
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-/// Days since 1970-01-01 to a calendar date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    use time::format_description::well_known::Rfc3339;
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| t.format(&Rfc3339).ok())
+        // Only a time beyond the year 9999 gets here; no stored post has one.
+        .unwrap_or_else(|| "9999-12-31T23:59:59Z".to_string())
 }
 
 #[cfg(test)]
-mod tests {
+mod date_tests {
     use super::*;
 
     #[test]

@@ -2,8 +2,6 @@
 //! the server and get a redirect (post/redirect/get), so reloading never resends
 //! a form. Every form carries a CSRF token.
 
-use super::LoginCheck;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
@@ -11,11 +9,13 @@ use axum::extract::{Form, Query, State};
 use axum::http::{HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use maud::Markup;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
+use super::domain::{AppError, Login};
 use super::views::{self, Frame, Reached};
-use super::{App, Ctx, Login, api, auth};
-use crate::db::{DbError, UserCreated};
-use crate::web::trace::millis;
+use super::{App, Ctx, auth};
+use crate::request::millis;
 
 /// Posts per page on the board.
 const PAGE: usize = 20;
@@ -37,7 +37,7 @@ impl Visitor {
 }
 
 impl App {
-    async fn visitor(&self, ctx: &Ctx) -> Result<Visitor, DbError> {
+    async fn visitor(&self, ctx: &Ctx) -> Result<Visitor, AppError> {
         let login = self.cookie_login(ctx).await?;
         let (csrf_cookie, new_csrf) = match ctx.cookie(auth::CSRF_COOKIE) {
             Some(value) if !value.is_empty() => (value, false),
@@ -96,12 +96,9 @@ impl App {
     }
 
     /// A form's CSRF token must match the visitor's cookie: `Some(403 page)` if not.
-    fn csrf_rejection(&self, ctx: &Ctx, form: &HashMap<String, String>) -> Option<Response> {
+    fn csrf_rejection(&self, ctx: &Ctx, token: &str) -> Option<Response> {
         let cookie = ctx.cookie(auth::CSRF_COOKIE);
-        if self
-            .csrf
-            .verify(cookie.as_deref(), form.get("csrf").map(String::as_str))
-        {
+        if self.csrf.verify(cookie.as_deref(), Some(token)) {
             return None;
         }
         Some(plain_page(
@@ -128,26 +125,44 @@ fn plain_page(ctx: &Ctx, status: StatusCode, heading: &str, text: &str) -> Respo
     response
 }
 
-fn db_failed(ctx: &Ctx, e: &DbError) -> Response {
-    tracing::error!("app: {e}");
-    if matches!(e, DbError::Full) {
-        let mut response = plain_page(
-            ctx,
-            StatusCode::SERVICE_UNAVAILABLE,
+/// An error no form can show inline (the database, mostly): a page of its own.
+fn error_page(ctx: &Ctx, e: &AppError) -> Response {
+    let (heading, text) = match e {
+        AppError::Db(crate::db::DbError::Full) => (
             "Nothing was saved",
-            "The disk holding the database is full. Reading works; please try writing again later.",
-        );
+            "The disk holding the database is full. Reading works; please try writing again later."
+                .to_string(),
+        ),
+        AppError::Db(_) => (
+            "Something went wrong",
+            "The database could not answer. Please try again in a moment.".to_string(),
+        ),
+        other => (
+            "That did not work",
+            format!("{}.", capitalised(&other.public_message())),
+        ),
+    };
+    if let AppError::Db(e) = e {
+        tracing::error!("app: {e}");
+    }
+    let mut response = plain_page(ctx, e.status(), heading, &text);
+    with_retry_after(&mut response, e);
+    response
+}
+
+fn with_retry_after(response: &mut Response, e: &AppError) {
+    if let Some(secs) = e.retry_after() {
         response
             .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
-        return response;
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
-    plain_page(
-        ctx,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
-        "The database could not answer. Please try again in a moment.",
-    )
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 fn redirect(location: &str, cookies: &[String]) -> Response {
@@ -160,14 +175,70 @@ fn redirect(location: &str, cookies: &[String]) -> Response {
     response
 }
 
-/// A posted form's fields, once it is readable and carries a valid CSRF token:
-/// every form handler starts here, so none can forget the token.
-fn form_fields(
+/// A form that carries the CSRF token.
+trait CsrfForm {
+    fn csrf(&self) -> &str;
+}
+
+/// `POST /register` and `POST /login`.
+#[derive(Debug, Deserialize)]
+pub(super) struct AccountForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /posts`.
+#[derive(Debug, Deserialize)]
+pub(super) struct PostForm {
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /logout`: only the token.
+#[derive(Debug, Deserialize)]
+pub(super) struct TokenForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl CsrfForm for AccountForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl CsrfForm for PostForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl CsrfForm for TokenForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `?before=ID` on the board.
+#[derive(Debug, Deserialize)]
+pub(super) struct BoardQuery {
+    before: Option<String>,
+}
+
+/// A posted form, once it is readable and carries a valid CSRF token: every form
+/// handler starts here, so none can forget the token.
+fn form_fields<T: DeserializeOwned + CsrfForm>(
     app: &App,
     ctx: &Ctx,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Result<HashMap<String, String>, Box<Response>> {
-    let form = form.map(|Form(map)| map).map_err(|rejection| {
+    form: Result<Form<T>, FormRejection>,
+) -> Result<T, Box<Response>> {
+    let Form(form) = form.map_err(|rejection| {
         Box::new(plain_page(
             ctx,
             rejection.status(),
@@ -175,7 +246,7 @@ fn form_fields(
             &rejection.body_text(),
         ))
     })?;
-    match app.csrf_rejection(ctx, &form) {
+    match app.csrf_rejection(ctx, form.csrf()) {
         Some(rejection) => Err(Box::new(rejection)),
         None => Ok(form),
     }
@@ -185,12 +256,11 @@ fn form_fields(
 pub(super) async fn home(
     State(app): State<Arc<App>>,
     ctx: Ctx,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    query: Result<Query<BoardQuery>, QueryRejection>,
 ) -> Response {
     let before = query
-        .as_ref()
         .ok()
-        .and_then(|Query(q)| q.get("before"))
+        .and_then(|Query(q)| q.before)
         .and_then(|b| b.parse::<u64>().ok());
     board(&app, &ctx, before, StatusCode::OK, None, "").await
 }
@@ -205,22 +275,18 @@ async fn board(
 ) -> Response {
     let visitor = match app.visitor(ctx).await {
         Ok(v) => v,
-        Err(e) => return db_failed(ctx, &e),
+        Err(e) => return error_page(ctx, &e),
     };
     // The counter is a nicety: a page that cannot count (a full disk) still shows.
-    let visits = match ctx
-        .trace
-        .db_write(app.db.count_visit(ctx.host.clone()))
-        .await
-    {
+    let visits = match app.count_visit(ctx).await {
         Ok(n) => Some(n),
-        Err(DbError::Full) => None,
-        Err(e) => return db_failed(ctx, &e),
+        Err(AppError::Db(crate::db::DbError::Full)) => None,
+        Err(e) => return error_page(ctx, &e),
     };
     // One extra row tells whether an "older posts" link is needed.
-    let mut posts = match ctx.trace.db_read(app.db.posts(before, PAGE + 1)).await {
+    let mut posts = match app.posts(ctx, before, PAGE + 1).await {
         Ok(p) => p,
-        Err(e) => return db_failed(ctx, &e),
+        Err(e) => return error_page(ctx, &e),
     };
     let older = (posts.len() > PAGE).then(|| {
         posts.truncate(PAGE);
@@ -296,7 +362,7 @@ async fn account_page(
 ) -> Response {
     let visitor = match app.visitor(ctx).await {
         Ok(v) => v,
-        Err(e) => return db_failed(ctx, &e),
+        Err(e) => return error_page(ctx, &e),
     };
     let title = if register {
         "Create an account"
@@ -308,100 +374,67 @@ async fn account_page(
     })
 }
 
-/// `POST /register`: create the account, log in, back to the board.
+/// `POST /register`: create the account, log in, back to the board. A refusal
+/// re-renders the form with the name kept.
 pub(super) async fn register(
     State(app): State<Arc<App>>,
     ctx: Ctx,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
+    form: Result<Form<AccountForm>, FormRejection>,
 ) -> Response {
     let form = match form_fields(&app, &ctx, form) {
         Ok(f) => f,
         Err(r) => return *r,
     };
-    let username = form.get("username").cloned().unwrap_or_default();
-    let password = form.get("password").cloned().unwrap_or_default();
-    if let Err(e) = auth::check_username(&username).and_then(|()| auth::check_password(&password)) {
-        return account_page(
-            &app,
-            &ctx,
-            true,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &username,
-            Some(&e),
-        )
-        .await;
+    match app.register(&ctx, &form.username, &form.password).await {
+        Ok(()) => sign_in(&app, &ctx, &form.username).await,
+        Err(e) => account_error(&app, &ctx, true, &form.username, &e).await,
     }
-    match app.register(&ctx, username.clone(), password).await {
-        Ok(UserCreated::Created) => {}
-        Ok(UserCreated::Taken) => {
-            let message = format!("The username {username} is taken. Try another.");
-            return account_page(
-                &app,
-                &ctx,
-                true,
-                StatusCode::CONFLICT,
-                &username,
-                Some(&message),
-            )
-            .await;
-        }
-        Err(e) => return db_failed(&ctx, &e),
-    }
-    sign_in(&app, &ctx, username).await
 }
 
 /// `POST /login`.
 pub(super) async fn login(
     State(app): State<Arc<App>>,
     ctx: Ctx,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
+    form: Result<Form<AccountForm>, FormRejection>,
 ) -> Response {
     let form = match form_fields(&app, &ctx, form) {
         Ok(f) => f,
         Err(r) => return *r,
     };
-    let username = form.get("username").cloned().unwrap_or_default();
-    let password = form.get("password").cloned().unwrap_or_default();
-    match app.check_login(&ctx, &username, &password).await {
-        Ok(LoginCheck::Ok) => {}
-        Ok(LoginCheck::Throttled(wait)) => {
-            let mut response = account_page(
-                &app,
-                &ctx,
-                false,
-                StatusCode::TOO_MANY_REQUESTS,
-                &username,
-                Some(&format!(
-                    "Too many failed logins. Try again in {wait} seconds."
-                )),
-            )
-            .await;
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, wait.into());
-            return response;
-        }
-        Ok(LoginCheck::Wrong) => {
-            return account_page(
-                &app,
-                &ctx,
-                false,
-                StatusCode::UNAUTHORIZED,
-                &username,
-                Some("Wrong username or password."),
-            )
-            .await;
-        }
-        Err(e) => return db_failed(&ctx, &e),
+    match app.check_login(&ctx, &form.username, &form.password).await {
+        Ok(()) => sign_in(&app, &ctx, &form.username).await,
+        Err(e) => account_error(&app, &ctx, false, &form.username, &e).await,
     }
-    sign_in(&app, &ctx, username).await
+}
+
+/// The register or login form again, saying what went wrong; errors that are not
+/// about the form (the database) get their own page.
+async fn account_error(
+    app: &App,
+    ctx: &Ctx,
+    register: bool,
+    username: &str,
+    e: &AppError,
+) -> Response {
+    let message = match e {
+        AppError::Invalid(text) => format!("{}.", capitalised(text)),
+        AppError::Taken(name) => format!("The username {name} is taken. Try another."),
+        AppError::WrongLogin => "Wrong username or password.".to_string(),
+        AppError::Throttled { what, retry_after } => {
+            format!("Too many {what}. Try again in {retry_after} seconds.")
+        }
+        _ => return error_page(ctx, e),
+    };
+    let mut response = account_page(app, ctx, register, e.status(), username, Some(&message)).await;
+    with_retry_after(&mut response, e);
+    response
 }
 
 /// Starts a session and sends the visitor home with its cookie.
-async fn sign_in(app: &App, ctx: &Ctx, username: String) -> Response {
+async fn sign_in(app: &App, ctx: &Ctx, username: &str) -> Response {
     match app.start_session(ctx, username).await {
         Ok((token, _)) => redirect("/", &[app.session_cookie(ctx, &token)]),
-        Err(e) => db_failed(ctx, &e),
+        Err(e) => error_page(ctx, &e),
     }
 }
 
@@ -409,19 +442,16 @@ async fn sign_in(app: &App, ctx: &Ctx, username: String) -> Response {
 pub(super) async fn logout(
     State(app): State<Arc<App>>,
     ctx: Ctx,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
+    form: Result<Form<TokenForm>, FormRejection>,
 ) -> Response {
     // Logging out changes state, so it takes the CSRF token like any form.
     if let Err(rejection) = form_fields(&app, &ctx, form) {
         return *rejection;
     }
     if let Some(token) = ctx.cookie(auth::SESSION_COOKIE)
-        && let Err(e) = ctx
-            .trace
-            .db_write(app.db.delete_session(auth::token_hash(&token)))
-            .await
+        && let Err(e) = app.end_session(&ctx, &token).await
     {
-        return db_failed(&ctx, &e);
+        return error_page(&ctx, &e);
     }
     redirect(
         "/",
@@ -429,11 +459,11 @@ pub(super) async fn logout(
     )
 }
 
-/// `POST /posts`: the board's form. Errors re-render the board with the draft kept.
+/// `POST /posts`: the board's form. Refusals re-render the board with the draft kept.
 pub(super) async fn create_post(
     State(app): State<Arc<App>>,
     ctx: Ctx,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
+    form: Result<Form<PostForm>, FormRejection>,
 ) -> Response {
     let form = match form_fields(&app, &ctx, form) {
         Ok(f) => f,
@@ -442,34 +472,28 @@ pub(super) async fn create_post(
     let login = match app.cookie_login(&ctx).await {
         Ok(Some(login)) => login,
         Ok(None) => return redirect("/login", &[]),
-        Err(e) => return db_failed(&ctx, &e),
+        Err(e) => return error_page(&ctx, &e),
     };
-    let body = form.get("body").cloned().unwrap_or_default();
-    if let Err(e) = api::check_post_body(&body) {
-        let message = format!("Your post was not saved: {e}.");
-        return board(
-            &app,
-            &ctx,
-            None,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some(&message),
-            &body,
-        )
-        .await;
-    }
-    match app.add_post(&ctx, login.session.username, body).await {
+    match app
+        .add_post(&ctx, &login.session.username, &form.body)
+        .await
+    {
         Ok(post) => redirect(&format!("/#post-{}", post.id), &[]),
-        Err(e) => db_failed(&ctx, &e),
+        Err(e @ (AppError::Invalid(_) | AppError::Throttled { .. })) => {
+            let message = format!("Your post was not saved: {}.", e.public_message());
+            let mut response =
+                board(&app, &ctx, None, e.status(), Some(&message), &form.body).await;
+            with_retry_after(&mut response, &e);
+            response
+        }
+        Err(e) => error_page(&ctx, &e),
     }
 }
 
 /// Anything else: JSON 404 under `/api/`, a page elsewhere.
 pub(super) async fn not_found(ctx: Ctx) -> Response {
     if ctx.path.starts_with("/api/") {
-        return (
-            StatusCode::NOT_FOUND,
-            axum::Json(serde_json::json!({ "error": format!("no such endpoint: {} {}", ctx.method, ctx.path) })),
-        )
+        return AppError::NotFound(format!("no such endpoint: {} {}", ctx.method, ctx.path))
             .into_response();
     }
     plain_page(

@@ -4,9 +4,8 @@
 //! A lock, not just a pid file: the kernel drops a `flock` when its process dies,
 //! even on `kill -9`, so a stale pid file never blocks a restart.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -29,11 +28,11 @@ impl DirLock {
             .truncate(false)
             .open(&path)
             .with_context(|| format!("failed to open {}", path.display()))?;
-        // SAFETY: flock on a file descriptor we own for the duration of the call.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        // std's `try_lock` is `flock(LOCK_EX | LOCK_NB)` on Unix: the same kernel
+        // lock as before, without `unsafe`.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
                 let owner = match text.trim() {
@@ -45,7 +44,9 @@ impl DirLock {
                     dir.display()
                 );
             }
-            return Err(err).with_context(|| format!("failed to lock {}", path.display()));
+            Err(TryLockError::Error(err)) => {
+                return Err(err).with_context(|| format!("failed to lock {}", path.display()));
+            }
         }
         file.set_len(0)
             .and_then(|()| file.seek(SeekFrom::Start(0)).map(|_| ()))

@@ -10,6 +10,7 @@
 
 mod lock;
 mod model;
+mod store;
 mod writer;
 
 use std::fmt;
@@ -21,6 +22,7 @@ use redb::backends::InMemoryBackend;
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 pub(crate) use model::{NewPost, Post, Session, User, UserCreated};
+pub(crate) use store::Store;
 
 use lock::DirLock;
 use model::{META, SCHEMA_VERSION};

@@ -16,16 +16,13 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::Limited;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
-use super::trace::{ConnInfo, Layer, Trace};
 use super::{MAX_BODY, Web, health, live};
 use crate::dns::doh;
 use crate::live::{Event, Live};
+use crate::request::{ConnInfo, Layer, Trace};
 use std::net::SocketAddr;
 
-/// The site name a request asked for, lower-case without port or trailing dot,
-/// once the web server has checked that the zone serves it.
-#[derive(Debug, Clone)]
-pub(crate) struct SiteHost(pub(crate) String);
+pub(crate) use crate::request::SiteHost;
 
 /// The name the client asked for: the URI authority (HTTP/2's `:authority`, or an
 /// absolute-form HTTP/1.1 request line), else the `Host` header. Port and trailing
@@ -211,7 +208,7 @@ pub(crate) async fn route(State(web): State<Arc<Web>>, mut req: Request, next: N
     }
 
     if !is_safe(req.method())
-        && let Some(reason) = cross_site(&req, &hosts)
+        && let Some(reason) = cross_site(&req)
     {
         return error_response(&path, StatusCode::FORBIDDEN, &reason);
     }
@@ -345,7 +342,11 @@ fn is_safe(method: &Method) -> bool {
 /// state-changing request started by another site is refused outright. Scripts and
 /// curl send neither header and are unaffected. The per-form CSRF tokens in the
 /// application are the main defence; this is the second lock on the door.
-fn cross_site(req: &Request, hosts: &[String]) -> Option<String> {
+///
+/// An origin is scheme, host *and* port (RFC 6454): `http://foobar.com:8080` may not
+/// post to `https://foobar.com:8443`, and another program on another port of the
+/// same name is another site. So `Origin` must equal the request's own origin.
+fn cross_site(req: &Request) -> Option<String> {
     if req
         .headers()
         .get("sec-fetch-site")
@@ -353,16 +354,46 @@ fn cross_site(req: &Request, hosts: &[String]) -> Option<String> {
     {
         return Some("cross-site request refused (Sec-Fetch-Site: cross-site)".into());
     }
-    let origin = req.headers().get(header::ORIGIN)?.to_str().ok()?;
-    let origin_host = origin
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .and_then(|rest| rest.split([':', '/']).next())
-        .map(|h| h.trim_end_matches('.').to_ascii_lowercase());
-    match origin_host {
-        Some(h) if hosts.contains(&h) => None,
-        _ => Some(format!("cross-site request refused (Origin: {origin})")),
+    let origin = req.headers().get(header::ORIGIN)?;
+    let tls = req.extensions().get::<ConnInfo>().is_some_and(|c| c.tls);
+    let scheme = if tls { "https" } else { "http" };
+    let ours = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            let host = req.headers().get(header::HOST)?.to_str().ok()?;
+            Some(host.to_string())
+        })
+        .and_then(|authority| origin_parts(scheme, &authority));
+    let theirs = origin.to_str().ok().and_then(|o| {
+        let (their_scheme, authority) = o.split_once("://")?;
+        origin_parts(&their_scheme.to_ascii_lowercase(), authority)
+    });
+    match (ours, theirs) {
+        (Some(ours), Some(theirs)) if ours == theirs => None,
+        _ => Some(format!(
+            "cross-site request refused (Origin: {})",
+            String::from_utf8_lossy(origin.as_bytes())
+        )),
     }
+}
+
+/// `(scheme, host, port)` of an origin, with the scheme's default port filled in;
+/// `None` for anything that is not a plain `host[:port]` (a path, user info).
+fn origin_parts(scheme: &str, authority: &str) -> Option<(String, String, u16)> {
+    let default_port = match scheme {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    if authority.contains(['@', '/', '?', '#']) {
+        return None;
+    }
+    let authority: axum::http::uri::Authority = authority.parse().ok()?;
+    let host = authority.host().trim_end_matches('.').to_ascii_lowercase();
+    let port = authority.port_u16().unwrap_or(default_port);
+    (!host.is_empty()).then(|| (scheme.to_string(), host, port))
 }
 
 /// A panic in a handler becomes a 500 for that request; the connection and the
@@ -455,6 +486,60 @@ impl Drop for LoggedBody {
                     micros: line.start.elapsed().as_micros() as u64,
                 });
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+
+    fn request(tls: bool, host: &str, origin: &str) -> Request {
+        let mut req = Request::builder()
+            .method("POST")
+            .uri("/login")
+            .header(header::HOST, host)
+            .header(header::ORIGIN, origin)
+            .body(Body::empty())
+            .expect("a valid request");
+        req.extensions_mut().insert(ConnInfo {
+            peer: SocketAddr::from(([127, 0, 0, 1], 50000)),
+            local: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls,
+        });
+        req
+    }
+
+    #[test]
+    fn origin_must_match_scheme_host_and_port() {
+        for (tls, host, origin) in [
+            (false, "foobar.com:8080", "http://foobar.com:8080"),
+            (false, "FOOBAR.com:8080", "http://foobar.com.:8080"),
+            (true, "foobar.com:8443", "https://foobar.com:8443"),
+            (false, "foobar.com", "http://foobar.com"),
+            (false, "foobar.com", "http://foobar.com:80"),
+            (true, "foobar.com", "https://foobar.com"),
+        ] {
+            assert_eq!(
+                cross_site(&request(tls, host, origin)),
+                None,
+                "{origin} to {host}"
+            );
+        }
+        for (tls, host, origin) in [
+            (false, "foobar.com:8080", "http://foobar.com:9999"),
+            (false, "foobar.com:8080", "https://foobar.com:8080"),
+            (true, "foobar.com:8443", "http://foobar.com:8443"),
+            (false, "foobar.com:8080", "http://www.foobar.com:8080"),
+            (false, "foobar.com:8080", "http://evil.example:8080"),
+            (false, "foobar.com:8080", "http://evil@foobar.com:8080"),
+            (false, "foobar.com:8080", "null"),
+            (false, "foobar.com", "http://foobar.com:8080"),
+        ] {
+            assert!(
+                cross_site(&request(tls, host, origin)).is_some(),
+                "{origin} to {host}"
+            );
         }
     }
 }

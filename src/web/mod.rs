@@ -11,14 +11,15 @@
 //! 3. tower-http: panics become 500s, responses are compressed when asked, slow
 //!    requests time out.
 //! 4. [`front::route`]: virtual hosts from the zone (other names get 421), the body
-//!    size limit, then static files ([`assets`]) or the application ([`crate::app`]).
+//!    size limit, then static files ([`assets`]) or the application: a `Router`
+//!    that serve.rs builds and hands over in [`WebConfig`], so this module never
+//!    names the application.
 
 mod assets;
 pub(crate) mod front;
 mod health;
 mod io;
 mod live;
-pub(crate) mod trace;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,10 +45,10 @@ use crate::control::Maintenance;
 use crate::db::Db;
 use crate::dns::{Engine, Zones};
 use crate::live::Live;
+use crate::request::ConnInfo;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_util::either::Either;
-pub(crate) use trace::{ConnInfo, Trace};
 
 /// Request bodies above this get 413 (nginx's `client_max_body_size` default).
 pub(crate) const MAX_BODY: usize = 1024 * 1024;
@@ -79,9 +80,9 @@ pub(crate) struct WebConfig {
     pub(crate) db: Db,
     pub(crate) site_dir: Option<PathBuf>,
     pub(crate) dns_addr: SocketAddr,
-    /// How long a login lasts. Default 7 days; `ONEBOX_SESSION_TTL_SECS` (read in
-    /// serve.rs) shortens it so tests can watch a session expire.
-    pub(crate) session_ttl: Duration,
+    /// The application: every request the web server does not answer itself
+    /// (static files, health, DNS over HTTPS) goes to this router.
+    pub(crate) router: axum::Router,
     /// The DNS engine, for DNS over HTTPS at `/dns-query`.
     pub(crate) engine: Engine,
     /// Where HTTP requests are published for the live view.
@@ -123,11 +124,7 @@ pub(crate) async fn serve(
         shutdown: shutdown.clone(),
         assets: assets::Assets::new(config.site_dir.as_deref())?,
     });
-    let app = crate::app::router(crate::app::AppConfig {
-        db: config.db.clone(),
-        zones: config.zones.clone(),
-        session_ttl: config.session_ttl,
-    });
+    let app = config.router;
     // `Router::layer` wraps every route and the fallback; the last layer added is
     // the outermost, so read this list bottom-up in request order.
     let service = app

@@ -1,7 +1,12 @@
-//! What one request went through, measured as it happens: which layer answered,
-//! how long each layer took, how many database reads and writes it needed. The
-//! access log, the `Server-Timing` header and the "How this page reached you" panel
-//! all read the same record, so they cannot disagree.
+//! The request context: what the web server learns about a request (its
+//! connection, the site name it asked for) and what one request went through,
+//! measured as it happens (which layer answered, how long each layer took, how many
+//! database reads and writes it needed). The access log, the `Server-Timing` header
+//! and the "How this page reached you" panel all read the same record, so they
+//! cannot disagree.
+//!
+//! A leaf module: the web server fills these in and the application reads them,
+//! so neither has to import the other.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -17,6 +22,11 @@ pub(crate) struct ConnInfo {
     pub(crate) local: SocketAddr,
     pub(crate) tls: bool,
 }
+
+/// The site name a request asked for, lower-case without port or trailing dot,
+/// once the web server has checked that the zone serves it.
+#[derive(Debug, Clone)]
+pub(crate) struct SiteHost(pub(crate) String);
 
 /// Which part of the server produced the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

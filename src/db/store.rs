@@ -1,0 +1,67 @@
+//! The storage interface the application talks to: its own operations (create a
+//! user, find a session, add a post, list posts, count a visit), never a storage
+//! engine's types. The redb [`Db`] implements it today; a second backend (say
+//! PostgreSQL) would implement the same trait and the application would not change.
+//!
+//! The methods return boxed futures so that the app can hold any backend as
+//! `Arc<dyn Store>`: a trait with plain `async fn`s cannot be used as `dyn`.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use super::{Db, DbError, NewPost, Post, Session, User, UserCreated};
+
+/// What every [`Store`] call returns: a future that is `Send`, so handlers can
+/// await it on any worker thread.
+pub(crate) type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DbError>> + Send + 'a>>;
+
+/// The application's storage operations. Every write is acknowledged only once it
+/// is durable; every read sees only committed data.
+pub(crate) trait Store: Send + Sync + fmt::Debug {
+    /// Registers `user` unless the name is taken, atomically.
+    fn create_user(&self, user: User) -> StoreFuture<'_, UserCreated>;
+    /// The user called `username`, if any.
+    fn user(&self, username: String) -> StoreFuture<'_, Option<User>>;
+    /// Stores a session under the SHA-256 of its token.
+    fn create_session(&self, token_hash: [u8; 32], session: Session) -> StoreFuture<'_, ()>;
+    /// The session for a token hash, if it exists and has not expired at `now`.
+    fn session(&self, token_hash: [u8; 32], now: u64) -> StoreFuture<'_, Option<Session>>;
+    /// Removes a session; true if it existed.
+    fn delete_session(&self, token_hash: [u8; 32]) -> StoreFuture<'_, bool>;
+    /// Stores a post and returns its id (ids follow commit order).
+    fn create_post(&self, post: NewPost) -> StoreFuture<'_, u64>;
+    /// Up to `limit` posts, newest first, with ids below `before` when given.
+    fn posts(&self, before: Option<u64>, limit: usize) -> StoreFuture<'_, Vec<Post>>;
+    /// Adds one visit to `host`'s counter and returns the new count.
+    fn count_visit(&self, host: String) -> StoreFuture<'_, u64>;
+}
+
+/// The redb backend: each operation is the inherent `Db` method of the same name
+/// (inherent methods win over trait methods, so these calls do not recurse).
+impl Store for Db {
+    fn create_user(&self, user: User) -> StoreFuture<'_, UserCreated> {
+        Box::pin(Db::create_user(self, user))
+    }
+    fn user(&self, username: String) -> StoreFuture<'_, Option<User>> {
+        Box::pin(Db::user(self, username))
+    }
+    fn create_session(&self, token_hash: [u8; 32], session: Session) -> StoreFuture<'_, ()> {
+        Box::pin(Db::create_session(self, token_hash, session))
+    }
+    fn session(&self, token_hash: [u8; 32], now: u64) -> StoreFuture<'_, Option<Session>> {
+        Box::pin(Db::session(self, token_hash, now))
+    }
+    fn delete_session(&self, token_hash: [u8; 32]) -> StoreFuture<'_, bool> {
+        Box::pin(Db::delete_session(self, token_hash))
+    }
+    fn create_post(&self, post: NewPost) -> StoreFuture<'_, u64> {
+        Box::pin(Db::create_post(self, post))
+    }
+    fn posts(&self, before: Option<u64>, limit: usize) -> StoreFuture<'_, Vec<Post>> {
+        Box::pin(Db::posts(self, before, limit))
+    }
+    fn count_visit(&self, host: String) -> StoreFuture<'_, u64> {
+        Box::pin(Db::count_visit(self, host))
+    }
+}

@@ -1,0 +1,158 @@
+//! Issue 10, item 1: login throttling holds under concurrency. 200 attempts arrive
+//! together (threads behind a barrier); the budget is reserved before argon2 runs,
+//! so at most 5 wrong passwords per account (20 per address) are ever checked: every
+//! 401 is a hash that ran, every other answer is 429 with `Retry-After`. The right
+//! password is then refused too while the account is locked. Same for the HTML form.
+
+mod site_common;
+
+use std::sync::{Arc, Barrier};
+
+use site_common::{Response, Server, api, http};
+
+const ATTEMPTS: usize = 200;
+
+/// Runs `ATTEMPTS` requests at once and returns their answers.
+fn burst(make: impl Fn(usize) -> Response + Send + Sync + 'static) -> Vec<Response> {
+    let make = Arc::new(make);
+    let barrier = Arc::new(Barrier::new(ATTEMPTS));
+    let threads: Vec<_> = (0..ATTEMPTS)
+        .map(|i| {
+            let (make, barrier) = (make.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                make(i)
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("attempt thread"))
+        .collect()
+}
+
+/// (hashes that ran = 401s, 429s with Retry-After); panics on anything else.
+fn tally(answers: &[Response]) -> (usize, usize) {
+    let (mut checked, mut refused) = (0, 0);
+    for r in answers {
+        match r.status {
+            401 => checked += 1,
+            429 => {
+                let wait: u64 = r
+                    .header("retry-after")
+                    .expect("429 carries Retry-After")
+                    .parse()
+                    .expect("Retry-After in seconds");
+                assert!(wait >= 1, "Retry-After {wait}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+    }
+    (checked, refused)
+}
+
+fn json_login(server: &Server, username: &str, password: &str) -> Response {
+    let body = serde_json::json!({ "username": username, "password": password }).to_string();
+    http(
+        server.http,
+        "POST",
+        "/api/v1/sessions",
+        "www.foobar.com",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .expect("an answer")
+}
+
+#[test]
+fn concurrent_wrong_logins_for_one_account_reach_argon2_at_most_five_times() {
+    let server = Arc::new(Server::start());
+    let creds = r#"{"username":"ann","password":"correct horse"}"#;
+    assert_eq!(
+        api(&server, "POST", "/api/v1/users", &[], creds).status,
+        201
+    );
+
+    let s = server.clone();
+    let answers = burst(move |_| json_login(&s, "ann", "wrong horse"));
+    let (checked, refused) = tally(&answers);
+    eprintln!("{ATTEMPTS} concurrent wrong logins: {checked} reached argon2, {refused} got 429");
+    assert!(
+        checked <= 5,
+        "{checked} wrong passwords reached argon2 (budget 5)"
+    );
+    assert_eq!(checked + refused, ATTEMPTS);
+
+    let r = json_login(&server, "ann", "correct horse");
+    assert_eq!(
+        r.status,
+        429,
+        "the right password while locked: {}",
+        r.text()
+    );
+    assert!(r.header("retry-after").is_some());
+}
+
+#[test]
+fn concurrent_wrong_logins_from_one_address_reach_argon2_at_most_twenty_times() {
+    let server = Arc::new(Server::start());
+    let s = server.clone();
+    // A different (valid, unknown) account each time: only the address budget binds.
+    let answers = burst(move |i| json_login(&s, &format!("nobody{i}"), "wrong horse"));
+    let (checked, refused) = tally(&answers);
+    eprintln!("{ATTEMPTS} concurrent logins from one address: {checked} reached argon2");
+    assert!(
+        checked <= 20,
+        "{checked} attempts reached argon2 (budget 20)"
+    );
+    assert_eq!(checked + refused, ATTEMPTS);
+}
+
+#[test]
+fn the_login_form_reserves_its_budget_before_hashing_too() {
+    let server = Arc::new(Server::start());
+    let creds = r#"{"username":"ann","password":"correct horse"}"#;
+    assert_eq!(
+        api(&server, "POST", "/api/v1/users", &[], creds).status,
+        201
+    );
+    // A browser's CSRF cookie and the form token that goes with it.
+    let page = http(server.http, "GET", "/login", "www.foobar.com", &[], b"").expect("page");
+    let cookie = page.cookie("onebox_csrf").expect("a CSRF cookie");
+    let token = page
+        .text()
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form carries a CSRF token")
+        .to_string();
+    let form = move |server: &Server, password: &str| {
+        http(
+            server.http,
+            "POST",
+            "/login",
+            "www.foobar.com",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Cookie", &cookie),
+            ],
+            format!("username=ann&password={password}&csrf={token}").as_bytes(),
+        )
+        .expect("an answer")
+    };
+    let form = Arc::new(form);
+    let (s, f) = (server.clone(), form.clone());
+    let answers = burst(move |_| f(&s, "wrong+horse"));
+    let (checked, _) = tally(&answers);
+    eprintln!("{ATTEMPTS} concurrent wrong form logins: {checked} reached argon2");
+    assert!(
+        checked <= 5,
+        "{checked} wrong passwords reached argon2 (budget 5)"
+    );
+
+    let r = form(&server, "correct+horse");
+    assert_eq!(r.status, 429, "the right password while locked");
+    assert!(r.header("retry-after").is_some());
+    assert!(r.text().contains("Too many failed logins"), "{}", r.text());
+}
