@@ -111,6 +111,14 @@ pub struct ServeArgs {
     /// Networks exempt from rate limiting (repeatable; default loopback; "none" exempts nothing).
     #[arg(long, value_name = "CIDR")]
     pub rrl_exempt: Vec<String>,
+
+    /// Open HTTP(S) connections per client address (loopback too); beyond it that address's longest-idle one is closed.
+    #[arg(long, value_name = "N", default_value_t = crate::web::conns::DEFAULT_PER_ADDR as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_conns_per_addr: u32,
+
+    /// Live view: show every client's events, not only the viewer's own (for a classroom projector).
+    #[arg(long)]
+    pub live_public: bool,
 }
 
 #[derive(Debug, Args)]
