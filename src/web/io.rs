@@ -24,6 +24,9 @@ pub(crate) struct SendTimeout<S> {
     /// The socket under `inner` (which may be TLS), for the close below.
     fd: RawFd,
     last_write: std::time::Instant,
+    /// The client closed its sending side (a read returned end of file): nothing
+    /// more can arrive, so closing needs no lingering.
+    peer_closed: bool,
 }
 
 /// Unsent bytes this old at close mean the client stopped reading.
@@ -37,6 +40,7 @@ impl<S> SendTimeout<S> {
             deadline: None,
             fd,
             last_write: std::time::Instant::now(),
+            peer_closed: false,
         }
     }
 
@@ -79,7 +83,15 @@ impl<S: AsyncRead + Unpin> AsyncRead for SendTimeout<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(poll, Poll::Ready(Ok(())))
+            && buf.filled().len() == before
+            && buf.remaining() > 0
+        {
+            self.peer_closed = true;
+        }
+        poll
     }
 }
 
@@ -129,7 +141,9 @@ impl<S> Drop for SendTimeout<S> {
     /// A normal close, with output just written and in flight, is left alone.
     fn drop(&mut self) {
         if self.last_write.elapsed() < STALE_OUTPUT {
-            linger(self.fd);
+            if !self.peer_closed {
+                linger(self.fd);
+            }
             return;
         }
         let mut unsent: libc::c_int = 0;
@@ -165,21 +179,16 @@ const MAX_LINGERING: usize = 256;
 static LINGERING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// nginx's lingering close. Closing a socket whose receive queue holds unread
-/// bytes makes the kernel send a reset, and a reset can destroy our response
-/// before the client reads it: a client that sends a 20 MB body before reading
-/// would see "connection reset" instead of our 413. So when input is still
-/// pending at close, we shut down our sending side (the response goes out,
-/// followed by FIN) and keep reading and discarding for a bounded time on a
-/// duplicate of the socket, then close.
+/// bytes, or receives more after the close, makes the kernel send a reset, and a
+/// reset can destroy our response before the client reads it: a client that sends
+/// a 20 MB body before reading would see "connection reset" instead of our 413.
+/// So unless the client has already closed its side, we shut down our sending
+/// side (the response goes out, followed by FIN) and keep reading and discarding
+/// on a duplicate of the socket until the client closes, goes quiet, or the
+/// bounds run out. (Whether input is queued right now is no test: hyper may just
+/// have emptied the queue while the client is still sending.)
 fn linger(fd: RawFd) {
     if fd < 0 {
-        return;
-    }
-    let mut pending: libc::c_int = 0;
-    // SAFETY: `fd` is the socket `inner` owns, still open until `inner` drops
-    // after this; FIONREAD writes one c_int.
-    let queried = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut pending) };
-    if queried != 0 || pending == 0 {
         return;
     }
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
