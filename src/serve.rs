@@ -141,6 +141,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         https: Some((https_listener, certs.server_config(&[b"h2", b"http/1.1"])?)),
         live_public: args.live_public,
         conns_per_addr: args.http_conns_per_addr as usize,
+        idle_timeout: web::conns::idle_timeout_from_env()?,
     };
     let web_task = tokio::spawn(web::serve(
         http_listener,

@@ -231,6 +231,44 @@ fn at_the_global_cap_the_longest_idle_connection_makes_room() {
     drop(held);
 }
 
+#[test]
+fn an_idle_http2_connection_is_closed_and_a_busy_one_is_kept() {
+    // 75 s in production; shortened so the test takes seconds.
+    let server = Onebox::spawn().env("ONEBOX_HTTP_IDLE_SECS", "1").start();
+    let http = server.http_addr();
+    let mut idle = connect_from(ip("127.0.0.1"), http);
+    idle.write_all(H2_PREFACE).unwrap();
+    let mut busy = Viewer::open(ip("127.0.0.1"), http);
+    idle.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match idle.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(_) => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "an idle h2c connection was still open after {:?}",
+            started.elapsed()
+        );
+    }
+    eprintln!("idle h2c connection closed after {:?}", started.elapsed());
+    // A live-view stream is a request in flight, not idle: it keeps receiving
+    // (its keep-alive comments, then the request below).
+    let (status, _) = exchange(
+        ip("127.0.0.1"),
+        http,
+        &get("www.foobar.com", "/still-here"),
+        Duration::from_secs(5),
+    );
+    assert_eq!(status, 404);
+    busy.wait_for("the later request", |e| e["path"] == "/still-here");
+}
+
 // ---------------------------------------------------------------------------------
 // Item 4: the live view's privacy
 // ---------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A shed connection gets this long to close politely (HTTP/2 GOAWAY) before it
 /// is dropped: an idle client that reads nothing never completes that exchange.
 const SHED_GRACE: Duration = Duration::from_secs(1);
-/// How often idle connections are looked for.
+/// How often idle connections are looked for (at most).
 const IDLE_SWEEP: Duration = Duration::from_secs(5);
 
 /// What the web server needs from the rest of onebox.
@@ -102,6 +102,9 @@ pub(crate) struct WebConfig {
     pub(crate) live_public: bool,
     /// `serve --http-conns-per-addr`: open connections per client address.
     pub(crate) conns_per_addr: usize,
+    /// Connections with no request in flight this long are closed
+    /// ([`conns::IDLE_TIMEOUT`] unless a test shortens it).
+    pub(crate) idle_timeout: Duration,
 }
 
 /// State shared by the web layers.
@@ -186,7 +189,11 @@ pub(crate) async fn serve(
         config.conns_per_addr,
     ));
     let tracker = TaskTracker::new();
-    tracker.spawn(sweep_idle(conns.clone(), shutdown.clone()));
+    tracker.spawn(sweep_idle(
+        conns.clone(),
+        config.idle_timeout,
+        shutdown.clone(),
+    ));
     let listeners = Listeners {
         builder: Arc::new(builder),
         service,
@@ -217,14 +224,15 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-/// Closes connections that had no request in flight for [`conns::IDLE_TIMEOUT`].
-async fn sweep_idle(conns: Arc<conns::Conns>, shutdown: CancellationToken) {
+/// Closes connections that had no request in flight for `idle`.
+async fn sweep_idle(conns: Arc<conns::Conns>, idle: Duration, shutdown: CancellationToken) {
+    let every = IDLE_SWEEP.min(idle / 2).max(Duration::from_millis(100));
     loop {
         tokio::select! {
-            () = tokio::time::sleep(IDLE_SWEEP) => {}
+            () = tokio::time::sleep(every) => {}
             () = shutdown.cancelled() => return,
         }
-        let closed = conns.close_idle(conns::IDLE_TIMEOUT);
+        let closed = conns.close_idle(idle);
         if closed > 0 {
             tracing::debug!(
                 "http: closed {closed} idle connections; {} open",
