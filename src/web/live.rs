@@ -1,9 +1,10 @@
 //! The live view's two routes: the page at `/_onebox/live` and the stream of events
 //! (server-sent events) at `/_onebox/live/events` that it reads.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -15,10 +16,55 @@ use tokio::sync::broadcast::error::RecvError;
 use super::Web;
 use crate::live::Event;
 
-/// How many event streams may be open at once, for everyone together. Each one
-/// holds a connection for as long as the viewer likes; beyond this a viewer gets
-/// 503 and the browser's `EventSource` retries on its own.
+/// How many event streams may be open at once, for everyone together and from one
+/// address. Each one holds a connection for as long as the viewer likes (it is a
+/// request in flight, so it is never shed as idle); beyond these a viewer gets 503
+/// and the browser's `EventSource` retries on its own.
 pub(crate) const MAX_STREAMS: usize = 32;
+pub(crate) const MAX_STREAMS_PER_ADDR: usize = 8;
+
+/// The open streams, counted in all and per viewer address.
+#[derive(Debug, Default)]
+pub(crate) struct Slots {
+    open: Mutex<(usize, HashMap<Option<IpAddr>, usize>)>,
+}
+
+/// One open stream's place; given back when the stream ends.
+struct Slot {
+    slots: Arc<Slots>,
+    viewer: Option<IpAddr>,
+}
+
+impl Slots {
+    fn take(self: &Arc<Self>, viewer: Option<IpAddr>) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, by_addr) = &mut *open;
+        let mine = by_addr.entry(viewer).or_default();
+        if *total >= MAX_STREAMS || *mine >= MAX_STREAMS_PER_ADDR {
+            return None;
+        }
+        *mine += 1;
+        *total += 1;
+        Some(Slot {
+            slots: self.clone(),
+            viewer,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, by_addr) = &mut *open;
+        *total = total.saturating_sub(1);
+        if let Some(mine) = by_addr.get_mut(&self.viewer) {
+            *mine = mine.saturating_sub(1);
+            if *mine == 0 {
+                by_addr.remove(&self.viewer);
+            }
+        }
+    }
+}
 
 /// Who is watching, and what they may see.
 struct Viewer {
@@ -83,11 +129,15 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// viewer. A viewer that falls more than the channel's length behind is told how
 /// many it missed and carries on.
 pub(crate) fn events(web: &Web, viewer: Option<IpAddr>) -> Response {
-    let Ok(slot) = web.live_slots.clone().try_acquire_owned() else {
+    let viewer = viewer.map(canonical);
+    let Some(slot) = web.live_slots.take(viewer) else {
         let mut response = super::front::error_response(
             "/_onebox/live/events",
             StatusCode::SERVICE_UNAVAILABLE,
-            &format!("too many live viewers (at most {MAX_STREAMS}): try again shortly"),
+            &format!(
+                "too many live viewers (at most {MAX_STREAMS}, {MAX_STREAMS_PER_ADDR} per address): \
+                 try again shortly"
+            ),
         );
         response
             .headers_mut()
@@ -95,7 +145,7 @@ pub(crate) fn events(web: &Web, viewer: Option<IpAddr>) -> Response {
         return response;
     };
     let viewer = Arc::new(Viewer {
-        ip: viewer.map(canonical),
+        ip: viewer,
         public: web.live_public,
         zones: web
             .zones
@@ -268,6 +318,27 @@ mod tests {
         assert_eq!(name_of(&other), OUTSIDE);
         let mapped = viewer.view(&dns("[::ffff:127.0.0.2]:53", "example.org."));
         assert_eq!(name_of(&mapped.unwrap()), OUTSIDE);
+    }
+
+    #[test]
+    fn streams_are_capped_in_all_and_per_address() {
+        let slots = Arc::new(Slots::default());
+        let one = Some("127.0.0.1".parse().unwrap());
+        let mine: Vec<_> = (0..MAX_STREAMS_PER_ADDR)
+            .map(|_| slots.take(one).unwrap())
+            .collect();
+        assert!(slots.take(one).is_none());
+        let others: Vec<_> = (0..MAX_STREAMS - MAX_STREAMS_PER_ADDR)
+            .map(|i| {
+                slots
+                    .take(Some(IpAddr::from([127, 0, 1, i as u8])))
+                    .unwrap()
+            })
+            .collect();
+        assert!(slots.take(Some("127.0.0.9".parse().unwrap())).is_none());
+        drop(mine);
+        assert!(slots.take(one).is_some());
+        drop(others);
     }
 
     #[test]

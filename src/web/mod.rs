@@ -35,7 +35,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -120,8 +119,9 @@ pub(crate) struct Web {
     pub(crate) shutdown: CancellationToken,
     /// See [`WebConfig::live_public`].
     pub(crate) live_public: bool,
-    /// Open live-view streams, capped at [`live::MAX_STREAMS`].
-    pub(crate) live_slots: Arc<Semaphore>,
+    /// Open live-view streams, capped at [`live::MAX_STREAMS`] and
+    /// [`live::MAX_STREAMS_PER_ADDR`].
+    pub(crate) live_slots: Arc<live::Slots>,
     assets: assets::Assets,
 }
 
@@ -141,7 +141,7 @@ pub(crate) async fn serve(
         maintenance: config.maintenance.clone(),
         shutdown: shutdown.clone(),
         live_public: config.live_public,
-        live_slots: Arc::new(Semaphore::new(live::MAX_STREAMS)),
+        live_slots: Arc::default(),
         assets: assets::Assets::new(config.site_dir.as_deref())?,
     });
     let app = crate::app::router(crate::app::AppConfig {
