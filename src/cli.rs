@@ -137,6 +137,14 @@ pub struct ServeArgs {
     /// Posts per minute per account (a bucket of N, refilled at N per minute); 0 turns the limit off.
     #[arg(long, value_name = "N", default_value_t = 60)]
     pub post_rate: u32,
+
+    /// Open HTTP(S) connections per client address (loopback too); beyond it that address's longest-idle one is closed.
+    #[arg(long, value_name = "N", default_value_t = crate::web::conns::DEFAULT_PER_ADDR as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_conns_per_addr: u32,
+
+    /// Live view: show every client's events, not only the viewer's own (for a classroom projector).
+    #[arg(long)]
+    pub live_public: bool,
 }
 
 #[derive(Debug, Args)]

@@ -96,6 +96,8 @@ struct Config {
     transfer: Vec<Cidr>,
     rrl: dns::server::rrl::RrlConfig,
     session_ttl: Duration,
+    /// How long an HTTP connection may sit with no request in flight.
+    http_idle: Duration,
     /// HTTPS sits beside HTTP: on the address --http names when it names one.
     https: Option<SocketAddr>,
     dot: SocketAddr,
@@ -114,6 +116,7 @@ fn validate(args: ServeArgs) -> anyhow::Result<Config> {
         bail!("--data {}: not a folder", args.data.display());
     }
     let session_ttl = crate::app::session_ttl_from_env()?;
+    let http_idle = web::conns::idle_timeout_from_env()?;
     let zones = Zones::load(&args.stack.zones, !transfer.is_empty())?;
     for line in zones.describe() {
         tracing::info!("zone {line}");
@@ -142,6 +145,7 @@ fn validate(args: ServeArgs) -> anyhow::Result<Config> {
         transfer,
         rrl,
         session_ttl,
+        http_idle,
         https,
         dot,
         fixture,
@@ -415,6 +419,9 @@ fn spawn_web(
         live: shared.live,
         maintenance: shared.maintenance,
         https: Some((https, state.certs.server_config(&[b"h2", b"http/1.1"])?)),
+        live_public: config.args.live_public,
+        conns_per_addr: config.args.http_conns_per_addr as usize,
+        idle_timeout: config.http_idle,
     };
     let shutdown = servers.shutdown.child_token();
     servers.spawn("web server", web::serve(http, web_config, shutdown));

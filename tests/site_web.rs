@@ -262,15 +262,9 @@ fn health_and_readiness_answer_for_any_host() {
     assert_eq!(r.status, 200, "{}", r.text());
     let ready = r.json();
     assert_eq!(ready["ready"], true);
-    assert_eq!(ready["dns"]["ok"], true);
-    assert!(
-        ready["dns"]["detail"]
-            .as_str()
-            .unwrap()
-            .contains(&server.dns.to_string())
-    );
-    assert_eq!(ready["db"]["ok"], true);
-    assert_eq!(ready["http"]["ok"], true);
+    assert_eq!(ready["dns"], "ok");
+    assert_eq!(ready["db"], "ok");
+    assert_eq!(ready["http"], "ok");
 }
 
 #[test]

@@ -10,6 +10,7 @@
 pub(crate) mod cache;
 pub(crate) mod doh;
 pub(crate) mod engine;
+pub(crate) mod probe;
 pub(crate) mod resolve;
 pub(crate) mod server;
 pub(crate) mod zonefile;

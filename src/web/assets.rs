@@ -6,6 +6,12 @@
 //! what a learner should see in the network tab: a strong `ETag` and
 //! `Last-Modified` on every file, `304 Not Modified` for `If-None-Match` /
 //! `If-Modified-Since`, and single byte ranges (`206`, `416`) honouring `If-Range`.
+//!
+//! Memory stays bounded whatever the files and the requests: `--site` files are
+//! streamed from disk in [`CHUNK`]-sized reads (a range reads only its own bytes,
+//! a HEAD reads none), and only small files are kept in memory, in a cache keyed
+//! by the decoded, normalised path (so `/a%2Eb` and `/a.b` share one entry) and
+//! bounded in bytes.
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
@@ -16,10 +22,11 @@ use std::time::{Duration, Instant};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use percent_encoding::percent_decode_str;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// A file compiled into the binary.
 struct Builtin {
@@ -52,24 +59,44 @@ pub(super) struct Assets {
     /// to tokio's blocking pool and back (a context switch each way), which made
     /// a small static file cost several times what nginx pays. Edits show within
     /// a second.
-    cache: Mutex<HashMap<String, Lookup>>,
+    cache: Mutex<Cache>,
 }
 
 /// When a path was looked up, and the file it named (`None`: no file there).
 type Lookup = (Instant, Option<Arc<SiteFile>>);
 
+/// Lookups by normalised path, with their cost in bytes.
+#[derive(Debug, Default)]
+struct Cache {
+    entries: HashMap<String, Lookup>,
+    bytes: usize,
+}
+
 /// How long a `--site` lookup is trusted before the file is looked at again.
 const FRESH_FOR: Duration = Duration::from_secs(1);
-/// Files larger than this are read for each request rather than kept.
-const CACHE_FILE_LIMIT: u64 = 1024 * 1024;
-const CACHE_ENTRIES: usize = 1024;
+/// Files up to this size are kept in memory; larger ones are streamed from disk.
+const SMALL_FILE: u64 = 64 * 1024;
+/// The cache's budget: keys, bodies and a per-entry overhead together. When an
+/// entry would not fit, the cache starts over (cheap, and a fresh second refills it).
+const CACHE_BYTES: usize = 8 * 1024 * 1024;
+const ENTRY_OVERHEAD: usize = 128;
+/// How much of a file one read takes, and so at most what a response holds of it.
+const CHUNK: usize = 64 * 1024;
 
-/// A file from `--site`, read.
+/// A file from `--site`: where it is, and its bytes when it is small.
 #[derive(Debug)]
 struct SiteFile {
     path: PathBuf,
-    body: Vec<u8>,
+    len: u64,
     modified: SystemTime,
+    body: Option<Bytes>,
+}
+
+/// Where a response's bytes come from.
+enum Content {
+    Memory(Bytes),
+    /// An open file; the length and date were read from the same open file.
+    File(std::fs::File),
 }
 
 impl Assets {
@@ -92,32 +119,21 @@ impl Assets {
         Ok(Self {
             site,
             started: UNIX_EPOCH + std::time::Duration::from_secs(now),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Cache::default()),
         })
     }
 
     /// The response for a GET/HEAD that names a file, or `None` to hand the
     /// request to the application.
-    pub(super) async fn serve(&self, path: &str, headers: &HeaderMap) -> Option<Response> {
+    pub(super) async fn serve(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+        head: bool,
+    ) -> Option<Response> {
         if let Some(root) = &self.site {
-            match self.site_lookup(root, path).await {
-                Ok(Some(file)) => {
-                    let etag = format!(
-                        "\"{:x}-{:x}\"",
-                        file.modified
-                            .duration_since(UNIX_EPOCH)
-                            .map(|d| d.as_secs())
-                            .unwrap_or(0),
-                        file.body.len()
-                    );
-                    return Some(respond(
-                        headers,
-                        file.body.clone(),
-                        mime_for(&file.path),
-                        &etag,
-                        file.modified,
-                    ));
-                }
+            match self.site_response(root, path, headers, head).await {
+                Ok(Some(response)) => return Some(response),
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!("http: cannot read {path} from --site: {e}");
@@ -135,15 +151,55 @@ impl Assets {
         let etag = format!("\"{:016x}\"", hasher.finish());
         Some(respond(
             headers,
-            builtin.body.to_vec(),
+            head,
+            Content::Memory(Bytes::from_static(builtin.body)),
+            builtin.body.len() as u64,
             mime_for(Path::new(builtin.path)),
             &etag,
             self.started,
         ))
     }
-}
 
-impl Assets {
+    async fn site_response(
+        &self,
+        root: &Path,
+        uri_path: &str,
+        headers: &HeaderMap,
+        head: bool,
+    ) -> std::io::Result<Option<Response>> {
+        let Some(file) = self.site_lookup(root, uri_path).await? else {
+            return Ok(None);
+        };
+        let mime = mime_for(&file.path);
+        let (content, len, modified) = match &file.body {
+            Some(body) => (Content::Memory(body.clone()), file.len, file.modified),
+            None => {
+                // Opened for this response: the length and date come from the
+                // open file, so they match the bytes we send.
+                let path = file.path.clone();
+                let (opened, len, modified) = tokio::task::spawn_blocking(move || {
+                    let opened = std::fs::File::open(&path)?;
+                    let meta = opened.metadata()?;
+                    std::io::Result::Ok((opened, meta.len(), whole_seconds(meta.modified()?)))
+                })
+                .await
+                .map_err(std::io::Error::other)??;
+                (Content::File(opened), len, modified)
+            }
+        };
+        let etag = format!(
+            "\"{:x}-{:x}\"",
+            modified
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            len
+        );
+        Ok(Some(respond(
+            headers, head, content, len, mime, &etag, modified,
+        )))
+    }
+
     /// The `--site` file a path names (`None`: not a file there, so the app's),
     /// from the cache while fresh, else with one trip to the blocking pool.
     async fn site_lookup(
@@ -151,77 +207,153 @@ impl Assets {
         root: &Path,
         uri_path: &str,
     ) -> std::io::Result<Option<Arc<SiteFile>>> {
+        // Spellings that decode to the same path share one entry; a path that
+        // cannot name a file is answered without touching the cache or the disk.
+        let Some(key) = normalise(uri_path) else {
+            return Ok(None);
+        };
         if let Some((checked, file)) = self
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(uri_path)
+            .entries
+            .get(&key)
             && checked.elapsed() < FRESH_FOR
         {
             return Ok(file.clone());
         }
-        let (root, key) = (root.to_path_buf(), uri_path.to_string());
-        let looked_up =
-            tokio::task::spawn_blocking(move || -> std::io::Result<Option<(SiteFile, u64)>> {
-                let Some(path) = site_file(&root, &key) else {
-                    return Ok(None);
-                };
-                let (body, modified) = read_file(&path)?;
-                let len = body.len() as u64;
-                Ok(Some((
-                    SiteFile {
-                        path,
-                        body,
-                        modified,
-                    },
-                    len,
-                )))
-            })
-            .await
-            .map_err(std::io::Error::other)??;
-        let (file, cacheable) = match looked_up {
-            Some((file, len)) => (Some(Arc::new(file)), len <= CACHE_FILE_LIMIT),
-            None => (None, true),
-        };
-        if cacheable {
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if cache.len() >= CACHE_ENTRIES {
-                cache.clear();
+        let (root, relative) = (root.to_path_buf(), key.clone());
+        let file = tokio::task::spawn_blocking(move || -> std::io::Result<Option<SiteFile>> {
+            let Some(path) = site_file(&root, &relative) else {
+                return Ok(None);
+            };
+            let meta = std::fs::metadata(&path)?;
+            let (len, modified) = (meta.len(), whole_seconds(meta.modified()?));
+            let body = if len <= SMALL_FILE {
+                let bytes = std::fs::read(&path)?;
+                // Changed between the two calls: stream it instead.
+                (bytes.len() as u64 == len).then(|| Bytes::from(bytes))
+            } else {
+                None
+            };
+            Ok(Some(SiteFile {
+                path,
+                len,
+                modified,
+                body,
+            }))
+        })
+        .await
+        .map_err(std::io::Error::other)??
+        .map(Arc::new);
+        let cost = key.len()
+            + ENTRY_OVERHEAD
+            + file
+                .as_ref()
+                .and_then(|f| f.body.as_ref())
+                .map_or(0, Bytes::len);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.bytes + cost > CACHE_BYTES {
+            cache.entries.clear();
+            cache.bytes = 0;
+        }
+        if cost <= CACHE_BYTES {
+            if let Some((_, old)) = cache
+                .entries
+                .insert(key.clone(), (Instant::now(), file.clone()))
+            {
+                let old_cost = key.len()
+                    + ENTRY_OVERHEAD
+                    + old
+                        .as_ref()
+                        .and_then(|f| f.body.as_ref())
+                        .map_or(0, Bytes::len);
+                cache.bytes = cache.bytes.saturating_sub(old_cost);
             }
-            cache.insert(uri_path.to_string(), (Instant::now(), file.clone()));
+            cache.bytes += cost;
         }
         Ok(file)
     }
 }
 
-/// The file under `root` that `uri_path` names, if it is a regular file inside
-/// `root`. Percent-decoding happens first, then every segment is checked: no `..`,
-/// no `.`, no hidden files, no backslashes or NULs; finally the resolved path
-/// (symlinks followed) must still be inside `root`.
-fn site_file(root: &Path, uri_path: &str) -> Option<PathBuf> {
+/// The path a URI names, relative to the site root: percent-decoded, then every
+/// segment checked: no `..`, no `.`, no hidden files, no empty segments, no
+/// backslashes or NULs. `None` when it cannot name a file of ours.
+fn normalise(uri_path: &str) -> Option<String> {
     let decoded = percent_decode_str(uri_path).decode_utf8().ok()?;
     let rest = decoded.strip_prefix('/')?;
-    let mut path = root.to_path_buf();
     for segment in rest.split('/') {
         if segment.is_empty() || segment.starts_with('.') || segment.contains(['\\', '\0']) {
             return None;
         }
-        path.push(segment);
     }
-    // Called on the blocking pool, off the async workers.
+    Some(rest.to_string())
+}
+
+/// The file under `root` that `relative` (from [`normalise`]) names, if it is a
+/// regular file inside `root`: the resolved path (symlinks followed) must still be
+/// inside `root`. Called on the blocking pool, off the async workers.
+fn site_file(root: &Path, relative: &str) -> Option<PathBuf> {
+    let path = root.join(relative);
     let real = std::fs::canonicalize(&path).ok()?;
     let is_file = std::fs::metadata(&real).ok()?.is_file();
     (real.starts_with(root) && is_file).then_some(real)
 }
 
-fn read_file(path: &Path) -> std::io::Result<(Vec<u8>, SystemTime)> {
-    let body = std::fs::read(path)?;
-    let modified = std::fs::metadata(path)?.modified()?;
-    let secs = modified
+/// Whole seconds: HTTP dates have no fractions, and comparisons must agree.
+fn whole_seconds(time: SystemTime) -> SystemTime {
+    let secs = time
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    Ok((body, UNIX_EPOCH + std::time::Duration::from_secs(secs)))
+    UNIX_EPOCH + std::time::Duration::from_secs(secs)
+}
+
+/// `count` bytes from `start`, read as the client takes them: at most one
+/// [`CHUNK`] of a file is in memory per response.
+fn body_of(content: Content, start: u64, count: u64, head: bool) -> Body {
+    if head || count == 0 {
+        return Body::empty();
+    }
+    match content {
+        Content::Memory(bytes) => {
+            let (start, end) = (start as usize, (start + count) as usize);
+            Body::from(bytes.slice(start.min(bytes.len())..end.min(bytes.len())))
+        }
+        Content::File(file) => {
+            let file = tokio::fs::File::from_std(file);
+            let stream = futures_util::stream::unfold(
+                Some((file, Some(start), count)),
+                |state| async move {
+                    let (mut file, seek, left) = state?;
+                    if let Some(start) = seek
+                        && let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await
+                    {
+                        return Some((Err(e), None));
+                    }
+                    if left == 0 {
+                        return None;
+                    }
+                    let mut buf = vec![0u8; (left as usize).min(CHUNK)];
+                    match file.read(&mut buf).await {
+                        Ok(0) => Some((
+                            Err(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                "the file shrank while it was sent",
+                            )),
+                            None,
+                        )),
+                        Ok(n) => {
+                            buf.truncate(n);
+                            Some((Ok(Bytes::from(buf)), Some((file, None, left - n as u64))))
+                        }
+                        Err(e) => Some((Err(e), None)),
+                    }
+                },
+            );
+            Body::from_stream(stream)
+        }
+    }
 }
 
 fn mime_for(path: &Path) -> &'static str {
@@ -255,7 +387,9 @@ fn mime_for(path: &Path) -> &'static str {
 /// Builds the answer for one file: 304, 206, 416 or 200.
 fn respond(
     headers: &HeaderMap,
-    body: Vec<u8>,
+    head: bool,
+    content: Content,
+    len: u64,
     mime: &'static str,
     etag: &str,
     modified: SystemTime,
@@ -276,20 +410,19 @@ fn respond(
     }
     builder = builder.header(header::CONTENT_TYPE, mime);
 
-    let len = body.len() as u64;
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .filter(|_| if_range_allows(headers, etag, modified));
+    // The length is stated up front: a streamed body has none of its own, and a
+    // HEAD answer has no body at all.
     match range.map(|r| parse_range(r, len)) {
-        Some(RangeAnswer::Satisfiable(start, end)) => {
-            let part = body[start as usize..=end as usize].to_vec();
-            builder
-                .status(StatusCode::PARTIAL_CONTENT)
-                .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
-                .body(Body::from(part))
-                .unwrap_or_default()
-        }
+        Some(RangeAnswer::Satisfiable(start, end)) => builder
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
+            .header(header::CONTENT_LENGTH, end - start + 1)
+            .body(body_of(content, start, end - start + 1, head))
+            .unwrap_or_default(),
         Some(RangeAnswer::Unsatisfiable) => builder
             .status(StatusCode::RANGE_NOT_SATISFIABLE)
             .header(header::CONTENT_RANGE, format!("bytes */{len}"))
@@ -297,7 +430,8 @@ fn respond(
             .unwrap_or_default(),
         Some(RangeAnswer::Ignore) | None => builder
             .status(StatusCode::OK)
-            .body(Body::from(body))
+            .header(header::CONTENT_LENGTH, len)
+            .body(body_of(content, 0, len, head))
             .unwrap_or_default(),
     }
 }
@@ -408,7 +542,7 @@ mod tests {
         std::fs::write(root.join("sub/a.txt"), "a").unwrap();
         std::fs::write(root.join(".secret"), "s").unwrap();
         let root = root.canonicalize().unwrap();
-        let site_file = |path: &str| site_file(&root, path);
+        let site_file = |path: &str| normalise(path).and_then(|rel| site_file(&root, &rel));
         assert!(site_file("/sub/a.txt").is_some());
         assert!(site_file("/sub%2Fa.txt").is_some());
         for bad in [

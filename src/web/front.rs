@@ -43,6 +43,61 @@ pub(crate) fn request_host(req: &Request) -> Option<String> {
     (!host.is_empty()).then_some(host)
 }
 
+/// The first malformed authority among the request's Host header and URI
+/// authority, if any (the value, for the error message).
+fn malformed_host(req: &Request) -> Option<String> {
+    let header = req
+        .headers()
+        .get(header::HOST)
+        .map(|v| v.to_str().map(str::to_string).unwrap_or_default());
+    let authority = req.uri().authority().map(|a| a.as_str().to_string());
+    [header, authority]
+        .into_iter()
+        .flatten()
+        .find(|raw| !host_is_well_formed(raw))
+}
+
+/// `host[:port]` where host is a DNS name (letters, digits, `-`, `_`, non-empty
+/// labels, at most one trailing dot), an IPv4 address, or `[IPv6]`. No user info.
+pub(crate) fn host_is_well_formed(raw: &str) -> bool {
+    let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        match after.strip_prefix(':') {
+            Some(port) => ("", Some(port)),
+            None if after.is_empty() => ("", None),
+            None => return false,
+        }
+    } else {
+        match raw.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (raw, None),
+        }
+    };
+    if let Some(port) = port
+        && (port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return false;
+    }
+    if raw.starts_with('[') {
+        return true;
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 /// An error from the web layer itself: JSON under `/api/`, short text elsewhere.
 pub(crate) fn error_response(path: &str, status: StatusCode, message: &str) -> Response {
     if path.starts_with("/api/") {
@@ -158,11 +213,26 @@ pub(crate) async fn route(State(web): State<Arc<Web>>, mut req: Request, next: N
         return response;
     }
 
+    // A Host that is not a host name or address (`foobar.com....`, `[foobar.com]`,
+    // `evil@foobar.com`) is refused as nginx refuses it: lenient parsing is how a
+    // proxy and a server come to disagree about which site a request is for.
+    if let Some(bad) = malformed_host(&req) {
+        let mut response = error_response(
+            &path,
+            StatusCode::BAD_REQUEST,
+            &format!("malformed host {bad:?}"),
+        );
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+
     // Health endpoints answer for any name: monitoring reaches servers by address.
     match path.as_str() {
         "/healthz" => return health::healthz(),
         "/readyz" if web.maintenance.is_on() => {
-            return maintenance_response(&path);
+            return maintenance_response(&path, web.dns_addr);
         }
         "/readyz" => return health::readyz(&web).await,
         // DNS over HTTPS answers for any name too: clients reach it by address
@@ -199,12 +269,15 @@ pub(crate) async fn route(State(web): State<Arc<Web>>, mut req: Request, next: N
     // The live view stays up during maintenance: watching the site go down is
     // the point of it.
     match path.as_str() {
-        "/_onebox/live" => return live::page(),
-        "/_onebox/live/events" => return live::events(&web.live, &web.shutdown),
+        "/_onebox/live" => return live::page(&web),
+        "/_onebox/live/events" => {
+            let viewer = req.extensions().get::<ConnInfo>().map(|c| c.peer.ip());
+            return live::events(&web, viewer);
+        }
         _ => {}
     }
     if web.maintenance.is_on() {
-        return maintenance_response(&path);
+        return maintenance_response(&path, web.dns_addr);
     }
 
     if !is_safe(req.method())
@@ -232,7 +305,8 @@ pub(crate) async fn route(State(web): State<Arc<Web>>, mut req: Request, next: N
 
     if matches!(*req.method(), Method::GET | Method::HEAD) {
         let headers = req.headers().clone();
-        if let Some(response) = web.assets.serve(&path, &headers).await {
+        let head = req.method() == Method::HEAD;
+        if let Some(response) = web.assets.serve(&path, &headers, head).await {
             trace.answered_by(Layer::Static, started.elapsed());
             return response;
         }
@@ -245,7 +319,7 @@ pub(crate) async fn route(State(web): State<Arc<Web>>, mut req: Request, next: N
 
 /// 503 while `onebox maintenance on`: the one-server design's second weakness.
 /// DNS still answers, so a visitor sees exactly which box is down.
-fn maintenance_response(path: &str) -> Response {
+fn maintenance_response(path: &str, dns: SocketAddr) -> Response {
     let retry = [(header::RETRY_AFTER, "60")];
     if path.starts_with("/api/") {
         let mut response = error_response(
@@ -262,7 +336,7 @@ fn maintenance_response(path: &str) -> Response {
         StatusCode::SERVICE_UNAVAILABLE,
         retry,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        MAINTENANCE_PAGE,
+        MAINTENANCE_PAGE.replace("DIG_ARGS", &dig_args(dns)),
     )
         .into_response()
 }
@@ -272,9 +346,20 @@ const MAINTENANCE_PAGE: &str = "<!DOCTYPE html><html lang=\"en\"><head><meta cha
 <title>Down for maintenance</title><link rel=\"stylesheet\" href=\"/static/site.css\"></head>\
 <body><main class=\"wrap\"><section class=\"hero\"><p class=\"eyebrow\">503 · back soon</p>\
 <h1>Down for maintenance</h1><p class=\"lede\">The site runs on one server, and that server is being \
-worked on. DNS still answers (try <code>dig @127.0.0.1 -p 1053 www.foobar.com</code>): the name still leads \
+worked on. DNS still answers (try <code>dig DIG_ARGS www.foobar.com</code>): the name still leads \
 here, but the web server has nothing to serve. With a second server behind a load balancer, one could be \
 maintained while the other carries on.</p></section></main></body></html>\n";
+
+/// `@ADDR -p PORT` for a `dig` line that reaches our DNS server where it is
+/// actually bound (a wildcard address is reached on loopback).
+pub(crate) fn dig_args(dns: SocketAddr) -> String {
+    let ip = match dns.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("@{ip} -p {}", dns.port())
+}
 
 /// DNS over HTTPS (RFC 8484), on the HTTPS listener only: the protocol's promise
 /// is privacy, which plain HTTP would break.

@@ -1,4 +1,5 @@
-//! A send timeout for connections: the answer to "slow read" attacks.
+//! A send timeout for connections: the answer to "slow read" attacks; and a
+//! lingering close, so an early error reaches a client that is still sending.
 //!
 //! A client that stops reading leaves our writes pending forever, and hyper has no
 //! write timeout. nginx closes such a connection after `send_timeout` (60 s) without
@@ -23,6 +24,9 @@ pub(crate) struct SendTimeout<S> {
     /// The socket under `inner` (which may be TLS), for the close below.
     fd: RawFd,
     last_write: std::time::Instant,
+    /// The client closed its sending side (a read returned end of file): nothing
+    /// more can arrive, so closing needs no lingering.
+    peer_closed: bool,
 }
 
 /// Unsent bytes this old at close mean the client stopped reading.
@@ -36,6 +40,7 @@ impl<S> SendTimeout<S> {
             deadline: None,
             fd,
             last_write: std::time::Instant::now(),
+            peer_closed: false,
         }
     }
 
@@ -78,7 +83,15 @@ impl<S: AsyncRead + Unpin> AsyncRead for SendTimeout<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(poll, Poll::Ready(Ok(())))
+            && buf.filled().len() == before
+            && buf.remaining() > 0
+        {
+            self.peer_closed = true;
+        }
+        poll
     }
 }
 
@@ -128,6 +141,9 @@ impl<S> Drop for SendTimeout<S> {
     /// A normal close, with output just written and in flight, is left alone.
     fn drop(&mut self) {
         if self.last_write.elapsed() < STALE_OUTPUT {
+            if !self.peer_closed {
+                linger(self.fd);
+            }
             return;
         }
         let mut unsent: libc::c_int = 0;
@@ -151,6 +167,71 @@ impl<S> Drop for SendTimeout<S> {
             }
         }
     }
+}
+
+/// How long a lingering close keeps reading (nginx: `lingering_time` 30 s, with
+/// `lingering_timeout` 5 s between reads), and how much it reads at most.
+const LINGER_TIME: Duration = Duration::from_secs(10);
+const LINGER_READ_WAIT: Duration = Duration::from_secs(2);
+const LINGER_BYTES: u64 = 64 * 1024 * 1024;
+/// Lingering sockets at most; beyond this a connection is simply closed.
+const MAX_LINGERING: usize = 256;
+static LINGERING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// nginx's lingering close. Closing a socket whose receive queue holds unread
+/// bytes, or receives more after the close, makes the kernel send a reset, and a
+/// reset can destroy our response before the client reads it: a client that sends
+/// a 20 MB body before reading would see "connection reset" instead of our 413.
+/// So unless the client has already closed its side, we shut down our sending
+/// side (the response goes out, followed by FIN) and keep reading and discarding
+/// on a duplicate of the socket until the client closes, goes quiet, or the
+/// bounds run out. (Whether input is queued right now is no test: hyper may just
+/// have emptied the queue while the client is still sending.)
+fn linger(fd: RawFd) {
+    if fd < 0 {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if LINGERING.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= MAX_LINGERING {
+        LINGERING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: as above. `dup` gives a second descriptor for the same socket, so
+    // the socket stays open when `inner` closes its own descriptor.
+    let dup = unsafe {
+        libc::shutdown(fd, libc::SHUT_WR);
+        libc::dup(fd)
+    };
+    if dup < 0 {
+        LINGERING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: `dup` is a fresh descriptor that nothing else owns.
+    let socket = unsafe { <std::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(dup) };
+    runtime.spawn(async move {
+        let _ = drain(socket).await;
+        LINGERING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
+/// Reads and discards until the client closes, goes quiet, or the bounds run out.
+async fn drain(socket: std::net::TcpStream) -> io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    socket.set_nonblocking(true)?;
+    let mut socket = tokio::net::TcpStream::from_std(socket)?;
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut read = 0u64;
+    while read < LINGER_BYTES {
+        let wait = LINGER_READ_WAIT.min(deadline.saturating_duration_since(Instant::now()));
+        match tokio::time::timeout(wait, socket.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => read += n as u64,
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

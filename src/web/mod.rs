@@ -2,7 +2,9 @@
 //!
 //! A request passes these stages, outermost first:
 //!
-//! 1. [`serve`]: our own accept loop (a connection cap; accept errors such as EMFILE
+//! 1. [`serve`]: our own accept loop (connection limits in [`conns`]: a global
+//!    cap, a per-address cap and an idle timeout, shedding the longest-idle
+//!    connection rather than making a new client wait; accept errors such as EMFILE
 //!    pause it instead of ending it) hands each TCP stream to hyper-util's `auto`
 //!    builder, which speaks HTTP/1.1 and HTTP/2 with prior knowledge (h2c) and closes
 //!    connections whose headers do not arrive in time.
@@ -16,6 +18,7 @@
 //!    names the application.
 
 mod assets;
+pub(crate) mod conns;
 pub(crate) mod front;
 mod health;
 mod io;
@@ -28,13 +31,13 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Extensions, HeaderMap, Request, StatusCode, Version};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -61,8 +64,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// HTTP/1.1 read buffer: the request line and headers must fit, else 431
 /// (nginx allows 4 × 8 KB of large headers).
 const MAX_HEADER_BYTES: usize = 32 * 1024;
-/// Open connections at most; the accept loop waits for a free slot beyond this.
-const MAX_CONNECTIONS: usize = 1024;
 /// How long a graceful stop waits for in-flight requests.
 const DRAIN: Duration = Duration::from_secs(8);
 
@@ -72,6 +73,11 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a TLS client may take to finish its handshake (tokio-rustls has no
 /// timeout of its own; a client that never finishes would hold a slot forever).
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A shed connection gets this long to close politely (HTTP/2 GOAWAY) before it
+/// is dropped: an idle client that reads nothing never completes that exchange.
+const SHED_GRACE: Duration = Duration::from_secs(1);
+/// How often idle connections are looked for (at most).
+const IDLE_SWEEP: Duration = Duration::from_secs(5);
 
 /// What the web server needs from the rest of onebox.
 #[derive(Debug)]
@@ -91,6 +97,14 @@ pub(crate) struct WebConfig {
     pub(crate) maintenance: Maintenance,
     /// The HTTPS listener and its TLS settings (certificates from our CA).
     pub(crate) https: Option<(TcpListener, Arc<ServerConfig>)>,
+    /// `serve --live-public`: the live view shows every client's events, not
+    /// only the viewer's own.
+    pub(crate) live_public: bool,
+    /// `serve --http-conns-per-addr`: open connections per client address.
+    pub(crate) conns_per_addr: usize,
+    /// Connections with no request in flight this long are closed
+    /// ([`conns::IDLE_TIMEOUT`] unless a test shortens it).
+    pub(crate) idle_timeout: Duration,
 }
 
 /// State shared by the web layers.
@@ -104,6 +118,11 @@ pub(crate) struct Web {
     pub(crate) maintenance: Maintenance,
     /// Long-lived responses (the live view's stream) end when the server stops.
     pub(crate) shutdown: CancellationToken,
+    /// See [`WebConfig::live_public`].
+    pub(crate) live_public: bool,
+    /// Open live-view streams, capped at [`live::MAX_STREAMS`] and
+    /// [`live::MAX_STREAMS_PER_ADDR`].
+    pub(crate) live_slots: Arc<live::Slots>,
     assets: assets::Assets,
 }
 
@@ -122,6 +141,8 @@ pub(crate) async fn serve(
         live: config.live.clone(),
         maintenance: config.maintenance.clone(),
         shutdown: shutdown.clone(),
+        live_public: config.live_public,
+        live_slots: Arc::default(),
         assets: assets::Assets::new(config.site_dir.as_deref())?,
     });
     let app = config.router;
@@ -160,20 +181,27 @@ pub(crate) async fn serve(
         .max_header_list_size(16 * 1024)
         .keep_alive_interval(Duration::from_secs(60));
 
-    let graceful = GracefulShutdown::new();
-    // One cap for both listeners: it bounds the connections of the whole server.
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let conns = Arc::new(conns::Conns::new(
+        conns::MAX_CONNECTIONS,
+        config.conns_per_addr,
+    ));
+    let tracker = TaskTracker::new();
+    tracker.spawn(sweep_idle(
+        conns.clone(),
+        config.idle_timeout,
+        shutdown.clone(),
+    ));
     let listeners = Listeners {
         builder: Arc::new(builder),
         service,
-        slots,
+        conns,
+        tracker: tracker.clone(),
         shutdown: shutdown.clone(),
     };
-    let plain = listeners.accept_loop(listener, None, &graceful);
+    let plain = listeners.accept_loop(listener, None);
     match config.https {
         Some((tls_listener, tls_config)) => {
-            let tls =
-                listeners.accept_loop(tls_listener, Some(TlsAcceptor::from(tls_config)), &graceful);
+            let tls = listeners.accept_loop(tls_listener, Some(TlsAcceptor::from(tls_config)));
             let (a, b) = tokio::join!(plain, tls);
             a?;
             b?;
@@ -181,8 +209,11 @@ pub(crate) async fn serve(
         None => plain.await?,
     }
     tracing::info!("http: stopped accepting; draining connections");
+    // Every connection's close token is a child of `shutdown`: each one has been
+    // told to finish its requests and close.
+    tracker.close();
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("http: all connections closed"),
+        () = tracker.wait() => tracing::info!("http: all connections closed"),
         () = tokio::time::sleep(DRAIN) => {
             tracing::warn!("http: connections still open after {DRAIN:?}; closing them");
         }
@@ -190,11 +221,31 @@ pub(crate) async fn serve(
     Ok(())
 }
 
+/// Closes connections that had no request in flight for `idle`.
+async fn sweep_idle(conns: Arc<conns::Conns>, idle: Duration, shutdown: CancellationToken) {
+    let every = IDLE_SWEEP.min(idle / 2).max(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = shutdown.cancelled() => return,
+        }
+        let closed = conns.close_idle(idle);
+        if closed > 0 {
+            tracing::debug!(
+                "http: closed {closed} idle connections; {} open",
+                conns.open()
+            );
+        }
+    }
+}
+
 /// What every accept loop shares.
 struct Listeners {
     builder: Arc<auto::Builder<TokioExecutor>>,
     service: axum::Router,
-    slots: Arc<Semaphore>,
+    /// One registry for both listeners: the limits bound the whole server.
+    conns: Arc<conns::Conns>,
+    tracker: TaskTracker,
     shutdown: CancellationToken,
 }
 
@@ -205,17 +256,10 @@ impl Listeners {
         &self,
         listener: TcpListener,
         tls: Option<TlsAcceptor>,
-        graceful: &GracefulShutdown,
     ) -> anyhow::Result<()> {
         let local = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         loop {
-            // A slot first, then accept: at the cap, new connections wait in the
-            // kernel's backlog instead of being accepted and starved.
-            let permit = tokio::select! {
-                permit = self.slots.clone().acquire_owned() => permit?,
-                () = self.shutdown.cancelled() => break,
-            };
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(pair) => pair,
@@ -228,6 +272,16 @@ impl Listeners {
                 },
                 () = self.shutdown.cancelled() => break,
             };
+            // Accept first, then decide: at a limit the longest-idle connection
+            // makes room, and when every connection is busy the new one is closed
+            // at once rather than left waiting in the backlog.
+            let slot = match self.conns.admit(peer.ip(), &self.shutdown) {
+                Ok(slot) => slot,
+                Err(refused) => {
+                    tracing::debug!("{scheme}: refused {peer}: {refused}");
+                    continue;
+                }
+            };
             let _ = stream.set_nodelay(true);
             let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
             let info = ConnInfo {
@@ -236,22 +290,38 @@ impl Listeners {
                 tls: tls.is_some(),
             };
             let service = self.service.clone();
+            let activity = slot.activity();
             let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(info.clone());
-                service.clone().oneshot(req.map(Body::new))
+                // The connection counts as busy from here until the response body
+                // is sent or dropped, so it is never shed mid-request.
+                let active = activity.begin();
+                let response = service.clone().oneshot(req.map(Body::new));
+                async move {
+                    let response = response.await?;
+                    Ok::<_, std::convert::Infallible>(response.map(|body| {
+                        Body::new(body.map_frame(move |frame| {
+                            let _busy = &active;
+                            frame
+                        }))
+                    }))
+                }
             });
             let builder = self.builder.clone();
-            let watcher = graceful.watcher();
             let tls = tls.clone();
-            tokio::spawn(async move {
-                // The permit is held until this task ends, whichever way it ends.
-                let _permit = permit;
+            let shutdown = self.shutdown.clone();
+            self.tracker.spawn(async move {
+                // The slot is held until this task ends, whichever way it ends.
+                let close = slot.close_token();
+                let _slot = slot;
                 let io = match tls {
                     None => Either::Left(stream),
                     Some(acceptor) => {
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                            .await
-                        {
+                        let handshake = tokio::select! {
+                            handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => handshake,
+                            () = close.cancelled() => return,
+                        };
+                        match handshake {
                             Ok(Ok(tls_stream)) => Either::Right(tls_stream),
                             Ok(Err(e)) => {
                                 tracing::debug!("https: TLS handshake with {peer} failed: {e}");
@@ -266,7 +336,18 @@ impl Listeners {
                 };
                 let io = io::SendTimeout::new(io, SEND_TIMEOUT, fd);
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), hyper_service);
-                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                let mut conn = std::pin::pin!(conn);
+                let ended = tokio::select! {
+                    ended = conn.as_mut() => ended,
+                    () = close.cancelled() => {
+                        // Shed, or the server is stopping: finish what is in flight
+                        // (HTTP/2 sends GOAWAY), within a bound.
+                        conn.as_mut().graceful_shutdown();
+                        let grace = if shutdown.is_cancelled() { DRAIN } else { SHED_GRACE };
+                        tokio::time::timeout(grace, conn.as_mut()).await.unwrap_or(Ok(()))
+                    }
+                };
+                if let Err(e) = ended {
                     tracing::debug!("{scheme}: connection from {peer} ended: {e}");
                 }
             });

@@ -1,0 +1,329 @@
+//! Who holds the web server's connections, and which to let go under pressure.
+//!
+//! Every accepted connection (HTTP and HTTPS together) is registered here with its
+//! client address, when it last did something, and how many requests it has in
+//! flight. That gives three limits, none of which makes a new client wait forever:
+//!
+//! - at most [`MAX_CONNECTIONS`] in all: at the cap, the connection idle the
+//!   longest is closed to admit the new one (nginx sheds keep-alive connections the
+//!   same way when `worker_connections` run out);
+//! - at most `per_addr` from one client address (loopback included): beyond it the
+//!   same rule runs among that address's own connections, so one client cannot
+//!   push everyone else out;
+//! - a connection with no request in flight for [`IDLE_TIMEOUT`] is closed, which
+//!   matters for HTTP/2: hyper closes idle HTTP/1.1 connections itself (the header
+//!   timeout), but an HTTP/2 connection that answers pings would stay forever.
+//!
+//! A connection with a request in flight is never shed; when every connection is
+//! busy the new one is closed at once, the honest answer for a server at its limit.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+/// Open connections at most, for HTTP and HTTPS together.
+pub(crate) const MAX_CONNECTIONS: usize = 1024;
+/// The default per-address limit (`serve --http-conns-per-addr`): room for a
+/// benchmark's load generator on one address.
+pub(crate) const DEFAULT_PER_ADDR: usize = 512;
+/// A connection with no request in flight for this long is closed (nginx's
+/// `keepalive_timeout` default is 75 s).
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// [`IDLE_TIMEOUT`], or `ONEBOX_HTTP_IDLE_SECS` (read by `serve`) so a test can
+/// watch an idle connection close without waiting 75 s.
+pub(crate) fn idle_timeout_from_env() -> anyhow::Result<Duration> {
+    match std::env::var("ONEBOX_HTTP_IDLE_SECS") {
+        Ok(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs)
+            .ok_or_else(|| {
+                anyhow::anyhow!("ONEBOX_HTTP_IDLE_SECS={text}: expected whole seconds above 0")
+            }),
+        Err(_) => Ok(IDLE_TIMEOUT),
+    }
+}
+
+/// The registry: cheap to share, locked only to admit, shed or forget.
+#[derive(Debug)]
+pub(crate) struct Conns {
+    max_total: usize,
+    per_addr: usize,
+    /// The zero of every `last_active` timestamp.
+    epoch: Instant,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_id: u64,
+    open: HashMap<u64, Arc<Conn>>,
+    by_addr: HashMap<IpAddr, usize>,
+}
+
+/// One connection's activity, shared by its task and the registry.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    id: u64,
+    ip: IpAddr,
+    /// Milliseconds after the registry's epoch when a request last began or ended.
+    last_active: AtomicU64,
+    in_flight: AtomicUsize,
+    /// Cancelled when this connection is shed, or when the server stops.
+    pub(crate) close: CancellationToken,
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refused {
+    #[error("every connection from this address is busy (limit {0} per address)")]
+    AddressBusy(usize),
+    #[error("every connection is busy (limit {0})")]
+    ServerBusy(usize),
+}
+
+impl Conns {
+    pub(crate) fn new(max_total: usize, per_addr: usize) -> Self {
+        Self {
+            max_total: max_total.max(1),
+            per_addr: per_addr.max(1),
+            epoch: Instant::now(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a new connection from `ip`, shedding the longest-idle one where
+    /// a limit is reached. The returned slot unregisters the connection when dropped.
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        shutdown: &CancellationToken,
+    ) -> Result<Slot, Refused> {
+        let ip = ip.to_canonical();
+        let now = self.now_ms();
+        let mut state = self.lock();
+        if state.by_addr.get(&ip).copied().unwrap_or(0) >= self.per_addr
+            && !state.shed_longest_idle(Some(ip))
+        {
+            return Err(Refused::AddressBusy(self.per_addr));
+        }
+        if state.open.len() >= self.max_total && !state.shed_longest_idle(None) {
+            return Err(Refused::ServerBusy(self.max_total));
+        }
+        state.next_id += 1;
+        let conn = Arc::new(Conn {
+            id: state.next_id,
+            ip,
+            last_active: AtomicU64::new(now),
+            in_flight: AtomicUsize::new(0),
+            close: shutdown.child_token(),
+        });
+        state.open.insert(conn.id, conn.clone());
+        *state.by_addr.entry(ip).or_default() += 1;
+        Ok(Slot {
+            conns: self.clone(),
+            conn,
+        })
+    }
+
+    /// Closes every connection idle for longer than `limit`; returns how many.
+    pub(crate) fn close_idle(&self, limit: Duration) -> usize {
+        let cutoff = self.now_ms().saturating_sub(limit.as_millis() as u64);
+        let mut state = self.lock();
+        let stale: Vec<u64> = state
+            .open
+            .values()
+            .filter(|c| c.is_idle() && c.last_active.load(Ordering::Relaxed) < cutoff)
+            .map(|c| c.id)
+            .collect();
+        for id in &stale {
+            state.forget(*id, true);
+        }
+        stale.len()
+    }
+
+    /// How many connections are open now (for logs and tests).
+    pub(crate) fn open(&self) -> usize {
+        self.lock().open.len()
+    }
+}
+
+impl State {
+    /// Sheds the idle connection (of `ip`, or of anyone) with the oldest activity.
+    fn shed_longest_idle(&mut self, ip: Option<IpAddr>) -> bool {
+        let victim = self
+            .open
+            .values()
+            .filter(|c| c.is_idle() && ip.is_none_or(|ip| c.ip == ip))
+            .min_by_key(|c| c.last_active.load(Ordering::Relaxed))
+            .map(|c| c.id);
+        match victim {
+            Some(id) => {
+                self.forget(id, true);
+                tracing::debug!("http: shed the longest-idle connection to admit a new one");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes a connection from the books; with `close`, tells its task to end.
+    fn forget(&mut self, id: u64, close: bool) {
+        let Some(conn) = self.open.remove(&id) else {
+            return;
+        };
+        if let Some(count) = self.by_addr.get_mut(&conn.ip) {
+            *count -= 1;
+            if *count == 0 {
+                self.by_addr.remove(&conn.ip);
+            }
+        }
+        if close {
+            conn.close.cancel();
+        }
+    }
+}
+
+impl Conn {
+    fn is_idle(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0
+    }
+}
+
+/// A registered connection; dropping it (when the connection's task ends)
+/// frees its place.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    conns: Arc<Conns>,
+    conn: Arc<Conn>,
+}
+
+impl Slot {
+    pub(crate) fn close_token(&self) -> CancellationToken {
+        self.conn.close.clone()
+    }
+
+    /// Something that marks one request in flight for as long as it lives.
+    pub(crate) fn activity(&self) -> Activity {
+        Activity {
+            conns: self.conns.clone(),
+            conn: self.conn.clone(),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.conns.lock().forget(self.conn.id, false);
+    }
+}
+
+/// Hands out [`Active`] guards for one connection's requests.
+#[derive(Debug, Clone)]
+pub(crate) struct Activity {
+    conns: Arc<Conns>,
+    conn: Arc<Conn>,
+}
+
+impl Activity {
+    /// A request began: the connection is busy until the guard drops (when the
+    /// response body is sent, or abandoned).
+    pub(crate) fn begin(&self) -> Active {
+        self.conn.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.conn
+            .last_active
+            .store(self.conns.now_ms(), Ordering::Relaxed);
+        Active(self.clone())
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Active(Activity);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        let Activity { conns, conn } = &self.0;
+        conn.last_active.store(conns.now_ms(), Ordering::Relaxed);
+        conn.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, last])
+    }
+
+    #[test]
+    fn the_longest_idle_is_shed_and_busy_ones_are_kept() {
+        let conns = Arc::new(Conns::new(3, 10));
+        let stop = CancellationToken::new();
+        let a = conns.admit(ip(1), &stop).unwrap();
+        let b = conns.admit(ip(1), &stop).unwrap();
+        let c = conns.admit(ip(2), &stop).unwrap();
+        let _busy = a.activity().begin();
+        // b is idle and older than c: b goes.
+        std::thread::sleep(Duration::from_millis(5));
+        drop(c.activity().begin());
+        let d = conns.admit(ip(3), &stop).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(b.close_token().is_cancelled());
+        assert!(!a.close_token().is_cancelled());
+        assert!(!c.close_token().is_cancelled());
+        assert_eq!(conns.open(), 3);
+        // Now a is busy and c, d idle; c is the older.
+        drop(d.activity().begin());
+        let _e = conns.admit(ip(4), &stop).unwrap();
+        assert!(c.close_token().is_cancelled());
+        drop(d);
+        assert_eq!(conns.open(), 2);
+    }
+
+    #[test]
+    fn the_per_address_limit_sheds_only_that_address() {
+        let conns = Arc::new(Conns::new(100, 2));
+        let stop = CancellationToken::new();
+        let other = conns.admit(ip(9), &stop).unwrap();
+        let a = conns.admit(ip(1), &stop).unwrap();
+        let b = conns.admit(ip(1), &stop).unwrap();
+        let _b_busy = b.activity().begin();
+        let c = conns.admit(ip(1), &stop).unwrap();
+        assert!(a.close_token().is_cancelled());
+        assert!(!other.close_token().is_cancelled());
+        // Both of 127.0.0.1's connections busy now: refused, not queued.
+        let _c_busy = c.activity().begin();
+        assert_eq!(
+            conns.admit(ip(1), &stop).unwrap_err(),
+            Refused::AddressBusy(2)
+        );
+    }
+
+    #[test]
+    fn idle_connections_time_out() {
+        let conns = Arc::new(Conns::new(10, 10));
+        let stop = CancellationToken::new();
+        let idle = conns.admit(ip(1), &stop).unwrap();
+        let busy = conns.admit(ip(1), &stop).unwrap();
+        let _guard = busy.activity().begin();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(conns.close_idle(Duration::from_millis(10)), 1);
+        assert!(idle.close_token().is_cancelled());
+        assert!(!busy.close_token().is_cancelled());
+    }
+}
