@@ -115,6 +115,18 @@ fn have(program: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// One `certutil` command line against the NSS database `db` (the `sql:` prefix
+/// picks the cert9.db format Chromium and Firefox use).
+fn certutil(db: &Path, args: &[&str]) -> Vec<String> {
+    let mut argv = vec![
+        "certutil".to_string(),
+        "-d".into(),
+        format!("sql:{}", db.display()),
+    ];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    argv
+}
+
 fn install_steps(ca: &Path, root: Option<&Path>) -> Vec<Step> {
     let mut steps = Vec::new();
     let dir = system_dir(root);
@@ -138,28 +150,13 @@ fn install_steps(ca: &Path, root: Option<&Path>) -> Vec<Step> {
         )));
     }
     if root.is_none() {
+        let ca = ca.display().to_string();
         for db in nss_databases() {
-            let argv = vec![
-                "certutil".to_string(),
-                "-d".into(),
-                format!("sql:{}", db.display()),
-                "-A".into(),
-                "-t".into(),
-                "C,,".into(),
-                "-n".into(),
-                NICKNAME.into(),
-                "-i".into(),
-                ca.display().to_string(),
-            ];
+            // "C,," trusts it to issue server certificates only (not mail or code).
+            let argv = certutil(&db, &["-A", "-t", "C,,", "-n", NICKNAME, "-i", &ca]);
             if have("certutil") {
                 if !db.exists() {
-                    steps.push(Step::Run(vec![
-                        "certutil".into(),
-                        "-d".into(),
-                        format!("sql:{}", db.display()),
-                        "-N".into(),
-                        "--empty-password".into(),
-                    ]));
+                    steps.push(Step::Run(certutil(&db, &["-N", "--empty-password"])));
                 }
                 steps.push(Step::Run(argv));
             } else {
@@ -187,19 +184,13 @@ fn uninstall_steps(root: Option<&Path>) -> Vec<Step> {
     }
     if root.is_none() && have("certutil") {
         for db in nss_databases().into_iter().filter(|db| db.exists()) {
-            let listed = Command::new("certutil")
-                .args(["-d", &format!("sql:{}", db.display()), "-L", "-n", NICKNAME])
+            let listed = certutil(&db, &["-L", "-n", NICKNAME]);
+            let listed = Command::new(&listed[0])
+                .args(&listed[1..])
                 .output()
                 .is_ok_and(|o| o.status.success());
             if listed {
-                steps.push(Step::Run(vec![
-                    "certutil".into(),
-                    "-d".into(),
-                    format!("sql:{}", db.display()),
-                    "-D".into(),
-                    "-n".into(),
-                    NICKNAME.into(),
-                ]));
+                steps.push(Step::Run(certutil(&db, &["-D", "-n", NICKNAME])));
             }
         }
     }

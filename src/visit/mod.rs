@@ -3,18 +3,20 @@
 //!
 //! A visit is a value first ([`Visit`]: the steps taken, their timings and the
 //! failure if any), printed second: [`view`] draws it for a person, `--json` dumps
-//! it for a script. [`trace`] does the walking: DNS through *our* server only
+//! it for a script. [`hops`] does the walking: DNS through *our* server only
 //! ([`crate::dns::resolve`]), TCP connect to the address the A record gave, TLS
 //! for https (SNI, trust from `--cacert`, ALPN h2 or http/1.1), then HTTP with
 //! the right `Host`. The server's own account of the layers behind
 //! it (app, db) comes back in `Server-Timing` ([`server_timing`]).
 //!
 //! [`resolver`] is the OS side of the same path: the hook that makes the system
-//! resolver (and so every browser) ask onebox for our zones.
+//! resolver (and so every browser) ask onebox for our zones. [`doctor`] checks
+//! each of those paths in turn and prints the fix for each one that fails.
 
+pub mod doctor;
+pub(crate) mod hops;
 pub mod resolver;
 pub(crate) mod server_timing;
-pub(crate) mod trace;
 pub(crate) mod view;
 
 use std::io::Write;
@@ -312,12 +314,12 @@ pub(crate) fn print_out(text: &str) -> anyhow::Result<()> {
 /// `onebox visit URL`: visit, then print the trace (text or JSON). The exit code
 /// says which hop failed; see [`exit`].
 pub fn run(args: VisitArgs) -> anyhow::Result<ExitCode> {
-    let request = trace::Request::from_args(&args)?;
+    let request = hops::Request::from_args(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    let visit = runtime.block_on(trace::visit(&request, &trace::Limits::default()));
+    let visit = runtime.block_on(hops::visit(&request, &hops::Limits::default()));
     let text = if args.json {
         serde_json::to_string_pretty(&visit)? + "\n"
     } else {

@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::cli::DoctorArgs;
 use crate::dns::resolve::{self, Ask, Lookup, LookupError};
 use crate::visit::Detail;
-use crate::visit::trace::{self, Limits, Scheme, Target};
+use crate::visit::hops::{self, Limits, Scheme, Target};
 use crate::visit::view::Paint;
 
 /// getaddrinfo follows resolv.conf's own timeouts; this caps the wait for it.
@@ -81,7 +81,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
 async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Report> {
     let lookup = Lookup::new(args.dns)?;
     let trust = match &args.cacert {
-        Some(path) => trace::load_certs(path)?,
+        Some(path) => hops::load_certs(path)?,
         None => Vec::new(),
     };
     let mut checks = Vec::new();
@@ -351,10 +351,10 @@ async fn web_check(
         response: Duration::from_secs(5),
         body: Duration::from_secs(5),
     };
-    let mut request = trace::Request::get(target, dns);
+    let mut request = hops::Request::get(target, dns);
     request.trust = trust.to_vec();
     request.cacert_given = !trust.is_empty();
-    let visit = trace::visit(&request, &limits).await;
+    let visit = hops::visit(&request, &limits).await;
     let asked = format!("{name}://{addr}/healthz with Host {host}");
     let mut check = Check {
         check: name,
