@@ -90,7 +90,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         TempDir::keep(args.data.clone())
     };
     let certs = Certificates::new(
-        Ca::load_or_create(ca_dir.path(), &zones.names())?,
+        Ca::load_or_create(ca_dir.path(), &zones.site_hosts())?,
         certificate_names(&zones),
     )?;
     let (control_listener, control_path) = control::bind(ca_dir.path())?;

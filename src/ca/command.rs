@@ -23,7 +23,14 @@ pub fn run(args: CaArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let path = path.canonicalize().unwrap_or(path);
-    match args.action.unwrap_or(CaAction::Path) {
+    let action = args.action.unwrap_or(CaAction::Path);
+    // Printing or installing is how a CA comes to be trusted: refuse one that
+    // could vouch for more than websites and loopback (a hand-made or tampered
+    // ca.pem). `path` only says where the file is.
+    if matches!(action, CaAction::Print | CaAction::Install { .. }) {
+        super::check_file(&path)?;
+    }
+    match action {
         CaAction::Path => println!("{}", path.display()),
         CaAction::Print => {
             let pem = std::fs::read_to_string(&path)
