@@ -411,8 +411,8 @@ async fn dns_hop(
     })
 }
 
-/// Microseconds from `start` to now.
-fn micros_from(start: Instant) -> u64 {
+/// Microseconds from `start` to now, on tokio's clock (which tests can pause).
+fn micros_from(start: tokio::time::Instant) -> u64 {
     start.elapsed().as_micros() as u64
 }
 
@@ -420,11 +420,17 @@ fn micros_from(start: Instant) -> u64 {
 /// next starting when the one before fails or after [`CONNECTION_ATTEMPT_DELAY`]
 /// without an answer, whichever is first; the first to connect wins and the
 /// others are cancelled. Returns the winner, if any, and every attempt made.
-async fn race(
+/// `connect` opens one connection (`TcpStream::connect`; tests pass a fake).
+async fn race<F, Fut>(
     addrs: &[SocketAddr],
     timeout: Duration,
-    started: Instant,
-) -> (Option<(TcpStream, SocketAddr)>, Vec<Attempt>) {
+    connect: F,
+) -> (Option<(TcpStream, SocketAddr)>, Vec<Attempt>)
+where
+    F: Fn(SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<TcpStream>> + Send + 'static,
+{
+    let started = tokio::time::Instant::now();
     let mut attempts: Vec<Attempt> = Vec::new();
     let mut running = tokio::task::JoinSet::new();
     let mut next_at = tokio::time::Instant::now();
@@ -441,10 +447,8 @@ async fn race(
                 micros: 0,
                 detail: None,
             });
-            running.spawn(async move {
-                let result = tokio::time::timeout(timeout, TcpStream::connect(address)).await;
-                (index, result)
-            });
+            let attempt = connect(address);
+            running.spawn(async move { (index, tokio::time::timeout(timeout, attempt).await) });
             next_at = tokio::time::Instant::now() + CONNECTION_ATTEMPT_DELAY;
             continue;
         }
@@ -499,7 +503,7 @@ async fn connect_hop(
         .map(|ip| SocketAddr::new(*ip, target.port))
         .collect();
     let started = Instant::now();
-    let (winner, attempts) = race(&addrs, limits.connect, started).await;
+    let (winner, attempts) = race(&addrs, limits.connect, TcpStream::connect).await;
     let address = match (&winner, attempts.last()) {
         (Some((_, address)), _) => *address,
         (None, Some(last)) => last.address,
@@ -1012,17 +1016,55 @@ mod tests {
             probe.local_addr().unwrap()
         };
         let (winner, attempts) =
-            race(&[closed, open], Duration::from_secs(5), Instant::now()).await;
+            race(&[closed, open], Duration::from_secs(5), TcpStream::connect).await;
         assert_eq!(winner.map(|(_, a)| a), Some(open));
         let outcomes: Vec<_> = attempts.iter().map(|a| (a.address, a.outcome)).collect();
         assert_eq!(outcomes, [(closed, "refused"), (open, "connected")]);
         assert!(attempts[1].ok && !attempts[0].ok);
         assert!(attempts[1].start_micros >= attempts[0].start_micros);
 
-        let (winner, attempts) = race(&[closed], Duration::from_secs(5), Instant::now()).await;
+        let (winner, attempts) = race(&[closed], Duration::from_secs(5), TcpStream::connect).await;
         assert!(winner.is_none());
         assert_eq!(attempts.len(), 1);
         assert_eq!(attempts[0].outcome, "refused");
+    }
+
+    /// With time paused, tokio's clock only moves when every task waits on a
+    /// timer, so the delays below are exact and the test takes no real time. No
+    /// real connect runs while it is paused: the winner's stream is made before.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_attempt_gets_company_after_the_attempt_delay_and_is_cancelled() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap();
+        let stream = std::net::TcpStream::connect(open).unwrap();
+        stream.set_nonblocking(true).unwrap();
+        let ready = Arc::new(std::sync::Mutex::new(Some(
+            TcpStream::from_std(stream).unwrap(),
+        )));
+        let silent: SocketAddr = "[::1]:9".parse().unwrap();
+        // The IPv6 attempt never answers; the IPv4 one answers after 100 ms.
+        let connect = move |address: SocketAddr| {
+            let ready = ready.clone();
+            async move {
+                if address == silent {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let stream = ready.lock().unwrap().take();
+                stream.ok_or_else(|| std::io::Error::other("connected twice"))
+            }
+        };
+        let (winner, attempts) = race(&[silent, open], Duration::from_secs(5), connect).await;
+        assert_eq!(winner.map(|(_, a)| a), Some(open));
+        let seen: Vec<_> = attempts
+            .iter()
+            .map(|a| (a.address, a.outcome, a.start_micros / 1000, a.micros / 1000))
+            .collect();
+        assert_eq!(
+            seen,
+            [(silent, "cancelled", 0, 350), (open, "connected", 250, 100)],
+            "the second attempt starts 250 ms after the first (RFC 8305 §5)"
+        );
     }
 
     #[test]
