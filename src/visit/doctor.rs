@@ -3,10 +3,11 @@
 //!
 //! 1. onebox's DNS answers for each zone (SOA at `--dns`);
 //! 2. the OS resolver (getaddrinfo, what browsers and curl use) reaches it and gets
-//!    the same address as onebox's A record;
-//! 3. the web server at that address answers `/healthz` with the site's `Host`;
-//! 4. HTTPS at that address, port 8443, trusted through the CA given as `--cacert`
-//!    (skipped without one).
+//!    an address onebox's A or AAAA records give;
+//! 3. the web server at those addresses (IPv6 first, as `onebox visit` tries them)
+//!    answers `/healthz` with the site's `Host`;
+//! 4. HTTPS at those addresses, port 8443, trusted through the CA given as
+//!    `--cacert` (skipped without one).
 //!
 //! The report is a value first ([`Report`]), printed second (text or `--json`).
 
@@ -153,14 +154,16 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
             checks.push(os_resolver_check(zone, &host, &want, &same).await);
         }
 
-        // 3. The web server at the A address.
-        let http_addr = match (args.http, want.first()) {
-            (Some(addr), _) => Some(addr),
-            (None, Some(ip)) => Some(SocketAddr::new(*ip, HTTP_PORT)),
-            (None, None) => None,
+        // 3. The web server at the addresses DNS gives.
+        let http_addrs = match args.http {
+            Some(addr) => vec![addr],
+            None => want
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, HTTP_PORT))
+                .collect(),
         };
-        match http_addr {
-            Some(addr) => checks.push(web_check(Web::Http, zone, &host, addr, args.dns, &[]).await),
+        match web_checks(Web::Http, zone, &host, &http_addrs, args.dns, &[]).await {
+            Some(web) => checks.push(web),
             None => checks.push(check(
                 "http",
                 Status::Skip,
@@ -171,15 +174,15 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
 
         // 4. HTTPS, trusted through the CA the user says onebox uses.
         if !trust.is_empty() {
-            let https_addr = match (args.https, want.first()) {
-                (Some(addr), _) => Some(addr),
-                (None, Some(ip)) => Some(SocketAddr::new(*ip, HTTPS_PORT)),
-                (None, None) => None,
+            let https_addrs = match args.https {
+                Some(addr) => vec![addr],
+                None => want
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, HTTPS_PORT))
+                    .collect(),
             };
-            match https_addr {
-                Some(addr) => {
-                    checks.push(web_check(Web::Https, zone, &host, addr, args.dns, &trust).await)
-                }
+            match web_checks(Web::Https, zone, &host, &https_addrs, args.dns, &trust).await {
+                Some(web) => checks.push(web),
                 None => checks.push(check(
                     "https",
                     Status::Skip,
@@ -208,12 +211,38 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
     })
 }
 
+/// The addresses onebox's records give `host`, AAAA and A, in the order a
+/// client tries them (RFC 8305: IPv6 first, then alternating).
 async fn addresses(lookup: &Lookup, host: &str) -> Vec<IpAddr> {
-    lookup
-        .ask(host, Ask::A)
-        .await
-        .map(|a| a.addresses)
-        .unwrap_or_default()
+    let (v6, v4) = tokio::join!(lookup.ask(host, Ask::Aaaa), lookup.ask(host, Ask::A));
+    let found: Vec<IpAddr> = [v6, v4]
+        .into_iter()
+        .flatten()
+        .flat_map(|answer| answer.addresses)
+        .collect();
+    hops::happy_eyeballs_order(&found)
+}
+
+/// [`web_check`] at each address in turn until one passes, as a browser moves
+/// on to the next address: the passing check, or the first failure. `None` when
+/// there is no address to try.
+async fn web_checks(
+    web: Web,
+    zone: &str,
+    host: &str,
+    addrs: &[SocketAddr],
+    dns: SocketAddr,
+    trust: &[CertificateDer<'static>],
+) -> Option<Check> {
+    let mut first_failure = None;
+    for addr in addrs {
+        let check = web_check(web, zone, host, *addr, dns, trust).await;
+        if check.status == Status::Pass {
+            return Some(check);
+        }
+        first_failure.get_or_insert(check);
+    }
+    first_failure
 }
 
 fn dns_failure(err: &LookupError, zone: &str, args: &DoctorArgs) -> (String, String) {
@@ -393,7 +422,7 @@ async fn web_check(
     };
     check.fix = Some(match failure.kind {
         "connection_refused" | "connect_timeout" | "connect_error" => format!(
-            "start onebox: onebox serve (it listens for {name} on the A record's address, port {port}), or give doctor {flag} ADDR if it listens elsewhere"
+            "start onebox: onebox serve (it listens for {name} on the address of the zone's A or AAAA record, port {port}), or give doctor {flag} ADDR if it listens elsewhere"
         ),
         "tls_untrusted" => "pass the CA onebox serve uses (the \"ca\" path in its ready line) as --cacert; for browsers, add it to their trust store".to_string(),
         "tls_name_mismatch" => format!(
