@@ -1,6 +1,6 @@
 //! `onebox doctor` against the real binary: onebox's DNS answering, the OS resolver
 //! not reaching it on a machine without the hook (with the exact fix), the web
-//! server at the addresses of the A and AAAA records, HTTPS trusted through a given CA, and the failures
+//! server at the A address, HTTPS trusted through a given CA, and the failures
 //! when nothing runs.
 
 mod visit_common;
