@@ -112,6 +112,14 @@ fn with_root_and_com_zones_the_ca_permits_only_the_website() {
         "the constraints must be exactly the website names and loopback"
     );
 
+    // `ca print` accepts this CA and says what it may vouch for.
+    let (status, out, err) = run_onebox(&["ca", "--data", text(&data), "print"], None);
+    assert!(status.success(), "ca print: {err}");
+    assert!(
+        out.contains("# It may vouch for: foobar.com, 127.0.0.1/32, ::1/128\n"),
+        "{out}"
+    );
+
     for inside in ["foobar.com", "www.foobar.com"] {
         let (ok, said) = forge_and_verify(&dir, &data, inside);
         assert!(ok, "{inside} is a website of ours and must verify:\n{said}");

@@ -27,15 +27,19 @@ pub fn run(args: CaArgs) -> anyhow::Result<ExitCode> {
     // Printing or installing is how a CA comes to be trusted: refuse one that
     // could vouch for more than websites and loopback (a hand-made or tampered
     // ca.pem). `path` only says where the file is.
-    if matches!(action, CaAction::Print | CaAction::Install { .. }) {
-        super::check_file(&path)?;
-    }
+    let permitted = match action {
+        CaAction::Print | CaAction::Install { .. } => Some(super::check_file(&path)?),
+        _ => None,
+    };
     match action {
         CaAction::Path => println!("{}", path.display()),
         CaAction::Print => {
             let pem = std::fs::read_to_string(&path)
                 .with_context(|| format!("failed to read {}", path.display()))?;
             print!("{}", usage(&path));
+            if let Some(permitted) = permitted {
+                println!("# It may vouch for: {permitted}");
+            }
             print!("{pem}");
         }
         CaAction::Install { yes, root } => {
@@ -59,7 +63,7 @@ pub fn run(args: CaArgs) -> anyhow::Result<ExitCode> {
 fn usage(path: &Path) -> String {
     let p = path.display();
     format!(
-        "# onebox local CA: it can vouch only for the zones onebox serves and for loopback\n\
+        "# onebox local CA: it can vouch only for the websites onebox serves and for loopback\n\
          # (X.509 name constraints), so trusting it cannot expose any other site.\n\
          #   curl --cacert {p} https://www.foobar.com:8443/\n\
          #   onebox visit --cacert {p} https://www.foobar.com:8443/\n\

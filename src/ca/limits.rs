@@ -118,6 +118,16 @@ pub(crate) struct Permitted {
     pub(crate) subnets: Option<Vec<Subnet>>,
 }
 
+impl fmt::Display for Permitted {
+    /// `foobar.com, 127.0.0.1/32, ::1/128`: what the CA may vouch for.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = self.names.iter().flatten().map(ToString::to_string);
+        let subnets = self.subnets.iter().flatten().map(ToString::to_string);
+        let all: Vec<String> = names.chain(subnets).collect();
+        f.write_str(&all.join(", "))
+    }
+}
+
 /// Why a CA is refused: what it could vouch for that onebox does not serve.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("it could vouch for {}", .0.join(", "))]
@@ -227,6 +237,7 @@ mod tests {
             subnets: Some(loopback()),
         };
         assert_eq!(ours.check(Some(&sites)), Ok(()));
+        assert_eq!(ours.to_string(), "foobar.com, 127.0.0.1/32, ::1/128");
         let narrower = Permitted {
             names: Some(strings(&["www.foobar.com", NO_NAME])),
             ..ours.clone()

@@ -2,9 +2,10 @@
 //! [`Step`] for each, stopping at the first that fails.
 //!
 //! Each hop is a function that pushes its step and hands the next hop what it
-//! needs: DNS gives an address, connect a TCP stream, TLS (for https) an encrypted
-//! stream, and HTTP the response. Nothing here prints; the caller renders the
-//! [`Visit`] it gets back.
+//! needs: DNS gives the addresses (AAAA and A), connect races them into one TCP
+//! stream as RFC 8305 (Happy Eyeballs v2) describes, TLS (for https) gives an
+//! encrypted stream, and HTTP the response. Nothing here prints; the caller
+//! renders the [`Visit`] it gets back.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
