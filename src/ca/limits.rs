@@ -24,11 +24,19 @@ pub(crate) const NO_NAME: &str = "invalid";
 
 /// The website names a CA should be limited to, from the names that serve a site
 /// (apexes with an address, and their aliases): lower case, without the trailing
-/// dot, never `.` or a single label, none below another, sorted.
+/// dot, never `.` or a single label, none below another, sorted; a wildcard
+/// `*.example.org` becomes `example.org`.
 pub(crate) fn website_names(site_hosts: &[String]) -> Vec<String> {
     let mut names: Vec<String> = site_hosts
         .iter()
         .map(|host| host.trim_end_matches('.').to_ascii_lowercase())
+        // A wildcard alias (`*.example.org CNAME foobar.com.`) serves the names
+        // below example.org; a DNS constraint has no wildcard form, and the one
+        // for example.org covers exactly those names and example.org itself.
+        .map(|host| match host.strip_prefix("*.") {
+            Some(parent) => parent.to_string(),
+            None => host,
+        })
         .filter(|host| host.contains('.') && !host.starts_with('.'))
         .collect();
     names.sort();
@@ -198,10 +206,13 @@ mod tests {
             "",
             "com",
             "WWW.Example.Test.",
+            "*.foobar.com",
+            "*.org",
+            "*.shop.example",
         ]);
         assert_eq!(
             website_names(&hosts),
-            ["foobar.com", "www.example.test"],
+            ["foobar.com", "shop.example", "www.example.test"],
             "an alias stands alone when its apex is no website name of ours"
         );
         assert!(website_names(&strings(&["", "com"])).is_empty());

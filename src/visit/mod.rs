@@ -106,7 +106,7 @@ pub(crate) enum Detail {
         #[serde(skip_serializing_if = "Option::is_none")]
         qtype: Option<&'static str>,
         answers: Vec<ChainLink>,
-        /// The address connected to first.
+        /// The address tried first.
         address: Option<IpAddr>,
         /// Every address, in the order connect tries them (RFC 8305 §4: IPv6
         /// first, then the families alternate).
