@@ -429,15 +429,16 @@ fn permitted_subtrees(der: &CertificateDer<'_>) -> anyhow::Result<Permitted> {
     Ok(permitted)
 }
 
-/// Reads the CA certificate at `path` and checks it is no wider than any set of
-/// websites could make it (see [`limits`]): what `onebox ca print|install` do
-/// before handing it to a trust store, without knowing the zones served.
-pub(crate) fn check_file(path: &Path) -> anyhow::Result<Permitted> {
+/// Reads the CA certificate at `path` and checks it is no wider than `websites`
+/// (see [`limits::website_names`]) and loopback, or, with `None`, no wider than
+/// any set of websites could make it: what `onebox ca print|install` do before
+/// handing it to a trust store. Returns what it permits.
+pub(crate) fn check_file(path: &Path, websites: Option<&[String]>) -> anyhow::Result<Permitted> {
     let pem = std::fs::read_to_string(path)
         .with_context(|| format!("failed to read {}", path.display()))?;
     let limits = permitted_subtrees(&pem_to_der(&pem)?)
         .with_context(|| format!("refusing the CA {}", path.display()))?;
-    match limits.check(None) {
+    match limits.check(websites) {
         Ok(()) => Ok(limits),
         Err(wide) => bail!(
             "refusing the CA {}: {wide}, and onebox only vouches for the websites it serves and loopback; remove it and its key, and let `onebox serve` make a new one",
