@@ -235,7 +235,7 @@ fn open_state(config: &Config) -> anyhow::Result<(State, UnixListener)> {
         Db::open(&args.data)?
     };
     let certs = Certificates::new(
-        Ca::load_or_create(ca_dir.path(), &config.zones.names())?,
+        Ca::load_or_create(ca_dir.path(), &config.zones.site_hosts())?,
         certificate_names(&config.zones),
     )?;
     let (control, control_path) = control::bind(ca_dir.path())?;

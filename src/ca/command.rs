@@ -23,12 +23,24 @@ pub fn run(args: CaArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let path = path.canonicalize().unwrap_or(path);
-    match args.action.unwrap_or(CaAction::Path) {
+    let action = args.action.unwrap_or(CaAction::Path);
+    // Printing or installing is how a CA comes to be trusted: refuse one that
+    // could vouch for more than websites and loopback (a hand-made or tampered
+    // ca.pem). `path` only says where the file is. `ca` is not told the zones,
+    // so any name of two labels or more passes; `serve` checks the exact names.
+    let permitted = match action {
+        CaAction::Print | CaAction::Install { .. } => Some(super::check_file(&path, None)?),
+        _ => None,
+    };
+    match action {
         CaAction::Path => println!("{}", path.display()),
         CaAction::Print => {
             let pem = std::fs::read_to_string(&path)
                 .with_context(|| format!("failed to read {}", path.display()))?;
             print!("{}", usage(&path));
+            if let Some(permitted) = permitted {
+                println!("# It may vouch for: {permitted}");
+            }
             print!("{pem}");
         }
         CaAction::Install { yes, root } => {
@@ -52,7 +64,7 @@ pub fn run(args: CaArgs) -> anyhow::Result<ExitCode> {
 fn usage(path: &Path) -> String {
     let p = path.display();
     format!(
-        "# onebox local CA: it can vouch only for the zones onebox serves and for loopback\n\
+        "# onebox local CA: it can vouch only for the websites onebox serves and for loopback\n\
          # (X.509 name constraints), so trusting it cannot expose any other site.\n\
          #   curl --cacert {p} https://www.foobar.com:8443/\n\
          #   onebox visit --cacert {p} https://www.foobar.com:8443/\n\
@@ -115,6 +127,18 @@ fn have(program: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// One `certutil` command line against the NSS database `db` (the `sql:` prefix
+/// picks the cert9.db format Chromium and Firefox use).
+fn certutil(db: &Path, args: &[&str]) -> Vec<String> {
+    let mut argv = vec![
+        "certutil".to_string(),
+        "-d".into(),
+        format!("sql:{}", db.display()),
+    ];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    argv
+}
+
 fn install_steps(ca: &Path, root: Option<&Path>) -> Vec<Step> {
     let mut steps = Vec::new();
     let dir = system_dir(root);
@@ -138,28 +162,13 @@ fn install_steps(ca: &Path, root: Option<&Path>) -> Vec<Step> {
         )));
     }
     if root.is_none() {
+        let ca = ca.display().to_string();
         for db in nss_databases() {
-            let argv = vec![
-                "certutil".to_string(),
-                "-d".into(),
-                format!("sql:{}", db.display()),
-                "-A".into(),
-                "-t".into(),
-                "C,,".into(),
-                "-n".into(),
-                NICKNAME.into(),
-                "-i".into(),
-                ca.display().to_string(),
-            ];
+            // "C,," trusts it to issue server certificates only (not mail or code).
+            let argv = certutil(&db, &["-A", "-t", "C,,", "-n", NICKNAME, "-i", &ca]);
             if have("certutil") {
                 if !db.exists() {
-                    steps.push(Step::Run(vec![
-                        "certutil".into(),
-                        "-d".into(),
-                        format!("sql:{}", db.display()),
-                        "-N".into(),
-                        "--empty-password".into(),
-                    ]));
+                    steps.push(Step::Run(certutil(&db, &["-N", "--empty-password"])));
                 }
                 steps.push(Step::Run(argv));
             } else {
@@ -187,19 +196,13 @@ fn uninstall_steps(root: Option<&Path>) -> Vec<Step> {
     }
     if root.is_none() && have("certutil") {
         for db in nss_databases().into_iter().filter(|db| db.exists()) {
-            let listed = Command::new("certutil")
-                .args(["-d", &format!("sql:{}", db.display()), "-L", "-n", NICKNAME])
+            let listed = certutil(&db, &["-L", "-n", NICKNAME]);
+            let listed = Command::new(&listed[0])
+                .args(&listed[1..])
                 .output()
                 .is_ok_and(|o| o.status.success());
             if listed {
-                steps.push(Step::Run(vec![
-                    "certutil".into(),
-                    "-d".into(),
-                    format!("sql:{}", db.display()),
-                    "-D".into(),
-                    "-n".into(),
-                    NICKNAME.into(),
-                ]));
+                steps.push(Step::Run(certutil(&db, &["-D", "-n", NICKNAME])));
             }
         }
     }

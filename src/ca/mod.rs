@@ -4,13 +4,15 @@
 //! certificate. Local-development CAs (mkcert and friends) can sign for *any* name,
 //! so trusting one hands whoever holds its key the power to impersonate every site.
 //! Ours carries X.509 **name constraints** (RFC 5280 §4.2.1.10): it can only vouch
-//! for the zones onebox serves and the loopback addresses, and a verifier that
-//! honours constraints (rustls/webpki, Chromium, Firefox, OpenSSL) rejects anything
-//! else it signs. The CA is made once and kept in the data folder; leaf
+//! for the websites onebox serves and the loopback addresses ([`limits`] gives
+//! the rule), and a verifier that honours constraints (rustls/webpki, Chromium,
+//! Firefox, OpenSSL) rejects anything else it signs. A CA found in the data folder
+//! is checked against the same rule before it is used. The CA is made once and kept in the data folder; leaf
 //! certificates are issued at start, renewed well before they expire, and re-issued
 //! when the zones' names change.
 
 pub mod command;
+pub(crate) mod limits;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -19,6 +21,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration as StdDuration;
 
 use anyhow::{Context, bail};
+use limits::{Permitted, Subnet};
 use rcgen::{
     BasicConstraints, CertificateParams, CidrSubnet, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose,
@@ -49,8 +52,10 @@ fn loopback() -> [IpAddr; 2] {
 pub(crate) struct Ca {
     cert_der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
-    /// The zones this CA's name constraints permit.
+    /// The DNS names this CA's name constraints permit.
     permitted: Vec<String>,
+    /// Every permitted subtree, as [`limits`] checks them.
+    limits: Permitted,
     path: PathBuf,
 }
 
@@ -64,8 +69,11 @@ impl fmt::Debug for Ca {
 }
 
 impl Ca {
-    /// Loads the CA from `dir`, or makes one constrained to `zones` and saves it there.
-    pub(crate) fn load_or_create(dir: &Path, zones: &[String]) -> anyhow::Result<Self> {
+    /// Loads the CA from `dir`, or makes one and saves it there. Either way it is
+    /// limited to the website names among `site_hosts` (see [`limits`]): a CA on
+    /// disk that could vouch for more is refused.
+    pub(crate) fn load_or_create(dir: &Path, site_hosts: &[String]) -> anyhow::Result<Self> {
+        let websites = limits::website_names(site_hosts);
         let cert_path = dir.join(CA_FILE);
         let key_path = dir.join(CA_KEY_FILE);
         if cert_path.exists() || key_path.exists() {
@@ -76,7 +84,14 @@ impl Ca {
                 .with_context(|| format!("failed to read the CA key {}", key_path.display()))?;
             let ca = Self::from_pem(&cert_pem, &key_pem, cert_path.clone())
                 .with_context(|| format!("the CA in {} is unusable (remove {CA_FILE} and {CA_KEY_FILE} to make a new one, then trust it again)", dir.display()))?;
-            for zone in zones {
+            if let Err(wide) = ca.limits.check(Some(&websites)) {
+                bail!(
+                    "refusing the CA in {}: {wide}, and onebox only vouches for the websites it serves ({}) and loopback; remove {CA_FILE} and {CA_KEY_FILE} to make a new one, then trust it again",
+                    dir.display(),
+                    describe(&websites)
+                );
+            }
+            for zone in &websites {
                 if !ca.permits(zone) {
                     tracing::warn!(
                         "the CA in {} may not vouch for {zone} (its name constraints allow {}): HTTPS for {zone} will not be trusted; remove {CA_FILE} and {CA_KEY_FILE} to make a new CA and trust it again",
@@ -89,28 +104,28 @@ impl Ca {
         }
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create {}", dir.display()))?;
-        let (cert_pem, key_pem) = Self::generate(zones)?;
+        let (cert_pem, key_pem) = Self::generate(&websites)?;
         write_private(&key_path, &key_pem)?;
         std::fs::write(&cert_path, &cert_pem).with_context(|| {
             format!("failed to write the CA certificate {}", cert_path.display())
         })?;
         tracing::info!(
             "made a local CA limited to {} and loopback: {}",
-            zones.join(", "),
+            describe(&websites),
             cert_path.display()
         );
         Self::from_pem(&cert_pem, &key_pem, cert_path)
     }
 
-    /// A fresh CA in PEM form: (certificate, private key).
-    fn generate(zones: &[String]) -> anyhow::Result<(String, String)> {
+    /// A fresh CA for `websites` in PEM form: (certificate, private key).
+    fn generate(websites: &[String]) -> anyhow::Result<(String, String)> {
         let key = KeyPair::generate().context("failed to generate the CA key")?;
         let mut params = CertificateParams::default();
         let mut name = DistinguishedName::new();
         name.push(DnType::OrganizationName, "onebox");
         name.push(
             DnType::CommonName,
-            format!("onebox local CA for {}", zones.join(", ")),
+            format!("onebox local CA for {}", describe(websites)),
         );
         params.distinguished_name = name;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -122,10 +137,15 @@ impl Ca {
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::days(1);
         params.not_after = now + Duration::days(3650);
-        let mut permitted: Vec<GeneralSubtree> = zones
-            .iter()
-            .map(|z| GeneralSubtree::DnsName(z.clone()))
-            .collect();
+        // Some DNS subtree must be there even with no website: without one, RFC
+        // 5280 leaves DNS names unconstrained.
+        let names = if websites.is_empty() {
+            vec![limits::NO_NAME.to_string()]
+        } else {
+            websites.to_vec()
+        };
+        let mut permitted: Vec<GeneralSubtree> =
+            names.into_iter().map(GeneralSubtree::DnsName).collect();
         permitted.extend(loopback().map(|ip| {
             GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(
                 ip,
@@ -146,11 +166,12 @@ impl Ca {
         let key = KeyPair::from_pem(key_pem).context("bad CA key")?;
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key).context("bad CA certificate")?;
         let cert_der = pem_to_der(cert_pem)?;
-        let permitted = permitted_names(&cert_der)?;
+        let limits = permitted_subtrees(&cert_der)?;
         Ok(Self {
             cert_der,
             issuer,
-            permitted,
+            permitted: limits.names.clone().unwrap_or_default(),
+            limits,
             path,
         })
     }
@@ -179,9 +200,14 @@ impl Ca {
         let key = KeyPair::generate().context("failed to generate a certificate key")?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
+        // A CN that is no host name when there is no name: OpenSSL checks a
+        // host-like CN against the DNS constraints.
         dn.push(
             DnType::CommonName,
-            names.first().cloned().unwrap_or_else(|| "localhost".into()),
+            names
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "onebox loopback".into()),
         );
         params.distinguished_name = dn;
         for name in names {
@@ -309,7 +335,7 @@ fn issue_all(ca: &Ca, zones: &[String]) -> anyhow::Result<Vec<Leaf>> {
         .take(1)
         .flat_map(|z| [z.clone(), format!("*.{z}")])
         .collect();
-    if names.is_empty() {
+    if names.is_empty() && ca.permits("localhost") {
         names.push("localhost".into());
     }
     let mut loopback_leaf = ca.issue(&names, true)?;
@@ -372,8 +398,8 @@ fn pem_to_der(pem: &str) -> anyhow::Result<CertificateDer<'static>> {
         .map_err(|e| anyhow::anyhow!("bad PEM certificate: {e}"))
 }
 
-/// The DNS names a CA certificate's name constraints permit.
-fn permitted_names(der: &CertificateDer<'_>) -> anyhow::Result<Vec<String>> {
+/// What a CA certificate's name constraints permit: DNS names and IP subtrees.
+fn permitted_subtrees(der: &CertificateDer<'_>) -> anyhow::Result<Permitted> {
     use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
     let (_, cert) =
         X509Certificate::from_der(der).map_err(|e| anyhow::anyhow!("bad CA certificate: {e}"))?;
@@ -383,16 +409,51 @@ fn permitted_names(der: &CertificateDer<'_>) -> anyhow::Result<Vec<String>> {
     else {
         bail!("the CA certificate has no name constraints: onebox only uses constrained CAs");
     };
-    Ok(constraints
-        .value
-        .permitted_subtrees
-        .iter()
-        .flatten()
-        .filter_map(|subtree| match &subtree.base {
-            GeneralName::DNSName(name) => Some(name.to_ascii_lowercase()),
-            _ => None,
-        })
-        .collect())
+    let mut permitted = Permitted::default();
+    for subtree in constraints.value.permitted_subtrees.iter().flatten() {
+        match &subtree.base {
+            GeneralName::DNSName(name) => permitted
+                .names
+                .get_or_insert_default()
+                .push(name.to_ascii_lowercase()),
+            GeneralName::IPAddress(bytes) => {
+                let subnet = Subnet::from_der(bytes)
+                    .ok_or_else(|| anyhow::anyhow!("bad IP name constraint: {bytes:02x?}"))?;
+                permitted.subnets.get_or_insert_default().push(subnet);
+            }
+            // Other name types (mail, URI, directory names) only narrow what a
+            // TLS server certificate may carry.
+            _ => {}
+        }
+    }
+    Ok(permitted)
+}
+
+/// Reads the CA certificate at `path` and checks it is no wider than `websites`
+/// (see [`limits::website_names`]) and loopback, or, with `None`, no wider than
+/// any set of websites could make it: what `onebox ca print|install` do before
+/// handing it to a trust store. Returns what it permits.
+pub(crate) fn check_file(path: &Path, websites: Option<&[String]>) -> anyhow::Result<Permitted> {
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read {}", path.display()))?;
+    let limits = permitted_subtrees(&pem_to_der(&pem)?)
+        .with_context(|| format!("refusing the CA {}", path.display()))?;
+    match limits.check(websites) {
+        Ok(()) => Ok(limits),
+        Err(wide) => bail!(
+            "refusing the CA {}: {wide}, and onebox only vouches for the websites it serves and loopback; remove it and its key, and let `onebox serve` make a new one",
+            path.display()
+        ),
+    }
+}
+
+/// `foobar.com, example.test`, or what an empty list means.
+fn describe(websites: &[String]) -> String {
+    if websites.is_empty() {
+        "no website".to_string()
+    } else {
+        websites.join(", ")
+    }
 }
 
 /// Writes a private key readable by its owner only.
@@ -474,6 +535,40 @@ mod tests {
         let evil = ca.issue(&["bank.example".into()], false).unwrap();
         let err = verify(&ca, &evil, "bank.example").unwrap_err();
         assert!(format!("{err:?}").contains("NameConstraint"), "{err:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn with_no_website_the_ca_permits_no_name_but_loopback_still_works() {
+        let dir = temp_dir("none");
+        // Only the root and a TLD: zones that delegate, no website.
+        let zones: Vec<String> = vec!["".into(), "com".into()];
+        let ca = Ca::load_or_create(&dir, &zones).unwrap();
+        assert_eq!(ca.permitted, [limits::NO_NAME]);
+        let certs = Certificates::new(ca, zones).unwrap();
+        verify(certs.ca(), &certs.leaf_for(None).unwrap(), "127.0.0.1").unwrap();
+        let evil = certs.ca().issue(&["www.google.com".into()], false).unwrap();
+        let err = verify(certs.ca(), &evil, "www.google.com").unwrap_err();
+        assert!(format!("{err:?}").contains("NameConstraint"), "{err:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_kept_ca_wider_than_the_websites_is_refused() {
+        let dir = temp_dir("wide");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = Ca::generate(&["foobar.com".into(), "google.com".into()]).unwrap();
+        std::fs::write(dir.join(CA_FILE), cert).unwrap();
+        write_private(&dir.join(CA_KEY_FILE), &key).unwrap();
+        let err = Ca::load_or_create(&dir, &["foobar.com".into()]).unwrap_err();
+        let said = format!("{err:#}");
+        assert!(
+            said.contains("google.com (not a website onebox serves)")
+                && said.contains("remove ca.pem and ca-key.pem"),
+            "{said}"
+        );
+        // The same CA is fine while google.com is one of the websites served.
+        Ca::load_or_create(&dir, &["foobar.com".into(), "google.com".into()]).unwrap();
         std::fs::remove_dir_all(dir).unwrap();
     }
 

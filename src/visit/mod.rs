@@ -3,18 +3,21 @@
 //!
 //! A visit is a value first ([`Visit`]: the steps taken, their timings and the
 //! failure if any), printed second: [`view`] draws it for a person, `--json` dumps
-//! it for a script. [`trace`] does the walking: DNS through *our* server only
-//! ([`crate::dns::resolve`]), TCP connect to the address the A record gave, TLS
+//! it for a script. [`hops`] does the walking: DNS through *our* server only
+//! ([`crate::dns::resolve`]), asking AAAA and A, TCP connect racing the addresses
+//! in the order RFC 8305 (Happy Eyeballs) gives, TLS
 //! for https (SNI, trust from `--cacert`, ALPN h2 or http/1.1), then HTTP with
 //! the right `Host`. The server's own account of the layers behind
 //! it (app, db) comes back in `Server-Timing` ([`server_timing`]).
 //!
 //! [`resolver`] is the OS side of the same path: the hook that makes the system
-//! resolver (and so every browser) ask onebox for our zones.
+//! resolver (and so every browser) ask onebox for our zones. [`doctor`] checks
+//! each of those paths in turn and prints the fix for each one that fails.
 
+pub mod doctor;
+pub(crate) mod hops;
 pub mod resolver;
 pub(crate) mod server_timing;
-pub(crate) mod trace;
 pub(crate) mod view;
 
 use std::io::Write;
@@ -98,15 +101,26 @@ pub(crate) enum Detail {
         /// Why no question was asked (an IP-literal host), if none was.
         #[serde(skip_serializing_if = "Option::is_none")]
         skipped: Option<String>,
-        /// The record type asked, and the ANSWER section: CNAMEs, then addresses.
+        /// The record types asked (`AAAA+A`), and the ANSWER sections merged:
+        /// CNAMEs, then addresses.
         #[serde(skip_serializing_if = "Option::is_none")]
         qtype: Option<&'static str>,
         answers: Vec<ChainLink>,
-        /// The address connected to next.
+        /// The address tried first.
         address: Option<IpAddr>,
+        /// Every address, in the order connect tries them (RFC 8305 §4: IPv6
+        /// first, then the families alternate).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        addresses: Vec<IpAddr>,
+        /// Each question asked and what came back.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        questions: Vec<Question>,
     },
     Connect {
+        /// The address connected to, or the last one tried when none worked.
         address: SocketAddr,
+        /// Each connection attempt, in the order started.
+        attempts: Vec<Attempt>,
     },
     Tls {
         sni: String,
@@ -119,6 +133,30 @@ pub(crate) enum Detail {
         metric: String,
         description: Option<String>,
     },
+}
+
+/// One DNS question of the dns hop and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Question {
+    pub(crate) qtype: &'static str,
+    /// `2 addresses`, `NODATA`, `NXDOMAIN`, `timeout`, ...
+    pub(crate) answer: String,
+}
+
+/// One TCP connection attempt of the connect hop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Attempt {
+    pub(crate) address: SocketAddr,
+    pub(crate) ok: bool,
+    /// `connected`, `refused`, `timeout`, `error`, or `cancelled` (another
+    /// attempt connected first).
+    pub(crate) outcome: &'static str,
+    /// When it started, from the start of the hop.
+    pub(crate) start_micros: u64,
+    /// How long it ran until it ended or was cancelled.
+    pub(crate) micros: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) detail: Option<String>,
 }
 
 /// The request sent and the response's head.
@@ -198,10 +236,11 @@ pub(crate) enum VisitError {
         server: SocketAddr,
         detail: String,
     },
-    #[error(
-        "nothing listens on {addr} (connection refused): DNS points {host} at an address where no server runs, and this is what a single point of failure looks like"
-    )]
-    ConnectionRefused { addr: SocketAddr, host: String },
+    #[error("{}", refused_message(addrs, host))]
+    ConnectionRefused {
+        addrs: Vec<SocketAddr>,
+        host: String,
+    },
     #[error("{addr} did not accept a connection within {secs} s (connect timeout)")]
     ConnectTimeout { addr: SocketAddr, secs: u64 },
     #[error("could not connect to {addr}: {detail}")]
@@ -228,6 +267,25 @@ pub(crate) enum VisitError {
     Maintenance { retry_after: Option<String> },
     #[error("the server answered {status}: {meaning}")]
     HttpStatus { status: String, meaning: String },
+}
+
+/// Every address refused: with one address that is the single point of failure
+/// the diagram warns about; with several, each of them is down.
+fn refused_message(addrs: &[SocketAddr], host: &str) -> String {
+    match addrs {
+        [addr] => format!(
+            "nothing listens on {addr} (connection refused): DNS points {host} at an address where no server runs, and this is what a single point of failure looks like"
+        ),
+        _ => format!(
+            "nothing listens on any of {} (connection refused): DNS points {host} at {} addresses and no server runs at any of them",
+            addrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            addrs.len()
+        ),
+    }
 }
 
 impl VisitError {
@@ -312,12 +370,12 @@ pub(crate) fn print_out(text: &str) -> anyhow::Result<()> {
 /// `onebox visit URL`: visit, then print the trace (text or JSON). The exit code
 /// says which hop failed; see [`exit`].
 pub fn run(args: VisitArgs) -> anyhow::Result<ExitCode> {
-    let request = trace::Request::from_args(&args)?;
+    let request = hops::Request::from_args(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    let visit = runtime.block_on(trace::visit(&request, &trace::Limits::default()));
+    let visit = runtime.block_on(hops::visit(&request, &hops::Limits::default()));
     let text = if args.json {
         serde_json::to_string_pretty(&visit)? + "\n"
     } else {

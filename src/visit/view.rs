@@ -166,6 +166,7 @@ fn render_step(out: &mut String, step: &Step, paint: &Paint) {
             skipped,
             qtype,
             answers,
+            questions,
             ..
         } => {
             let qtype = qtype.unwrap_or("A");
@@ -197,9 +198,36 @@ fn render_step(out: &mut String, step: &Step, paint: &Paint) {
                     ),
                 );
             }
+            if !questions.is_empty() {
+                let asked: Vec<String> = questions
+                    .iter()
+                    .map(|q| format!("{}: {}", q.qtype, q.answer))
+                    .collect();
+                sub(out, &paint.dim(&asked.join(" · ")));
+            }
         }
-        Detail::Connect { address } => {
+        Detail::Connect { address, attempts } => {
             head(out, paint, step, &format!("tcp {address}"), step.micros);
+            // With several addresses, each attempt of the race (RFC 8305), in the
+            // order started: when it started, how it ended and after how long.
+            if attempts.len() > 1 {
+                let width = attempts
+                    .iter()
+                    .map(|a| a.address.to_string().len())
+                    .max()
+                    .unwrap_or(0);
+                for (n, a) in attempts.iter().enumerate() {
+                    let line = format!(
+                        "{}. {:<width$}  {:<9}  at +{}, after {}",
+                        n + 1,
+                        a.address.to_string(),
+                        a.outcome,
+                        duration(a.start_micros),
+                        duration(a.micros)
+                    );
+                    sub(out, &if a.ok { line } else { paint.dim(&line) });
+                }
+            }
         }
         Detail::Tls { sni, version, alpn } => {
             let mut summary = format!("sni {sni}");
@@ -257,7 +285,18 @@ fn render_step(out: &mut String, step: &Step, paint: &Paint) {
 mod tests {
     use super::*;
     use crate::dns::ChainLink;
-    use crate::visit::{Failure, Timing};
+    use crate::visit::{Attempt, Failure, Question, Timing};
+
+    fn attempt(address: &str, outcome: &'static str, start_micros: u64, micros: u64) -> Attempt {
+        Attempt {
+            address: address.parse().unwrap(),
+            ok: false,
+            outcome,
+            start_micros,
+            micros,
+            detail: None,
+        }
+    }
 
     #[test]
     fn durations() {
@@ -281,7 +320,7 @@ mod tests {
                         server: "127.0.0.1:1053".parse().unwrap(),
                         name: "www.foobar.com".into(),
                         skipped: None,
-                        qtype: Some("A"),
+                        qtype: Some("AAAA+A"),
                         answers: vec![
                             ChainLink {
                                 name: "www.foobar.com.".into(),
@@ -297,6 +336,17 @@ mod tests {
                             },
                         ],
                         address: Some("127.0.0.1".parse().unwrap()),
+                        addresses: vec!["127.0.0.1".parse().unwrap()],
+                        questions: vec![
+                            Question {
+                                qtype: "AAAA",
+                                answer: "NODATA".into(),
+                            },
+                            Question {
+                                qtype: "A",
+                                answer: "1 address".into(),
+                            },
+                        ],
                     },
                 },
                 Step {
@@ -305,6 +355,10 @@ mod tests {
                     micros: Some(100),
                     detail: Detail::Connect {
                         address: "127.0.0.1:9".parse().unwrap(),
+                        attempts: vec![
+                            attempt("[::1]:9", "refused", 0, 40),
+                            attempt("127.0.0.1:9", "refused", 45, 55),
+                        ],
                     },
                 },
             ],
@@ -331,7 +385,20 @@ mod tests {
             text.contains("foobar.com.       300  A      127.0.0.1\n"),
             "{text}"
         );
+        assert!(
+            text.contains("✓ dns      www.foobar.com AAAA+A? asked 127.0.0.1:1053"),
+            "{text}"
+        );
         assert!(text.contains("✗ connect  tcp 127.0.0.1:9"), "{text}");
+        assert!(text.contains("AAAA: NODATA · A: 1 address\n"), "{text}");
+        assert!(
+            text.contains("1. [::1]:9      refused    at +0.00 ms, after 0.04 ms\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2. 127.0.0.1:9  refused    at +0.04 ms, after 0.06 ms\n"),
+            "{text}"
+        );
         assert!(
             text.contains("timing     dns 1.20 ms · connect 0.10 ms · total 1.40 ms"),
             "{text}"
@@ -343,7 +410,7 @@ mod tests {
         // Times sit in one column.
         let cols: Vec<usize> = text
             .lines()
-            .filter(|l| l.ends_with(" ms") && !l.starts_with("timing"))
+            .filter(|l| l.ends_with(" ms") && (l.starts_with("✓") || l.starts_with("✗")))
             .map(|l| l.chars().count() - l.rsplit("  ").next().unwrap().chars().count())
             .collect();
         assert_eq!(cols.len(), 2, "{text}");

@@ -3,10 +3,11 @@
 //!
 //! 1. onebox's DNS answers for each zone (SOA at `--dns`);
 //! 2. the OS resolver (getaddrinfo, what browsers and curl use) reaches it and gets
-//!    the same address as onebox's A record;
-//! 3. the web server at that address answers `/healthz` with the site's `Host`;
-//! 4. HTTPS at that address, port 8443, trusted through the CA given as `--cacert`
-//!    (skipped without one).
+//!    an address onebox's A or AAAA records give;
+//! 3. the web server at those addresses (IPv6 first, as `onebox visit` tries them)
+//!    answers `/healthz` with the site's `Host`;
+//! 4. HTTPS at those addresses, port 8443, trusted through the CA given as
+//!    `--cacert` (skipped without one).
 //!
 //! The report is a value first ([`Report`]), printed second (text or `--json`).
 
@@ -22,7 +23,7 @@ use serde::Serialize;
 use crate::cli::DoctorArgs;
 use crate::dns::resolve::{self, Ask, Lookup, LookupError};
 use crate::visit::Detail;
-use crate::visit::trace::{self, Limits, Scheme, Target};
+use crate::visit::hops::{self, Limits, Scheme, Target};
 use crate::visit::view::Paint;
 
 /// getaddrinfo follows resolv.conf's own timeouts; this caps the wait for it.
@@ -78,7 +79,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
 async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Report> {
     let lookup = Lookup::new(args.stack.dns)?;
     let trust = match &args.cacert {
-        Some(path) => trace::load_certs(path)?,
+        Some(path) => hops::load_certs(path)?,
         None => Vec::new(),
     };
     let mut checks = Vec::new();
@@ -153,14 +154,16 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
             checks.push(os_resolver_check(zone, &host, &want, &same).await);
         }
 
-        // 3. The web server at the A address.
-        let http_addr = match (args.stack.http, want.first()) {
-            (Some(addr), _) => Some(addr),
-            (None, Some(ip)) => Some(SocketAddr::new(*ip, crate::cli::DEFAULT_HTTP_PORT)),
-            (None, None) => None,
+        // 3. The web server at the addresses DNS gives.
+        let http_addrs = match args.stack.http {
+            Some(addr) => vec![addr],
+            None => want
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, crate::cli::DEFAULT_HTTP_PORT))
+                .collect(),
         };
-        match http_addr {
-            Some(addr) => checks.push(web_check(Web::Http, zone, &host, addr, args.stack.dns, &[]).await),
+        match web_checks(Web::Http, zone, &host, &http_addrs, args.stack.dns, &[]).await {
+            Some(web) => checks.push(web),
             None => checks.push(check(
                 "http",
                 Status::Skip,
@@ -171,14 +174,15 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
 
         // 4. HTTPS, trusted through the CA the user says onebox uses.
         if !trust.is_empty() {
-            let https_addr = match (args.stack.https, want.first()) {
-                (Some(addr), _) => Some(addr),
-                (None, Some(ip)) => Some(SocketAddr::new(*ip, crate::cli::DEFAULT_HTTPS_PORT)),
-                (None, None) => None,
+            let https_addrs = match args.stack.https {
+                Some(addr) => vec![addr],
+                None => want
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, crate::cli::DEFAULT_HTTPS_PORT))
+                    .collect(),
             };
-            match https_addr {
-                Some(addr) => checks
-                    .push(web_check(Web::Https, zone, &host, addr, args.stack.dns, &trust).await),
+            match web_checks(Web::Https, zone, &host, &https_addrs, args.stack.dns, &trust).await {
+                Some(web) => checks.push(web),
                 None => checks.push(check(
                     "https",
                     Status::Skip,
@@ -207,12 +211,38 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
     })
 }
 
+/// The addresses onebox's records give `host`, AAAA and A, in the order a
+/// client tries them (RFC 8305: IPv6 first, then alternating).
 async fn addresses(lookup: &Lookup, host: &str) -> Vec<IpAddr> {
-    lookup
-        .ask(host, Ask::A)
-        .await
-        .map(|a| a.addresses)
-        .unwrap_or_default()
+    let (v6, v4) = tokio::join!(lookup.ask(host, Ask::Aaaa), lookup.ask(host, Ask::A));
+    let found: Vec<IpAddr> = [v6, v4]
+        .into_iter()
+        .flatten()
+        .flat_map(|answer| answer.addresses)
+        .collect();
+    hops::happy_eyeballs_order(&found)
+}
+
+/// [`web_check`] at each address in turn until one passes, as a browser moves
+/// on to the next address: the passing check, or the first failure. `None` when
+/// there is no address to try.
+async fn web_checks(
+    web: Web,
+    zone: &str,
+    host: &str,
+    addrs: &[SocketAddr],
+    dns: SocketAddr,
+    trust: &[CertificateDer<'static>],
+) -> Option<Check> {
+    let mut first_failure = None;
+    for addr in addrs {
+        let check = web_check(web, zone, host, *addr, dns, trust).await;
+        if check.status == Status::Pass {
+            return Some(check);
+        }
+        first_failure.get_or_insert(check);
+    }
+    first_failure
 }
 
 fn dns_failure(err: &LookupError, zone: &str, args: &DoctorArgs) -> (String, String) {
@@ -350,10 +380,10 @@ async fn web_check(
         response: Duration::from_secs(5),
         body: Duration::from_secs(5),
     };
-    let mut request = trace::Request::get(target, dns);
+    let mut request = hops::Request::get(target, dns);
     request.trust = trust.to_vec();
     request.cacert_given = !trust.is_empty();
-    let visit = trace::visit(&request, &limits).await;
+    let visit = hops::visit(&request, &limits).await;
     let asked = format!("{name}://{addr}/healthz with Host {host}");
     let mut check = Check {
         check: name,
@@ -392,7 +422,7 @@ async fn web_check(
     };
     check.fix = Some(match failure.kind {
         "connection_refused" | "connect_timeout" | "connect_error" => format!(
-            "start onebox: onebox serve (it listens for {name} on the A record's address, port {port}), or give doctor {flag} ADDR if it listens elsewhere"
+            "start onebox: onebox serve (it listens for {name} on the address of the zone's A or AAAA record, port {port}), or give doctor {flag} ADDR if it listens elsewhere"
         ),
         "tls_untrusted" => "pass the CA onebox serve uses (the \"ca\" path in its ready line) as --cacert; for browsers, add it to their trust store".to_string(),
         "tls_name_mismatch" => format!(

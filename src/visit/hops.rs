@@ -2,9 +2,10 @@
 //! [`Step`] for each, stopping at the first that fails.
 //!
 //! Each hop is a function that pushes its step and hands the next hop what it
-//! needs: DNS gives an address, connect a TCP stream, TLS (for https) an encrypted
-//! stream, and HTTP the response. Nothing here prints; the caller renders the
-//! [`Visit`] it gets back.
+//! needs: DNS gives the addresses (AAAA and A), connect races them into one TCP
+//! stream as RFC 8305 (Happy Eyeballs v2) describes, TLS (for https) gives an
+//! encrypted stream, and HTTP the response. Nothing here prints; the caller
+//! renders the [`Visit`] it gets back.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -23,8 +24,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 
-use super::{Detail, Header, Hop, HttpDetail, Step, Timing, Visit, VisitError, server_timing};
+use super::{
+    Attempt, Detail, Header, Hop, HttpDetail, Question, Step, Timing, Visit, VisitError,
+    server_timing,
+};
 use crate::cli::VisitArgs;
+use crate::dns::ChainLink;
 use crate::dns::resolve::{self, Ask, LookupError};
 
 /// How long each hop may take before the visit gives up on it.
@@ -256,9 +261,8 @@ fn timing_of(steps: &[Step], total: Duration) -> Timing {
 
 async fn walk(request: &Request, limits: &Limits, steps: &mut Vec<Step>) -> Result<(), VisitError> {
     let target = &request.target;
-    let ip = dns_hop(target, request.dns, steps).await?;
-    let addr = SocketAddr::new(ip, target.port);
-    let stream = connect_hop(addr, target, limits, steps).await?;
+    let ips = dns_hop(target, request.dns, steps).await?;
+    let (stream, addr) = connect_hop(&ips, target, limits, steps).await?;
     let (io, h2): (Box<dyn Io>, bool) = match target.scheme {
         Scheme::Http => (Box::new(stream), false),
         Scheme::Https => tls_hop(stream, addr, request, limits, steps).await?,
@@ -274,37 +278,81 @@ fn micros_since(start: Instant) -> Option<u64> {
     Some(start.elapsed().as_micros() as u64)
 }
 
-/// Asks our DNS server (and only it) for the host's address: A first, AAAA when
-/// the name has no A record.
+/// RFC 8305 §5: how long one connection attempt runs alone before the next
+/// address is tried beside it. The RFC recommends 250 ms.
+pub(crate) const CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// RFC 8305 §4: IPv6 first, then the families alternate, each keeping the order
+/// DNS gave. Duplicates are dropped.
+pub(crate) fn happy_eyeballs_order(addresses: &[IpAddr]) -> Vec<IpAddr> {
+    let mut unique: Vec<IpAddr> = Vec::new();
+    for address in addresses {
+        if !unique.contains(address) {
+            unique.push(*address);
+        }
+    }
+    let (v6, v4): (Vec<IpAddr>, Vec<IpAddr>) = unique.into_iter().partition(IpAddr::is_ipv6);
+    let (mut v6, mut v4) = (v6.into_iter(), v4.into_iter());
+    let mut out = Vec::new();
+    loop {
+        match (v6.next(), v4.next()) {
+            (None, None) => return out,
+            (first, second) => out.extend(first.into_iter().chain(second)),
+        }
+    }
+}
+
+/// One question's outcome, as the dns step reports it.
+fn question(ask: Ask, result: &Result<resolve::Answer, LookupError>) -> Question {
+    let answer = match result {
+        Ok(answer) => match answer.addresses.len() {
+            0 => LookupError::NoData.to_string(),
+            1 => "1 address".to_string(),
+            n => format!("{n} addresses"),
+        },
+        Err(err) => err.to_string(),
+    };
+    Question {
+        qtype: ask.as_str(),
+        answer,
+    }
+}
+
+/// Asks our DNS server (and only it) for the host's addresses: AAAA and A at
+/// once, as RFC 8305 §3 has a client do, and returns them in the order connect
+/// tries them.
 async fn dns_hop(
     target: &Target,
     server: SocketAddr,
     steps: &mut Vec<Step>,
-) -> Result<IpAddr, VisitError> {
+) -> Result<Vec<IpAddr>, VisitError> {
     let name = target.host.clone();
-    let step = |ok, micros, qtype, answers, address, skipped| Step {
-        hop: Hop::Dns,
-        ok,
-        micros,
-        detail: Detail::Dns {
-            server,
-            name: name.clone(),
-            skipped,
-            qtype,
-            answers,
-            address,
-        },
-    };
+    let step =
+        |ok, micros, answers, addresses: Vec<IpAddr>, questions, skipped: Option<String>| Step {
+            hop: Hop::Dns,
+            ok,
+            micros,
+            detail: Detail::Dns {
+                server,
+                name: name.clone(),
+                qtype: skipped.is_none().then_some("AAAA+A"),
+                skipped,
+                answers,
+                address: addresses.first().copied(),
+                addresses,
+                questions,
+            },
+        };
     if let Some(ip) = target.ip {
         steps.push(step(
             true,
             None,
-            None,
             Vec::new(),
-            Some(ip),
+            vec![ip],
+            Vec::new(),
             Some("the host is an IP address: nothing to look up".to_string()),
         ));
-        return Ok(ip);
+        return Ok(vec![ip]);
     }
     let started = Instant::now();
     let lookup = resolve::Lookup::new(server).map_err(|e| VisitError::Dns {
@@ -312,109 +360,200 @@ async fn dns_hop(
         server,
         detail: format!("{e:#}"),
     })?;
-    let mut qtype = Ask::A;
-    let mut result = lookup.ask(&name, Ask::A).await;
-    let no_address = match &result {
-        Ok(answer) => answer.addresses.is_empty(),
-        Err(e) => *e == LookupError::NoData,
-    };
-    if no_address {
-        // An IPv6-only name: ask AAAA before calling it NODATA.
-        let v6 = lookup.ask(&name, Ask::Aaaa).await;
-        if v6.as_ref().is_ok_and(|a| !a.addresses.is_empty()) {
-            result = v6;
-            qtype = Ask::Aaaa;
-        }
-    }
+    // AAAA is sent first, and neither waits for the other.
+    let (v6, v4) = tokio::join!(lookup.ask(&name, Ask::Aaaa), lookup.ask(&name, Ask::A));
     let micros = micros_since(started);
-    match result {
-        Ok(answer) => {
-            let address = answer
-                .addresses
-                .iter()
-                .find(|a| a.is_ipv4())
-                .or(answer.addresses.first())
-                .copied();
-            let ok = address.is_some();
-            steps.push(step(
-                ok,
-                micros,
-                Some(qtype.as_str()),
-                answer.records,
-                address,
-                None,
-            ));
-            address.ok_or(VisitError::NoData { name: name.clone() })
+    let questions = vec![question(Ask::Aaaa, &v6), question(Ask::A, &v4)];
+    let mut answers: Vec<ChainLink> = Vec::new();
+    let mut found = Vec::new();
+    for answer in [&v6, &v4].into_iter().flatten() {
+        for link in &answer.records {
+            if !answers.contains(link) {
+                answers.push(link.clone());
+            }
         }
-        Err(err) => {
-            steps.push(step(
-                false,
-                micros,
-                Some(qtype.as_str()),
-                Vec::new(),
-                None,
-                None,
-            ));
-            Err(match err {
-                LookupError::NxDomain => VisitError::NxDomain { name, server },
-                LookupError::NoData => VisitError::NoData { name },
-                LookupError::Refused => VisitError::Refused { name, server },
-                LookupError::Rcode(rcode) => VisitError::DnsRcode {
-                    name,
-                    server,
-                    rcode,
-                },
-                LookupError::Timeout => VisitError::DnsTimeout {
-                    server,
-                    secs: resolve::TIMEOUT.as_secs(),
-                },
-                LookupError::Unreachable => VisitError::DnsUnreachable { server },
-                LookupError::Other(detail) => VisitError::Dns {
-                    name,
-                    server,
-                    detail,
-                },
-            })
+        found.extend(answer.addresses.iter().copied());
+    }
+    // Both answers repeat the CNAME chain: show it once, before the addresses.
+    answers.sort_by_key(|link| link.rtype != "CNAME");
+    let addresses = happy_eyeballs_order(&found);
+    let ok = !addresses.is_empty();
+    steps.push(step(
+        ok,
+        micros,
+        answers,
+        addresses.clone(),
+        questions,
+        None,
+    ));
+    if ok {
+        return Ok(addresses);
+    }
+    // No address either way: the A answer says why, as it did before AAAA was asked.
+    Err(match v4 {
+        Ok(_) | Err(LookupError::NoData) => VisitError::NoData { name },
+        Err(LookupError::NxDomain) => VisitError::NxDomain { name, server },
+        Err(LookupError::Refused) => VisitError::Refused { name, server },
+        Err(LookupError::Rcode(rcode)) => VisitError::DnsRcode {
+            name,
+            server,
+            rcode,
+        },
+        Err(LookupError::Timeout) => VisitError::DnsTimeout {
+            server,
+            secs: resolve::TIMEOUT.as_secs(),
+        },
+        Err(LookupError::Unreachable) => VisitError::DnsUnreachable { server },
+        Err(LookupError::Other(detail)) => VisitError::Dns {
+            name,
+            server,
+            detail,
+        },
+    })
+}
+
+/// Microseconds from `start` to now, on tokio's clock (which tests can pause).
+fn micros_from(start: tokio::time::Instant) -> u64 {
+    start.elapsed().as_micros() as u64
+}
+
+/// Races connections to `addrs` as RFC 8305 §5 does: one attempt at a time, the
+/// next starting when the one before fails or after [`CONNECTION_ATTEMPT_DELAY`]
+/// without an answer, whichever is first; the first to connect wins and the
+/// others are cancelled. Returns the winner, if any, and every attempt made.
+/// `connect` opens one connection (`TcpStream::connect`; tests pass a fake).
+async fn race<F, Fut>(
+    addrs: &[SocketAddr],
+    timeout: Duration,
+    connect: F,
+) -> (Option<(TcpStream, SocketAddr)>, Vec<Attempt>)
+where
+    F: Fn(SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<TcpStream>> + Send + 'static,
+{
+    let started = tokio::time::Instant::now();
+    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut running = tokio::task::JoinSet::new();
+    let mut next_at = tokio::time::Instant::now();
+    loop {
+        let due = running.is_empty() || tokio::time::Instant::now() >= next_at;
+        if attempts.len() < addrs.len() && due {
+            let (index, address) = (attempts.len(), addrs[attempts.len()]);
+            // "cancelled" until it ends: what it stays if another attempt wins first.
+            attempts.push(Attempt {
+                address,
+                ok: false,
+                outcome: "cancelled",
+                start_micros: micros_from(started),
+                micros: 0,
+                detail: None,
+            });
+            let attempt = connect(address);
+            running.spawn(async move { (index, tokio::time::timeout(timeout, attempt).await) });
+            next_at = tokio::time::Instant::now() + CONNECTION_ATTEMPT_DELAY;
+            continue;
+        }
+        if running.is_empty() {
+            return (None, attempts);
+        }
+        let more = attempts.len() < addrs.len();
+        tokio::select! {
+            joined = running.join_next() => {
+                // A task that panicked or was aborted leaves its attempt "cancelled".
+                let Some(Ok((index, result))) = joined else { continue };
+                let attempt = &mut attempts[index];
+                attempt.micros = micros_from(started).saturating_sub(attempt.start_micros);
+                match result {
+                    Ok(Ok(stream)) => {
+                        attempt.ok = true;
+                        attempt.outcome = "connected";
+                        let address = attempt.address;
+                        running.abort_all();
+                        let now = micros_from(started);
+                        for other in attempts.iter_mut().filter(|a| a.outcome == "cancelled") {
+                            other.micros = now.saturating_sub(other.start_micros);
+                        }
+                        return (Some((stream, address)), attempts);
+                    }
+                    Ok(Err(e)) => {
+                        attempt.outcome = if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                            "refused"
+                        } else {
+                            "error"
+                        };
+                        attempt.detail = Some(e.to_string());
+                    }
+                    Err(_) => attempt.outcome = "timeout",
+                }
+                // A failure starts the next attempt at once, without the delay.
+                next_at = tokio::time::Instant::now();
+            }
+            () = tokio::time::sleep_until(next_at), if more => {}
         }
     }
 }
 
 async fn connect_hop(
-    addr: SocketAddr,
+    ips: &[IpAddr],
     target: &Target,
     limits: &Limits,
     steps: &mut Vec<Step>,
-) -> Result<TcpStream, VisitError> {
+) -> Result<(TcpStream, SocketAddr), VisitError> {
+    let addrs: Vec<SocketAddr> = ips
+        .iter()
+        .map(|ip| SocketAddr::new(*ip, target.port))
+        .collect();
     let started = Instant::now();
-    let result = tokio::time::timeout(limits.connect, TcpStream::connect(addr)).await;
-    let ok = matches!(result, Ok(Ok(_)));
+    let (winner, attempts) = race(&addrs, limits.connect, TcpStream::connect).await;
+    let address = match (&winner, attempts.last()) {
+        (Some((_, address)), _) => *address,
+        (None, Some(last)) => last.address,
+        (None, None) => {
+            return Err(VisitError::Connect {
+                addr: SocketAddr::new(IpAddr::from([0, 0, 0, 0]), target.port),
+                detail: "no address to connect to".to_string(),
+            });
+        }
+    };
     steps.push(Step {
         hop: Hop::Connect,
-        ok,
+        ok: winner.is_some(),
         micros: micros_since(started),
-        detail: Detail::Connect { address: addr },
+        detail: Detail::Connect {
+            address,
+            attempts: attempts.clone(),
+        },
     });
-    match result {
-        Ok(Ok(stream)) => {
-            // Requests are small: send them at once rather than waiting to fill a segment.
-            let _ = stream.set_nodelay(true);
-            Ok(stream)
-        }
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            Err(VisitError::ConnectionRefused {
-                addr,
-                host: target.host.clone(),
-            })
-        }
-        Ok(Err(e)) => Err(VisitError::Connect {
-            addr,
-            detail: e.to_string(),
-        }),
-        Err(_) => Err(VisitError::ConnectTimeout {
-            addr,
-            secs: limits.connect.as_secs(),
-        }),
+    if let Some((stream, address)) = winner {
+        // Requests are small: send them at once rather than waiting to fill a segment.
+        let _ = stream.set_nodelay(true);
+        return Ok((stream, address));
     }
+    let refused: Vec<SocketAddr> = attempts
+        .iter()
+        .filter(|a| a.outcome == "refused")
+        .map(|a| a.address)
+        .collect();
+    if refused.len() == attempts.len() {
+        return Err(VisitError::ConnectionRefused {
+            addrs: refused,
+            host: target.host.clone(),
+        });
+    }
+    if let Some(slow) = attempts.iter().find(|a| a.outcome == "timeout") {
+        return Err(VisitError::ConnectTimeout {
+            addr: slow.address,
+            secs: limits.connect.as_secs(),
+        });
+    }
+    let failed = attempts
+        .iter()
+        .find(|a| a.outcome == "error")
+        .unwrap_or(&attempts[0]);
+    Err(VisitError::Connect {
+        addr: failed.address,
+        detail: failed.detail.clone().unwrap_or_default(),
+    })
 }
 
 /// The TLS hop: SNI is the URL's host, trust comes only from `--cacert`, ALPN
@@ -854,6 +993,80 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_tried_ipv6_first_then_alternating() {
+        let ips: Vec<IpAddr> = ["127.0.0.1", "127.0.0.2", "::1", "127.0.0.1", "::2", "::3"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let order: Vec<String> = happy_eyeballs_order(&ips)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(order, ["::1", "127.0.0.1", "::2", "127.0.0.2", "::3"]);
+    }
+
+    #[tokio::test]
+    async fn a_refused_attempt_hands_over_to_the_next_address_and_both_are_reported() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open = listener.local_addr().unwrap();
+        // A port that was just free: nothing listens there, so it refuses.
+        let closed = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap()
+        };
+        let (winner, attempts) =
+            race(&[closed, open], Duration::from_secs(5), TcpStream::connect).await;
+        assert_eq!(winner.map(|(_, a)| a), Some(open));
+        let outcomes: Vec<_> = attempts.iter().map(|a| (a.address, a.outcome)).collect();
+        assert_eq!(outcomes, [(closed, "refused"), (open, "connected")]);
+        assert!(attempts[1].ok && !attempts[0].ok);
+        assert!(attempts[1].start_micros >= attempts[0].start_micros);
+
+        let (winner, attempts) = race(&[closed], Duration::from_secs(5), TcpStream::connect).await;
+        assert!(winner.is_none());
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].outcome, "refused");
+    }
+
+    /// With time paused, tokio's clock only moves when every task waits on a
+    /// timer, so the delays below are exact and the test takes no real time. No
+    /// real connect runs while it is paused: the winner's stream is made before.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_attempt_gets_company_after_the_attempt_delay_and_is_cancelled() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap();
+        let stream = std::net::TcpStream::connect(open).unwrap();
+        stream.set_nonblocking(true).unwrap();
+        let ready = Arc::new(std::sync::Mutex::new(Some(
+            TcpStream::from_std(stream).unwrap(),
+        )));
+        let silent: SocketAddr = "[::1]:9".parse().unwrap();
+        // The IPv6 attempt never answers; the IPv4 one answers after 100 ms.
+        let connect = move |address: SocketAddr| {
+            let ready = ready.clone();
+            async move {
+                if address == silent {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let stream = ready.lock().unwrap().take();
+                stream.ok_or_else(|| std::io::Error::other("connected twice"))
+            }
+        };
+        let (winner, attempts) = race(&[silent, open], Duration::from_secs(5), connect).await;
+        assert_eq!(winner.map(|(_, a)| a), Some(open));
+        let seen: Vec<_> = attempts
+            .iter()
+            .map(|a| (a.address, a.outcome, a.start_micros / 1000, a.micros / 1000))
+            .collect();
+        assert_eq!(
+            seen,
+            [(silent, "cancelled", 0, 350), (open, "connected", 250, 100)],
+            "the second attempt starts 250 ms after the first (RFC 8305 §5)"
+        );
+    }
 
     #[test]
     fn url_parts_and_host_header() {

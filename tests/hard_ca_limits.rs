@@ -1,0 +1,232 @@
+//! The CA keeps its limits when onebox also serves the root and a TLD: its name
+//! constraints are exactly the website names (never `.`, `com` or a zone that only
+//! delegates), a leaf its key signs for any other name fails `openssl verify`, and
+//! a hand-made CA wider than that is refused by `serve`, `ca print` and `ca install`.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn openssl(args: &[&str]) -> (bool, String, String) {
+    let (status, stdout, stderr) = run_tool("openssl", args, "openssl");
+    (status.success(), stdout, stderr)
+}
+
+fn text(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+/// A zones folder with the root zone (delegating `com`), a `com` zone (delegating
+/// `foobar.com`) and `foobar.com` itself: one website, two zones that delegate.
+fn hierarchy() -> TempDir {
+    let zones = test_zones("");
+    zones.write(
+        "root.zone",
+        "$ORIGIN .\n$TTL 3600\n\
+         @   IN SOA a.root-servers.net. hostmaster.root-servers.net. 1 7200 3600 1209600 300\n\
+         @   IN NS  a.root-servers.net.\n\
+         a.root-servers.net. IN A 127.0.0.1\n\
+         com. IN NS ns1.com.\n\
+         ns1.com. IN A 127.0.0.1\n",
+    );
+    zones.write(
+        "com.zone",
+        "$ORIGIN com.\n$TTL 3600\n\
+         @   IN SOA ns1.com. hostmaster.com. 1 7200 3600 1209600 300\n\
+         @   IN NS  ns1.com.\n\
+         ns1 IN A   127.0.0.1\n\
+         foobar IN NS ns1.foobar\n\
+         ns1.foobar IN A 127.0.0.1\n",
+    );
+    zones
+}
+
+/// The permitted subtrees of the CA certificate at `ca`, as OpenSSL prints them.
+fn permitted(ca: &Path) -> Vec<String> {
+    let (ok, out, err) = openssl(&["x509", "-noout", "-ext", "nameConstraints", "-in", text(ca)]);
+    assert!(ok, "openssl cannot read {ca:?}: {err}");
+    assert!(!out.contains("Excluded:"), "{out}");
+    out.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("DNS:") || l.starts_with("IP:"))
+        .map(String::from)
+        .collect()
+}
+
+/// Signs a leaf for `name` with the CA key in `data` and returns whether
+/// `openssl verify -CAfile ca.pem` accepts it, with what it said.
+fn forge_and_verify(dir: &TempDir, data: &Path, name: &str) -> (bool, String) {
+    let leaf = dir.path().join(format!("{name}.pem"));
+    let key = dir.path().join(format!("{name}-key.pem"));
+    let (ok, _, err) = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        text(&key),
+        "-out",
+        text(&leaf),
+        "-subj",
+        &format!("/CN={name}"),
+        "-addext",
+        &format!("subjectAltName=DNS:{name}"),
+        "-CA",
+        text(&data.join("ca.pem")),
+        "-CAkey",
+        text(&data.join("ca-key.pem")),
+        "-days",
+        "1",
+    ]);
+    assert!(ok, "openssl could not sign a leaf for {name}: {err}");
+    let (ok, out, err) = openssl(&["verify", "-CAfile", text(&data.join("ca.pem")), text(&leaf)]);
+    (ok, format!("{out}{err}"))
+}
+
+#[test]
+fn with_root_and_com_zones_the_ca_permits_only_the_website() {
+    let zones = hierarchy();
+    let dir = TempDir::new("hard-ca-hierarchy");
+    let data = dir.path().join("data");
+    let server = Onebox::spawn().zones(zones.path()).data(&data).start();
+    // The three zones are really loaded, and the root delegates com.
+    let referral = server.dig(&["com.", "NS"]);
+    assert!(
+        referral.stdout.contains("ns1.com."),
+        "the root zone is not served: {}",
+        referral.stdout
+    );
+    let ca = server.ready_path("ca");
+    assert_eq!(
+        permitted(&ca),
+        [
+            "DNS:foobar.com",
+            "IP:127.0.0.1/255.255.255.255",
+            "IP:0:0:0:0:0:0:0:1/FFFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF",
+        ],
+        "the constraints must be exactly the website names and loopback"
+    );
+
+    // `ca print` accepts this CA and says what it may vouch for.
+    let (status, out, err) = run_onebox(&["ca", "--data", text(&data), "print"], None);
+    assert!(status.success(), "ca print: {err}");
+    assert!(
+        out.contains("# It may vouch for: foobar.com, 127.0.0.1/32, ::1/128\n"),
+        "{out}"
+    );
+
+    for inside in ["foobar.com", "www.foobar.com"] {
+        let (ok, said) = forge_and_verify(&dir, &data, inside);
+        assert!(ok, "{inside} is a website of ours and must verify:\n{said}");
+    }
+    for outside in ["www.google.com", "example.com", "com"] {
+        let (ok, said) = forge_and_verify(&dir, &data, outside);
+        assert!(
+            !ok && said.contains("permitted subtree violation"),
+            "a leaf for {outside} signed by our CA must be rejected:\n{said}"
+        );
+    }
+}
+
+/// A CA made by hand (as a careless operator or an intruder would) that may
+/// vouch for google.com and every IPv4 address, with its key, in `data`.
+fn plant_wide_ca(data: &Path) {
+    std::fs::create_dir_all(data).unwrap();
+    let (ok, _, err) = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        text(&data.join("ca-key.pem")),
+        "-out",
+        text(&data.join("ca.pem")),
+        "-subj",
+        "/CN=not onebox",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+        "-addext",
+        "nameConstraints=critical,permitted;DNS:google.com,permitted;DNS:foobar.com,permitted;IP:0.0.0.0/0.0.0.0",
+        "-days",
+        "2",
+    ]);
+    assert!(ok, "openssl could not make the wide CA: {err}");
+}
+
+#[test]
+fn a_hand_made_ca_wider_than_the_websites_is_refused_everywhere() {
+    let dir = TempDir::new("hard-ca-wide");
+    let data = dir.path().join("data");
+    plant_wide_ca(&data);
+    let zones = hierarchy();
+
+    let refused = match Onebox::spawn().zones(zones.path()).data(&data).try_start() {
+        Ok(_) => panic!("serve used a CA that may vouch for google.com and 0.0.0.0/0"),
+        Err(failed) => failed,
+    };
+    assert!(
+        refused.status.is_some_and(|s| !s.success()),
+        "serve must exit non-zero: {:?}",
+        refused.status
+    );
+    for needle in [
+        "refusing the CA",
+        "google.com (not a website onebox serves)",
+        "0.0.0.0/0 (not loopback)",
+        "remove ca.pem and ca-key.pem",
+    ] {
+        assert!(
+            refused.stderr.contains(needle),
+            "serve's refusal lacks {needle:?}:\n{}",
+            refused.stderr
+        );
+    }
+
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("usr/local/share/ca-certificates")).unwrap();
+    let data_arg = text(&data);
+    for args in [
+        vec!["ca", "--data", data_arg, "print"],
+        vec!["ca", "--data", data_arg, "install", "--root", text(&root)],
+        vec![
+            "ca",
+            "--data",
+            data_arg,
+            "install",
+            "--yes",
+            "--root",
+            text(&root),
+        ],
+    ] {
+        let (status, out, err) = run_onebox(&args, None);
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "{args:?} must refuse:\n{out}\n{err}"
+        );
+        assert!(
+            err.contains("refusing the CA") && err.contains("0.0.0.0/0 (not loopback)"),
+            "{args:?}: unclear refusal:\n{err}"
+        );
+        assert!(
+            !out.contains("BEGIN CERTIFICATE"),
+            "{args:?} printed the CA"
+        );
+    }
+    assert!(
+        !root
+            .join("usr/local/share/ca-certificates/onebox-local-ca.crt")
+            .exists(),
+        "ca install --yes installed the wide CA"
+    );
+}
