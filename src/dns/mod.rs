@@ -1,16 +1,20 @@
 //! The "Domain and DNS" box: an authoritative DNS server for the zones in `zones/`.
 //!
-//! Request order: [`server`] reads a query from a UDP or TCP socket, [`engine`]
-//! turns its bytes into answer bytes (hickory-server's `Catalog` looks the name up,
-//! then we bring the answer to the standard of NSD and Knot), and [`Zones`] holds the
-//! zones that [`zonefile`] read and checked, swapped atomically on reload.
+//! Request order: [`server`] reads a query from UDP, TCP or DNS over TLS (and the
+//! web server hands over DNS over HTTPS through [`doh`]); [`engine`] turns its bytes
+//! into answer bytes (hickory-server's `Catalog` looks the name up, then we bring the
+//! answer to the standard of NSD and Knot), replaying repeats from [`cache`]; and
+//! [`Zones`] holds the zones that [`zonefile`] read and checked, swapped atomically
+//! on reload. [`lookup`] is the other direction: the client that `visit` and
+//! `doctor` use to ask a DNS server a question.
 //! hickory's types stay inside this module; the rest of onebox sees strings and
 //! `std::net` addresses.
 
 pub(crate) mod cache;
 pub(crate) mod doh;
 pub(crate) mod engine;
-pub(crate) mod resolve;
+pub(crate) mod lookup;
+mod peer;
 pub(crate) mod server;
 pub(crate) mod zonefile;
 
@@ -27,6 +31,7 @@ use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
 
 pub(crate) use engine::Engine;
+pub(crate) use peer::{Cidr, Transport};
 use zonefile::{ParsedZone, Problem, ZoneSource};
 
 /// The zone this binary serves when `--zones` names no folder, so `onebox serve`

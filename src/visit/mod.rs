@@ -4,7 +4,7 @@
 //! A visit is a value first ([`Visit`]: the steps taken, their timings and the
 //! failure if any), printed second: [`view`] draws it for a person, `--json` dumps
 //! it for a script. [`trace`] does the walking: DNS through *our* server only
-//! ([`crate::dns::resolve`]), TCP connect to the address the A record gave, TLS
+//! ([`crate::dns::lookup`]), TCP connect to the address the A record gave, TLS
 //! for https (SNI, trust from `--cacert`, ALPN h2 or http/1.1), then HTTP with
 //! the right `Host`. The server's own account of the layers behind
 //! it (app, db) comes back in `Server-Timing` ([`server_timing`]).

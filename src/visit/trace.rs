@@ -25,7 +25,7 @@ use tokio_rustls::rustls;
 
 use super::{Detail, Header, Hop, HttpDetail, Step, Timing, Visit, VisitError, server_timing};
 use crate::cli::VisitArgs;
-use crate::dns::resolve::{self, Ask, LookupError};
+use crate::dns::lookup::{self, Ask, LookupError};
 
 /// How long each hop may take before the visit gives up on it.
 #[derive(Debug, Clone)]
@@ -307,7 +307,7 @@ async fn dns_hop(
         return Ok(ip);
     }
     let started = Instant::now();
-    let lookup = resolve::Lookup::new(server).map_err(|e| VisitError::Dns {
+    let lookup = lookup::Lookup::new(server).map_err(|e| VisitError::Dns {
         name: name.clone(),
         server,
         detail: format!("{e:#}"),
@@ -366,7 +366,7 @@ async fn dns_hop(
                 },
                 LookupError::Timeout => VisitError::DnsTimeout {
                     server,
-                    secs: resolve::TIMEOUT.as_secs(),
+                    secs: lookup::TIMEOUT.as_secs(),
                 },
                 LookupError::Unreachable => VisitError::DnsUnreachable { server },
                 LookupError::Other(detail) => VisitError::Dns {

@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::engine::{Engine, Transport};
+use super::{Engine, Transport};
 
 /// Limits in the spirit of NSD and Knot.
 #[derive(Debug, Clone, Copy)]
