@@ -230,11 +230,18 @@ impl Engine {
         }
         let qtype = query.query_type();
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-            // Never over UDP (RFC 5936 §4.2); TCP, or TLS as XoT (RFC 9103).
-            let allowed = matches!(transport, Transport::Tcp | Transport::Tls)
-                && self.transfer.iter().any(|net| net.contains(client.ip()));
+            // Only to the networks --allow-transfer lists, and never over UDP (RFC 5936
+            // §4.2): TCP, or TLS as XoT (RFC 9103). The one exception is IXFR over
+            // UDP, which RFC 1995 §2 answers with the current SOA alone, telling a
+            // secondary whether to come back over TCP.
+            let allowed = self.transfer.iter().any(|net| net.contains(client.ip()))
+                && (matches!(transport, Transport::Tcp | Transport::Tls)
+                    || (qtype == RecordType::IXFR && transport == Transport::Udp));
             if !allowed {
                 return error_reply(request, ResponseCode::Refused, true);
+            }
+            if qtype == RecordType::IXFR {
+                return ixfr(set, request, query.original(), transport);
             }
         }
 
@@ -299,6 +306,48 @@ impl Engine {
     }
 }
 
+/// IXFR (RFC 1995) without a journal of changes, as §4 allows: a client whose
+/// serial is current gets the single SOA ("nothing new"); any other client gets the
+/// whole zone, AXFR-style (SOA, records, SOA), inside the IXFR reply. Over UDP the
+/// answer is always the single SOA (§2): a secondary that is behind retries over TCP.
+fn ixfr(set: &ZoneSet, request: &Request, query: &Query, transport: Transport) -> Answer {
+    let Some(zone) = set
+        .zone_for(query.name())
+        .filter(|z| super::same_name(z.origin(), query.name()))
+    else {
+        // Not the apex of a zone of ours: nothing to transfer (RFC 2136 §2.6 NOTAUTH,
+        // what NSD and Knot answer).
+        return error_reply(request, ResponseCode::NotAuth, true);
+    };
+    let ours = soa_serial(zone.soa());
+    // The client's version travels as an SOA in AUTHORITY (RFC 1995 §3). Without
+    // one we cannot know it is current, so it gets the whole zone.
+    let theirs = request.authorities.iter().find_map(soa_serial);
+    let current = theirs.is_some_and(|theirs| ours.is_some_and(|ours| !serial_newer(ours, theirs)));
+    let mut message = response_to(request, true);
+    message.metadata.authoritative = true;
+    if current || transport == Transport::Udp {
+        message.answers.push(zone.soa().clone());
+    } else {
+        message.answers = zone.transfer();
+    }
+    message.edns = request.edns.as_ref().map(our_opt);
+    finish(message, request, transport)
+}
+
+fn soa_serial(record: &Record) -> Option<u32> {
+    match &record.data {
+        RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    }
+}
+
+/// Serial number arithmetic (RFC 1982 §3.2): whether `a` is newer than `b`,
+/// counting across the wrap at 2^32.
+fn serial_newer(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 1 << 31
+}
+
 /// A reply on the wire and its response code (for the query log; BADVERS lives
 /// partly in the OPT record, so it is not readable from the header alone).
 struct Answer {
@@ -349,6 +398,7 @@ fn rcode_name(rcode: ResponseCode) -> &'static str {
         ResponseCode::NXDomain => "NXDOMAIN",
         ResponseCode::NotImp => "NOTIMP",
         ResponseCode::Refused => "REFUSED",
+        ResponseCode::NotAuth => "NOTAUTH",
         ResponseCode::BADVERS => "BADVERS",
         _ => "OTHER",
     }
@@ -646,6 +696,15 @@ mod tests {
             "the corpus should exercise the cache, got {hits} hits"
         );
         assert!(zones.snapshot().answers.len() > 10);
+    }
+
+    #[test]
+    fn serial_arithmetic_wraps() {
+        assert!(serial_newer(8, 7));
+        assert!(!serial_newer(7, 7));
+        assert!(!serial_newer(7, 8));
+        assert!(serial_newer(1, u32::MAX), "1 follows 4294967295");
+        assert!(!serial_newer(u32::MAX, 1));
     }
 
     #[test]

@@ -82,7 +82,10 @@ pub(crate) struct Zone {
     /// Every name that exists in the zone, empty non-terminals included (RFC 8020:
     /// a name with nothing at it but names below it exists, so it is NODATA, not NXDOMAIN).
     names: HashSet<LowerName>,
+    /// The SOA as written: what opens and closes a zone transfer.
     soa: Record,
+    /// The SOA with the negative TTL, for AUTHORITY in negative answers.
+    negative_soa: Record,
     /// When each watched file was last seen, to notice edits.
     stamps: Vec<(PathBuf, Option<(SystemTime, u64)>)>,
 }
@@ -101,13 +104,15 @@ impl Zone {
                 name = name.base_name();
             }
         }
-        let mut soa = soa.expect("a checked zone has an SOA");
-        soa.ttl = parsed.negative_ttl;
+        let soa = soa.expect("a checked zone has an SOA");
+        let mut negative_soa = soa.clone();
+        negative_soa.ttl = parsed.negative_ttl;
         let stamps = parsed.files.iter().map(|p| (p.clone(), stamp(p))).collect();
         Self {
             parsed,
             names,
             soa,
+            negative_soa,
             stamps,
         }
     }
@@ -189,6 +194,27 @@ impl Zone {
     /// The SOA to put in AUTHORITY for a negative answer, its TTL already
     /// min(SOA TTL, MINIMUM) as RFC 2308 §3 asks.
     pub(crate) fn negative_soa(&self) -> &Record {
+        &self.negative_soa
+    }
+
+    /// The zone as a transfer sends it (RFC 5936 §2.2): the SOA, every other record
+    /// in file order, and the SOA again to close it.
+    pub(crate) fn transfer(&self) -> Vec<Record> {
+        let mut records = vec![self.soa.clone()];
+        records.extend(
+            self.parsed
+                .records
+                .iter()
+                .map(|(r, _)| r)
+                .filter(|r| r.record_type() != RecordType::SOA)
+                .cloned(),
+        );
+        records.push(self.soa.clone());
+        records
+    }
+
+    /// The zone's SOA as written, with its own TTL.
+    pub(crate) fn soa(&self) -> &Record {
         &self.soa
     }
 
