@@ -6,8 +6,10 @@
 //! drop any packet with QR=1 before parsing it; refuse non-IN classes, UPDATE, NOTIFY
 //! and zone transfers to strangers; cap the negative TTL at the SOA MINIMUM (RFC 2308);
 //! put the SOA in AUTHORITY after a CNAME that leads to nothing (RFC 6604); answer
-//! EDNS with our own OPT (payload 1232, the DO bit copied, no options echoed); and
-//! truncate cleanly when a UDP answer does not fit.
+//! EDNS with our own OPT (payload 1232, the DO bit copied, no options echoed, but
+//! padding added on DoT and DoH when the query was padded, RFC 8467); answer IXFR
+//! as RFC 1995 §4 allows a server without a journal; and truncate cleanly when a
+//! UDP answer does not fit.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -16,6 +18,7 @@ use std::time::Instant;
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::{Time, TokioTime};
 use hickory_server::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_server::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_server::proto::rr::{DNSClass, RData, Record, RecordType};
 use hickory_server::proto::serialize::binary::BinEncoder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -149,9 +152,12 @@ impl Engine {
         // belong to the same zones, even if a reload lands meanwhile.
         let set = self.zones.snapshot();
         let Answer {
-            bytes: reply,
+            bytes: mut reply,
             rcode,
         } = self.respond(&set, &request, client, transport).await;
+        if wants_padding(&request, transport) {
+            reply = pad(reply);
+        }
         let mut event = QueryEvent {
             client,
             transport: transport.as_str(),
@@ -348,6 +354,53 @@ fn serial_newer(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < 1 << 31
 }
 
+/// RFC 8467 §4.1: responses are padded to a multiple of this many bytes.
+const PADDING_BLOCK: usize = 468;
+
+/// RFC 7830 §4 and RFC 8467: pad a response only when its query was padded, and
+/// only where padding hides anything, on an encrypted transport. UDP and TCP
+/// answers are never padded (padding in the clear only costs bytes).
+fn wants_padding(request: &Request, transport: Transport) -> bool {
+    matches!(transport, Transport::Tls | Transport::Https)
+        && request
+            .edns
+            .as_ref()
+            .is_some_and(|edns| edns.option(EdnsCode::Padding).is_some())
+}
+
+/// Adds a Padding option to a finished reply so the whole DNS message is a
+/// multiple of [`PADDING_BLOCK`] bytes. A reply without an OPT record (a bare
+/// FORMERR) has nowhere to put padding and is sent as it is, as is one that would
+/// outgrow a DNS message; padding is a privacy measure, never a reason to fail.
+fn pad(reply: Vec<u8>) -> Vec<u8> {
+    let Ok(mut message) = Message::from_vec(&reply) else {
+        return reply;
+    };
+    let Some(edns) = message.edns.as_mut() else {
+        return reply;
+    };
+    edns.options_mut().remove(EdnsCode::Padding);
+    edns.options_mut().insert(EdnsOption::Unknown(
+        u16::from(EdnsCode::Padding),
+        Vec::new(),
+    ));
+    let Ok(bare) = message.to_vec() else {
+        return reply;
+    };
+    let fill = (PADDING_BLOCK - bare.len() % PADDING_BLOCK) % PADDING_BLOCK;
+    if bare.len() + fill > usize::from(u16::MAX) {
+        return reply;
+    }
+    if let Some(edns) = message.edns.as_mut() {
+        edns.options_mut().remove(EdnsCode::Padding);
+        edns.options_mut().insert(EdnsOption::Unknown(
+            u16::from(EdnsCode::Padding),
+            vec![0; fill],
+        ));
+    }
+    message.to_vec().unwrap_or(reply)
+}
+
 /// A reply on the wire and its response code (for the query log; BADVERS lives
 /// partly in the OPT record, so it is not readable from the header alone).
 struct Answer {
@@ -380,7 +433,8 @@ fn response_to(request: &Request, with_question: bool) -> Message {
 }
 
 /// Our OPT record: version 0, our payload size, the DO bit copied (RFC 3225),
-/// and no options: we implement none, and echoing a client's option is wrong.
+/// and no options: echoing a client's option is wrong. (Padding, the one option we
+/// send, is added last by [`pad`], once the reply's size is known.)
 fn our_opt(request_edns: &Edns) -> Edns {
     let mut edns = Edns::new();
     edns.set_version(0);
@@ -696,6 +750,26 @@ mod tests {
             "the corpus should exercise the cache, got {hits} hits"
         );
         assert!(zones.snapshot().answers.len() > 10);
+    }
+
+    #[tokio::test]
+    async fn padding_only_on_encrypted_transports_and_only_when_asked() {
+        let zones = Zones::load(std::path::Path::new("/nonexistent-onebox-zones"), false).unwrap();
+        let engine = Engine::new(zones, Vec::new());
+        let client: SocketAddr = "127.0.0.1:853".parse().unwrap();
+        let mut padded = b"\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00\x01\x03www\x06foobar\x03com\x00\x00\x01\x00\x01".to_vec();
+        // OPT: root, type 41, payload 1232, no flags, RDLEN 12: Padding (12) of 8 bytes.
+        padded.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 12, 0, 12, 0, 8]);
+        padded.extend_from_slice(&[0; 8]);
+        for transport in [Transport::Tls, Transport::Https] {
+            let reply = engine.answer(&padded, client, transport).await.unwrap();
+            assert_eq!(reply.len() % PADDING_BLOCK, 0, "{transport:?}");
+            assert_eq!(Message::from_vec(&reply).unwrap().answers.len(), 2);
+        }
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let reply = engine.answer(&padded, client, transport).await.unwrap();
+            assert!(reply.len() < 200, "{transport:?}: {} bytes", reply.len());
+        }
     }
 
     #[test]
