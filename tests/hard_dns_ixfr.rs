@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::*;
 use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::RecordType;
@@ -128,4 +130,151 @@ fn ixfr_over_udp_gets_the_single_soa_and_strangers_are_refused() {
     }
     let reply = ask_tcp(closed.dns_addr(), &query("foobar.com.", RecordType::IXFR));
     assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+}
+
+const KNOTD: &str = "/usr/sbin/knotd";
+const KNOTC: &str = "/usr/sbin/knotc";
+
+/// A knotd (from scripts/test.sh's `knot` package) that is stopped and reaped
+/// whatever the test does.
+struct Knot {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    conf: std::path::PathBuf,
+}
+
+impl Knot {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until the log shows `needle`; returns the whole log.
+    fn wait_for(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "knotd never logged {needle:?}:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Knot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nobody listens on now (UDP and TCP), for knotd.
+fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a TCP port");
+        let port = tcp.local_addr().expect("its address").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A real secondary: Knot bootstraps by AXFR, then, once the serial moves, asks by
+/// IXFR. Before, our reply made it log "not supported by remote" and fall back to
+/// AXFR on every refresh; now it takes the AXFR-style IXFR reply.
+#[test]
+fn a_knot_secondary_refreshes_by_ixfr() {
+    assert!(
+        Path::new(KNOTD).is_file() && Path::new(KNOTC).is_file(),
+        "knotd is not installed: run scripts/test.sh, or apt-get install knot"
+    );
+    let zones = test_zones("");
+    let server = Onebox::spawn()
+        .zones(zones.path())
+        .args(["--allow-transfer", "127.0.0.0/8"])
+        .start();
+    let primary = server.dns_addr();
+    let dir = TempDir::new("knot");
+    let d = dir.path().display();
+    let conf = format!(
+        r#"server:
+    rundir: "{d}"
+    listen: 127.0.0.1@{port}
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+control:
+    listen: "{d}/knot.sock"
+database:
+    storage: "{d}"
+log:
+  - target: stderr
+    any: info
+remote:
+  - id: primary
+    address: {ip}@{primary_port}
+template:
+  - id: default
+    storage: "{d}"
+zone:
+  - domain: foobar.com
+    master: primary
+"#,
+        port = free_port(),
+        ip = primary.ip(),
+        primary_port = primary.port(),
+    );
+    let conf_path = dir.write("knot.conf", &conf);
+    let log = dir.path().join("knot.log");
+    let child = std::process::Command::new(KNOTD)
+        .arg("-c")
+        .arg(&conf_path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("create knot.log"))
+        .spawn()
+        .expect("start knotd");
+    let knot = Knot {
+        child,
+        log,
+        conf: conf_path,
+    };
+    knot.wait_for(&format!("serial none -> {SERIAL}"));
+
+    // A new serial on the primary, then a refresh: Knot asks by IXFR.
+    zones.write(
+        "foobar.com.zone",
+        &TEST_ZONE_HEAD.replace(" 7 7200", " 8 7200"),
+    );
+    let skip = server.stderr().len();
+    server.signal(libc::SIGHUP);
+    server.wait_for_log("serial 8", skip);
+    let (status, out, err) = run_bounded({
+        let mut knotc = std::process::Command::new(KNOTC);
+        knotc
+            .arg("-c")
+            .arg(&knot.conf)
+            .args(["zone-refresh", "foobar.com"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        knotc
+    });
+    assert!(status.success(), "knotc zone-refresh: {out}{err}");
+    let log = knot.wait_for(&format!("serial {SERIAL} -> 8"));
+    eprintln!("{log}");
+    // Knot 3.2 words it "IXFR, incoming, remote …, not supported by remote" and
+    // then "fallback to AXFR"; newer versions "IXFR not supported by remote".
+    for complaint in ["not supported by remote", "fallback to AXFR"] {
+        assert!(!log.contains(complaint), "Knot said {complaint:?}:\n{log}");
+    }
+    assert!(
+        log.contains("receiving AXFR-style IXFR"),
+        "Knot did not take the zone by IXFR:\n{log}"
+    );
+    drop(knot);
 }
