@@ -240,7 +240,11 @@ async fn stream_connection<S: AsyncRead + AsyncWrite + Unpin>(
                 stream.flush().await
             };
             match tokio::time::timeout(limits.tcp_io, written).await {
-                Ok(Ok(())) => output.clear(),
+                Ok(Ok(())) => {
+                    output.clear();
+                    // A long answer (a zone transfer) counts as activity until it left.
+                    slot.touch();
+                }
                 _ => return,
             }
         }
