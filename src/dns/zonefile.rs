@@ -73,7 +73,7 @@ impl ZoneSource {
 
 /// The largest zone file (or `$INCLUDE`d file) read: far above any zone onebox is
 /// meant for, and a bound on the memory one file can take.
-pub(crate) const MAX_ZONE_FILE_BYTES: u64 = 16 * 1024 * 1024;
+const MAX_ZONE_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Reads a zone file's text, refusing anything that is not a regular file under
 /// [`MAX_ZONE_FILE_BYTES`]. `/dev/zero` would grow memory without end, and a FIFO
@@ -502,18 +502,21 @@ impl Reader {
             }
         };
         // Resolved first, so neither `..` nor a symlink can lead out of the folder.
-        if let Some(root) = &self.root
-            && !resolved.starts_with(root)
+        // A folder that cannot be resolved contains nothing: fail closed.
+        if !self
+            .root
+            .as_ref()
+            .is_some_and(|root| resolved.starts_with(root))
         {
-            return self.problem(
-                file,
-                line,
-                format!(
-                    "$INCLUDE file {} is outside the zones folder {} (includes stay inside it)",
-                    path.display(),
-                    root.display()
-                ),
+            let message = format!(
+                "$INCLUDE file {} is outside the zones folder {} (includes stay inside it)",
+                path.display(),
+                self.root
+                    .as_deref()
+                    .unwrap_or(Path::new("(unresolvable)"))
+                    .display()
             );
+            return self.problem(file, line, message);
         }
         match ZoneSource::from_path(&resolved) {
             Ok(mut source) => {
