@@ -40,7 +40,7 @@ pub(crate) mod web;
 pub mod fuzzing {
     use std::net::SocketAddr;
 
-    use crate::dns::{Engine, Zones, engine::Transport};
+    use crate::dns::{Engine, Transport, Zones};
 
     /// The DNS engine over the built-in zone, as every listener uses it.
     pub struct DnsHarness {

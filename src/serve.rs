@@ -34,7 +34,7 @@ use crate::ca::{self, Ca, Certificates};
 use crate::cli::{self, ServeArgs};
 use crate::control::{self, Maintenance};
 use crate::db::Db;
-use crate::dns::{self, Engine, Zones, engine::Cidr};
+use crate::dns::{self, Cidr, Engine, Zones};
 use crate::live::Live;
 use crate::web::{self, WebConfig};
 

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use super::engine::Transport;
+use super::peer::Transport;
 
 /// Enough for every name and type a zone fixture sees, small enough that a flood of
 /// random names cannot grow memory: when full, the cache starts over.

@@ -4,16 +4,13 @@
 //! POST, while browsers (Chromium's secure DNS, Firefox's TRR) send GET with the
 //! query base64url-encoded in `?dns=`; serving it from our HTTP stack gives both,
 //! and every answer comes from the same engine as the other transports.
-// Routed by the web server's HTTPS listener, which lands with the site.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::net::SocketAddr;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hickory_server::proto::op::Message;
 
-use super::engine::{Engine, Transport};
+use super::{Engine, Transport};
 
 pub(crate) const CONTENT_TYPE: &str = "application/dns-message";
 

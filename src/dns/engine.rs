@@ -2,27 +2,30 @@
 //!
 //! hickory-server's `Catalog` does the lookup (exact names, CNAME chasing, wildcards,
 //! NXDOMAIN and NODATA). Around it we add what a mature authoritative server does and
-//! hickory 0.26 does not (see `../shared/notes/stack-facts.md` §2.6):
+//! hickory 0.26 does not:
 //! drop any packet with QR=1 before parsing it; refuse non-IN classes, UPDATE, NOTIFY
 //! and zone transfers to strangers; cap the negative TTL at the SOA MINIMUM (RFC 2308);
 //! put the SOA in AUTHORITY after a CNAME that leads to nothing (RFC 6604); answer
-//! EDNS with our own OPT (payload 1232, the DO bit copied, no options echoed); and
-//! truncate cleanly when a UDP answer does not fit.
+//! EDNS with our own OPT (payload 1232, the DO bit copied, no options echoed, but
+//! padding added on DoT and DoH when the query was padded, RFC 8467); answer IXFR
+//! as RFC 1995 §4 allows a server without a journal; and truncate cleanly when a
+//! UDP answer does not fit.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::{Time, TokioTime};
-use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_server::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_server::proto::rr::{DNSClass, RData, Record, RecordType};
 use hickory_server::proto::serialize::binary::BinEncoder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
 
 use super::cache::{self, AnswerCache, Cached};
+use super::peer::{Cidr, Transport};
 use super::{ZoneSet, Zones};
 use crate::live::{self, Event, Live};
 
@@ -31,91 +34,6 @@ use crate::live::{self, Event, Live};
 pub(crate) const EDNS_UDP_LIMIT: u16 = 1232;
 /// RFC 1035 §4.2.1: without EDNS a UDP answer is at most 512 bytes.
 const PLAIN_UDP_LIMIT: usize = 512;
-
-/// How a query reached us. Size limits and transfer rules depend on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Transport {
-    Udp,
-    Tcp,
-    /// DNS over TLS (RFC 7858): TCP framing inside TLS.
-    Tls,
-    /// DNS over HTTPS (RFC 8484).
-    Https,
-}
-
-impl Transport {
-    fn protocol(self) -> Protocol {
-        match self {
-            Transport::Udp => Protocol::Udp,
-            // hickory only distinguishes "has a size limit" (UDP) from "does not".
-            Transport::Tcp | Transport::Tls | Transport::Https => Protocol::Tcp,
-        }
-    }
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
-            Transport::Https => "https",
-        }
-    }
-}
-
-/// An IPv4 or IPv6 network, for `--allow-transfer`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl std::str::FromStr for Cidr {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let (addr, prefix) = match text.split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (text, None),
-        };
-        let addr: IpAddr = addr.parse().map_err(|_| {
-            format!("bad network {text}: expected an address such as 127.0.0.1 or 10.0.0.0/8")
-        })?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("bad prefix length in {text}: expected 0 to {max}"))?,
-        };
-        Ok(Self { addr, prefix })
-    }
-}
-
-impl Cidr {
-    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
 
 /// What one query was and how we answered it: the query log's record.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -234,9 +152,12 @@ impl Engine {
         // belong to the same zones, even if a reload lands meanwhile.
         let set = self.zones.snapshot();
         let Answer {
-            bytes: reply,
+            bytes: mut reply,
             rcode,
         } = self.respond(&set, &request, client, transport).await;
+        if wants_padding(&request, transport) {
+            reply = pad(reply);
+        }
         let mut event = QueryEvent {
             client,
             transport: transport.as_str(),
@@ -315,11 +236,18 @@ impl Engine {
         }
         let qtype = query.query_type();
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-            // Never over UDP (RFC 5936 §4.2); TCP, or TLS as XoT (RFC 9103).
-            let allowed = matches!(transport, Transport::Tcp | Transport::Tls)
-                && self.transfer.iter().any(|net| net.contains(client.ip()));
+            // Only to the networks --allow-transfer lists, and never over UDP (RFC 5936
+            // §4.2): TCP, or TLS as XoT (RFC 9103). The one exception is IXFR over
+            // UDP, which RFC 1995 §2 answers with the current SOA alone, telling a
+            // secondary whether to come back over TCP.
+            let allowed = self.transfer.iter().any(|net| net.contains(client.ip()))
+                && (matches!(transport, Transport::Tcp | Transport::Tls)
+                    || (qtype == RecordType::IXFR && transport == Transport::Udp));
             if !allowed {
                 return error_reply(request, ResponseCode::Refused, true);
+            }
+            if qtype == RecordType::IXFR {
+                return ixfr(set, request, query.original(), transport);
             }
         }
 
@@ -384,6 +312,95 @@ impl Engine {
     }
 }
 
+/// IXFR (RFC 1995) without a journal of changes, as §4 allows: a client whose
+/// serial is current gets the single SOA ("nothing new"); any other client gets the
+/// whole zone, AXFR-style (SOA, records, SOA), inside the IXFR reply. Over UDP the
+/// answer is always the single SOA (§2): a secondary that is behind retries over TCP.
+fn ixfr(set: &ZoneSet, request: &Request, query: &Query, transport: Transport) -> Answer {
+    let Some(zone) = set
+        .zone_for(query.name())
+        .filter(|z| super::same_name(z.origin(), query.name()))
+    else {
+        // Not the apex of a zone of ours: nothing to transfer (RFC 2136 §2.6 NOTAUTH,
+        // what NSD and Knot answer).
+        return error_reply(request, ResponseCode::NotAuth, true);
+    };
+    let ours = soa_serial(zone.soa());
+    // The client's version travels as an SOA in AUTHORITY (RFC 1995 §3). Without
+    // one we cannot know it is current, so it gets the whole zone.
+    let theirs = request.authorities.iter().find_map(soa_serial);
+    let current = theirs.is_some_and(|theirs| ours.is_some_and(|ours| !serial_newer(ours, theirs)));
+    let mut message = response_to(request, true);
+    message.metadata.authoritative = true;
+    if current || transport == Transport::Udp {
+        message.answers.push(zone.soa().clone());
+    } else {
+        message.answers = zone.transfer();
+    }
+    message.edns = request.edns.as_ref().map(our_opt);
+    finish(message, request, transport)
+}
+
+fn soa_serial(record: &Record) -> Option<u32> {
+    match &record.data {
+        RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    }
+}
+
+/// Serial number arithmetic (RFC 1982 §3.2): whether `a` is newer than `b`,
+/// counting across the wrap at 2^32.
+fn serial_newer(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 1 << 31
+}
+
+/// RFC 8467 §4.1: responses are padded to a multiple of this many bytes.
+const PADDING_BLOCK: usize = 468;
+
+/// RFC 7830 §4 and RFC 8467: pad a response only when its query was padded, and
+/// only where padding hides anything, on an encrypted transport. UDP and TCP
+/// answers are never padded (padding in the clear only costs bytes).
+fn wants_padding(request: &Request, transport: Transport) -> bool {
+    matches!(transport, Transport::Tls | Transport::Https)
+        && request
+            .edns
+            .as_ref()
+            .is_some_and(|edns| edns.option(EdnsCode::Padding).is_some())
+}
+
+/// Adds a Padding option to a finished reply so the whole DNS message is a
+/// multiple of [`PADDING_BLOCK`] bytes. A reply without an OPT record (a bare
+/// FORMERR) has nowhere to put padding and is sent as it is, as is one that would
+/// outgrow a DNS message; padding is a privacy measure, never a reason to fail.
+fn pad(reply: Vec<u8>) -> Vec<u8> {
+    let Ok(mut message) = Message::from_vec(&reply) else {
+        return reply;
+    };
+    let Some(edns) = message.edns.as_mut() else {
+        return reply;
+    };
+    edns.options_mut().remove(EdnsCode::Padding);
+    edns.options_mut().insert(EdnsOption::Unknown(
+        u16::from(EdnsCode::Padding),
+        Vec::new(),
+    ));
+    let Ok(bare) = message.to_vec() else {
+        return reply;
+    };
+    let fill = (PADDING_BLOCK - bare.len() % PADDING_BLOCK) % PADDING_BLOCK;
+    if bare.len() + fill > usize::from(u16::MAX) {
+        return reply;
+    }
+    if let Some(edns) = message.edns.as_mut() {
+        edns.options_mut().remove(EdnsCode::Padding);
+        edns.options_mut().insert(EdnsOption::Unknown(
+            u16::from(EdnsCode::Padding),
+            vec![0; fill],
+        ));
+    }
+    message.to_vec().unwrap_or(reply)
+}
+
 /// A reply on the wire and its response code (for the query log; BADVERS lives
 /// partly in the OPT record, so it is not readable from the header alone).
 struct Answer {
@@ -416,7 +433,8 @@ fn response_to(request: &Request, with_question: bool) -> Message {
 }
 
 /// Our OPT record: version 0, our payload size, the DO bit copied (RFC 3225),
-/// and no options: we implement none, and echoing a client's option is wrong.
+/// and no options: echoing a client's option is wrong. (Padding, the one option we
+/// send, is added last by [`pad`], once the reply's size is known.)
 fn our_opt(request_edns: &Edns) -> Edns {
     let mut edns = Edns::new();
     edns.set_version(0);
@@ -434,6 +452,7 @@ fn rcode_name(rcode: ResponseCode) -> &'static str {
         ResponseCode::NXDomain => "NXDOMAIN",
         ResponseCode::NotImp => "NOTIMP",
         ResponseCode::Refused => "REFUSED",
+        ResponseCode::NotAuth => "NOTAUTH",
         ResponseCode::BADVERS => "BADVERS",
         _ => "OTHER",
     }
@@ -639,19 +658,6 @@ const _: fn() = || {
 mod tests {
     use super::*;
 
-    #[test]
-    fn cidr_matching() {
-        let net: Cidr = "127.0.0.0/8".parse().unwrap();
-        assert!(net.contains("127.1.2.3".parse().unwrap()));
-        assert!(!net.contains("10.0.0.1".parse().unwrap()));
-        assert!(net.contains("::ffff:127.0.0.1".parse().unwrap()));
-        let one: Cidr = "::1".parse().unwrap();
-        assert!(one.contains("::1".parse().unwrap()));
-        assert!("1.2.3.4/33".parse::<Cidr>().is_err());
-        let all: Cidr = "0.0.0.0/0".parse().unwrap();
-        assert!(all.contains("192.0.2.1".parse().unwrap()));
-    }
-
     /// A deterministic corpus of queries: names in and out of the zone, in mixed
     /// case, every common type, with and without EDNS, DO and RD, plus mutations.
     fn corpus(size: usize) -> Vec<Vec<u8>> {
@@ -744,6 +750,35 @@ mod tests {
             "the corpus should exercise the cache, got {hits} hits"
         );
         assert!(zones.snapshot().answers.len() > 10);
+    }
+
+    #[tokio::test]
+    async fn padding_only_on_encrypted_transports_and_only_when_asked() {
+        let zones = Zones::load(std::path::Path::new("/nonexistent-onebox-zones"), false).unwrap();
+        let engine = Engine::new(zones, Vec::new());
+        let client: SocketAddr = "127.0.0.1:853".parse().unwrap();
+        let mut padded = b"\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00\x01\x03www\x06foobar\x03com\x00\x00\x01\x00\x01".to_vec();
+        // OPT: root, type 41, payload 1232, no flags, RDLEN 12: Padding (12) of 8 bytes.
+        padded.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 12, 0, 12, 0, 8]);
+        padded.extend_from_slice(&[0; 8]);
+        for transport in [Transport::Tls, Transport::Https] {
+            let reply = engine.answer(&padded, client, transport).await.unwrap();
+            assert_eq!(reply.len() % PADDING_BLOCK, 0, "{transport:?}");
+            assert_eq!(Message::from_vec(&reply).unwrap().answers.len(), 2);
+        }
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let reply = engine.answer(&padded, client, transport).await.unwrap();
+            assert!(reply.len() < 200, "{transport:?}: {} bytes", reply.len());
+        }
+    }
+
+    #[test]
+    fn serial_arithmetic_wraps() {
+        assert!(serial_newer(8, 7));
+        assert!(!serial_newer(7, 7));
+        assert!(!serial_newer(7, 8));
+        assert!(serial_newer(1, u32::MAX), "1 follows 4294967295");
+        assert!(!serial_newer(u32::MAX, 1));
     }
 
     #[test]

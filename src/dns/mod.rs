@@ -1,17 +1,21 @@
 //! The "Domain and DNS" box: an authoritative DNS server for the zones in `zones/`.
 //!
-//! Request order: [`server`] reads a query from a UDP or TCP socket, [`engine`]
-//! turns its bytes into answer bytes (hickory-server's `Catalog` looks the name up,
-//! then we bring the answer to the standard of NSD and Knot), and [`Zones`] holds the
-//! zones that [`zonefile`] read and checked, swapped atomically on reload.
+//! Request order: [`server`] reads a query from UDP, TCP or DNS over TLS (and the
+//! web server hands over DNS over HTTPS through [`doh`]); [`engine`] turns its bytes
+//! into answer bytes (hickory-server's `Catalog` looks the name up, then we bring the
+//! answer to the standard of NSD and Knot), replaying repeats from [`cache`]; and
+//! [`Zones`] holds the zones that [`zonefile`] read and checked, swapped atomically
+//! on reload. [`lookup`] is the other direction: the client that `visit` and
+//! `doctor` use to ask a DNS server a question.
 //! hickory's types stay inside this module; the rest of onebox sees strings and
 //! `std::net` addresses.
 
 pub(crate) mod cache;
 pub(crate) mod doh;
 pub(crate) mod engine;
+pub(crate) mod lookup;
+mod peer;
 pub(crate) mod probe;
-pub(crate) mod resolve;
 pub(crate) mod server;
 pub(crate) mod zonefile;
 
@@ -28,6 +32,7 @@ use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
 
 pub(crate) use engine::Engine;
+pub(crate) use peer::{Cidr, Transport};
 use zonefile::{ParsedZone, Problem, ZoneSource};
 
 /// The zone this binary serves when `--zones` names no folder, so `onebox serve`
@@ -78,7 +83,10 @@ pub(crate) struct Zone {
     /// Every name that exists in the zone, empty non-terminals included (RFC 8020:
     /// a name with nothing at it but names below it exists, so it is NODATA, not NXDOMAIN).
     names: HashSet<LowerName>,
+    /// The SOA as written: what opens and closes a zone transfer.
     soa: Record,
+    /// The SOA with the negative TTL, for AUTHORITY in negative answers.
+    negative_soa: Record,
     /// When each watched file was last seen, to notice edits.
     stamps: Vec<(PathBuf, Option<(SystemTime, u64)>)>,
 }
@@ -97,13 +105,15 @@ impl Zone {
                 name = name.base_name();
             }
         }
-        let mut soa = soa.expect("a checked zone has an SOA");
-        soa.ttl = parsed.negative_ttl;
+        let soa = soa.expect("a checked zone has an SOA");
+        let mut negative_soa = soa.clone();
+        negative_soa.ttl = parsed.negative_ttl;
         let stamps = parsed.files.iter().map(|p| (p.clone(), stamp(p))).collect();
         Self {
             parsed,
             names,
             soa,
+            negative_soa,
             stamps,
         }
     }
@@ -185,6 +195,27 @@ impl Zone {
     /// The SOA to put in AUTHORITY for a negative answer, its TTL already
     /// min(SOA TTL, MINIMUM) as RFC 2308 §3 asks.
     pub(crate) fn negative_soa(&self) -> &Record {
+        &self.negative_soa
+    }
+
+    /// The zone as a transfer sends it (RFC 5936 §2.2): the SOA, every other record
+    /// in file order, and the SOA again to close it.
+    pub(crate) fn transfer(&self) -> Vec<Record> {
+        let mut records = vec![self.soa.clone()];
+        records.extend(
+            self.parsed
+                .records
+                .iter()
+                .map(|(r, _)| r)
+                .filter(|r| r.record_type() != RecordType::SOA)
+                .cloned(),
+        );
+        records.push(self.soa.clone());
+        records
+    }
+
+    /// The zone's SOA as written, with its own TTL.
+    pub(crate) fn soa(&self) -> &Record {
         &self.soa
     }
 

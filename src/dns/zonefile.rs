@@ -56,12 +56,12 @@ pub(crate) struct ZoneSource {
 
 impl ZoneSource {
     pub(crate) fn from_path(path: &Path) -> Result<Self, Problem> {
-        let text = std::fs::read_to_string(path).map_err(|e| Problem {
+        let text = read_zone_text(path).map_err(|reason| Problem {
             at: Location {
                 file: path.display().to_string(),
                 line: 0,
             },
-            message: format!("cannot read zone file: {}", io_reason(&e)),
+            message: format!("cannot read zone file: {reason}"),
         })?;
         Ok(Self {
             display: path.display().to_string(),
@@ -69,6 +69,44 @@ impl ZoneSource {
             text,
         })
     }
+}
+
+/// The largest zone file (or `$INCLUDE`d file) read: far above any zone onebox is
+/// meant for, and a bound on the memory one file can take.
+const MAX_ZONE_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads a zone file's text, refusing anything that is not a regular file under
+/// [`MAX_ZONE_FILE_BYTES`]. `/dev/zero` would grow memory without end, and a FIFO
+/// would block the reload (and shutdown behind it) until someone writes to it:
+/// the file is opened non-blocking, so a FIFO cannot stall the open, and checked on
+/// the open descriptor, so a file swapped in after a check is caught too.
+fn read_zone_text(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| io_reason(&e))?;
+    let meta = file.metadata().map_err(|e| io_reason(&e))?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let too_big = || format!("larger than {} MB", MAX_ZONE_FILE_BYTES / (1024 * 1024));
+    if meta.len() > MAX_ZONE_FILE_BYTES {
+        return Err(too_big());
+    }
+    // A file that grows while we read it is still capped.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_ZONE_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_reason(&e))?;
+    if bytes.len() as u64 > MAX_ZONE_FILE_BYTES {
+        return Err(too_big());
+    }
+    // The reason never quotes the bytes: they may be anything.
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
 }
 
 /// A zone that passed every check, ready to be served.
@@ -109,7 +147,22 @@ pub(crate) fn parse_zone(source: &ZoneSource) -> Result<ParsedZone, Vec<Problem>
         .as_deref()
         .and_then(origin_from_file_name)
         .unwrap_or_else(Name::root);
+    // `$INCLUDE` stays inside the folder of the zone file being read, as NSD's
+    // chroot keeps it inside its zones folder.
+    let root = source
+        .path
+        .as_deref()
+        .and_then(Path::parent)
+        .map(|dir| {
+            if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            }
+        })
+        .and_then(|dir| dir.canonicalize().ok());
     let mut reader = Reader {
+        root,
         problems: Vec::new(),
         records: Vec::new(),
         files: Vec::new(),
@@ -303,8 +356,13 @@ fn io_reason(err: &std::io::Error) -> String {
 /// RFC 2181 §8: TTLs are unsigned 31-bit values.
 const MAX_TTL: u64 = 2_147_483_647;
 const MAX_INCLUDE_DEPTH: usize = 8;
+/// What a problem in an `$INCLUDE`d file says instead of quoting it.
+const UNQUOTED: &str =
+    "not valid zone data (the text of an included file is not repeated in messages)";
 
 struct Reader {
+    /// The zones folder, resolved: every `$INCLUDE` must land inside it.
+    root: Option<PathBuf>,
     problems: Vec<Problem>,
     records: Vec<(Record, Location)>,
     files: Vec<PathBuf>,
@@ -331,6 +389,17 @@ impl Reader {
             self.files.push(path.clone());
         }
         let file = source.display.as_str();
+        // A zone file is the operator's, and quoting it helps. An `$INCLUDE`d file
+        // may be anything the include names, so its text is never repeated in a
+        // message (logs, `onebox check`); the line number says where to look.
+        let quote = depth == 0;
+        let report = |reader: &mut Self, line: usize, message: String| {
+            if quote {
+                reader.problem(file, line, message);
+            } else {
+                reader.problem(file, line, UNQUOTED);
+            }
+        };
         let entries = match split_entries(&source.text) {
             Ok(entries) => entries,
             Err((line, message)) => {
@@ -350,28 +419,30 @@ impl Reader {
                                 name.set_fqdn(true);
                                 origin = name;
                             }
-                            Err(e) => self.problem(file, line, format!("bad $ORIGIN {name}: {e}")),
+                            Err(e) => report(self, line, format!("bad $ORIGIN {name}: {e}")),
                         },
                         _ => self.problem(file, line, "$ORIGIN takes exactly one name"),
                     },
                     "$TTL" => match args.as_slice() {
                         [ttl] => match parse_ttl(ttl) {
                             Ok(ttl) => self.default_ttl = Some(ttl),
-                            Err(message) => self.problem(file, line, message),
+                            Err(message) => report(self, line, message),
                         },
                         _ => self.problem(file, line, "$TTL takes exactly one value"),
                     },
                     "$INCLUDE" => self.include(source, &origin, line, &args, depth),
-                    other => self.problem(
-                        file,
+                    other => report(
+                        self,
                         line,
-                        format!("unsupported directive {other} (onebox reads $ORIGIN, $TTL and $INCLUDE)"),
+                        format!(
+                            "unsupported directive {other} (onebox reads $ORIGIN, $TTL and $INCLUDE)"
+                        ),
                     ),
                 }
                 continue;
             }
             if let Err(message) = self.record(&entry, &origin, file) {
-                self.problem(file, line, message);
+                report(self, line, message);
             }
         }
     }
@@ -416,8 +487,40 @@ impl Reader {
         }
         // Relative to the including file's folder, as BIND and hickory do.
         let path = parent_path.parent().unwrap_or(Path::new(".")).join(target);
-        match ZoneSource::from_path(&path) {
-            Ok(source) => {
+        let resolved = match path.canonicalize() {
+            Ok(resolved) => resolved,
+            Err(e) => {
+                return self.problem(
+                    file,
+                    line,
+                    format!(
+                        "cannot read $INCLUDE file {}: {}",
+                        path.display(),
+                        io_reason(&e)
+                    ),
+                );
+            }
+        };
+        // Resolved first, so neither `..` nor a symlink can lead out of the folder.
+        // A folder that cannot be resolved contains nothing: fail closed.
+        if !self
+            .root
+            .as_ref()
+            .is_some_and(|root| resolved.starts_with(root))
+        {
+            let message = format!(
+                "$INCLUDE file {} is outside the zones folder {} (includes stay inside it)",
+                path.display(),
+                self.root
+                    .as_deref()
+                    .unwrap_or(Path::new("(unresolvable)"))
+                    .display()
+            );
+            return self.problem(file, line, message);
+        }
+        match ZoneSource::from_path(&resolved) {
+            Ok(mut source) => {
+                source.display = path.display().to_string();
                 // RFC 1035 §5.1: an $INCLUDE does not change the parent's origin.
                 self.read_file(&source, new_origin, depth + 1);
             }

@@ -21,7 +21,7 @@ use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 
 use crate::cli::DoctorArgs;
-use crate::dns::resolve::{self, Ask, Lookup, LookupError};
+use crate::dns::lookup::{self, Ask, Lookup, LookupError};
 use crate::visit::Detail;
 use crate::visit::hops::{self, Limits, Scheme, Target};
 use crate::visit::view::Paint;
@@ -57,7 +57,7 @@ pub(crate) struct Report {
 }
 
 pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
-    let zones = resolve::zone_names(&args.stack.zones)?;
+    let zones = lookup::zone_names(&args.stack.zones)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -251,7 +251,7 @@ fn dns_failure(err: &LookupError, zone: &str, args: &DoctorArgs) -> (String, Str
         LookupError::Timeout => (
             format!(
                 "nothing answered DNS at {dns} within {} s",
-                resolve::TIMEOUT.as_secs()
+                lookup::TIMEOUT.as_secs()
             ),
             format!("start onebox: onebox serve --dns {dns}"),
         ),

@@ -30,7 +30,7 @@ use super::{
 };
 use crate::cli::VisitArgs;
 use crate::dns::ChainLink;
-use crate::dns::resolve::{self, Ask, LookupError};
+use crate::dns::lookup::{self, Ask, LookupError};
 
 /// How long each hop may take before the visit gives up on it.
 #[derive(Debug, Clone)]
@@ -303,7 +303,7 @@ pub(crate) fn happy_eyeballs_order(addresses: &[IpAddr]) -> Vec<IpAddr> {
 }
 
 /// One question's outcome, as the dns step reports it.
-fn question(ask: Ask, result: &Result<resolve::Answer, LookupError>) -> Question {
+fn question(ask: Ask, result: &Result<lookup::Answer, LookupError>) -> Question {
     let answer = match result {
         Ok(answer) => match answer.addresses.len() {
             0 => LookupError::NoData.to_string(),
@@ -355,7 +355,7 @@ async fn dns_hop(
         return Ok(vec![ip]);
     }
     let started = Instant::now();
-    let lookup = resolve::Lookup::new(server).map_err(|e| VisitError::Dns {
+    let lookup = lookup::Lookup::new(server).map_err(|e| VisitError::Dns {
         name: name.clone(),
         server,
         detail: format!("{e:#}"),
@@ -401,7 +401,7 @@ async fn dns_hop(
         },
         Err(LookupError::Timeout) => VisitError::DnsTimeout {
             server,
-            secs: resolve::TIMEOUT.as_secs(),
+            secs: lookup::TIMEOUT.as_secs(),
         },
         Err(LookupError::Unreachable) => VisitError::DnsUnreachable { server },
         Err(LookupError::Other(detail)) => VisitError::Dns {

@@ -4,7 +4,7 @@
 //! A visit is a value first ([`Visit`]: the steps taken, their timings and the
 //! failure if any), printed second: [`view`] draws it for a person, `--json` dumps
 //! it for a script. [`hops`] does the walking: DNS through *our* server only
-//! ([`crate::dns::resolve`]), asking AAAA and A, TCP connect racing the addresses
+//! ([`crate::dns::lookup`]), asking AAAA and A, TCP connect racing the addresses
 //! in the order RFC 8305 (Happy Eyeballs) gives, TLS
 //! for https (SNI, trust from `--cacert`, ALPN h2 or http/1.1), then HTTP with
 //! the right `Host`. The server's own account of the layers behind

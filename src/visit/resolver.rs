@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use crate::cli::{ResolverAction, ResolverArgs, ResolverPlatform};
-use crate::dns::resolve::zone_names;
+use crate::dns::lookup::zone_names;
 
 /// The first line of every file install writes; uninstall removes nothing else.
 pub(crate) const MARKER: &str =

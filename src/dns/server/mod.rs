@@ -15,17 +15,20 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 
 pub(crate) mod rrl;
+mod slots;
 mod udp;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::engine::{Engine, Transport};
+use slots::{Slot, Slots};
+
+use super::{Engine, Transport};
 
 /// Limits in the spirit of NSD and Knot.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
-    /// TCP connections served at once (NSD 100, BIND 150). More are closed at accept.
+    /// TCP connections served at once, per listener (NSD 100, BIND 150). At the cap a
+    /// new connection is admitted and the longest-idle one is closed (RFC 7766 §6.2.3).
     pub(crate) tcp_connections: usize,
     /// How long a TCP connection may sit idle between queries (Knot: 10 s).
     pub(crate) tcp_idle: Duration,
@@ -120,7 +123,7 @@ async fn tcp_accept_loop(
     shutdown: CancellationToken,
 ) {
     let kind = if tls.is_some() { "tls" } else { "tcp" };
-    let permits = Arc::new(Semaphore::new(limits.tcp_connections));
+    let slots = Slots::new(limits.tcp_connections);
     let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -137,14 +140,13 @@ async fn tcp_accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let (slot, shed) = slots.admit();
+        if shed {
             tracing::debug!(
-                "dns {kind} connection from {client} closed: {} connections already open",
+                "dns {kind}: {} connections open, closed the longest-idle one to admit {client}",
                 limits.tcp_connections
             );
-            drop(stream);
-            continue;
-        };
+        }
         let engine = engine.clone();
         let shutdown = shutdown.clone();
         let tls = tls.clone();
@@ -152,7 +154,10 @@ async fn tcp_accept_loop(
             let _ = stream.set_nodelay(true);
             let serve = async {
                 match tls {
-                    None => stream_connection(engine, stream, client, limits, Transport::Tcp).await,
+                    None => {
+                        stream_connection(engine, stream, client, limits, Transport::Tcp, &slot)
+                            .await
+                    }
                     Some(acceptor) => {
                         // tokio-rustls has no handshake timeout of its own.
                         match tokio::time::timeout(limits.tcp_io, acceptor.accept(stream)).await {
@@ -163,6 +168,7 @@ async fn tcp_accept_loop(
                                     client,
                                     limits,
                                     Transport::Tls,
+                                    &slot,
                                 )
                                 .await
                             }
@@ -176,9 +182,10 @@ async fn tcp_accept_loop(
             };
             tokio::select! {
                 _ = shutdown.cancelled() => {}
+                _ = slot.shed().cancelled() => {}
                 _ = serve => {}
             }
-            drop(permit);
+            drop(slot);
         });
     }
     connections.shutdown().await;
@@ -197,6 +204,7 @@ async fn stream_connection<S: AsyncRead + AsyncWrite + Unpin>(
     client: SocketAddr,
     limits: Limits,
     transport: Transport,
+    slot: &Slot,
 ) {
     let mut input: Vec<u8> = Vec::with_capacity(4096);
     let mut output: Vec<u8> = Vec::with_capacity(4096);
@@ -222,6 +230,7 @@ async fn stream_connection<S: AsyncRead + AsyncWrite + Unpin>(
         }
         input.drain(..used);
         if used > 0 {
+            slot.touch();
             // Progress: the clock restarts for whatever partial query follows.
             partial_since = None;
         }
@@ -231,7 +240,11 @@ async fn stream_connection<S: AsyncRead + AsyncWrite + Unpin>(
                 stream.flush().await
             };
             match tokio::time::timeout(limits.tcp_io, written).await {
-                Ok(Ok(())) => output.clear(),
+                Ok(Ok(())) => {
+                    output.clear();
+                    // A long answer (a zone transfer) counts as activity until it left.
+                    slot.touch();
+                }
                 _ => return,
             }
         }

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::dns::engine::Cidr;
+use crate::dns::Cidr;
 
 /// What to do with one UDP answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use super::rrl::{self, Rrl, Verdict};
-use crate::dns::engine::{Engine, Transport};
+use crate::dns::{Engine, Transport};
 
 /// Datagrams moved per system call.
 const BATCH: usize = 32;
