@@ -185,7 +185,7 @@ Exit codes (the hop that failed):
 
 #[derive(Debug, Args)]
 pub struct VisitArgs {
-    /// The URL to visit, e.g. http://www.foobar.com:8080/ (http:// is assumed when missing).
+    /// The URL to visit, e.g. <http://www.foobar.com:8080/> (http:// is assumed when missing).
     #[arg(value_name = "URL")]
     pub url: String,
 
