@@ -91,7 +91,7 @@ fn every_zone_is_permitted_and_served_over_https() {
          @   IN A   127.0.0.1\n\
          www IN CNAME example.test.\n",
     );
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     let ca = server.ready_path("ca");
     let (ok, out, err) = openssl(&[
         "x509",
@@ -112,21 +112,15 @@ fn every_zone_is_permitted_and_served_over_https() {
     let port = server.ready_addr("https").port();
     for name in ["example.test", "www.example.test", "www.foobar.com"] {
         let resolve = format!("{name}:{port}:127.0.0.1");
-        let (status, out, err) = run_tool(
-            "curl",
+        let (status, out, err) = curl_write_out(
+            "%{http_code}",
             &[
-                "-sS",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
                 "--cacert",
                 text(&ca),
                 "--resolve",
                 &resolve,
                 &format!("https://{name}:{port}/"),
             ],
-            "curl",
         );
         assert!(status.success(), "{name}: {err}");
         assert_eq!(out, "200", "{name}");

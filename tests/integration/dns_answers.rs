@@ -69,11 +69,7 @@ fn www_a_is_the_cname_then_the_apex_a_record() {
         let dig = server.dig(&[transport, "www.foobar.com", "A"]);
         assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
         assert!(dig.has_flag("aa"), "{}", dig.stdout);
-        let got: Vec<(&str, &str, &str)> = dig
-            .answer
-            .iter()
-            .map(|r| (r.name.as_str(), r.rtype.as_str(), r.data.as_str()))
-            .collect();
+        let got = name_type_data(&dig.answer);
         assert_eq!(
             got,
             [
@@ -123,7 +119,7 @@ fn case_insensitive_and_question_echoed_byte_for_byte() {
         "question not echoed as sent: {:?}",
         dig.question
     );
-    let rtypes: Vec<&str> = dig.answer.iter().map(|r| r.rtype.as_str()).collect();
+    let rtypes = rtypes(&dig.answer);
     assert_eq!(rtypes, ["CNAME", "A"], "{}", dig.stdout);
 
     // Byte for byte, from the raw packets: the question section of the reply is the
@@ -146,7 +142,7 @@ fn case_insensitive_and_question_echoed_byte_for_byte() {
 fn nxdomain_and_nodata_carry_the_soa_with_the_negative_ttl() {
     skip_unless!(require_tool("dig", "bind9-dnsutils"));
     let zones = test_zones(EXTRA);
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     for (name, rtype, status) in [
         ("nope.foobar.com", "A", "NXDOMAIN"),
         ("deep.nope.foobar.com", "AAAA", "NXDOMAIN"),
@@ -194,7 +190,7 @@ fn negative_ttl_is_the_soa_ttl_when_that_is_smaller() {
          @ 60 IN SOA ns1.foobar.com. hostmaster.foobar.com. 1 7200 3600 1209600 900\n\
          @ NS ns1.foobar.com.\nns1 A 127.0.0.1\n@ A 127.0.0.1\n",
     );
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     let dig = server.dig(&["nope.foobar.com", "A"]);
     assert_eq!(dig.status, "NXDOMAIN", "{}", dig.stdout);
     assert_eq!(dig.authority.len(), 1, "{}", dig.stdout);
@@ -207,22 +203,14 @@ fn negative_ttl_is_the_soa_ttl_when_that_is_smaller() {
 fn cname_then_nodata_has_the_cname_and_the_soa() {
     skip_unless!(require_tool("dig", "bind9-dnsutils"));
     let zones = test_zones(EXTRA);
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     for transport in ["+notcp", "+tcp"] {
         let dig = server.dig(&[transport, "www.foobar.com", "AAAA"]);
         assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
         assert!(dig.has_flag("aa"), "{}", dig.stdout);
-        let answer: Vec<(&str, &str)> = dig
-            .answer
-            .iter()
-            .map(|r| (r.rtype.as_str(), r.data.as_str()))
-            .collect();
+        let answer = type_data(&dig.answer);
         assert_eq!(answer, [("CNAME", "foobar.com.")], "{}", dig.stdout);
-        let authority: Vec<(&str, u32)> = dig
-            .authority
-            .iter()
-            .map(|r| (r.rtype.as_str(), r.ttl))
-            .collect();
+        let authority = type_ttl(&dig.authority);
         assert_eq!(authority, [("SOA", 300)], "{}", dig.stdout);
     }
 
@@ -241,21 +229,13 @@ fn cname_then_nodata_has_the_cname_and_the_soa() {
 fn cname_to_a_missing_in_zone_name_is_nxdomain_with_cname_and_soa() {
     skip_unless!(require_tool("dig", "bind9-dnsutils"));
     let zones = test_zones(EXTRA);
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     let dig = server.dig(&["dangling.foobar.com", "A"]);
     assert_eq!(dig.status, "NXDOMAIN", "{}", dig.stdout);
     assert!(dig.has_flag("aa"), "{}", dig.stdout);
-    let answer: Vec<(&str, &str)> = dig
-        .answer
-        .iter()
-        .map(|r| (r.rtype.as_str(), r.data.as_str()))
-        .collect();
+    let answer = type_data(&dig.answer);
     assert_eq!(answer, [("CNAME", "nothere.foobar.com.")], "{}", dig.stdout);
-    let authority: Vec<(&str, u32)> = dig
-        .authority
-        .iter()
-        .map(|r| (r.rtype.as_str(), r.ttl))
-        .collect();
+    let authority = type_ttl(&dig.authority);
     assert_eq!(authority, [("SOA", 300)], "{}", dig.stdout);
 
     let reply = ask_udp(
@@ -273,15 +253,11 @@ fn cname_to_a_missing_in_zone_name_is_nxdomain_with_cname_and_soa() {
 fn cname_out_of_the_zone_is_the_cname_alone() {
     skip_unless!(require_tool("dig", "bind9-dnsutils"));
     let zones = test_zones(EXTRA);
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     let dig = server.dig(&["outside.foobar.com", "A"]);
     assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
     assert!(dig.has_flag("aa"), "{}", dig.stdout);
-    let answer: Vec<(&str, &str)> = dig
-        .answer
-        .iter()
-        .map(|r| (r.rtype.as_str(), r.data.as_str()))
-        .collect();
+    let answer = type_data(&dig.answer);
     assert_eq!(answer, [("CNAME", "www.example.org.")], "{}", dig.stdout);
 }
 
@@ -382,7 +358,7 @@ fn any_gets_exactly_one_rrset() {
 fn wildcards_synthesize_answers_and_nodata() {
     skip_unless!(require_tool("dig", "bind9-dnsutils"));
     let zones = test_zones("*.wild 3600 IN A 192.0.2.7\n");
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     for name in [
         "x.wild.foobar.com",
         "y.x.wild.foobar.com",
@@ -409,11 +385,7 @@ fn wildcards_synthesize_answers_and_nodata() {
         let what = format!("{name} {rtype}:\n{}", dig.stdout);
         assert_eq!(dig.status, "NOERROR", "NODATA expected: {what}");
         assert!(dig.answer.is_empty(), "{what}");
-        let authority: Vec<(&str, u32)> = dig
-            .authority
-            .iter()
-            .map(|r| (r.rtype.as_str(), r.ttl))
-            .collect();
+        let authority = type_ttl(&dig.authority);
         assert_eq!(authority, [("SOA", 300)], "{what}");
     }
 }
@@ -426,7 +398,7 @@ fn wildcards_synthesize_answers_and_nodata() {
 fn names_at_and_below_a_delegation_get_a_referral() {
     skip_unless!(require_tool("dig", "bind9-dnsutils"));
     let zones = test_zones("sub    3600 IN NS ns.sub.foobar.com.\nns.sub 3600 IN A  192.0.2.53\n");
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     for (name, rtype) in [
         ("www.sub.foobar.com", "A"),
         ("sub.foobar.com", "NS"),
@@ -438,21 +410,13 @@ fn names_at_and_below_a_delegation_get_a_referral() {
         assert_eq!(dig.status, "NOERROR", "{what}");
         assert!(!dig.has_flag("aa"), "AA set on a referral: {what}");
         assert!(dig.answer.is_empty(), "{what}");
-        let authority: Vec<(&str, &str, &str)> = dig
-            .authority
-            .iter()
-            .map(|r| (r.name.as_str(), r.rtype.as_str(), r.data.as_str()))
-            .collect();
+        let authority = name_type_data(&dig.authority);
         assert_eq!(
             authority,
             [("sub.foobar.com.", "NS", "ns.sub.foobar.com.")],
             "{what}"
         );
-        let additional: Vec<(&str, &str, &str)> = dig
-            .additional
-            .iter()
-            .map(|r| (r.name.as_str(), r.rtype.as_str(), r.data.as_str()))
-            .collect();
+        let additional = name_type_data(&dig.additional);
         assert_eq!(
             additional,
             [("ns.sub.foobar.com.", "A", "192.0.2.53")],
@@ -476,14 +440,10 @@ fn cname_chains_are_followed_and_loops_end() {
         "go 3600 IN CNAME a.foobar.com.\na  3600 IN CNAME b.foobar.com.\nb  3600 IN A 192.0.2.2\n\
          l1 3600 IN CNAME l2.foobar.com.\nl2 3600 IN CNAME l1.foobar.com.\n",
     );
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     let dig = server.dig(&["go.foobar.com", "A"]);
     assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
-    let chain: Vec<(&str, &str, &str)> = dig
-        .answer
-        .iter()
-        .map(|r| (r.name.as_str(), r.rtype.as_str(), r.data.as_str()))
-        .collect();
+    let chain = name_type_data(&dig.answer);
     assert_eq!(
         chain,
         [

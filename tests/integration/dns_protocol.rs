@@ -282,7 +282,7 @@ fn big_zone() -> TempDir {
 #[test]
 fn udp_replies_are_capped_at_1232_with_edns_and_512_without() {
     let zones = big_zone();
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     let dns = server.dns_addr();
     let big = query("big.foobar.com.", RecordType::TXT);
 
@@ -346,7 +346,7 @@ fn udp_replies_are_capped_at_1232_with_edns_and_512_without() {
 fn dig_sees_tc_and_retries_over_tcp() {
     skip_unless!(require_tool("dig", "bind9-dnsutils"));
     let zones = big_zone();
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     let dig = server.dig(&["+bufsize=4096", "+ignore", "big.foobar.com", "TXT"]);
     assert!(dig.has_flag("tc"), "{}", dig.stdout);
     assert!(dig.size.is_some_and(|s| s <= 1232), "{}", dig.stdout);
@@ -415,10 +415,7 @@ fn axfr_is_allowed_to_listed_networks_over_tcp() {
     let dig = server.dig(&["foobar.com", "AXFR"]);
     assert!(!dig.stdout.contains("Transfer failed"), "{}", dig.stdout);
     let records = axfr_records(&dig.stdout);
-    let got: Vec<(&str, &str, &str)> = records
-        .iter()
-        .map(|r| (r.name.as_str(), r.rtype.as_str(), r.data.as_str()))
-        .collect();
+    let got = name_type_data(&records);
     // RFC 5936: the SOA opens and closes the transfer; everything else in between.
     assert_eq!(got.first().map(|r| r.1), Some("SOA"), "{}", dig.stdout);
     assert_eq!(got.last().map(|r| r.1), Some("SOA"), "{}", dig.stdout);

@@ -4,7 +4,7 @@
 //! floods stay bounded, and logins are rate limited.
 
 use crate::harness::*;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -27,33 +27,10 @@ fn send_big(addr: SocketAddr, head: String, body: Vec<u8>) -> RawAnswer {
         let _ = writer.write_all(&body);
     });
     let mut reader = stream;
-    reader.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    let mut closed = false;
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => {
-                closed = true;
-                break;
-            }
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                closed = true;
-                break;
-            }
-            Err(_) => break,
-        }
-    }
+    let answer = read_answer(&mut reader, DEADLINE);
     let _ = reader.shutdown(std::net::Shutdown::Both);
     sender.join().unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text.get(9..12).and_then(|c| c.parse().ok());
-    RawAnswer {
-        status,
-        text,
-        closed,
-    }
+    answer
 }
 
 #[test]

@@ -192,11 +192,7 @@ fn assert_cname_and_a(reply: &Dig, how: &str) {
         "{how}:\n{}{}",
         reply.stdout, reply.stderr
     );
-    let answer: Vec<(&str, &str, &str)> = reply
-        .answer
-        .iter()
-        .map(|r| (r.name.as_str(), r.rtype.as_str(), r.data.as_str()))
-        .collect();
+    let answer = name_type_data(&reply.answer);
     assert_eq!(
         answer,
         [
@@ -387,7 +383,7 @@ fn doh_negative_answers_are_cached_no_longer_than_the_soa_minimum() {
     skip_unless!(require_tool("curl", "curl"));
     // TEST_ZONE_HEAD: SOA TTL 3600, MINIMUM 300 (RFC 8484 §5.1, RFC 2308 §5).
     let zones = test_zones("");
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     let f = Fixture {
         ca: server.ready_path("ca"),
         https: server.ready_addr("https"),
@@ -636,7 +632,7 @@ fn dot_answers_pipelined_queries_on_one_connection() {
 fn every_site_name_in_the_zone_verifies_over_https() {
     skip_unless!(require_tool("curl", "curl"));
     let zones = test_zones("shop.eu 3600 IN CNAME foobar.com.\n");
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     let f = Fixture {
         ca: server.ready_path("ca"),
         https: server.ready_addr("https"),

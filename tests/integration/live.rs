@@ -118,19 +118,9 @@ impl EventStream {
 fn curl_status(addr: SocketAddr, host: &str, path: &str) -> (u16, String) {
     let url = format!("http://{host}:{}{path}", addr.port());
     let resolve = format!("{host}:{}:{}", addr.port(), addr.ip());
-    let (status, out, err) = run_tool(
-        "curl",
-        &[
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{content_type}",
-            "--resolve",
-            &resolve,
-            &url,
-        ],
-        "curl",
+    let (status, out, err) = curl_write_out(
+        "%{http_code} %{content_type}",
+        &["--resolve", &resolve, &url],
     );
     assert!(status.success(), "curl {url}: {err}");
     let (code, content_type) = out.split_once(' ').unwrap_or((&out, ""));

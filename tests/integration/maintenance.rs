@@ -163,19 +163,9 @@ fn maintenance_takes_the_site_down_while_dns_and_the_live_view_stay_up() {
         https.port(),
         URL_SAFE_NO_PAD.encode(encode(&message))
     );
-    let (status, out, err) = run_tool(
-        "curl",
-        &[
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{content_type}",
-            "--cacert",
-            ca.to_str().unwrap(),
-            &doh_url,
-        ],
-        "curl",
+    let (status, out, err) = curl_write_out(
+        "%{http_code} %{content_type}",
+        &["--cacert", ca.to_str().unwrap(), &doh_url],
     );
     assert!(status.success(), "{err}");
     assert_eq!(out, "200 application/dns-message", "DoH in maintenance");

@@ -72,7 +72,7 @@ fn sighup_reloads_the_zone() {
     skip_unless!(require_tool("dig", "bind9-dnsutils"));
     let zones = test_zones("");
     let file = zones.path().join("foobar.com.zone");
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
 
     // Same length: 127.0.0.1 → 127.0.0.2, serial 7 → 8.
@@ -98,7 +98,7 @@ fn an_edited_file_is_picked_up_without_a_signal() {
     skip_unless!(require_tool("dig", "bind9-dnsutils"));
     let zones = test_zones("");
     let file = zones.path().join("foobar.com.zone");
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
 
     let mark = server.stderr().len();
@@ -117,7 +117,7 @@ fn a_bad_edit_keeps_the_old_zone_serving() {
     skip_unless!(require_tool("dig", "bind9-dnsutils"));
     let zones = test_zones("");
     let file = zones.path().join("foobar.com.zone");
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
 
     // Line 8: an A record beside www's CNAME (line 7).
     let mark = server.stderr().len();
@@ -134,7 +134,7 @@ fn a_bad_edit_keeps_the_old_zone_serving() {
     server.wait_for_log(&format!("{}:8: ", file.display()), mark);
     assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
     let dig = server.dig(&["www.foobar.com", "A"]);
-    let rtypes: Vec<&str> = dig.answer.iter().map(|r| r.rtype.as_str()).collect();
+    let rtypes = rtypes(&dig.answer);
     assert_eq!(
         rtypes,
         ["CNAME", "A"],
@@ -160,7 +160,7 @@ fn a_bad_edit_keeps_the_old_zone_serving() {
 fn an_edit_without_a_serial_bump_warns_about_the_serial() {
     let zones = test_zones("");
     let file = zones.path().join("foobar.com.zone");
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
 
     let mark = server.stderr().len();
     let text = TEST_ZONE_HEAD.replace(APEX_A, &APEX_A.replace("127.0.0.1", "127.0.0.5"));
@@ -183,7 +183,7 @@ fn an_edit_without_a_serial_bump_warns_about_the_serial() {
 fn a_new_zone_file_is_served() {
     skip_unless!(require_tool("dig", "bind9-dnsutils"));
     let zones = test_zones("");
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     assert_eq!(server.dig(&["example.net", "SOA"]).status, "REFUSED");
 
     zones.write(
@@ -202,7 +202,7 @@ fn an_edited_include_file_is_picked_up() {
     skip_unless!(require_tool("dig", "bind9-dnsutils"));
     let zones = test_zones("$INCLUDE hosts.inc\n");
     zones.write("hosts.inc", "mail 3600 IN A 192.0.2.25\n");
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     assert_eq!(dig_a(&server, "mail.foobar.com"), ["192.0.2.25"]);
 
     zones.write(
@@ -223,7 +223,7 @@ fn a_removed_zone_file_stops_being_served() {
         "$ORIGIN example.net.\n$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 300\n\
          @ NS ns1\nns1 A 127.0.0.1\n@ A 192.0.2.80\n",
     );
-    let server = Onebox::spawn().zones(zones.path()).start();
+    let server = Onebox::start_with_zones(&zones);
     assert_eq!(dig_a(&server, "example.net"), ["192.0.2.80"]);
 
     std::fs::remove_file(extra).unwrap();

@@ -67,7 +67,7 @@ fn built_in_zone_when_there_is_no_zones_folder() {
     let server = Onebox::spawn().default_zones().cwd(cwd.path()).start();
     assert_eq!(server.ready["zones"], serde_json::json!(["foobar.com"]));
     let dig = server.dig(&["www.foobar.com", "A"]);
-    let rtypes: Vec<&str> = dig.answer.iter().map(|r| r.rtype.as_str()).collect();
+    let rtypes = rtypes(&dig.answer);
     assert_eq!(rtypes, ["CNAME", "A"], "{}", dig.stdout);
     assert_eq!(dig.answers_of("A")[0].data, "127.0.0.1");
 

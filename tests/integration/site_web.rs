@@ -285,7 +285,8 @@ fn limits_give_413_431_and_400() {
     assert_eq!(r.status, 413);
     assert!(r.json()["error"].is_string());
     // Chunked, so the size is only known while reading.
-    let file = TempDir::new("big").join("big.json");
+    let dir = TempDir::new("big");
+    let file = dir.join("big.json");
     std::fs::write(&file, &big).unwrap();
     let data = format!("@{}", file.display());
     let (status, _, body) = curl(&[

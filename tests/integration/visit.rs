@@ -4,19 +4,51 @@
 
 use crate::harness::*;
 
-fn visit_json(dns: &str, url: &str, extra: &[&str]) -> (Run, serde_json::Value) {
-    let mut args = vec!["visit", "--json", "--dns", dns, url];
+/// `onebox visit --json --dns DNS URL EXTRA...`: the run and its JSON document.
+fn visit_json(dns: impl ToString, url: &str, extra: &[&str]) -> (Run, serde_json::Value) {
+    let dns = dns.to_string();
+    let mut args = vec!["visit", "--json", "--dns", &dns, url];
     args.extend_from_slice(extra);
     let run = onebox(args);
     let json = run.json();
     (run, json)
 }
 
+/// [`visit_json`] through `server`'s DNS, trusting the CA certificate `ca`.
+fn visit_trusting(server: &Onebox, url: &str, ca: &std::path::Path) -> (Run, serde_json::Value) {
+    visit_json(server.dns, url, &["--cacert", ca.to_str().unwrap()])
+}
+
+/// An HTTPS server (openssl s_server) with a certificate for www.foobar.com from a
+/// fresh test CA, and onebox, whose zone points www at it.
+fn tls_site() -> (TestCa, TlsServer, Onebox) {
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue(&["www.foobar.com"]);
+    let tls = TlsServer::start(&cert, &key);
+    (ca, tls, Onebox::start())
+}
+
+/// Asserts that visit failed with exit code `code` at `hop`, naming `kind`; returns
+/// the error's message.
+fn assert_failed<'a>(
+    run: &Run,
+    v: &'a serde_json::Value,
+    code: i32,
+    hop: &str,
+    kind: &str,
+) -> &'a str {
+    assert_eq!(run.code, Some(code), "{v:#}");
+    assert_eq!(v["ok"], false, "{v:#}");
+    assert_eq!(v["error"]["hop"], hop, "{v:#}");
+    assert_eq!(v["error"]["kind"], kind, "{v:#}");
+    v["error"]["message"].as_str().unwrap()
+}
+
 #[test]
 fn www_goes_through_the_cname_and_the_a_record_to_the_page() {
     let server = Onebox::start();
     let url = format!("http://www.foobar.com:{}/", server.http.port());
-    let (run, v) = visit_json(&server.dns.to_string(), &url, &[]);
+    let (run, v) = visit_json(server.dns, &url, &[]);
     assert_eq!(run.code, Some(0), "{v:#}\n{}", run.stderr);
     assert_eq!(v["ok"], true);
     assert_eq!(v["error"], serde_json::Value::Null);
@@ -108,11 +140,8 @@ fn text_view_is_aligned_plain_when_piped_and_has_a_timing_line() {
 #[test]
 fn nxdomain_is_a_dns_failure() {
     let server = Onebox::start();
-    let (run, v) = visit_json(&server.dns.to_string(), "http://nope.foobar.com/", &[]);
-    assert_eq!(run.code, Some(3), "{v:#}");
-    assert_eq!(v["ok"], false);
-    assert_eq!(v["error"]["hop"], "dns");
-    assert_eq!(v["error"]["kind"], "nxdomain");
+    let (run, v) = visit_json(server.dns, "http://nope.foobar.com/", &[]);
+    assert_failed(&run, &v, 3, "dns", "nxdomain");
     assert_eq!(v["error"]["exit_code"], 3);
     let message = v["error"]["message"].as_str().unwrap();
     assert!(message.contains("NXDOMAIN"), "{message}");
@@ -138,11 +167,8 @@ fn nxdomain_is_a_dns_failure() {
 #[test]
 fn a_name_outside_our_zones_is_refused() {
     let server = Onebox::start();
-    let (run, v) = visit_json(&server.dns.to_string(), "http://example.org/", &[]);
-    assert_eq!(run.code, Some(3), "{v:#}");
-    assert_eq!(v["error"]["hop"], "dns");
-    assert_eq!(v["error"]["kind"], "refused");
-    let message = v["error"]["message"].as_str().unwrap();
+    let (run, v) = visit_json(server.dns, "http://example.org/", &[]);
+    let message = assert_failed(&run, &v, 3, "dns", "refused");
     assert!(message.contains("REFUSED"), "{message}");
     assert!(message.contains("not authoritative"), "{message}");
 }
@@ -150,11 +176,9 @@ fn a_name_outside_our_zones_is_refused() {
 #[test]
 fn a_name_without_an_address_record_is_nodata() {
     let zones = zones_with_apex("127.0.0.1", "text 3600 IN TXT \"no address here\"\n");
-    let server = Onebox::start_with_zones(zones.path());
-    let (run, v) = visit_json(&server.dns.to_string(), "http://text.foobar.com/", &[]);
-    assert_eq!(run.code, Some(3), "{v:#}");
-    assert_eq!(v["error"]["kind"], "nodata");
-    let message = v["error"]["message"].as_str().unwrap();
+    let server = Onebox::start_with_zones(&zones);
+    let (run, v) = visit_json(server.dns, "http://text.foobar.com/", &[]);
+    let message = assert_failed(&run, &v, 3, "dns", "nodata");
     assert!(
         message.contains("exists but has no address record"),
         "{message}"
@@ -167,10 +191,7 @@ fn silence_at_the_dns_address_is_a_timeout() {
     let silent = silent_dns();
     let dns = silent.local_addr().unwrap().to_string();
     let (run, v) = visit_json(&dns, "http://www.foobar.com/", &[]);
-    assert_eq!(run.code, Some(3), "{v:#}");
-    assert_eq!(v["error"]["hop"], "dns");
-    assert_eq!(v["error"]["kind"], "dns_timeout");
-    let message = v["error"]["message"].as_str().unwrap();
+    let message = assert_failed(&run, &v, 3, "dns", "dns_timeout");
     assert!(
         message.contains(&dns) && message.contains("timeout"),
         "{message}"
@@ -183,10 +204,10 @@ fn dns_pointing_where_nothing_listens_is_connection_refused() {
     // The zone sends visitors to 127.0.0.3, where no web server runs: one machine,
     // one address, and when it is down the whole site is down.
     let zones = zones_with_apex("127.0.0.3", "");
-    let server = Onebox::start_with_zones(zones.path());
+    let server = Onebox::start_with_zones(&zones);
     let port = free_port();
     let url = format!("http://www.foobar.com:{port}/");
-    let (run, v) = visit_json(&server.dns.to_string(), &url, &[]);
+    let (run, v) = visit_json(server.dns, &url, &[]);
     assert_eq!(run.code, Some(4), "{v:#}");
     assert_eq!(step(&v, "dns")["ok"], true);
     assert_eq!(step(&v, "dns")["address"], "127.0.0.3");
@@ -205,17 +226,10 @@ fn dns_pointing_where_nothing_listens_is_connection_refused() {
 #[test]
 fn https_with_the_ca_shows_tls_version_and_alpn() {
     skip_unless!(require_tool("openssl", "openssl"));
-    let ca = TestCa::new();
-    let (cert, key) = ca.issue(&["www.foobar.com"]);
-    let tls = TlsServer::start(&cert, &key);
-    let server = Onebox::start();
+    let (ca, tls, server) = tls_site();
     let url = format!("https://www.foobar.com:{}/", tls.addr.port());
     let cacert = ca.cert_path();
-    let (run, v) = visit_json(
-        &server.dns.to_string(),
-        &url,
-        &["--cacert", cacert.to_str().unwrap()],
-    );
+    let (run, v) = visit_trusting(&server, &url, &cacert);
     assert_eq!(run.code, Some(0), "{v:#}");
     assert_eq!(hops(&v), ["dns", "connect", "tls", "http"]);
     let tls_step = step(&v, "tls");
@@ -250,11 +264,7 @@ fn https_with_the_ca_shows_tls_version_and_alpn() {
 
     // An absolute name (trailing dot) resolves the same and sends the same SNI.
     let absolute = format!("https://www.foobar.com.:{}/", tls.addr.port());
-    let (run, v) = visit_json(
-        &server.dns.to_string(),
-        &absolute,
-        &["--cacert", cacert.to_str().unwrap()],
-    );
+    let (run, v) = visit_trusting(&server, &absolute, &cacert);
     assert_eq!(run.code, Some(0), "{v:#}");
     assert_eq!(step(&v, "tls")["sni"], "www.foobar.com");
 }
@@ -268,11 +278,7 @@ fn alpn_h2_sends_the_request_over_http2_with_the_authority() {
     let server = Onebox::start();
     let url = format!("https://www.foobar.com:{}/h2?x=1", h2.addr.port());
     let cacert = ca.cert_path();
-    let (run, v) = visit_json(
-        &server.dns.to_string(),
-        &url,
-        &["--cacert", cacert.to_str().unwrap()],
-    );
+    let (run, v) = visit_trusting(&server, &url, &cacert);
     assert_eq!(run.code, Some(0), "{v:#}");
     assert_eq!(step(&v, "tls")["alpn"], "h2");
     let http = step(&v, "http");
@@ -290,63 +296,34 @@ fn alpn_h2_sends_the_request_over_http2_with_the_authority() {
 #[test]
 fn an_untrusted_certificate_fails_at_the_tls_hop() {
     skip_unless!(require_tool("openssl", "openssl"));
-    let ca = TestCa::new();
-    let (cert, key) = ca.issue(&["www.foobar.com"]);
-    let tls = TlsServer::start(&cert, &key);
-    let server = Onebox::start();
+    let (_ca, tls, server) = tls_site();
     let url = format!("https://www.foobar.com:{}/", tls.addr.port());
 
     // No --cacert: nothing is trusted, and the message says what to pass.
-    let (run, v) = visit_json(&server.dns.to_string(), &url, &[]);
-    assert_eq!(run.code, Some(5), "{v:#}");
+    let (run, v) = visit_json(server.dns, &url, &[]);
+    let message = assert_failed(&run, &v, 5, "tls", "tls_untrusted");
+    assert!(message.contains("--cacert FILE"), "{message}");
     assert_eq!(hops(&v), ["dns", "connect", "tls"]);
     assert_eq!(step(&v, "tls")["ok"], false);
-    assert_eq!(v["error"]["hop"], "tls");
-    assert_eq!(v["error"]["kind"], "tls_untrusted");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("--cacert FILE")
-    );
 
     // Another CA's certificate: still untrusted.
     let other = TestCa::new();
     let other_pem = other.cert_path();
-    let (run, v) = visit_json(
-        &server.dns.to_string(),
-        &url,
-        &["--cacert", other_pem.to_str().unwrap()],
-    );
-    assert_eq!(run.code, Some(5), "{v:#}");
-    assert_eq!(v["error"]["kind"], "tls_untrusted");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("(the --cacert file)")
-    );
+    let (run, v) = visit_trusting(&server, &url, &other_pem);
+    let message = assert_failed(&run, &v, 5, "tls", "tls_untrusted");
+    assert!(message.contains("(the --cacert file)"), "{message}");
 }
 
 #[test]
 fn a_certificate_for_another_name_is_a_name_mismatch() {
     skip_unless!(require_tool("openssl", "openssl"));
-    let ca = TestCa::new();
     // Valid for www only; the apex resolves to the same address.
-    let (cert, key) = ca.issue(&["www.foobar.com"]);
-    let tls = TlsServer::start(&cert, &key);
-    let server = Onebox::start();
+    let (ca, tls, server) = tls_site();
     let url = format!("https://foobar.com:{}/", tls.addr.port());
     let cacert = ca.cert_path();
-    let (run, v) = visit_json(
-        &server.dns.to_string(),
-        &url,
-        &["--cacert", cacert.to_str().unwrap()],
-    );
-    assert_eq!(run.code, Some(5), "{v:#}");
+    let (run, v) = visit_trusting(&server, &url, &cacert);
+    let message = assert_failed(&run, &v, 5, "tls", "tls_name_mismatch");
     assert_eq!(step(&v, "tls")["sni"], "foobar.com");
-    assert_eq!(v["error"]["kind"], "tls_name_mismatch");
-    let message = v["error"]["message"].as_str().unwrap();
     assert!(message.contains("not valid for foobar.com"), "{message}");
 }
 
@@ -376,7 +353,7 @@ fn a_503_is_maintenance_and_an_http_failure() {
     let site = HttpFixture::start(MAINTENANCE);
     let server = Onebox::start();
     let url = format!("http://www.foobar.com:{}/", site.addr.port());
-    let (run, v) = visit_json(&server.dns.to_string(), &url, &[]);
+    let (run, v) = visit_json(server.dns, &url, &[]);
     assert_eq!(run.code, Some(6), "{v:#}");
     let http = step(&v, "http");
     assert_eq!(http["ok"], false);
@@ -398,7 +375,7 @@ fn method_body_headers_and_host_reach_the_server_and_cookies_stay_hidden() {
     let server = Onebox::start();
     let url = format!("http://foobar.com:{}/posts?x=1", site.addr.port());
     let (run, v) = visit_json(
-        &server.dns.to_string(),
+        server.dns,
         &url,
         &[
             "--method",

@@ -223,7 +223,7 @@ fn a_zone_all_three_accept() {
         dig.stdout
     );
     let dig = server.dig(&["www.foobar.com", "A"]);
-    let rtypes: Vec<&str> = dig.answer.iter().map(|r| r.rtype.as_str()).collect();
+    let rtypes = rtypes(&dig.answer);
     assert_eq!(rtypes, ["CNAME", "A"], "{}", dig.stdout);
     let dig = server.dig(&["txt.foobar.com", "TXT"]);
     assert_eq!(

@@ -332,3 +332,29 @@ pub fn assert_alive(server: &mut Onebox) {
     );
     assert_eq!(types(&reply.answers), ["SOA"]);
 }
+
+/// Each record as (TYPE, data), to compare a whole section in one assertion.
+pub fn type_data(records: &[DigRecord]) -> Vec<(&str, &str)> {
+    records
+        .iter()
+        .map(|r| (r.rtype.as_str(), r.data.as_str()))
+        .collect()
+}
+
+/// Each record as (TYPE, TTL).
+pub fn type_ttl(records: &[DigRecord]) -> Vec<(&str, u32)> {
+    records.iter().map(|r| (r.rtype.as_str(), r.ttl)).collect()
+}
+
+/// Each record as (name, TYPE, data).
+pub fn name_type_data(records: &[DigRecord]) -> Vec<(&str, &str, &str)> {
+    records
+        .iter()
+        .map(|r| (r.name.as_str(), r.rtype.as_str(), r.data.as_str()))
+        .collect()
+}
+
+/// The TYPE of each record, in order.
+pub fn rtypes(records: &[DigRecord]) -> Vec<&str> {
+    records.iter().map(|r| r.rtype.as_str()).collect()
+}

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use super::{DEADLINE, Onebox, TempDir, assert_tool};
+use super::{DEADLINE, Onebox, TempDir, assert_tool, run_tool};
 
 /// The site tests' name for the fixture: the same type.
 pub type Server = Onebox;
@@ -249,6 +249,12 @@ pub struct RawAnswer {
 pub fn raw_exchange(addr: SocketAddr, bytes: &[u8], linger: Duration) -> RawAnswer {
     let mut stream = TcpStream::connect_timeout(&addr, DEADLINE).expect("connect");
     stream.write_all(bytes).expect("send the raw request");
+    read_answer(&mut stream, linger)
+}
+
+/// Reads what the server sends on `stream` until it closes (`closed`) or `linger`
+/// passes without it closing.
+pub fn read_answer(stream: &mut TcpStream, linger: Duration) -> RawAnswer {
     let deadline = Instant::now() + linger;
     let mut raw = Vec::new();
     let mut closed = false;
@@ -281,4 +287,12 @@ pub fn raw_exchange(addr: SocketAddr, bytes: &[u8], linger: Duration) -> RawAnsw
         text,
         closed,
     }
+}
+
+/// curl with the body thrown away and only `-w FORMAT` printed (e.g.
+/// `"%{http_code}"`): (exit status, what `-w` printed, stderr).
+pub fn curl_write_out(format: &str, args: &[&str]) -> (ExitStatus, String, String) {
+    let mut all = vec!["-sS", "-o", "/dev/null", "-w", format];
+    all.extend_from_slice(args);
+    run_tool("curl", &all, "curl")
 }
