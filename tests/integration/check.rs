@@ -6,15 +6,6 @@ use std::path::Path;
 
 use crate::harness::*;
 
-/// A valid start of a zone; line 6 is the first line a case adds.
-const HEAD: &str = "\
-$ORIGIN foobar.com.
-$TTL 300
-@   IN SOA ns1 hostmaster 1 7200 3600 1209600 300
-@   IN NS  ns1
-ns1 IN A   127.0.0.1
-";
-
 /// Runs `onebox check` on the given files.
 fn check(files: &[&Path]) -> (i32, String, String) {
     let args: Vec<String> = std::iter::once("check".to_string())
@@ -60,13 +51,13 @@ fn the_shipped_zone_passes() {
 fn a_line_with_no_type() {
     assert_one_problem(
         "no type",
-        &format!("{HEAD}www 300 IN\n"),
+        &format!("{SMALL_ZONE_HEAD}www 300 IN\n"),
         6,
         "no record type",
     );
     assert_one_problem(
         "address but no type",
-        &format!("{HEAD}www 127.0.0.1\n"),
+        &format!("{SMALL_ZONE_HEAD}www 127.0.0.1\n"),
         6,
         "not a record type",
     );
@@ -76,7 +67,7 @@ fn a_line_with_no_type() {
 fn a_record_outside_the_origin() {
     assert_one_problem(
         "outside",
-        &format!("{HEAD}\n\nx.example.org. A 192.0.2.1\n"),
+        &format!("{SMALL_ZONE_HEAD}\n\nx.example.org. A 192.0.2.1\n"),
         8,
         "outside the zone",
     );
@@ -86,14 +77,14 @@ fn a_record_outside_the_origin() {
 fn cname_beside_other_data() {
     assert_one_problem(
         "CNAME and A",
-        &format!("{HEAD}www CNAME foobar.com.\nwww A 127.0.0.1\n"),
+        &format!("{SMALL_ZONE_HEAD}www CNAME foobar.com.\nwww A 127.0.0.1\n"),
         7,
         "CNAME",
     );
     // The other order names the same line: the second record is the offender.
     assert_one_problem(
         "A and CNAME",
-        &format!("{HEAD}www A 127.0.0.1\nwww CNAME foobar.com.\n"),
+        &format!("{SMALL_ZONE_HEAD}www A 127.0.0.1\nwww CNAME foobar.com.\n"),
         6,
         "CNAME",
     );
@@ -103,7 +94,7 @@ fn cname_beside_other_data() {
 fn cname_at_the_apex() {
     assert_one_problem(
         "apex CNAME",
-        &format!("{HEAD}@ CNAME www.example.org.\n"),
+        &format!("{SMALL_ZONE_HEAD}@ CNAME www.example.org.\n"),
         6,
         "apex",
     );
@@ -139,13 +130,13 @@ fn missing_ns() {
 fn ttl_out_of_range() {
     assert_one_problem(
         "TTL 2^31",
-        &format!("{HEAD}www 2147483648 A 127.0.0.1\n"),
+        &format!("{SMALL_ZONE_HEAD}www 2147483648 A 127.0.0.1\n"),
         6,
         "TTL",
     );
     assert_one_problem(
         "$TTL 2^32",
-        &format!("{HEAD}$TTL 4294967296\nwww A 127.0.0.1\n"),
+        &format!("{SMALL_ZONE_HEAD}$TTL 4294967296\nwww A 127.0.0.1\n"),
         6,
         "TTL",
     );
@@ -153,7 +144,7 @@ fn ttl_out_of_range() {
     let dir = TempDir::new("check");
     let file = dir.write(
         "foobar.com.zone",
-        &format!("{HEAD}www 2147483647 A 127.0.0.1\n"),
+        &format!("{SMALL_ZONE_HEAD}www 2147483647 A 127.0.0.1\n"),
     );
     let (code, stdout, stderr) = check(&[&file]);
     assert_eq!(code, 0, "{stdout}{stderr}");
@@ -163,7 +154,7 @@ fn ttl_out_of_range() {
 fn a_missing_include_file() {
     assert_one_problem(
         "$INCLUDE",
-        &format!("{HEAD}$INCLUDE missing.inc\n"),
+        &format!("{SMALL_ZONE_HEAD}$INCLUDE missing.inc\n"),
         6,
         "missing.inc",
     );
@@ -174,7 +165,10 @@ fn a_missing_include_file() {
 fn a_problem_in_an_included_file_names_that_file() {
     let dir = TempDir::new("check");
     let included = dir.write("hosts.inc", "; hosts\nmail A 192.0.2.25\nbad A 1.2.3\n");
-    let file = dir.write("foobar.com.zone", &format!("{HEAD}$INCLUDE hosts.inc\n"));
+    let file = dir.write(
+        "foobar.com.zone",
+        &format!("{SMALL_ZONE_HEAD}$INCLUDE hosts.inc\n"),
+    );
     let (code, stdout, stderr) = check(&[&file]);
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(
@@ -193,13 +187,13 @@ fn a_label_over_63_bytes() {
     let label = "a".repeat(64);
     assert_one_problem(
         "owner label 64",
-        &format!("{HEAD}{label} A 127.0.0.1\n"),
+        &format!("{SMALL_ZONE_HEAD}{label} A 127.0.0.1\n"),
         6,
         "63",
     );
     assert_one_problem(
         "CNAME target label 64",
-        &format!("{HEAD}www CNAME {label}.foobar.com.\n"),
+        &format!("{SMALL_ZONE_HEAD}www CNAME {label}.foobar.com.\n"),
         6,
         "CNAME",
     );
@@ -207,17 +201,27 @@ fn a_label_over_63_bytes() {
 
 #[test]
 fn a_bad_ip_address() {
-    assert_one_problem("A 300.1.1.1", &format!("{HEAD}www A 300.1.1.1\n"), 6, "A");
-    assert_one_problem("A 1.2.3", &format!("{HEAD}www A 1.2.3\n"), 6, "A");
+    assert_one_problem(
+        "A 300.1.1.1",
+        &format!("{SMALL_ZONE_HEAD}www A 300.1.1.1\n"),
+        6,
+        "A",
+    );
+    assert_one_problem(
+        "A 1.2.3",
+        &format!("{SMALL_ZONE_HEAD}www A 1.2.3\n"),
+        6,
+        "A",
+    );
     assert_one_problem(
         "AAAA ::g",
-        &format!("{HEAD}www AAAA 2001:db8::g\n"),
+        &format!("{SMALL_ZONE_HEAD}www AAAA 2001:db8::g\n"),
         6,
         "AAAA",
     );
     assert_one_problem(
         "A with an IPv6 address",
-        &format!("{HEAD}www A ::1\n"),
+        &format!("{SMALL_ZONE_HEAD}www A ::1\n"),
         6,
         "A",
     );
@@ -230,7 +234,7 @@ fn every_problem_is_listed() {
     let file = dir.write(
         "foobar.com.zone",
         &format!(
-            "{HEAD}www 127.0.0.1\nx.example.org. A 192.0.2.1\nmail A 1.2.3\nok A 192.0.2.2\nlong 9999999999 A 192.0.2.3\n"
+            "{SMALL_ZONE_HEAD}www 127.0.0.1\nx.example.org. A 192.0.2.1\nmail A 1.2.3\nok A 192.0.2.2\nlong 9999999999 A 192.0.2.3\n"
         ),
     );
     let (code, stdout, stderr) = check(&[&file]);
@@ -252,9 +256,9 @@ fn every_problem_is_listed() {
 #[test]
 fn several_files_are_all_checked() {
     let dir = TempDir::new("check");
-    let good = dir.write("good.zone", &format!("{HEAD}www A 127.0.0.1\n"));
-    let bad = dir.write("bad.zone", &format!("{HEAD}www A 1.2.3\n"));
-    let also_bad = dir.write("also.zone", &format!("{HEAD}@ CNAME www\n"));
+    let good = dir.write("good.zone", &format!("{SMALL_ZONE_HEAD}www A 127.0.0.1\n"));
+    let bad = dir.write("bad.zone", &format!("{SMALL_ZONE_HEAD}www A 1.2.3\n"));
+    let also_bad = dir.write("also.zone", &format!("{SMALL_ZONE_HEAD}@ CNAME www\n"));
     let (code, stdout, _) = check(&[&good, &bad, &also_bad]);
     assert_eq!(code, 1, "{stdout}");
     assert!(
@@ -291,7 +295,7 @@ fn serve_refuses_to_start_with_a_bad_zone() {
     let dir = TempDir::new("zones");
     let file = dir.write(
         "foobar.com.zone",
-        &format!("{HEAD}www CNAME foobar.com.\nwww A 127.0.0.1\n"),
+        &format!("{SMALL_ZONE_HEAD}www CNAME foobar.com.\nwww A 127.0.0.1\n"),
     );
     let failed = Onebox::spawn()
         .zones(dir.path())
@@ -326,7 +330,7 @@ fn serve_refuses_an_empty_zones_folder() {
 fn a_txt_string_over_255_bytes() {
     assert_one_problem(
         "TXT 256",
-        &format!("{HEAD}txt TXT \"{}\"\n", "a".repeat(256)),
+        &format!("{SMALL_ZONE_HEAD}txt TXT \"{}\"\n", "a".repeat(256)),
         6,
         "TXT",
     );
@@ -335,7 +339,7 @@ fn a_txt_string_over_255_bytes() {
     let max = "b".repeat(255);
     let file = dir.write(
         "foobar.com.zone",
-        &format!("{HEAD}txt TXT \"{max}\" \"{max}\"\n"),
+        &format!("{SMALL_ZONE_HEAD}txt TXT \"{max}\" \"{max}\"\n"),
     );
     let (code, stdout, stderr) = check(&[&file]);
     assert_eq!(code, 0, "{stdout}{stderr}");
@@ -347,13 +351,13 @@ fn a_txt_string_over_255_bytes() {
 fn data_left_over_after_the_record() {
     assert_one_problem(
         "A with extra",
-        &format!("{HEAD}www A 192.0.2.1 192.0.2.2\n"),
+        &format!("{SMALL_ZONE_HEAD}www A 192.0.2.1 192.0.2.2\n"),
         6,
         "192.0.2.2",
     );
     assert_one_problem(
         "CNAME with extra",
-        &format!("{HEAD}www CNAME foobar.com. www.example.org.\n"),
+        &format!("{SMALL_ZONE_HEAD}www CNAME foobar.com. www.example.org.\n"),
         6,
         "www.example.org.",
     );

@@ -36,6 +36,22 @@ fn two_zones() -> TempDir {
     dir
 }
 
+/// `onebox resolver print --platform PLATFORM --zones ZONES EXTRA...`, which must
+/// succeed.
+fn resolver_print(platform: &str, zones: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "resolver",
+        "print",
+        "--platform",
+        platform,
+        "--zones",
+        zones,
+    ];
+    args.extend_from_slice(extra);
+    let run = onebox_ok(args);
+    run
+}
+
 fn no_zones_dir() -> String {
     // A folder that does not exist: the built-in foobar.com zone is used.
     std::env::temp_dir()
@@ -47,38 +63,26 @@ fn no_zones_dir() -> String {
 #[test]
 fn print_systemd_resolved_drop_in() {
     let zones = no_zones_dir();
-    let run = onebox([
-        "resolver",
-        "print",
-        "--platform",
-        "systemd-resolved",
-        "--zones",
-        &zones,
-    ]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let run = resolver_print("systemd-resolved", &zones, &[]);
     let file = heredoc(&run.stdout, "/etc/systemd/resolved.conf.d/onebox.conf");
     assert_eq!(
         file,
         format!("{MARKER}\n[Resolve]\nDNS=127.0.0.1:1053\nDomains=~foobar.com\n")
     );
-    assert!(
-        run.stdout
-            .contains("\nsudo mkdir -p /etc/systemd/resolved.conf.d\n")
-    );
-    assert!(
-        run.stdout
-            .contains("\nsudo systemctl restart systemd-resolved\n")
-    );
-    assert!(
-        run.stdout
-            .contains("# check: resolvectl query www.foobar.com\n")
+    assert_contains_all(
+        &run.stdout,
+        &[
+            "\nsudo mkdir -p /etc/systemd/resolved.conf.d\n",
+            "\nsudo systemctl restart systemd-resolved\n",
+            "# check: resolvectl query www.foobar.com\n",
+        ],
     );
 }
 
 #[test]
 fn print_macos_resolver_file_per_zone() {
     let zones = two_zones();
-    let run = onebox([
+    let run = onebox_ok([
         "resolver",
         "--platform",
         "macos",
@@ -87,7 +91,6 @@ fn print_macos_resolver_file_per_zone() {
         "--zones",
         zones.path().to_str().unwrap(),
     ]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
     for zone in ["foobar.com", "example.test"] {
         let file = heredoc(&run.stdout, &format!("/etc/resolver/{zone}"));
         assert_eq!(file, format!("{MARKER}\nnameserver 127.0.0.1\nport 5353\n"));
@@ -107,15 +110,7 @@ fn print_macos_resolver_file_per_zone() {
 #[test]
 fn print_networkmanager_dnsmasq_lines() {
     let zones = two_zones();
-    let run = onebox([
-        "resolver",
-        "print",
-        "--platform",
-        "networkmanager",
-        "--zones",
-        zones.path().to_str().unwrap(),
-    ]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let run = resolver_print("networkmanager", zones.path().to_str().unwrap(), &[]);
     let file = heredoc(&run.stdout, "/etc/NetworkManager/dnsmasq.d/onebox.conf");
     assert_eq!(
         file,
@@ -123,20 +118,16 @@ fn print_networkmanager_dnsmasq_lines() {
             "{MARKER}\nserver=/example.test/127.0.0.1#1053\nserver=/foobar.com/127.0.0.1#1053\n"
         )
     );
-    assert!(
-        run.stdout
-            .contains("\nsudo systemctl reload NetworkManager\n")
-    );
-    assert!(
-        run.stdout.contains("dns=dnsmasq"),
-        "the plugin requirement is said"
+    assert_contains_all(
+        &run.stdout,
+        &["\nsudo systemctl reload NetworkManager\n", "dns=dnsmasq"],
     );
 }
 
 #[test]
 fn print_two_zones_for_systemd_routes_each_and_nothing_wider() {
     let zones = two_zones();
-    let run = onebox([
+    let run = onebox_ok([
         "resolver",
         "print",
         "--platform",
@@ -146,7 +137,6 @@ fn print_two_zones_for_systemd_routes_each_and_nothing_wider() {
         "--dns",
         "[::1]:1053",
     ]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
     let file = heredoc(&run.stdout, "/etc/systemd/resolved.conf.d/onebox.conf");
     assert!(file.contains("\nDNS=[::1]:1053\n"), "{file}");
     assert!(
@@ -164,8 +154,7 @@ fn print_changes_nothing() {
         vec!["resolver", "print", "--platform", "all"],
     ] {
         args.extend(["--root", root.path().to_str().unwrap(), "--zones", &zones]);
-        let run = onebox(&args);
-        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let run = onebox_ok(&args);
         assert!(run.stdout.contains("sudo tee "), "{}", run.stdout);
         assert!(run.stdout.contains(root.path().to_str().unwrap()));
     }
@@ -214,19 +203,17 @@ fn install_writes_what_print_shows_and_uninstall_removes_exactly_that() {
         "127.0.0.1:1053",
     ];
 
-    let printed = onebox(
+    let printed = onebox_ok(
         ["resolver", "print", "--platform", "all"]
             .iter()
             .chain(&common),
     );
-    assert_eq!(printed.code, Some(0), "{}", printed.stderr);
 
-    let run = onebox(
+    let run = onebox_ok(
         ["resolver", "install", "--platform", "all", "--yes"]
             .iter()
             .chain(&common),
     );
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
         run.stdout
             .contains("sudo systemctl restart systemd-resolved")
@@ -266,20 +253,17 @@ fn install_writes_what_print_shows_and_uninstall_removes_exactly_that() {
     }
 
     // Installing again replaces our own files; nothing else appears.
-    let again = onebox(
+    onebox_ok(
         ["resolver", "install", "--platform", "all", "--yes"]
             .iter()
             .chain(&common),
     );
-    assert_eq!(again.code, Some(0), "{}", again.stderr);
 
-    let run = onebox(["resolver", "uninstall", "--yes", "--root", &rootp]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let run = onebox_ok(["resolver", "uninstall", "--yes", "--root", &rootp]);
     assert_eq!(run.stdout.matches("removed ").count(), 4, "{}", run.stdout);
     assert!(root.tree().is_empty(), "left behind: {:?}", root.tree());
 
-    let run = onebox(["resolver", "uninstall", "--yes", "--root", &rootp]);
-    assert_eq!(run.code, Some(0));
+    let run = onebox_ok(["resolver", "uninstall", "--yes", "--root", &rootp]);
     assert!(run.stdout.contains("nothing to remove"), "{}", run.stdout);
 }
 
@@ -288,7 +272,7 @@ fn zone_files_sharing_a_folder_install_created_are_all_removed() {
     let root = TempDir::new("root");
     let rootp = root.path().to_str().unwrap().to_string();
     let zones = two_zones();
-    let run = onebox([
+    onebox_ok([
         "resolver",
         "install",
         "--platform",
@@ -299,7 +283,6 @@ fn zone_files_sharing_a_folder_install_created_are_all_removed() {
         "--zones",
         zones.path().to_str().unwrap(),
     ]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(
         root.tree(),
         [
@@ -309,7 +292,7 @@ fn zone_files_sharing_a_folder_install_created_are_all_removed() {
             "etc/resolver/foobar.com"
         ]
     );
-    let run = onebox([
+    onebox_ok([
         "resolver",
         "uninstall",
         "--platform",
@@ -318,7 +301,6 @@ fn zone_files_sharing_a_folder_install_created_are_all_removed() {
         "--root",
         &rootp,
     ]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(root.tree().is_empty(), "left behind: {:?}", root.tree());
 }
 
@@ -335,7 +317,7 @@ fn uninstall_leaves_files_and_folders_that_were_there_before() {
     let before = root.tree();
 
     for platform in ["macos", "systemd-resolved"] {
-        let run = onebox([
+        onebox_ok([
             "resolver",
             "install",
             "--platform",
@@ -346,15 +328,13 @@ fn uninstall_leaves_files_and_folders_that_were_there_before() {
             "--zones",
             &no_zones_dir(),
         ]);
-        assert_eq!(run.code, Some(0), "{}", run.stderr);
     }
     assert!(root.path().join("etc/resolver/foobar.com").is_file());
     // Folders that existed are not noted as created.
     let mac = std::fs::read_to_string(root.path().join("etc/resolver/foobar.com")).unwrap();
     assert!(!mac.contains("created directory"), "{mac}");
 
-    let run = onebox(["resolver", "uninstall", "--yes", "--root", &rootp]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    onebox_ok(["resolver", "uninstall", "--yes", "--root", &rootp]);
     assert_eq!(root.tree(), before);
     assert_eq!(
         std::fs::read_to_string(root.path().join("etc/resolver/corp.example")).unwrap(),
@@ -399,8 +379,7 @@ fn install_refuses_to_overwrite_a_file_it_did_not_write() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), foreign);
 
     // And uninstall keeps it, saying why.
-    let run = onebox(["resolver", "uninstall", "--yes", "--root", &rootp]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let run = onebox_ok(["resolver", "uninstall", "--yes", "--root", &rootp]);
     assert!(
         run.stdout.contains("not written by onebox"),
         "{}",

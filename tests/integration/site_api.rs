@@ -293,9 +293,7 @@ fn script_in_a_post_is_shown_as_text() {
         &serde_json::json!({ "body": evil }).to_string(),
     );
     assert_eq!(r.status, 201);
-    let page = http(server.http, "GET", "/", "foobar.com", &[], b"")
-        .unwrap()
-        .text();
+    let page = http_get(&server, "foobar.com", "/").text();
     assert!(!page.contains("<script>"), "{page}");
     assert!(!page.contains("<img src=x"), "{page}");
     assert!(page.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt; &amp; &quot;quotes&quot;"), "{page}");

@@ -26,7 +26,7 @@ fn everything_survives_a_restart() {
         );
         assert_eq!(r.status, 201);
     }
-    http(server.http, "GET", "/", "foobar.com", &[], b"").unwrap();
+    http_get(&server, "foobar.com", "/");
     let before = all_posts(&server);
     let (clean, log) = server.stop();
     assert!(clean, "{log}");
@@ -48,9 +48,7 @@ fn everything_survives_a_restart() {
         api(&server, "POST", "/api/v1/sessions", &[], creds).status,
         201
     );
-    let page = http(server.http, "GET", "/", "foobar.com", &[], b"")
-        .unwrap()
-        .text();
+    let page = http_get(&server, "foobar.com", "/").text();
     assert!(page.contains("visited <strong>2</strong> times"), "{page}");
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -218,12 +216,7 @@ fn sigterm_lets_a_request_in_flight_finish_then_closes_the_database() {
 fn a_file_from_a_newer_onebox_is_refused_clearly() {
     let dir = TempDir::new("newer");
     let server = Onebox::start_on(&dir);
-    assert_eq!(
-        http(server.http, "GET", "/healthz", "foobar.com", &[], b"")
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(http_get(&server, "foobar.com", "/healthz").status, 200);
     let (clean, log) = server.stop();
     assert!(clean, "{log}");
     // Pretend a future onebox wrote this file: bump the schema version in `meta`.

@@ -38,7 +38,7 @@ fn both_site_names_serve_the_board_and_others_get_421() {
 #[test]
 fn the_panel_shows_the_live_chain_connection_and_layers() {
     let server = Onebox::start();
-    let r = http(server.http, "GET", "/", "www.foobar.com", &[], b"").unwrap();
+    let r = http_get(&server, "www.foobar.com", "/");
     let page = r.text();
     // The DNS chain from our zone: www is a CNAME to a name; only the A gives an address.
     let cname = page
@@ -59,16 +59,12 @@ fn the_panel_shows_the_live_chain_connection_and_layers() {
     // counter write, one posts read.
     assert!(page.contains("1 read, 1 write"), "{page}");
     // The counter is per host and survives between requests.
-    let again = http(server.http, "GET", "/", "www.foobar.com", &[], b"")
-        .unwrap()
-        .text();
+    let again = http_get(&server, "www.foobar.com", "/").text();
     assert!(
         again.contains("visited <strong>2</strong> times"),
         "{again}"
     );
-    let apex = http(server.http, "GET", "/", "foobar.com", &[], b"")
-        .unwrap()
-        .text();
+    let apex = http_get(&server, "foobar.com", "/").text();
     assert!(apex.contains("visited <strong>1</strong> time,"), "{apex}");
     let chain_apex = apex.contains("www.foobar.com.</code>");
     assert!(!chain_apex, "the apex chain has no CNAME");
@@ -198,24 +194,16 @@ fn site_dir_files_are_served_and_traversal_is_refused() {
     std::fs::write(&outside, "FILE-OUTSIDE-THE-SITE").unwrap();
     let server = Onebox::start_with(&["--ephemeral", "--site", dir.to_str().unwrap()], &[]);
 
-    let r = http(server.http, "GET", "/hello.txt", "foobar.com", &[], b"").unwrap();
+    let r = http_get(&server, "foobar.com", "/hello.txt");
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "hello from the folder\n");
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
-    let r = http(server.http, "GET", "/img/dot.png", "foobar.com", &[], b"").unwrap();
+    let r = http_get(&server, "foobar.com", "/img/dot.png");
     assert_eq!(r.header("content-type"), Some("image/png"));
     // Paths that name no file there go to the application.
-    let r = http(server.http, "GET", "/", "foobar.com", &[], b"").unwrap();
+    let r = http_get(&server, "foobar.com", "/");
     assert!(r.text().contains("How this page reached you"));
-    let r = http(
-        server.http,
-        "GET",
-        "/static/site.css",
-        "foobar.com",
-        &[],
-        b"",
-    )
-    .unwrap();
+    let r = http_get(&server, "foobar.com", "/static/site.css");
     assert_eq!(r.status, 200, "built-in assets still back the pages");
     let escape = format!("/../{}", outside.file_name().unwrap().to_str().unwrap());
     let encoded = format!("/%2e%2e/{}", outside.file_name().unwrap().to_str().unwrap());
@@ -233,7 +221,7 @@ fn site_dir_files_are_served_and_traversal_is_refused() {
         "/.env",
         "/img/",
     ] {
-        let r = http(server.http, "GET", path, "foobar.com", &[], b"").unwrap();
+        let r = http_get(&server, "foobar.com", path);
         assert_eq!(r.status, 404, "{path}");
         let text = r.text();
         assert!(
@@ -250,10 +238,10 @@ fn site_dir_files_are_served_and_traversal_is_refused() {
 #[test]
 fn health_and_readiness_answer_for_any_host() {
     let server = Onebox::start();
-    let r = http(server.http, "GET", "/healthz", "10.1.2.3", &[], b"").unwrap();
+    let r = http_get(&server, "10.1.2.3", "/healthz");
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["status"], "ok");
-    let r = http(server.http, "GET", "/readyz", "127.0.0.1", &[], b"").unwrap();
+    let r = http_get(&server, "127.0.0.1", "/readyz");
     assert_eq!(r.status, 200, "{}", r.text());
     let ready = r.json();
     assert_eq!(ready["ready"], true);
@@ -325,7 +313,7 @@ fn limits_give_413_431_and_400() {
 #[test]
 fn server_timing_and_access_log_name_the_layer() {
     let server = Onebox::start_with(&["--ephemeral", "--log-format", "json"], &[]);
-    let r = http(server.http, "GET", "/", "foobar.com", &[], b"").unwrap();
+    let r = http_get(&server, "foobar.com", "/");
     let timing = r.header("server-timing").unwrap();
     assert!(timing.starts_with("web;"), "{timing}");
     assert!(timing.contains("app;"), "{timing}");
@@ -333,21 +321,13 @@ fn server_timing_and_access_log_name_the_layer() {
         timing.contains("db;desc=\"database: 1 reads, 1 writes\""),
         "{timing}"
     );
-    let r = http(
-        server.http,
-        "GET",
-        "/static/site.css",
-        "foobar.com",
-        &[],
-        b"",
-    )
-    .unwrap();
+    let r = http_get(&server, "foobar.com", "/static/site.css");
     let timing = r.header("server-timing").unwrap();
     assert!(
         timing.contains("static;") && !timing.contains("app;"),
         "{timing}"
     );
-    let r = http(server.http, "GET", "/nope", "foobar.com", &[], b"").unwrap();
+    let r = http_get(&server, "foobar.com", "/nope");
     assert_eq!(r.status, 404);
     let (clean, log) = server.stop();
     assert!(clean, "SIGTERM exits 0: {log}");
@@ -384,7 +364,7 @@ fn a_zone_reload_changes_which_names_the_site_answers() {
     .unwrap();
     std::fs::write(&zone_path, &original).unwrap();
     let server = Onebox::start_with(&["--ephemeral", "--zones", zones.to_str().unwrap()], &[]);
-    let r = http(server.http, "GET", "/", "blog.foobar.com", &[], b"").unwrap();
+    let r = http_get(&server, "blog.foobar.com", "/");
     assert_eq!(r.status, 421);
 
     let edited =
@@ -398,7 +378,7 @@ fn a_zone_reload_changes_which_names_the_site_answers() {
     // Bounded wait for the reload to land.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let page = loop {
-        let r = http(server.http, "GET", "/", "blog.foobar.com", &[], b"").unwrap();
+        let r = http_get(&server, "blog.foobar.com", "/");
         if r.status == 200 {
             break r.text();
         }

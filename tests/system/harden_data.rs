@@ -94,7 +94,7 @@ fn a_full_disk_answers_503_keeps_reads_and_resumes_when_space_returns() {
             "post {id} while full"
         );
     }
-    let page = http(server.http, "GET", "/", "foobar.com", &[], b"").unwrap();
+    let page = http_get(&server, "foobar.com", "/");
     if page.status != 200 {
         findings.push(format!("GET / on a full disk got {}", page.status));
     }

@@ -61,6 +61,23 @@ where
     }
 }
 
+/// [`onebox`], which must exit 0; a failure shows both streams.
+pub fn onebox_ok<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let run = onebox(args);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "--- stdout ---\n{}\n--- stderr ---\n{}",
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
 /// A zones folder with foobar.com whose apex A is `apex`, plus `extra` records.
 pub fn zones_with_apex(apex: &str, extra: &str) -> TempDir {
     let dir = TempDir::new("zones");
@@ -197,6 +214,24 @@ fn openssl_in(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `openssl req` with a new P-256 key written to `NAME.key` in `dir`, plus `args`
+/// (a self-signed certificate with `-x509`, else a request).
+fn new_key_request(dir: &Path, name: &str, args: &[&str]) {
+    let key = format!("{name}.key");
+    let mut all = vec![
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &key,
+    ];
+    all.extend_from_slice(args);
+    openssl_in(dir, &all);
+}
+
 /// A test CA made with the openssl CLI: `ca.pem` in its folder is what a client
 /// passes as `--cacert`.
 #[derive(Debug)]
@@ -207,18 +242,11 @@ pub struct TestCa {
 impl TestCa {
     pub fn new() -> Self {
         let dir = TempDir::new("ca");
-        openssl_in(
+        new_key_request(
             dir.path(),
+            "ca",
             &[
-                "req",
                 "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "ca.key",
                 "-out",
                 "ca.pem",
                 "-days",
@@ -249,22 +277,10 @@ impl TestCa {
                 san.join(",")
             ),
         );
-        openssl_in(
+        new_key_request(
             dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "leaf.key",
-                "-out",
-                "leaf.csr",
-                "-subj",
-                &format!("/CN={}", names[0]),
-            ],
+            "leaf",
+            &["-out", "leaf.csr", "-subj", &format!("/CN={}", names[0])],
         );
         openssl_in(
             dir,

@@ -125,6 +125,12 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// `GET path` with `Host: host` on the server's plain HTTP listener.
+pub fn http_get(server: &Onebox, host: &str, path: &str) -> Response {
+    http(server.http, "GET", path, host, &[], b"")
+        .unwrap_or_else(|e| panic!("GET {path} (Host: {host}): {e}"))
+}
+
 /// A JSON request to the site as `www.foobar.com`.
 pub fn api(
     server: &Onebox,

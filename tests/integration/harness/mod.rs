@@ -133,6 +133,16 @@ ns1  3600 IN A     127.0.0.1
 www  3600 IN CNAME foobar.com.
 ";
 
+/// A small valid start of a zone for `check` and the zone-checker comparisons;
+/// line 6 is the first line a case adds.
+pub const SMALL_ZONE_HEAD: &str = "\
+$ORIGIN foobar.com.
+$TTL 300
+@   IN SOA ns1 hostmaster 1 7200 3600 1209600 300
+@   IN NS  ns1
+ns1 IN A   127.0.0.1
+";
+
 /// A zones folder holding `foobar.com.zone` = [`TEST_ZONE_HEAD`] + `extra`.
 pub fn test_zones(extra: &str) -> TempDir {
     let dir = TempDir::new("zones");
@@ -597,6 +607,13 @@ pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asserts that `text` contains each of `needles`, showing `text` when one is missing.
+pub fn assert_contains_all(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
     }
 }
 
