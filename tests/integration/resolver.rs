@@ -48,8 +48,7 @@ fn resolver_print(platform: &str, zones: &str, extra: &[&str]) -> Run {
         zones,
     ];
     args.extend_from_slice(extra);
-    let run = onebox_ok(args);
-    run
+    onebox_ok(args)
 }
 
 fn no_zones_dir() -> String {

@@ -425,7 +425,7 @@ fn an_ip_address_host_skips_dns() {
     // The DNS server is never asked, so one that cannot answer does no harm.
     let silent = silent_dns();
     let url = format!("http://127.0.0.1:{}/", site.addr.port());
-    let (run, v) = visit_json(&silent.local_addr().unwrap().to_string(), &url, &[]);
+    let (run, v) = visit_json(silent.local_addr().unwrap(), &url, &[]);
     assert_eq!(run.code, Some(0), "{v:#}");
     let dns = step(&v, "dns");
     assert!(dns["skipped"].as_str().unwrap().contains("IP address"));
