@@ -14,6 +14,18 @@ fn check<'a>(report: &'a serde_json::Value, name: &str, zone: &str) -> &'a serde
         .unwrap_or_else(|| panic!("no {name} check for {zone}: {report:#}"))
 }
 
+/// `onebox doctor --json ARGS...`: the run and its report.
+fn doctor_json(args: &[&str]) -> (Run, serde_json::Value) {
+    let run = onebox(["doctor", "--json"].iter().chain(args));
+    let report = run.json();
+    (run, report)
+}
+
+/// A check's one-line summary.
+fn summary(check: &serde_json::Value) -> &str {
+    check["summary"].as_str().unwrap()
+}
+
 fn zones_arg() -> String {
     repo_path("zones").display().to_string()
 }
@@ -22,17 +34,7 @@ fn zones_arg() -> String {
 fn dns_passes_and_the_os_resolver_fails_with_the_fix() {
     let server = Onebox::start();
     let (dns, http) = (server.dns.to_string(), server.http.to_string());
-    let run = onebox([
-        "doctor",
-        "--json",
-        "--dns",
-        &dns,
-        "--http",
-        &http,
-        "--zones",
-        &zones_arg(),
-    ]);
-    let report = run.json();
+    let (run, report) = doctor_json(&["--dns", &dns, "--http", &http, "--zones", &zones_arg()]);
     // The test machine's resolver does not know our zone on a random port.
     assert_eq!(run.code, Some(1), "{report:#}");
     assert_eq!(report["ok"], false);
@@ -41,16 +43,14 @@ fn dns_passes_and_the_os_resolver_fails_with_the_fix() {
     let dns_check = check(&report, "dns", "foobar.com");
     assert_eq!(dns_check["status"], "pass", "{dns_check:#}");
     assert!(
-        dns_check["summary"]
-            .as_str()
-            .unwrap()
-            .contains("serial 2026112601")
+        summary(&dns_check).contains("serial 2026112601"),
+        "{dns_check:#}"
     );
     assert_eq!(dns_check["fix"], serde_json::Value::Null);
 
     let os = check(&report, "os_resolver", "foobar.com");
     assert_eq!(os["status"], "fail", "{os:#}");
-    assert!(os["summary"].as_str().unwrap().contains("www.foobar.com"));
+    assert!(summary(&os).contains("www.foobar.com"), "{os:#}");
     let fix = os["fix"].as_str().unwrap();
     assert!(fix.contains("sudo onebox resolver install --yes"), "{fix}");
     // The fix repeats the flags that make it act on this very setup.
@@ -58,7 +58,7 @@ fn dns_passes_and_the_os_resolver_fails_with_the_fix() {
 
     let web = check(&report, "http", "foobar.com");
     assert_eq!(web["status"], "pass", "{web:#}");
-    assert!(web["summary"].as_str().unwrap().contains("/healthz"));
+    assert!(summary(&web).contains("/healthz"), "{web:#}");
 
     assert_eq!(check(&report, "https", "")["status"], "skip");
 }
@@ -94,16 +94,13 @@ fn text_view_lists_pass_fail_skip_with_the_fix_under_the_failure() {
 fn nothing_answering_dns_fails_with_the_start_command_and_skips_the_rest() {
     let silent = silent_dns();
     let dns = silent.local_addr().unwrap().to_string();
-    let run = onebox(["doctor", "--json", "--dns", &dns, "--zones", &zones_arg()]);
-    let report = run.json();
+    let (run, report) = doctor_json(&["--dns", &dns, "--zones", &zones_arg()]);
     assert_eq!(run.code, Some(1), "{report:#}");
     let dns_check = check(&report, "dns", "foobar.com");
     assert_eq!(dns_check["status"], "fail");
     assert!(
-        dns_check["summary"]
-            .as_str()
-            .unwrap()
-            .contains("nothing answered DNS")
+        summary(&dns_check).contains("nothing answered DNS"),
+        "{dns_check:#}"
     );
     assert_eq!(
         dns_check["fix"],
@@ -132,9 +129,7 @@ fn a_zone_onebox_does_not_serve_is_refused() {
          @ 3600 IN SOA ns1.example.test. hostmaster.example.test. 1 7200 3600 1209600 3600\n\
          @ 3600 IN NS ns1.example.test.\nns1 3600 IN A 127.0.0.1\n@ 3600 IN A 127.0.0.1\n",
     );
-    let run = onebox([
-        "doctor",
-        "--json",
+    let (_, report) = doctor_json(&[
         "--dns",
         &server.dns.to_string(),
         "--http",
@@ -142,11 +137,10 @@ fn a_zone_onebox_does_not_serve_is_refused() {
         "--zones",
         zones.path().to_str().unwrap(),
     ]);
-    let report = run.json();
     assert_eq!(check(&report, "dns", "foobar.com")["status"], "pass");
     let other = check(&report, "dns", "example.test");
     assert_eq!(other["status"], "fail", "{report:#}");
-    assert!(other["summary"].as_str().unwrap().contains("REFUSED"));
+    assert!(summary(&other).contains("REFUSED"), "{other:#}");
     assert!(
         other["fix"]
             .as_str()
@@ -159,9 +153,7 @@ fn a_zone_onebox_does_not_serve_is_refused() {
 fn no_web_server_at_the_address_fails_the_http_check() {
     let server = Onebox::start();
     let nothing = format!("127.0.0.1:{}", free_port());
-    let run = onebox([
-        "doctor",
-        "--json",
+    let (run, report) = doctor_json(&[
         "--dns",
         &server.dns.to_string(),
         "--http",
@@ -169,16 +161,10 @@ fn no_web_server_at_the_address_fails_the_http_check() {
         "--zones",
         &zones_arg(),
     ]);
-    let report = run.json();
     assert_eq!(run.code, Some(1));
     let web = check(&report, "http", "foobar.com");
     assert_eq!(web["status"], "fail", "{web:#}");
-    assert!(
-        web["summary"]
-            .as_str()
-            .unwrap()
-            .contains("connection refused")
-    );
+    assert!(summary(&web).contains("connection refused"), "{web:#}");
     assert!(web["fix"].as_str().unwrap().starts_with("start onebox"));
 }
 
@@ -210,10 +196,9 @@ fn https_is_checked_through_the_given_ca() {
     let report = doctor(&ca.cert_path());
     let https = check(&report, "https", "foobar.com");
     assert_eq!(https["status"], "pass", "{report:#}");
-    let summary = https["summary"].as_str().unwrap();
     assert!(
-        summary.contains("TLSv1.3 (certificate trusted) 200"),
-        "{summary}"
+        summary(&https).contains("TLSv1.3 (certificate trusted) 200"),
+        "{https:#}"
     );
 
     let stranger = TestCa::new();
@@ -221,10 +206,8 @@ fn https_is_checked_through_the_given_ca() {
     let https = check(&report, "https", "foobar.com");
     assert_eq!(https["status"], "fail", "{report:#}");
     assert!(
-        https["summary"]
-            .as_str()
-            .unwrap()
-            .contains("not signed by a CA you trust")
+        summary(&https).contains("not signed by a CA you trust"),
+        "{https:#}"
     );
     assert!(
         https["fix"]
@@ -237,17 +220,14 @@ fn https_is_checked_through_the_given_ca() {
 #[test]
 fn without_a_ca_https_is_skipped_and_says_what_to_give() {
     let silent = silent_dns();
-    let run = onebox([
-        "doctor",
-        "--json",
+    let (_, report) = doctor_json(&[
         "--dns",
         &silent.local_addr().unwrap().to_string(),
         "--zones",
         &zones_arg(),
     ]);
-    let report = run.json();
     let https = check(&report, "https", "");
     assert_eq!(https["status"], "skip");
-    assert!(https["summary"].as_str().unwrap().contains("--cacert FILE"));
+    assert!(summary(&https).contains("--cacert FILE"), "{https:#}");
     drop(silent);
 }
