@@ -25,6 +25,23 @@ fn fingerprint(pem: &Path) -> String {
     out.trim().to_string()
 }
 
+/// A second zone beside foobar.com, for the CA's name constraints.
+const EXAMPLE_TEST_ZONE: &str = "\
+$ORIGIN example.test.
+$TTL 3600
+@   IN SOA ns1.example.test. hostmaster.example.test. 1 7200 3600 1209600 300
+@   IN NS  ns1.example.test.
+ns1 IN A   127.0.0.1
+@   IN A   127.0.0.1
+";
+
+/// A temp folder and the `data` folder path inside it (not created: onebox does).
+fn data_dir(tag: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(tag);
+    let data = dir.join("data");
+    (dir, data)
+}
+
 /// Starts onebox with its state in `data` and returns it with the CA path.
 fn start_on(data: &Path) -> (Onebox, PathBuf) {
     let server = Onebox::spawn().data(data).start();
@@ -32,12 +49,10 @@ fn start_on(data: &Path) -> (Onebox, PathBuf) {
     (server, ca)
 }
 
-/// Every file below `dir`, relative, sorted.
 #[test]
 fn ca_certificate_is_a_ca_constrained_to_our_zone_and_loopback() {
     skip_unless!(require_tool("openssl", "openssl"));
-    let dir = TempDir::new("ca-constraints");
-    let data = dir.path().join("data");
+    let (_dir, data) = data_dir("ca-constraints");
     let (_server, ca) = start_on(&data);
     assert_eq!(ca, data.join("ca.pem"), "the CA lives in the data folder");
 
@@ -84,12 +99,7 @@ fn every_zone_is_permitted_and_served_over_https() {
     let zones = test_zones("");
     zones.write(
         "example.test.zone",
-        "$ORIGIN example.test.\n$TTL 3600\n\
-         @   IN SOA ns1.example.test. hostmaster.example.test. 1 7200 3600 1209600 300\n\
-         @   IN NS  ns1.example.test.\n\
-         ns1 IN A   127.0.0.1\n\
-         @   IN A   127.0.0.1\n\
-         www IN CNAME example.test.\n",
+        &format!("{EXAMPLE_TEST_ZONE}www IN CNAME example.test.\n"),
     );
     let server = Onebox::start_with_zones(&zones);
     let ca = server.ready_path("ca");
@@ -130,8 +140,7 @@ fn every_zone_is_permitted_and_served_over_https() {
 #[test]
 fn ca_persists_across_restarts_with_a_data_folder() {
     skip_unless!(require_tool("openssl", "openssl"));
-    let dir = TempDir::new("ca-persist");
-    let data = dir.path().join("data");
+    let (_dir, data) = data_dir("ca-persist");
     let (mut first, ca) = start_on(&data);
     let before = fingerprint(&ca);
     assert!(first.terminate().success());
@@ -149,8 +158,7 @@ fn ca_persists_across_restarts_with_a_data_folder() {
 #[test]
 fn a_kept_ca_that_cannot_vouch_for_a_new_zone_says_so_and_how_to_fix_it() {
     skip_unless!(require_tool("openssl", "openssl"));
-    let dir = TempDir::new("ca-new-zone");
-    let data = dir.path().join("data");
+    let (_dir, data) = data_dir("ca-new-zone");
     let zones = test_zones("");
     let (mut first, ca) = {
         let server = Onebox::spawn().zones(zones.path()).data(&data).start();
@@ -160,14 +168,7 @@ fn a_kept_ca_that_cannot_vouch_for_a_new_zone_says_so_and_how_to_fix_it() {
     let before = fingerprint(&ca);
     assert!(first.terminate().success());
 
-    zones.write(
-        "example.test.zone",
-        "$ORIGIN example.test.\n$TTL 3600\n\
-         @   IN SOA ns1.example.test. hostmaster.example.test. 1 7200 3600 1209600 300\n\
-         @   IN NS  ns1.example.test.\n\
-         ns1 IN A   127.0.0.1\n\
-         @   IN A   127.0.0.1\n",
-    );
+    zones.write("example.test.zone", EXAMPLE_TEST_ZONE);
     let second = Onebox::spawn().zones(zones.path()).data(&data).start();
     // The CA users already trust is kept (a new one would need trusting again)...
     assert_eq!(fingerprint(&second.ready_path("ca")), before);
@@ -197,8 +198,7 @@ fn ephemeral_ca_and_control_socket_go_away_at_exit() {
 #[test]
 fn ca_path_and_print_show_the_certificate_and_how_to_use_it() {
     skip_unless!(require_tool("openssl", "openssl"));
-    let dir = TempDir::new("ca-print");
-    let data = dir.path().join("data");
+    let (dir, data) = data_dir("ca-print");
     let (_server, ca) = start_on(&data);
     let data_arg = text(&data);
 
@@ -245,8 +245,7 @@ fn ca_path_and_print_show_the_certificate_and_how_to_use_it() {
 
 #[test]
 fn ca_install_asks_first_and_uninstall_removes_exactly_what_it_added() {
-    let dir = TempDir::new("ca-install");
-    let data = dir.path().join("data");
+    let (dir, data) = data_dir("ca-install");
     let (_server, ca) = start_on(&data);
     let root = dir.path().join("root");
     let store = root.join("usr/local/share/ca-certificates");
@@ -347,8 +346,7 @@ fn forge_and_verify(dir: &TempDir, data: &Path, san: &str) -> (bool, String) {
 #[test]
 fn name_constraints_make_openssl_reject_leaves_outside_the_zone() {
     skip_unless!(require_tool("openssl", "openssl"));
-    let dir = TempDir::new("ca-forge");
-    let data = dir.path().join("data");
+    let (dir, data) = data_dir("ca-forge");
     let (_server, _ca) = start_on(&data);
 
     // The control: inside the constraints, the same recipe verifies.
