@@ -31,9 +31,15 @@ struct Fixture {
 
 impl Fixture {
     fn start() -> Self {
-        let server = Onebox::spawn()
-            .global_args(["--log-format", "json"])
-            .start();
+        Self::from(
+            Onebox::spawn()
+                .global_args(["--log-format", "json"])
+                .start(),
+        )
+    }
+
+    /// Wraps a server started some other way (e.g. on its own zones).
+    fn from(server: Onebox) -> Self {
         let ca = server.ready_path("ca");
         assert!(ca.is_file(), "the ready line's CA is not a file: {ca:?}");
         Self {
@@ -47,6 +53,23 @@ impl Fixture {
 
     fn ca(&self) -> &str {
         self.ca.to_str().expect("CA path is UTF-8")
+    }
+
+    /// `openssl s_client` to `connect` for www.foobar.com, verifying against our
+    /// CA, plus `args`: (success, stdout, stderr).
+    fn s_client(&self, connect: &str, args: &[&str]) -> (bool, String, String) {
+        let mut all = vec![
+            "s_client",
+            "-connect",
+            connect,
+            "-servername",
+            "www.foobar.com",
+            "-CAfile",
+            self.ca(),
+            "-verify_return_error",
+        ];
+        all.extend_from_slice(args);
+        openssl(&all)
     }
 
     /// `https://NAME:PORT/PATH`, with curl's `--resolve` sending NAME to 127.0.0.1.
@@ -383,14 +406,7 @@ fn doh_negative_answers_are_cached_no_longer_than_the_soa_minimum() {
     skip_unless!(require_tool("curl", "curl"));
     // TEST_ZONE_HEAD: SOA TTL 3600, MINIMUM 300 (RFC 8484 §5.1, RFC 2308 §5).
     let zones = test_zones("");
-    let server = Onebox::start_with_zones(&zones);
-    let f = Fixture {
-        ca: server.ready_path("ca"),
-        https: server.ready_addr("https"),
-        http: server.http_addr(),
-        dot: server.ready_addr("dot"),
-        server,
-    };
+    let f = Fixture::from(Onebox::start_with_zones(&zones));
     let dir = TempDir::new("doh-negative");
     let url = format!("https://127.0.0.1:{}/dns-query", f.https.port());
     for (name, rtype, rcode) in [
@@ -425,23 +441,13 @@ fn only_tls_1_2_and_1_3_are_accepted() {
         ("-tls1_2", true),
         ("-tls1_3", true),
     ] {
-        let mut args = vec![
-            "s_client",
-            "-connect",
-            &connect,
-            "-servername",
-            "www.foobar.com",
-            "-CAfile",
-            f.ca(),
-            "-verify_return_error",
-            version,
-        ];
+        let mut args = vec![version];
         if !accepted {
             // OpenSSL 3 refuses TLS 1.0/1.1 itself at its default security level;
             // level 0 makes it really offer them, so the refusal is the server's.
             args.extend(["-cipher", "DEFAULT@SECLEVEL=0"]);
         }
-        let (ok, out, err) = openssl(&args);
+        let (ok, out, err) = f.s_client(&connect, &args);
         if accepted {
             let expected = format!("New, TLSv1.{},", version.trim_start_matches("-tls1_"));
             assert!(
@@ -464,18 +470,7 @@ fn alpn_offers_h2_and_http11_on_https_and_dot_on_dns_over_tls() {
     let https = f.https.to_string();
     let dot = f.dot.to_string();
     for (addr, alpn) in [(&https, "h2"), (&https, "http/1.1"), (&dot, "dot")] {
-        let (ok, out, err) = openssl(&[
-            "s_client",
-            "-connect",
-            addr,
-            "-servername",
-            "www.foobar.com",
-            "-CAfile",
-            f.ca(),
-            "-verify_return_error",
-            "-alpn",
-            alpn,
-        ]);
+        let (ok, out, err) = f.s_client(addr, &["-alpn", alpn]);
         assert!(
             ok && out.contains(&format!("ALPN protocol: {alpn}"))
                 && out.contains("Verify return code: 0 (ok)"),
@@ -632,14 +627,7 @@ fn dot_answers_pipelined_queries_on_one_connection() {
 fn every_site_name_in_the_zone_verifies_over_https() {
     skip_unless!(require_tool("curl", "curl"));
     let zones = test_zones("shop.eu 3600 IN CNAME foobar.com.\n");
-    let server = Onebox::start_with_zones(&zones);
-    let f = Fixture {
-        ca: server.ready_path("ca"),
-        https: server.ready_addr("https"),
-        http: server.http_addr(),
-        dot: server.ready_addr("dot"),
-        server,
-    };
+    let f = Fixture::from(Onebox::start_with_zones(&zones));
     for ((url, resolve), tls) in [
         (f.http_url("shop.eu.foobar.com", "/"), false),
         (f.https_url("shop.eu.foobar.com", "/"), true),
