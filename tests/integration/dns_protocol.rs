@@ -21,8 +21,7 @@ fn flags(dig: &Dig) -> Vec<&str> {
 
 #[test]
 fn plain_dns_without_edns_gets_no_opt() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let server = Onebox::start();
+    let Some(server) = dig_onebox() else { return };
     for transport in ["+notcp", "+tcp"] {
         let dig = server.dig(&[transport, "+noedns", "foobar.com", "SOA"]);
         assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
@@ -39,8 +38,7 @@ fn plain_dns_without_edns_gets_no_opt() {
 /// An unknown type at an existing name is NODATA, not an error (RFC 3597).
 #[test]
 fn unknown_type_is_nodata() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let server = Onebox::start();
+    let Some(server) = dig_onebox() else { return };
     let dig = server.dig(&["+noedns", "foobar.com", "TYPE1000"]);
     assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
     assert!(dig.has_flag("aa"), "{}", dig.stdout);
@@ -53,8 +51,7 @@ fn unknown_type_is_nodata() {
 /// Z is always zero in a reply. CD is not asserted: BIND copies it, Knot clears it.
 #[test]
 fn header_bits_rd_copied_ra_ad_z_clear() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let server = Onebox::start();
+    let Some(server) = dig_onebox() else { return };
     for transport in ["+notcp", "+tcp"] {
         let dig = server.dig(&[
             transport,
@@ -97,8 +94,7 @@ fn header_bits_rd_copied_ra_ad_z_clear() {
 /// the opcode echoed and nothing else.
 #[test]
 fn unknown_opcode_is_notimp() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let server = Onebox::start();
+    let Some(server) = dig_onebox() else { return };
     for args in [
         &["+noedns", "+opcode=15", "+header-only"][..],
         &["+noedns", "+opcode=15", "foobar.com", "SOA"],
@@ -124,8 +120,7 @@ fn unknown_opcode_is_notimp() {
 
 #[test]
 fn edns_version_0_is_answered_with_our_own_opt() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let server = Onebox::start();
+    let Some(server) = dig_onebox() else { return };
     let dig = server.dig(&["+edns=0", "+nocookie", "foobar.com", "SOA"]);
     assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
     assert_eq!(
@@ -141,8 +136,7 @@ fn edns_version_0_is_answered_with_our_own_opt() {
 /// version we speak (0) and no records, whatever else the query carried.
 #[test]
 fn edns_version_1_is_badvers_with_opt_v0_and_no_records() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let server = Onebox::start();
+    let Some(server) = dig_onebox() else { return };
     for extra in [
         &[][..],
         &["+ednsopt=100"],
@@ -174,8 +168,7 @@ fn edns_version_1_is_badvers_with_opt_v0_and_no_records() {
 /// RFC 6891 §6.1.2 / RFC 8906 §8.2.4: an unknown option is ignored and never echoed.
 #[test]
 fn unknown_edns_option_is_ignored_not_echoed() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let server = Onebox::start();
+    let Some(server) = dig_onebox() else { return };
     let dig = server.dig(&["+edns=0", "+nocookie", "+ednsopt=100", "foobar.com", "SOA"]);
     assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
     assert!(dig.has_flag("aa"), "{}", dig.stdout);
@@ -186,8 +179,7 @@ fn unknown_edns_option_is_ignored_not_echoed() {
 /// RFC 8906 §8.2.5: an unknown EDNS flag is not copied into the reply.
 #[test]
 fn unknown_edns_flag_is_cleared() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let server = Onebox::start();
+    let Some(server) = dig_onebox() else { return };
     let dig = server.dig(&[
         "+edns=0",
         "+nocookie",
@@ -208,8 +200,7 @@ fn unknown_edns_flag_is_cleared() {
 /// RFC 3225 §3: the DO bit is copied into the reply, over UDP and TCP.
 #[test]
 fn do_bit_is_copied() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let server = Onebox::start();
+    let Some(server) = dig_onebox() else { return };
     for transport in ["+notcp", "+tcp"] {
         let dig = server.dig(&[
             transport,
@@ -239,8 +230,7 @@ fn do_bit_is_copied() {
 /// a client COOKIE) are tolerated and none is echoed.
 #[test]
 fn several_defined_options_are_tolerated_and_not_echoed() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let server = Onebox::start();
+    let Some(server) = dig_onebox() else { return };
     let dig = server.dig(&[
         "+edns=0",
         "+nsid",
@@ -375,8 +365,7 @@ fn dig_sees_tc_and_retries_over_tcp() {
 
 #[test]
 fn axfr_is_refused_by_default() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let server = Onebox::start();
+    let Some(server) = dig_onebox() else { return };
     for transport in ["+tcp", "+notcp"] {
         let dig = server.dig(&[transport, "foobar.com", "AXFR"]);
         assert!(
@@ -526,8 +515,7 @@ fn update_is_refused_and_the_zone_is_unchanged() {
 /// RFC 1996: we have no primary to be notified by; NOTIFY is refused.
 #[test]
 fn notify_is_refused() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let server = Onebox::start();
+    let Some(server) = dig_onebox() else { return };
     let dig = server.dig(&["+opcode=4", "foobar.com", "SOA"]);
     assert_eq!(dig.opcode, "NOTIFY", "{}", dig.stdout);
     assert_eq!(dig.status, "REFUSED", "{}", dig.stdout);
@@ -553,8 +541,7 @@ fn notify_is_refused() {
 /// verified), and a malformed COOKIE option is ignored like any unknown option.
 #[test]
 fn cookies_are_ignored_and_never_echoed() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let server = Onebox::start();
+    let Some(server) = dig_onebox() else { return };
     let dig = server.dig(&["+edns=0", "+cookie=0102030405060708", "foobar.com", "SOA"]);
     assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
     assert!(

@@ -129,8 +129,7 @@ fn curl_status(addr: SocketAddr, host: &str, path: &str) -> (u16, String) {
 
 #[test]
 fn a_dig_query_and_an_http_request_appear_in_the_event_stream() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let server = Onebox::start();
+    let Some(server) = dig_onebox() else { return };
     let mut events = EventStream::open(server.http_addr(), "www.foobar.com");
     let head = events.head.to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 200"), "{head}");

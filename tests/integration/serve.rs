@@ -130,8 +130,7 @@ fn signals_right_after_the_ready_line_are_handled() {
 /// fields client, transport, qname, qtype, rcode, answers, micros.
 #[test]
 fn each_query_is_logged() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let server = Onebox::start();
+    let Some(server) = dig_onebox() else { return };
     let mark = server.stderr().len();
     server.dig(&["+tcp", "nope.foobar.com", "AAAA"]);
     let log = server.wait_for_log("nope.foobar.com", mark);
@@ -200,8 +199,7 @@ fn json_log_format_writes_json_lines_with_query_events() {
 /// escape sequences unless stderr is a terminal (as ripgrep and cargo do).
 #[test]
 fn logs_to_a_pipe_have_no_colour_codes() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let server = Onebox::start();
+    let Some(server) = dig_onebox() else { return };
     server.dig(&["foobar.com", "SOA"]);
     let log = server.wait_for_log("onebox::dns::query", 0);
     let raw = server.stderr_raw();

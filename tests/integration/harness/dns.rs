@@ -68,6 +68,12 @@ impl Dig {
     }
 }
 
+/// `Onebox::start()` for a test that asks it with dig: `None`, and the test
+/// returns, where dig is missing (see [`require_tool`](super::require_tool)).
+pub fn dig_onebox() -> Option<Onebox> {
+    super::require_tool("dig", "bind9-dnsutils").then(Onebox::start)
+}
+
 /// Runs `dig @SERVER -p PORT +time=2 +tries=1 +norec ARGS...` and parses its output.
 /// Fails the test if dig is not installed.
 pub fn dig(server: SocketAddr, args: &[&str]) -> Dig {
