@@ -78,9 +78,14 @@ fn text_view_lists_pass_fail_skip_with_the_fix_under_the_failure() {
     assert_eq!(run.code, Some(1), "{}", run.stdout);
     let out = &run.stdout;
     assert!(!out.contains('\x1b'), "colour in a pipe: {out}");
-    assert!(out.contains("\npass  dns          "), "{out}");
-    assert!(out.contains("\nFAIL  os_resolver  "), "{out}");
-    assert!(out.contains("\nskip  https        "), "{out}");
+    assert_contains_all(
+        &out,
+        &[
+            "\npass  dns          ",
+            "\nFAIL  os_resolver  ",
+            "\nskip  https        ",
+        ],
+    );
     let fail = out.lines().position(|l| l.starts_with("FAIL")).unwrap();
     let fix = out.lines().nth(fail + 1).unwrap();
     assert!(

@@ -137,10 +137,12 @@ fn print_two_zones_for_systemd_routes_each_and_nothing_wider() {
         "[::1]:1053",
     ]);
     let file = heredoc(&run.stdout, "/etc/systemd/resolved.conf.d/onebox.conf");
-    assert!(file.contains("\nDNS=[::1]:1053\n"), "{file}");
-    assert!(
-        file.contains("\nDomains=~example.test ~foobar.com\n"),
-        "{file}"
+    assert_contains_all(
+        &file,
+        &[
+            "\nDNS=[::1]:1053\n",
+            "\nDomains=~example.test ~foobar.com\n",
+        ],
     );
 }
 
@@ -401,8 +403,7 @@ fn install_on_a_machine_without_the_platform_says_so() {
         &no_zones_dir(),
     ]);
     assert_ne!(run.code, Some(0));
-    assert!(run.stderr.contains("not macOS"), "{}", run.stderr);
-    assert!(run.stderr.contains("nothing installed"), "{}", run.stderr);
+    assert_contains_all(&run.stderr, &["not macOS", "nothing installed"]);
 }
 
 #[test]

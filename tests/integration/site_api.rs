@@ -60,8 +60,7 @@ fn sessions_201_401_and_204() {
         .find(|c| c.starts_with("onebox_session="))
         .unwrap()
         .to_string();
-    assert!(cookie_header.contains("HttpOnly"), "{cookie_header}");
-    assert!(cookie_header.contains("SameSite=Lax"), "{cookie_header}");
+    assert_contains_all(&cookie_header, &["HttpOnly", "SameSite=Lax"]);
     assert!(
         !cookie_header.contains("Secure"),
         "plain HTTP: {cookie_header}"

@@ -53,8 +53,7 @@ fn the_panel_shows_the_live_chain_connection_and_layers() {
         page.contains(&format!("<code>{}</code>", server.http)),
         "{page}"
     );
-    assert!(page.contains("<strong>HTTP/1.1</strong>"));
-    assert!(page.contains("no TLS"));
+    assert_contains_all(&page, &["<strong>HTTP/1.1</strong>", "no TLS"]);
     // The database work this request did: session lookup absent (no cookie), one
     // counter write, one posts read.
     assert!(page.contains("1 read, 1 write"), "{page}");
@@ -81,8 +80,13 @@ fn h2c_with_prior_knowledge_takes_the_host_from_the_authority() {
     assert!(head.starts_with("HTTP/2 200"), "{head}");
     assert_eq!(status, 200);
     let page = String::from_utf8(body).unwrap();
-    assert!(page.contains("You asked for <code>www.foobar.com</code>"));
-    assert!(page.contains("HTTP/2 (h2c, cleartext)"), "{page}");
+    assert_contains_all(
+        &page,
+        &[
+            "You asked for <code>www.foobar.com</code>",
+            "HTTP/2 (h2c, cleartext)",
+        ],
+    );
     // Unknown authority over h2 is refused too.
     let other = format!("other.example:{port}:127.0.0.1");
     let (status, _, _) = curl(&[
@@ -316,10 +320,9 @@ fn server_timing_and_access_log_name_the_layer() {
     let r = http_get(&server, "foobar.com", "/");
     let timing = r.header("server-timing").unwrap();
     assert!(timing.starts_with("web;"), "{timing}");
-    assert!(timing.contains("app;"), "{timing}");
-    assert!(
-        timing.contains("db;desc=\"database: 1 reads, 1 writes\""),
-        "{timing}"
+    assert_contains_all(
+        &timing,
+        &["app;", "db;desc=\"database: 1 reads, 1 writes\""],
     );
     let r = http_get(&server, "foobar.com", "/static/site.css");
     let timing = r.header("server-timing").unwrap();

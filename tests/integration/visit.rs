@@ -114,13 +114,12 @@ fn text_view_is_aligned_plain_when_piped_and_has_a_timing_line() {
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     let out = &run.stdout;
     assert!(!out.contains('\x1b'), "colour in a pipe:\n{out}");
-    assert!(
-        out.contains("www.foobar.com.  3600  CNAME  foobar.com.\n"),
-        "{out}"
-    );
-    assert!(
-        out.contains("foobar.com.      3600  A      127.0.0.1\n"),
-        "{out}"
+    assert_contains_all(
+        &out,
+        &[
+            "www.foobar.com.  3600  CNAME  foobar.com.\n",
+            "foobar.com.      3600  A      127.0.0.1\n",
+        ],
     );
     assert!(
         out.contains(&format!("✓ connect  tcp {}", server.http)),
@@ -144,8 +143,7 @@ fn nxdomain_is_a_dns_failure() {
     assert_failed(&run, &v, 3, "dns", "nxdomain");
     assert_eq!(v["error"]["exit_code"], 3);
     let message = v["error"]["message"].as_str().unwrap();
-    assert!(message.contains("NXDOMAIN"), "{message}");
-    assert!(message.contains("no such name in the zone"), "{message}");
+    assert_contains_all(&message, &["NXDOMAIN", "no such name in the zone"]);
     assert_eq!(hops(&v), ["dns"], "nothing after a failed hop");
     assert_eq!(step(&v, "dns")["ok"], false);
 
@@ -169,8 +167,7 @@ fn a_name_outside_our_zones_is_refused() {
     let server = Onebox::start();
     let (run, v) = visit_json(server.dns, "http://example.org/", &[]);
     let message = assert_failed(&run, &v, 3, "dns", "refused");
-    assert!(message.contains("REFUSED"), "{message}");
-    assert!(message.contains("not authoritative"), "{message}");
+    assert_contains_all(&message, &["REFUSED", "not authoritative"]);
 }
 
 #[test]
@@ -361,8 +358,7 @@ fn a_503_is_maintenance_and_an_http_failure() {
     assert_eq!(v["error"]["hop"], "http");
     assert_eq!(v["error"]["kind"], "maintenance");
     let message = v["error"]["message"].as_str().unwrap();
-    assert!(message.contains("maintenance"), "{message}");
-    assert!(message.contains("retry after 120"), "{message}");
+    assert_contains_all(&message, &["maintenance", "retry after 120"]);
 }
 
 const ECHO: &str = "HTTP/1.1 201 Created\r\nServer-Timing: app;dur=1.5, db;dur=0.25;desc=\"commit\"\r\n\
@@ -400,18 +396,16 @@ fn method_body_headers_and_host_reach_the_server_and_cookies_stay_hidden() {
         lower.contains(&format!("\r\nhost: foobar.com:{}\r\n", site.addr.port())),
         "{request}"
     );
-    assert!(lower.contains("\r\nx-test: 1\r\n"), "{request}");
-    assert!(
-        lower.contains("\r\ncontent-type: text/plain\r\n"),
-        "{request}"
+    assert_contains_all(
+        &lower,
+        &["\r\nx-test: 1\r\n", "\r\ncontent-type: text/plain\r\n"],
     );
     assert!(request.ends_with("\r\n\r\ntitle=hi"), "{request}");
 
     let http = step(&v, "http");
     assert_eq!(http["status"], 201);
     let headers = http["headers"].to_string();
-    assert!(headers.contains("/posts/7"), "{headers}");
-    assert!(headers.contains("sid (values hidden)"), "{headers}");
+    assert_contains_all(&headers, &["/posts/7", "sid (values hidden)"]);
     assert!(!run.stdout.contains("s3cr3t"), "a cookie value leaked");
     // Server-Timing becomes the app and db steps, in the server's own numbers.
     assert_eq!(step(&v, "app")["micros"], 1500);

@@ -32,14 +32,7 @@ fn chromium_resolves_through_onebox_and_loads_the_site() {
 
     // The page came from our site, under the name the browser asked for.
     let dom = read("dom.html");
-    assert!(
-        dom.contains("How this page reached you"),
-        "not our page:\n{stdout}\n{dom}"
-    );
-    assert!(
-        dom.contains("www.foobar.com"),
-        "the page does not name the host"
-    );
+    assert_contains_all(&dom, &["How this page reached you", "www.foobar.com"]);
     let shot = std::fs::read(artifacts.join("shot.png")).unwrap_or_default();
     assert!(
         shot.starts_with(b"\x89PNG"),

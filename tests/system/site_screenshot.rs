@@ -78,14 +78,13 @@ fn home_page_renders_in_chromium_and_is_saved_as_a_screenshot() {
     // The DOM Chromium built: our page, with the hostile post as text.
     let dom = chromium(&[rules.clone(), "--dump-dom".into(), url.clone()]);
     let dom = String::from_utf8_lossy(&dom.stdout);
-    assert!(dom.contains("How this page reached you"), "no page: {dom}");
-    assert!(
-        dom.contains("You asked for <code>www.foobar.com</code>"),
-        "{dom}"
-    );
-    assert!(
-        dom.contains("&lt;script&gt;alert('hi')&lt;/script&gt;"),
-        "{dom}"
+    assert_contains_all(
+        &dom,
+        &[
+            "How this page reached you",
+            "You asked for <code>www.foobar.com</code>",
+            "&lt;script&gt;alert('hi')&lt;/script&gt;",
+        ],
     );
 
     let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");
