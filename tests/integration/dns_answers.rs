@@ -65,8 +65,7 @@ fn www_a_is_the_cname_then_the_apex_a_record() {
     let Some(server) = dig_onebox() else { return };
     for transport in ["+notcp", "+tcp"] {
         let dig = server.dig(&[transport, "www.foobar.com", "A"]);
-        assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
-        assert!(dig.has_flag("aa"), "{}", dig.stdout);
+        dig.assert_authoritative("NOERROR");
         let got = name_type_data(&dig.answer);
         assert_eq!(
             got,
@@ -137,9 +136,9 @@ fn case_insensitive_and_question_echoed_byte_for_byte() {
 /// min(SOA TTL, MINIMUM) so resolvers cache the "no" for the right time.
 #[test]
 fn nxdomain_and_nodata_carry_the_soa_with_the_negative_ttl() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let zones = test_zones(EXTRA);
-    let server = Onebox::start_with_zones(&zones);
+    let Some((_zones, server)) = dig_onebox_on(EXTRA) else {
+        return;
+    };
     for (name, rtype, status) in [
         ("nope.foobar.com", "A", "NXDOMAIN"),
         ("deep.nope.foobar.com", "AAAA", "NXDOMAIN"),
@@ -198,13 +197,12 @@ fn negative_ttl_is_the_soa_ttl_when_that_is_smaller() {
 /// CNAME (so the resolver learns the alias) plus the SOA (so it can cache the NODATA).
 #[test]
 fn cname_then_nodata_has_the_cname_and_the_soa() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let zones = test_zones(EXTRA);
-    let server = Onebox::start_with_zones(&zones);
+    let Some((_zones, server)) = dig_onebox_on(EXTRA) else {
+        return;
+    };
     for transport in ["+notcp", "+tcp"] {
         let dig = server.dig(&[transport, "www.foobar.com", "AAAA"]);
-        assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
-        assert!(dig.has_flag("aa"), "{}", dig.stdout);
+        dig.assert_authoritative("NOERROR");
         let answer = type_data(&dig.answer);
         assert_eq!(answer, [("CNAME", "foobar.com.")], "{}", dig.stdout);
         let authority = type_ttl(&dig.authority);
@@ -224,12 +222,11 @@ fn cname_then_nodata_has_the_cname_and_the_soa() {
 /// rcode describes the end of the chain), with the CNAME and the SOA.
 #[test]
 fn cname_to_a_missing_in_zone_name_is_nxdomain_with_cname_and_soa() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let zones = test_zones(EXTRA);
-    let server = Onebox::start_with_zones(&zones);
+    let Some((_zones, server)) = dig_onebox_on(EXTRA) else {
+        return;
+    };
     let dig = server.dig(&["dangling.foobar.com", "A"]);
-    assert_eq!(dig.status, "NXDOMAIN", "{}", dig.stdout);
-    assert!(dig.has_flag("aa"), "{}", dig.stdout);
+    dig.assert_authoritative("NXDOMAIN");
     let answer = type_data(&dig.answer);
     assert_eq!(answer, [("CNAME", "nothere.foobar.com.")], "{}", dig.stdout);
     let authority = type_ttl(&dig.authority);
@@ -248,12 +245,11 @@ fn cname_to_a_missing_in_zone_name_is_nxdomain_with_cname_and_soa() {
 /// alone, NOERROR, and the client follows it elsewhere.
 #[test]
 fn cname_out_of_the_zone_is_the_cname_alone() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let zones = test_zones(EXTRA);
-    let server = Onebox::start_with_zones(&zones);
+    let Some((_zones, server)) = dig_onebox_on(EXTRA) else {
+        return;
+    };
     let dig = server.dig(&["outside.foobar.com", "A"]);
-    assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
-    assert!(dig.has_flag("aa"), "{}", dig.stdout);
+    dig.assert_authoritative("NOERROR");
     let answer = type_data(&dig.answer);
     assert_eq!(answer, [("CNAME", "www.example.org.")], "{}", dig.stdout);
 }
@@ -322,8 +318,7 @@ fn any_gets_exactly_one_rrset() {
     let Some(server) = dig_onebox() else { return };
     for transport in ["+notcp", "+tcp"] {
         let dig = server.dig(&[transport, "foobar.com", "ANY"]);
-        assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
-        assert!(dig.has_flag("aa"), "{}", dig.stdout);
+        dig.assert_authoritative("NOERROR");
         assert!(!dig.answer.is_empty(), "{}", dig.stdout);
         let first = &dig.answer[0];
         assert!(
@@ -350,17 +345,16 @@ fn any_gets_exactly_one_rrset() {
 /// exists, so a type it lacks is NODATA (NOERROR + SOA), never NXDOMAIN.
 #[test]
 fn wildcards_synthesize_answers_and_nodata() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let zones = test_zones("*.wild 3600 IN A 192.0.2.7\n");
-    let server = Onebox::start_with_zones(&zones);
+    let Some((_zones, server)) = dig_onebox_on("*.wild 3600 IN A 192.0.2.7\n") else {
+        return;
+    };
     for name in [
         "x.wild.foobar.com",
         "y.x.wild.foobar.com",
         "X.Wild.FOOBAR.com",
     ] {
         let dig = server.dig(&[name, "A"]);
-        assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
-        assert!(dig.has_flag("aa"), "{}", dig.stdout);
+        dig.assert_authoritative("NOERROR");
         let a = dig.answers_of("A");
         assert_eq!(a.len(), 1, "{}", dig.stdout);
         assert_eq!(
@@ -390,9 +384,11 @@ fn wildcards_synthesize_answers_and_nodata() {
 /// the glue address in ADDITIONAL. (NSD 4.6 answers exactly so.)
 #[test]
 fn names_at_and_below_a_delegation_get_a_referral() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let zones = test_zones("sub    3600 IN NS ns.sub.foobar.com.\nns.sub 3600 IN A  192.0.2.53\n");
-    let server = Onebox::start_with_zones(&zones);
+    let Some((_zones, server)) =
+        dig_onebox_on("sub    3600 IN NS ns.sub.foobar.com.\nns.sub 3600 IN A  192.0.2.53\n")
+    else {
+        return;
+    };
     for (name, rtype) in [
         ("www.sub.foobar.com", "A"),
         ("sub.foobar.com", "NS"),
@@ -419,8 +415,7 @@ fn names_at_and_below_a_delegation_get_a_referral() {
     }
     // The parent is authoritative for the DS question at the cut: NODATA with SOA.
     let dig = server.dig(&["sub.foobar.com", "DS"]);
-    assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
-    assert!(dig.has_flag("aa"), "{}", dig.stdout);
+    dig.assert_authoritative("NOERROR");
     assert_eq!(dig.authority.len(), 1, "{}", dig.stdout);
     assert_eq!(dig.authority[0].rtype, "SOA", "{}", dig.stdout);
 }
@@ -429,12 +424,12 @@ fn names_at_and_below_a_delegation_get_a_referral() {
 /// order; a CNAME loop gets a finite answer instead of hanging or crashing.
 #[test]
 fn cname_chains_are_followed_and_loops_end() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let zones = test_zones(
+    let Some((_zones, server)) = dig_onebox_on(
         "go 3600 IN CNAME a.foobar.com.\na  3600 IN CNAME b.foobar.com.\nb  3600 IN A 192.0.2.2\n\
          l1 3600 IN CNAME l2.foobar.com.\nl2 3600 IN CNAME l1.foobar.com.\n",
-    );
-    let server = Onebox::start_with_zones(&zones);
+    ) else {
+        return;
+    };
     let dig = server.dig(&["go.foobar.com", "A"]);
     assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
     let chain = name_type_data(&dig.answer);

@@ -181,9 +181,9 @@ fn an_edit_without_a_serial_bump_warns_about_the_serial() {
 /// A zone file dropped into the folder starts being served.
 #[test]
 fn a_new_zone_file_is_served() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let zones = test_zones("");
-    let server = Onebox::start_with_zones(&zones);
+    let Some((zones, server)) = dig_onebox_on("") else {
+        return;
+    };
     assert_eq!(server.dig(&["example.net", "SOA"]).status, "REFUSED");
 
     zones.write(

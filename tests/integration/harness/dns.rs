@@ -54,6 +54,12 @@ impl Dig {
         self.flags.iter().any(|f| f == flag)
     }
 
+    /// Asserts an authoritative answer (AA set) with this status.
+    pub fn assert_authoritative(&self, status: &str) {
+        assert_eq!(self.status, status, "{}", self.stdout);
+        assert!(self.has_flag("aa"), "no AA: {}", self.stdout);
+    }
+
     /// The `; EDNS: version: 0, flags: do; udp: 1232` line, if there was an OPT.
     pub fn edns_line(&self) -> Option<&str> {
         self.opt
@@ -72,6 +78,16 @@ impl Dig {
 /// returns, where dig is missing (see [`require_tool`](super::require_tool)).
 pub fn dig_onebox() -> Option<Onebox> {
     super::require_tool("dig", "bind9-dnsutils").then(Onebox::start)
+}
+
+/// [`dig_onebox`] on a zones folder of [`TEST_ZONE_HEAD`](super::TEST_ZONE_HEAD) +
+/// `extra`; the folder comes back too, to keep it (and edit it) for the test.
+pub fn dig_onebox_on(extra: &str) -> Option<(super::TempDir, Onebox)> {
+    super::require_tool("dig", "bind9-dnsutils").then(|| {
+        let zones = super::test_zones(extra);
+        let server = Onebox::start_with_zones(&zones);
+        (zones, server)
+    })
 }
 
 /// Runs `dig @SERVER -p PORT +time=2 +tries=1 +norec ARGS...` and parses its output.
