@@ -43,14 +43,14 @@ fn dns_passes_and_the_os_resolver_fails_with_the_fix() {
     let dns_check = check(&report, "dns", "foobar.com");
     assert_eq!(dns_check["status"], "pass", "{dns_check:#}");
     assert!(
-        summary(&dns_check).contains("serial 2026112601"),
+        summary(dns_check).contains("serial 2026112601"),
         "{dns_check:#}"
     );
     assert_eq!(dns_check["fix"], serde_json::Value::Null);
 
     let os = check(&report, "os_resolver", "foobar.com");
     assert_eq!(os["status"], "fail", "{os:#}");
-    assert!(summary(&os).contains("www.foobar.com"), "{os:#}");
+    assert!(summary(os).contains("www.foobar.com"), "{os:#}");
     let fix = os["fix"].as_str().unwrap();
     assert!(fix.contains("sudo onebox resolver install --yes"), "{fix}");
     // The fix repeats the flags that make it act on this very setup.
@@ -58,7 +58,7 @@ fn dns_passes_and_the_os_resolver_fails_with_the_fix() {
 
     let web = check(&report, "http", "foobar.com");
     assert_eq!(web["status"], "pass", "{web:#}");
-    assert!(summary(&web).contains("/healthz"), "{web:#}");
+    assert!(summary(web).contains("/healthz"), "{web:#}");
 
     assert_eq!(check(&report, "https", "")["status"], "skip");
 }
@@ -79,7 +79,7 @@ fn text_view_lists_pass_fail_skip_with_the_fix_under_the_failure() {
     let out = &run.stdout;
     assert!(!out.contains('\x1b'), "colour in a pipe: {out}");
     assert_contains_all(
-        &out,
+        out,
         &[
             "\npass  dns          ",
             "\nFAIL  os_resolver  ",
@@ -104,7 +104,7 @@ fn nothing_answering_dns_fails_with_the_start_command_and_skips_the_rest() {
     let dns_check = check(&report, "dns", "foobar.com");
     assert_eq!(dns_check["status"], "fail");
     assert!(
-        summary(&dns_check).contains("nothing answered DNS"),
+        summary(dns_check).contains("nothing answered DNS"),
         "{dns_check:#}"
     );
     assert_eq!(
@@ -145,7 +145,7 @@ fn a_zone_onebox_does_not_serve_is_refused() {
     assert_eq!(check(&report, "dns", "foobar.com")["status"], "pass");
     let other = check(&report, "dns", "example.test");
     assert_eq!(other["status"], "fail", "{report:#}");
-    assert!(summary(&other).contains("REFUSED"), "{other:#}");
+    assert!(summary(other).contains("REFUSED"), "{other:#}");
     assert!(
         other["fix"]
             .as_str()
@@ -169,7 +169,7 @@ fn no_web_server_at_the_address_fails_the_http_check() {
     assert_eq!(run.code, Some(1));
     let web = check(&report, "http", "foobar.com");
     assert_eq!(web["status"], "fail", "{web:#}");
-    assert!(summary(&web).contains("connection refused"), "{web:#}");
+    assert!(summary(web).contains("connection refused"), "{web:#}");
     assert!(web["fix"].as_str().unwrap().starts_with("start onebox"));
 }
 
@@ -202,7 +202,7 @@ fn https_is_checked_through_the_given_ca() {
     let https = check(&report, "https", "foobar.com");
     assert_eq!(https["status"], "pass", "{report:#}");
     assert!(
-        summary(&https).contains("TLSv1.3 (certificate trusted) 200"),
+        summary(https).contains("TLSv1.3 (certificate trusted) 200"),
         "{https:#}"
     );
 
@@ -211,7 +211,7 @@ fn https_is_checked_through_the_given_ca() {
     let https = check(&report, "https", "foobar.com");
     assert_eq!(https["status"], "fail", "{report:#}");
     assert!(
-        summary(&https).contains("not signed by a CA you trust"),
+        summary(https).contains("not signed by a CA you trust"),
         "{https:#}"
     );
     assert!(
@@ -233,6 +233,6 @@ fn without_a_ca_https_is_skipped_and_says_what_to_give() {
     ]);
     let https = check(&report, "https", "");
     assert_eq!(https["status"], "skip");
-    assert!(summary(&https).contains("--cacert FILE"), "{https:#}");
+    assert!(summary(https).contains("--cacert FILE"), "{https:#}");
     drop(silent);
 }

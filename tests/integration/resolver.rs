@@ -138,7 +138,7 @@ fn print_two_zones_for_systemd_routes_each_and_nothing_wider() {
     ]);
     let file = heredoc(&run.stdout, "/etc/systemd/resolved.conf.d/onebox.conf");
     assert_contains_all(
-        &file,
+        file,
         &[
             "\nDNS=[::1]:1053\n",
             "\nDomains=~example.test ~foobar.com\n",

@@ -149,7 +149,7 @@ fn each_query_is_logged() {
     ] {
         assert!(line.contains(field), "{field} missing: {line}");
     }
-    assert_contains_all(&line, &["tcp", "AAAA"]);
+    assert_contains_all(line, &["tcp", "AAAA"]);
 }
 
 #[test]

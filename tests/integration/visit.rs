@@ -115,7 +115,7 @@ fn text_view_is_aligned_plain_when_piped_and_has_a_timing_line() {
     let out = &run.stdout;
     assert!(!out.contains('\x1b'), "colour in a pipe:\n{out}");
     assert_contains_all(
-        &out,
+        out,
         &[
             "www.foobar.com.  3600  CNAME  foobar.com.\n",
             "foobar.com.      3600  A      127.0.0.1\n",
@@ -143,7 +143,7 @@ fn nxdomain_is_a_dns_failure() {
     assert_failed(&run, &v, 3, "dns", "nxdomain");
     assert_eq!(v["error"]["exit_code"], 3);
     let message = v["error"]["message"].as_str().unwrap();
-    assert_contains_all(&message, &["NXDOMAIN", "no such name in the zone"]);
+    assert_contains_all(message, &["NXDOMAIN", "no such name in the zone"]);
     assert_eq!(hops(&v), ["dns"], "nothing after a failed hop");
     assert_eq!(step(&v, "dns")["ok"], false);
 
@@ -167,7 +167,7 @@ fn a_name_outside_our_zones_is_refused() {
     let server = Onebox::start();
     let (run, v) = visit_json(server.dns, "http://example.org/", &[]);
     let message = assert_failed(&run, &v, 3, "dns", "refused");
-    assert_contains_all(&message, &["REFUSED", "not authoritative"]);
+    assert_contains_all(message, &["REFUSED", "not authoritative"]);
 }
 
 #[test]
@@ -358,7 +358,7 @@ fn a_503_is_maintenance_and_an_http_failure() {
     assert_eq!(v["error"]["hop"], "http");
     assert_eq!(v["error"]["kind"], "maintenance");
     let message = v["error"]["message"].as_str().unwrap();
-    assert_contains_all(&message, &["maintenance", "retry after 120"]);
+    assert_contains_all(message, &["maintenance", "retry after 120"]);
 }
 
 const ECHO: &str = "HTTP/1.1 201 Created\r\nServer-Timing: app;dur=1.5, db;dur=0.25;desc=\"commit\"\r\n\

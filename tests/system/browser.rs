@@ -2,9 +2,6 @@
 //! own DNS server: headless Chromium in a private network namespace whose
 //! resolv.conf points at onebox, with no hosts-file entry and no resolver flags.
 
-use std::path::Path;
-use std::process::Command;
-
 use crate::harness::*;
 
 #[test]
@@ -14,20 +11,7 @@ fn chromium_resolves_through_onebox_and_loads_the_site() {
         require_tool("chromium", "chromium"),
         require_tool("unshare", "util-linux")
     );
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let artifacts = root.join("test-artifacts/browser");
-    let output = Command::new("bash")
-        .arg(root.join("scripts/browser-e2e.sh"))
-        .arg(env!("CARGO_BIN_EXE_onebox"))
-        .arg(&artifacts)
-        .output()
-        .expect("run scripts/browser-e2e.sh (needs bash, unshare, chromium)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "browser-e2e.sh failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (_, artifacts) = run_e2e_script("browser-e2e.sh", "browser");
     let read = |name: &str| std::fs::read_to_string(artifacts.join(name)).unwrap_or_default();
 
     // The page came from our site, under the name the browser asked for.

@@ -4,8 +4,6 @@
 //! without the CA, or without DoH, the same load fails.
 
 use std::ops::RangeInclusive;
-use std::path::Path;
-use std::process::Command;
 
 use crate::harness::*;
 
@@ -58,20 +56,7 @@ fn chromium_resolves_over_onebox_doh_and_loads_the_site_over_https() {
         require_tool("chromium", "chromium"),
         require_tool("unshare", "util-linux")
     );
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let artifacts = root.join("test-artifacts/browser-doh");
-    let output = Command::new("bash")
-        .arg(root.join("scripts/browser-doh-e2e.sh"))
-        .arg(env!("CARGO_BIN_EXE_onebox"))
-        .arg(&artifacts)
-        .output()
-        .expect("run scripts/browser-doh-e2e.sh (needs bash, unshare, chromium, certutil)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "browser-doh-e2e.sh failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (stdout, artifacts) = run_e2e_script("browser-doh-e2e.sh", "browser-doh");
     let read = |name: &str| std::fs::read_to_string(artifacts.join(name)).unwrap_or_default();
     let log = read("server.log");
     let context = || {

@@ -86,14 +86,7 @@ fn a_full_disk_answers_503_keeps_reads_and_resumes_when_space_returns() {
         ));
     }
     // Reads keep working and see everything acknowledged.
-    let found = all_posts(&server);
-    for (id, body) in &acknowledged {
-        assert_eq!(
-            found.get(id).map(|(_, b)| b),
-            Some(body),
-            "post {id} while full"
-        );
-    }
+    assert_posts_kept(&server, &acknowledged, "while full");
     let page = http_get(&server, "foobar.com", "/");
     if page.status != 200 {
         findings.push(format!("GET / on a full disk got {}", page.status));
@@ -124,14 +117,7 @@ fn a_full_disk_answers_503_keeps_reads_and_resumes_when_space_returns() {
     let (_, log) = server.stop();
     assert!(!log.contains("panicked"), "{log}");
     let server = Onebox::start_on(&data);
-    let found = all_posts(&server);
-    for (id, body) in &acknowledged {
-        assert_eq!(
-            found.get(id).map(|(_, b)| b),
-            Some(body),
-            "post {id} after restart"
-        );
-    }
+    assert_posts_kept(&server, &acknowledged, "after restart");
     drop(server);
     assert!(redb_integrity(&data.join("onebox.redb")));
     assert!(findings.is_empty(), "{}", findings.join("\n"));

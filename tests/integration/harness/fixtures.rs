@@ -614,3 +614,23 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg(self.dir.path()).status();
     }
 }
+
+/// Runs `scripts/SCRIPT ONEBOX ARTIFACTS` (the browser end-to-end scripts), which
+/// must succeed; returns its stdout and the artifacts folder
+/// (`test-artifacts/NAME`, kept for a human to look at).
+pub fn run_e2e_script(script: &str, name: &str) -> (String, PathBuf) {
+    let artifacts = repo_path("test-artifacts").join(name);
+    let output = Command::new("bash")
+        .arg(repo_path("scripts").join(script))
+        .arg(ONEBOX)
+        .arg(&artifacts)
+        .output()
+        .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{script} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (stdout, artifacts)
+}

@@ -230,6 +230,19 @@ pub fn all_posts(server: &Onebox) -> BTreeMap<u64, (String, String)> {
     out
 }
 
+/// Asserts that the server lists every acknowledged post (id → body) with its
+/// body; `when` names the moment in the failure message.
+pub fn assert_posts_kept(server: &Onebox, acknowledged: &BTreeMap<u64, String>, when: &str) {
+    let found = all_posts(server);
+    for (id, body) in acknowledged {
+        assert_eq!(
+            found.get(id).map(|(_, b)| b),
+            Some(body),
+            "post {id} {when}"
+        );
+    }
+}
+
 /// Opens the file with redb itself (after a crash this runs redb's repair) and
 /// runs its full integrity check: every checksum of every page.
 pub fn redb_integrity(file: &Path) -> bool {
