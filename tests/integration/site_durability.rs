@@ -176,9 +176,7 @@ fn sigterm_lets_a_request_in_flight_finish_then_closes_the_database() {
     stream.write_all(&body[..10]).unwrap();
     // The request is now in flight (its body half sent). Stop the server.
     std::thread::sleep(Duration::from_millis(200));
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &server.pid.to_string()])
-        .status();
+    server.signal(libc::SIGTERM);
     // New connections stop being accepted (bounded wait).
     let deadline = Instant::now() + Duration::from_secs(5);
     while TcpStream::connect(server.http).is_ok() {
