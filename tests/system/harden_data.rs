@@ -25,7 +25,7 @@ fn fill(dir: &Path) -> std::path::PathBuf {
 
 #[test]
 fn a_full_disk_answers_503_keeps_reads_and_resumes_when_space_returns() {
-    skip_unless!(require_root());
+    skip_unless!(require_root(), require_tool("mount", "mount"));
     let tmpfs = Tmpfs::mount("8m");
     let data = tmpfs.path().join("data");
     let server = Onebox::start_on(&data);
