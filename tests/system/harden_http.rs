@@ -101,10 +101,8 @@ fn slowhttptest(out: &TempDir, name: &str, args: &[&str]) -> std::thread::JoinHa
 /// second; by the end every slow connection has been closed by the server.
 #[test]
 fn slow_clients_are_closed_and_others_are_served_meanwhile() {
-    skip_unless!(
-        require_tool("slowhttptest", "slowhttptest"),
-        require_tool("ss", "iproute2")
-    );
+    skip_unless!(require_tool("slowhttptest", "slowhttptest"));
+    skip_unless!(require_tool("ss", "iproute2"));
     let server = Onebox::start();
     let http = server.http_addr();
     let https = server.ready["https"]
