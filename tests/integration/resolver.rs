@@ -51,6 +51,13 @@ fn resolver_print(platform: &str, zones: &str, extra: &[&str]) -> Run {
     onebox_ok(args)
 }
 
+/// An empty folder standing in for `/` (`--root`), and its path as text.
+fn fake_root() -> (TempDir, String) {
+    let root = TempDir::new("root");
+    let path = root.path().to_str().unwrap().to_string();
+    (root, path)
+}
+
 fn no_zones_dir() -> String {
     // A folder that does not exist: the built-in foobar.com zone is used.
     std::env::temp_dir()
@@ -81,15 +88,10 @@ fn print_systemd_resolved_drop_in() {
 #[test]
 fn print_macos_resolver_file_per_zone() {
     let zones = two_zones();
-    let run = onebox_ok([
-        "resolver",
-        "--platform",
-        "macos",
-        "--dns",
-        "127.0.0.1:5353",
-        "--zones",
-        zones.path().to_str().unwrap(),
-    ]);
+    // Without a subcommand, `resolver` prints.
+    let mut args = vec!["resolver", "--platform", "macos", "--dns", "127.0.0.1:5353"];
+    args.extend(["--zones", zones.path().to_str().unwrap()]);
+    let run = onebox_ok(args);
     for zone in ["foobar.com", "example.test"] {
         let file = heredoc(&run.stdout, &format!("/etc/resolver/{zone}"));
         assert_eq!(file, format!("{MARKER}\nnameserver 127.0.0.1\nport 5353\n"));
@@ -126,16 +128,8 @@ fn print_networkmanager_dnsmasq_lines() {
 #[test]
 fn print_two_zones_for_systemd_routes_each_and_nothing_wider() {
     let zones = two_zones();
-    let run = onebox_ok([
-        "resolver",
-        "print",
-        "--platform",
-        "systemd-resolved",
-        "--zones",
-        zones.path().to_str().unwrap(),
-        "--dns",
-        "[::1]:1053",
-    ]);
+    let zones = zones.path().to_str().unwrap();
+    let run = resolver_print("systemd-resolved", zones, &["--dns", "[::1]:1053"]);
     let file = heredoc(&run.stdout, "/etc/systemd/resolved.conf.d/onebox.conf");
     assert_contains_all(
         file,
@@ -191,8 +185,7 @@ fn install_needs_consent() {
 
 #[test]
 fn install_writes_what_print_shows_and_uninstall_removes_exactly_that() {
-    let root = TempDir::new("root");
-    let rootp = root.path().to_str().unwrap().to_string();
+    let (root, rootp) = fake_root();
     let zones = two_zones();
     let zones = zones.path().to_str().unwrap().to_string();
     let common = [
@@ -270,8 +263,7 @@ fn install_writes_what_print_shows_and_uninstall_removes_exactly_that() {
 
 #[test]
 fn zone_files_sharing_a_folder_install_created_are_all_removed() {
-    let root = TempDir::new("root");
-    let rootp = root.path().to_str().unwrap().to_string();
+    let (root, rootp) = fake_root();
     let zones = two_zones();
     onebox_ok([
         "resolver",
@@ -307,8 +299,7 @@ fn zone_files_sharing_a_folder_install_created_are_all_removed() {
 
 #[test]
 fn uninstall_leaves_files_and_folders_that_were_there_before() {
-    let root = TempDir::new("root");
-    let rootp = root.path().to_str().unwrap().to_string();
+    let (root, rootp) = fake_root();
     // Someone else's resolver file and drop-in, in folders that already exist.
     root.write("etc/resolver/corp.example", "nameserver 10.0.0.1\n");
     root.write(
@@ -345,8 +336,7 @@ fn uninstall_leaves_files_and_folders_that_were_there_before() {
 
 #[test]
 fn install_refuses_to_overwrite_a_file_it_did_not_write() {
-    let root = TempDir::new("root");
-    let rootp = root.path().to_str().unwrap().to_string();
+    let (root, rootp) = fake_root();
     let foreign = "server=/foobar.com/192.0.2.1\n";
     root.write("etc/NetworkManager/dnsmasq.d/onebox.conf", foreign);
     let run = onebox([
