@@ -200,8 +200,7 @@ fn cname_then_nodata_has_the_cname_and_the_soa() {
     let Some((_zones, server)) = dig_onebox_on(EXTRA) else {
         return;
     };
-    for transport in ["+notcp", "+tcp"] {
-        let dig = server.dig(&[transport, "www.foobar.com", "AAAA"]);
+    for dig in server.dig_udp_and_tcp(&["www.foobar.com", "AAAA"]) {
         dig.assert_authoritative("NOERROR");
         let answer = type_data(&dig.answer);
         assert_eq!(answer, [("CNAME", "foobar.com.")], "{}", dig.stdout);
@@ -444,8 +443,7 @@ fn cname_chains_are_followed_and_loops_end() {
         dig.stdout
     );
 
-    for transport in ["+notcp", "+tcp"] {
-        let dig = server.dig(&[transport, "l1.foobar.com", "A"]);
+    for dig in server.dig_udp_and_tcp(&["l1.foobar.com", "A"]) {
         assert!(
             matches!(dig.status.as_str(), "NOERROR" | "SERVFAIL"),
             "{}",

@@ -22,8 +22,7 @@ fn flags(dig: &Dig) -> Vec<&str> {
 #[test]
 fn plain_dns_without_edns_gets_no_opt() {
     let Some(server) = dig_onebox() else { return };
-    for transport in ["+notcp", "+tcp"] {
-        let dig = server.dig(&[transport, "+noedns", "foobar.com", "SOA"]);
+    for dig in server.dig_udp_and_tcp(&["+noedns", "foobar.com", "SOA"]) {
         assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
         assert_eq!(flags(&dig), ["aa", "qr"], "{}", dig.stdout);
         assert!(
@@ -51,17 +50,15 @@ fn unknown_type_is_nodata() {
 #[test]
 fn header_bits_rd_copied_ra_ad_z_clear() {
     let Some(server) = dig_onebox() else { return };
-    for transport in ["+notcp", "+tcp"] {
-        let dig = server.dig(&[
-            transport,
-            "+noedns",
-            "+rec",
-            "+ad",
-            "+zflag",
-            "+cd",
-            "foobar.com",
-            "SOA",
-        ]);
+    for dig in server.dig_udp_and_tcp(&[
+        "+noedns",
+        "+rec",
+        "+ad",
+        "+zflag",
+        "+cd",
+        "foobar.com",
+        "SOA",
+    ]) {
         assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
         assert!(dig.has_flag("rd"), "RD not copied:\n{}", dig.stdout);
         assert!(dig.has_flag("aa"), "{}", dig.stdout);
@@ -199,15 +196,7 @@ fn unknown_edns_flag_is_cleared() {
 #[test]
 fn do_bit_is_copied() {
     let Some(server) = dig_onebox() else { return };
-    for transport in ["+notcp", "+tcp"] {
-        let dig = server.dig(&[
-            transport,
-            "+edns=0",
-            "+nocookie",
-            "+dnssec",
-            "foobar.com",
-            "SOA",
-        ]);
+    for dig in server.dig_udp_and_tcp(&["+edns=0", "+nocookie", "+dnssec", "foobar.com", "SOA"]) {
         assert_eq!(dig.status, "NOERROR", "{}", dig.stdout);
         let edns = dig.edns_line().unwrap_or_default();
         assert!(

@@ -74,6 +74,13 @@ impl Dig {
     }
 }
 
+impl Onebox {
+    /// The same `dig` over UDP (`+notcp`) and over TCP (`+tcp`).
+    pub fn dig_udp_and_tcp(&self, args: &[&str]) -> [Dig; 2] {
+        ["+notcp", "+tcp"].map(|transport| self.dig(&[&[transport], args].concat()))
+    }
+}
+
 /// `Onebox::start()` for a test that asks it with dig: `None`, and the test
 /// returns, where dig is missing (see [`require_tool`](super::require_tool)).
 pub fn dig_onebox() -> Option<Onebox> {
