@@ -69,10 +69,10 @@ fn replace_unnoticed(path: &Path, text: &str) {
 
 #[test]
 fn sighup_reloads_the_zone() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let zones = test_zones("");
-    let file = zones.path().join("foobar.com.zone");
-    let server = Onebox::start_with_zones(&zones);
+    let Some((zones, server)) = dig_onebox_on("") else {
+        return;
+    };
+    let file = zones.join("foobar.com.zone");
     assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
 
     // Same length: 127.0.0.1 → 127.0.0.2, serial 7 → 8.
@@ -95,10 +95,10 @@ fn sighup_reloads_the_zone() {
 
 #[test]
 fn an_edited_file_is_picked_up_without_a_signal() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let zones = test_zones("");
-    let file = zones.path().join("foobar.com.zone");
-    let server = Onebox::start_with_zones(&zones);
+    let Some((zones, server)) = dig_onebox_on("") else {
+        return;
+    };
+    let file = zones.join("foobar.com.zone");
     assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
 
     let mark = server.stderr().len();
@@ -114,10 +114,10 @@ fn an_edited_file_is_picked_up_without_a_signal() {
 
 #[test]
 fn a_bad_edit_keeps_the_old_zone_serving() {
-    skip_unless!(require_tool("dig", "bind9-dnsutils"));
-    let zones = test_zones("");
-    let file = zones.path().join("foobar.com.zone");
-    let server = Onebox::start_with_zones(&zones);
+    let Some((zones, server)) = dig_onebox_on("") else {
+        return;
+    };
+    let file = zones.join("foobar.com.zone");
 
     // Line 8: an A record beside www's CNAME (line 7).
     let mark = server.stderr().len();
