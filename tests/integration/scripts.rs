@@ -46,6 +46,27 @@ fn assert_in_order(lines: &[&str], needles: &[&[&str]], out: &str) {
     }
 }
 
+/// The filter the assertions below rely on: the scenario's own words (a heading,
+/// an indented note that says "connection refused") are not onebox's lines.
+#[test]
+fn the_scripts_narration_is_not_taken_for_onebox_output() {
+    let out = "\u{1b}[1m== onebox maintenance on\u{1b}[0m\n\
+               maintenance on\n\
+               ✗ connect  tcp 127.0.0.1:9                        0.10 ms\n   \
+               DNS ✓, connect ✗ (connection refused): the name leads nowhere\n";
+    assert_eq!(
+        onebox_lines(out),
+        [
+            "maintenance on",
+            "✗ connect  tcp 127.0.0.1:9                        0.10 ms"
+        ]
+    );
+    let narration_only = std::panic::catch_unwind(|| {
+        assert_in_order(&onebox_lines(out), &[&["connection refused"]], out);
+    });
+    assert!(narration_only.is_err(), "a note's text passed for onebox's");
+}
+
 #[test]
 fn the_demo_walks_from_name_to_page() {
     skip_unless!(
