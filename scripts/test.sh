@@ -6,10 +6,17 @@
 #    Chromium, ...) with apt-get, only if one is missing;
 # 2. checks formatting and lints;
 # 3. runs any extra step a later issue adds (see EXTRA STEPS below);
-# 4. runs `cargo test`, which builds the binary once (debug) and runs the unit tests
-#    and the integration tests in tests/ against the real binary.
+# 4. builds the API docs with warnings denied (`cargo doc --no-deps`);
+# 5. runs the tests in two suites over one debug build: first the unit tests, the
+#    integration suite (tests/integration: the real binary over loopback with dig,
+#    curl, openssl, nsd, knot, nginx, ...) and the doctests; then the system suite
+#    (tests/system: root, namespaces, a tmpfs, Chromium, testssl.sh, slowhttptest,
+#    the Python venv).
 #
-# cargo test comes last so its summary lines are the last thing printed.
+# ONEBOX_TEST_STRICT=1 is exported: a test whose tool or privilege is missing
+# fails instead of printing `skipped: ...` and passing, as it does under a plain
+# `cargo test` on a laptop. cargo test comes last so its summary lines are the
+# last thing printed.
 
 set -euo pipefail
 
@@ -153,9 +160,28 @@ for step in "${EXTRA_STEPS[@]+"${EXTRA_STEPS[@]}"}"; do
     bash -c "$step"
 done
 
-# --- 5. Tests ----------------------------------------------------------------------
-# One debug build serves the unit tests and every integration test (they run the
-# binary cargo builds for them, env!("CARGO_BIN_EXE_onebox")). --no-fail-fast runs
-# every test binary even after one fails, so a run reports every failure at once.
-section "cargo test"
-cargo test --locked --no-fail-fast
+# --- 5. API docs -------------------------------------------------------------------
+# The docs are for people reading the code, so private items are documented too;
+# the crate's module docs link to its private modules, which is what
+# rustdoc::private_intra_doc_links would flag.
+section "cargo doc --no-deps (warnings denied)"
+RUSTDOCFLAGS="-D warnings -A rustdoc::private_intra_doc_links" \
+    cargo doc --no-deps --locked --document-private-items
+
+# --- 6. Tests ----------------------------------------------------------------------
+# One debug build serves both suites (they run the binary cargo builds for them,
+# env!("CARGO_BIN_EXE_onebox")). --no-fail-fast runs every test binary even after
+# one fails, so a run reports every failure at once; the system suite runs even
+# when the first failed, and the script fails if either did.
+export ONEBOX_TEST_STRICT=1
+status=0
+section "cargo test: unit tests and the integration suite"
+cargo test --locked --no-fail-fast --lib --bins --test integration || status=$?
+
+# cargo cannot mix --doc with other targets in one run.
+section "cargo test: doctests"
+cargo test --locked --no-fail-fast --doc || status=$?
+
+section "cargo test: system suite (root, namespaces, Chromium, venv)"
+cargo test --locked --no-fail-fast --test system || status=$?
+exit "$status"

@@ -1,0 +1,798 @@
+//! The one test harness of both suites: the `Onebox` fixture (the real binary on
+//! port 0, its ready line parsed, its logs captured), temp folders, one-shot runs
+//! of `onebox` and other programs with deadlines, and the rule for tests whose tool
+//! or privilege is missing. The DNS clients are in `dns`, the raw HTTP client in
+//! `http`, servers and certificates that play the other side in `fixtures`.
+//!
+//! Tests use it with `use crate::harness::*;`. Not every test uses every helper,
+//! hence the `dead_code` allowance.
+
+#![allow(dead_code)]
+
+mod dns;
+mod fixtures;
+mod http;
+
+pub use dns::*;
+pub use fixtures::*;
+pub use http::*;
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The binary cargo built for this test run.
+pub const ONEBOX: &str = env!("CARGO_BIN_EXE_onebox");
+
+/// How long a server may take to print its ready line. Startup takes milliseconds;
+/// the margin is for a machine busy compiling other things.
+pub const READY_WAIT: Duration = Duration::from_secs(20);
+
+/// How long to wait for anything that should happen soon (a reply, a reload, an
+/// exit). These are deadlines for polling, never assertions about speed.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+/// A path inside the repository, e.g. `repo_path("zones/foobar.com.zone")`.
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+// ---------------------------------------------------------------------------------
+// Temporary folders
+// ---------------------------------------------------------------------------------
+
+/// A fresh folder under the system temp dir, removed (with everything in it) on
+/// drop. It derefs to its `Path`, so `dir.join("x")` and `&dir` work as paths.
+#[derive(Debug)]
+pub struct TempDir(tempfile::TempDir);
+
+impl TempDir {
+    /// `tag` goes into the folder's name, to tell a leftover folder's test.
+    pub fn new(tag: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("onebox-test-{tag}-"))
+            .tempdir()
+            .expect("create a temp dir");
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    /// Writes `text` to `name` (parent folders created) and returns the file's path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path().join(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("create parent dir");
+        }
+        std::fs::write(&path, text).expect("write temp file");
+        path
+    }
+
+    /// Every file and folder below, as sorted relative paths (folders end in `/`).
+    pub fn tree(&self) -> Vec<String> {
+        tree(self.path())
+    }
+}
+
+impl Deref for TempDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.path()
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        self.path()
+    }
+}
+
+/// Every file and folder below `dir`, as sorted relative paths (folders end in `/`).
+pub fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.expect("dir entry").path();
+            let rel = path.strip_prefix(base).unwrap().display().to_string();
+            if path.is_dir() {
+                out.push(format!("{rel}/"));
+                walk(base, &path, out);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The head of a test zone for foobar.com: SOA (TTL 3600, MINIMUM 300, so the
+/// negative TTL min(3600, 300) = 300 differs from the SOA's own TTL), NS, the ns1
+/// glue, the apex A and `www CNAME`. Tests append their own records.
+pub const TEST_ZONE_HEAD: &str = "\
+$ORIGIN foobar.com.
+$TTL 3600
+@    3600 IN SOA   ns1.foobar.com. hostmaster.foobar.com. 7 7200 3600 1209600 300
+@    3600 IN NS    ns1.foobar.com.
+ns1  3600 IN A     127.0.0.1
+@    3600 IN A     127.0.0.1
+www  3600 IN CNAME foobar.com.
+";
+
+/// A small valid start of a zone for `check` and the zone-checker comparisons;
+/// line 6 is the first line a case adds.
+pub const SMALL_ZONE_HEAD: &str = "\
+$ORIGIN foobar.com.
+$TTL 300
+@   IN SOA ns1 hostmaster 1 7200 3600 1209600 300
+@   IN NS  ns1
+ns1 IN A   127.0.0.1
+";
+
+/// A zones folder holding `foobar.com.zone` = [`TEST_ZONE_HEAD`] + `extra`.
+pub fn test_zones(extra: &str) -> TempDir {
+    let dir = TempDir::new("zones");
+    dir.write("foobar.com.zone", &format!("{TEST_ZONE_HEAD}{extra}"));
+    dir
+}
+
+/// The zone file shipped in the repository, as text.
+pub fn shipped_zone() -> String {
+    std::fs::read_to_string(repo_path("zones/foobar.com.zone")).expect("read the shipped zone")
+}
+
+// ---------------------------------------------------------------------------------
+// The server process
+// ---------------------------------------------------------------------------------
+
+/// How to start a server. `Onebox::start()` covers the usual case.
+#[derive(Debug, Default)]
+pub struct Spawn {
+    zones: Option<PathBuf>,
+    args: Vec<OsString>,
+    global_args: Vec<OsString>,
+    cwd: Option<PathBuf>,
+    no_zones_flag: bool,
+    /// Neither `--ephemeral` nor `--data`: the caller's own args say where state goes.
+    no_state_flag: bool,
+    env: Vec<(OsString, OsString)>,
+    data: Option<PathBuf>,
+}
+
+impl Spawn {
+    /// Serve this zones folder instead of the repository's `zones/`.
+    pub fn zones(mut self, dir: impl AsRef<Path>) -> Self {
+        self.zones = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Pass no `--zones` at all: the binary uses `./zones` relative to its cwd.
+    pub fn default_zones(mut self) -> Self {
+        self.no_zones_flag = true;
+        self
+    }
+
+    /// Extra arguments after `serve ...`.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Arguments before `serve` (e.g. `--log-format json`).
+    pub fn global_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.global_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable for the server (e.g. `RUST_LOG`).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Only `serve --dns 127.0.0.1:0 --http 127.0.0.1:0` plus the given `args`: no
+    /// `--zones`, `--ephemeral` or `--data` of the harness's own.
+    pub fn bare(mut self) -> Self {
+        self.no_zones_flag = true;
+        self.no_state_flag = true;
+        self
+    }
+
+    /// Keep state in `dir` (`--data DIR`) instead of `--ephemeral`.
+    pub fn data(mut self, dir: impl AsRef<Path>) -> Self {
+        self.data = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Run the binary in this folder.
+    pub fn cwd(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cwd = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Starts the server and waits for its ready line; panics with its stderr if it
+    /// never becomes ready.
+    pub fn start(self) -> Onebox {
+        match self.try_start() {
+            Ok(server) => server,
+            Err(failed) => panic!(
+                "onebox did not become ready ({}).\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                failed.reason, failed.stdout, failed.stderr
+            ),
+        }
+    }
+
+    /// Starts the server; `Err` if it exits or stays silent instead of printing a
+    /// ready line. Used to check that bad input stops `serve`.
+    pub fn try_start(self) -> Result<Onebox, StartFailure> {
+        let mut command = Command::new(ONEBOX);
+        command.args(&self.global_args);
+        command.args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+        match &self.data {
+            Some(dir) => {
+                command.arg("--data").arg(dir);
+            }
+            None if self.no_state_flag => {}
+            None => {
+                command.arg("--ephemeral");
+            }
+        }
+        if !self.no_zones_flag {
+            let zones = self.zones.unwrap_or_else(|| repo_path("zones"));
+            command.arg("--zones").arg(zones);
+        }
+        command.args(&self.args);
+        if let Some(cwd) = &self.cwd {
+            command.current_dir(cwd);
+        }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn the onebox binary");
+        let pid = child.id();
+
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr_thread = {
+            let pipe = child.stderr.take().expect("stderr is piped");
+            let stderr = stderr.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    let mut all = stderr.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            })
+        };
+
+        // stdout: the first line goes through the channel, every line into `stdout`,
+        // so a test can check there was exactly one.
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let (first_tx, first_rx) = mpsc::channel::<String>();
+        let stdout_thread = {
+            let pipe = child.stdout.take().expect("stdout is piped");
+            let stdout = stdout.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    stdout.lock().unwrap().push(line.clone());
+                    let _ = first_tx.send(line);
+                }
+            })
+        };
+
+        let first = first_rx.recv_timeout(READY_WAIT);
+        let threads = vec![stderr_thread, stdout_thread];
+        let line = match first {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let reason = "it closed stdout without a ready line".to_string();
+                return Err(failure(child, threads, &stdout, &stderr, reason));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = signal_pid(pid, libc::SIGKILL);
+                let reason = format!("no ready line within {READY_WAIT:?}");
+                return Err(failure(child, threads, &stdout, &stderr, reason));
+            }
+        };
+        let ready: serde_json::Value = match serde_json::from_str(&line) {
+            Ok(value) => value,
+            Err(e) => {
+                let _ = signal_pid(pid, libc::SIGKILL);
+                let reason = format!("its first stdout line is not JSON ({e}): {line}");
+                return Err(failure(child, threads, &stdout, &stderr, reason));
+            }
+        };
+        let addr = |key: &str| -> SocketAddr {
+            ready[key]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("ready line has no {key:?} address: {line}"))
+        };
+        let (dns, http) = (addr("dns"), addr("http"));
+        Ok(Onebox {
+            child: Some(child),
+            pid,
+            ready,
+            dns,
+            http,
+            stdout,
+            stderr,
+            threads,
+        })
+    }
+}
+
+/// Collects what a server that failed to start printed, after it exited (or was
+/// killed at the deadline).
+fn failure(
+    mut child: Child,
+    threads: Vec<JoinHandle<()>>,
+    stdout: &Mutex<Vec<String>>,
+    stderr: &Mutex<String>,
+    reason: String,
+) -> StartFailure {
+    let status = match wait_timeout(&mut child, DEADLINE) {
+        Some(status) => Some(status),
+        None => {
+            let _ = child.kill();
+            child.wait().ok()
+        }
+    };
+    for thread in threads {
+        let _ = thread.join();
+    }
+    StartFailure {
+        reason,
+        status,
+        stdout: stdout.lock().unwrap().join("\n"),
+        stderr: strip_ansi(&stderr.lock().unwrap()),
+    }
+}
+
+/// Why a server did not become ready, with everything it printed.
+#[derive(Debug)]
+pub struct StartFailure {
+    pub reason: String,
+    /// The exit status, if it exited.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A running `onebox serve`. Dropping it stops the process (SIGTERM, then SIGKILL).
+#[derive(Debug)]
+pub struct Onebox {
+    child: Option<Child>,
+    /// The child's process id, as the OS gave it.
+    pub pid: u32,
+    /// The parsed ready line.
+    pub ready: serde_json::Value,
+    /// The DNS address from the ready line (UDP and TCP).
+    pub dns: SocketAddr,
+    /// The plain HTTP address from the ready line.
+    pub http: SocketAddr,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Onebox {
+    /// `onebox serve` on port 0 with the repository's zones and `--ephemeral`.
+    pub fn start() -> Self {
+        Spawn::default().start()
+    }
+
+    /// A server with extra arguments, a different zones folder, or a cwd.
+    pub fn spawn() -> Spawn {
+        Spawn::default()
+    }
+
+    /// `onebox serve` with its state in `dir` (`--data DIR`).
+    pub fn start_on(dir: impl AsRef<Path>) -> Self {
+        Spawn::default().data(dir).start()
+    }
+
+    /// As [`Onebox::start_on`], with no posting rate: the durability tests post
+    /// hundreds a minute from one account.
+    pub fn start_unthrottled_on(dir: impl AsRef<Path>) -> Self {
+        Spawn::default()
+            .data(dir)
+            .args(["--post-rate", "0"])
+            .start()
+    }
+
+    /// `onebox serve` with this zones folder.
+    pub fn start_with_zones(zones: impl AsRef<Path>) -> Self {
+        Spawn::default().zones(zones).start()
+    }
+
+    /// `onebox serve --dns .. --http .. ARGS` with these environment variables and
+    /// nothing else of the harness's (`args` must say `--ephemeral` or `--data`).
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::bare_spawn(args, env).start()
+    }
+
+    /// As [`Onebox::start_with`], but `Err(stderr)` if it exits (or stays silent)
+    /// instead of printing a ready line: the check that bad input stops `serve`.
+    pub fn try_start(args: &[&str], env: &[(&str, &str)]) -> Result<Self, String> {
+        Self::bare_spawn(args, env)
+            .try_start()
+            .map_err(|failed| failed.stderr)
+    }
+
+    fn bare_spawn(args: &[&str], env: &[(&str, &str)]) -> Spawn {
+        env.iter()
+            .fold(Spawn::default().bare().args(args), |spawn, (k, v)| {
+                spawn.env(k, v)
+            })
+    }
+
+    /// `http://ADDR/path` on the plain HTTP listener.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    /// SIGTERM, wait for the exit (bounded), and return (exit success, stderr).
+    pub fn stop(mut self) -> (bool, String) {
+        let status = self.terminate();
+        (status.success(), self.stderr())
+    }
+
+    /// SIGKILL: the crash case.
+    pub fn kill9(mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL onebox");
+            child.wait().expect("reap onebox");
+        }
+    }
+
+    /// Everything the server wrote to stderr, after stopping it with SIGTERM.
+    pub fn stderr_after_stop(self) -> String {
+        self.stop().1
+    }
+
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// Everything the server wrote to stderr so far, ANSI colours removed.
+    pub fn stderr(&self) -> String {
+        strip_ansi(&self.stderr.lock().unwrap())
+    }
+
+    /// Stderr exactly as written, escape sequences and all.
+    pub fn stderr_raw(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Every line the server wrote to stdout so far (the ready line first).
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr contains `needle` (after the first `skip` bytes) and
+    /// returns the whole stderr; panics with it at the deadline.
+    pub fn wait_for_log(&self, needle: &str, skip: usize) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let all = self.stderr();
+            if all.get(skip..).is_some_and(|tail| tail.contains(needle)) {
+                return all;
+            }
+            if Instant::now() > deadline {
+                panic!("stderr never showed {needle:?} within {DEADLINE:?}:\n{all}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends a signal (libc::SIGHUP, SIGTERM, ...) to the server.
+    pub fn signal(&self, signal: libc::c_int) {
+        signal_pid(self.pid, signal).expect("send a signal to onebox");
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; panics at the deadline.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait_exit()
+    }
+
+    /// Waits for the process to exit (after a signal the test sent) and for its
+    /// output to be read; panics at the deadline.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().expect("still running");
+        let status = wait_timeout(child, DEADLINE)
+            .unwrap_or_else(|| panic!("onebox did not exit within {DEADLINE:?}"));
+        self.child = None;
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        status
+    }
+
+    /// The process's resident memory in KiB, from /proc (Linux).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().expect("try_wait").is_none(),
+            None => false,
+        }
+    }
+
+    /// `dig` against this server; see [`dig`].
+    pub fn dig(&self, args: &[&str]) -> Dig {
+        dig(self.dns, args)
+    }
+
+    /// An address from the ready line: `"https"`, `"dot"`, ...
+    pub fn ready_addr(&self, key: &str) -> SocketAddr {
+        self.ready[key]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("ready line has no {key:?} address: {}", self.ready))
+    }
+
+    /// A path from the ready line: `"ca"`, `"control"`.
+    pub fn ready_path(&self, key: &str) -> PathBuf {
+        self.ready[key]
+            .as_str()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| panic!("ready line has no {key:?} path: {}", self.ready))
+    }
+}
+
+impl Drop for Onebox {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if child.try_wait().ok().flatten().is_none() {
+            let _ = signal_pid(self.pid, libc::SIGTERM);
+            if wait_timeout(&mut child, Duration::from_secs(5)).is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+pub fn signal_pid(pid: u32, signal: libc::c_int) -> std::io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+    // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our own child.
+    if unsafe { libc::kill(pid, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Polls `try_wait` until the child exits or `limit` passes.
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asserts that `text` contains each of `needles`, showing `text` when one is missing.
+pub fn assert_contains_all(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    }
+}
+
+/// Removes ANSI colour sequences (`ESC [ ... m`) so log assertions see plain text.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Runs `onebox` with arbitrary arguments to completion (for `check`), with a
+/// deadline. Returns (status, stdout, stderr).
+pub fn run_onebox(args: &[&str], cwd: Option<&Path>) -> (ExitStatus, String, String) {
+    let mut command = Command::new(ONEBOX);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    run_bounded(command)
+}
+
+/// Runs a command to completion, killing it at [`DEADLINE`]; stderr with its ANSI
+/// colours removed.
+pub fn run_bounded(command: Command) -> (ExitStatus, String, String) {
+    let (status, stdout, stderr) = run_for(command, DEADLINE);
+    (status, stdout, strip_ansi(&stderr))
+}
+
+/// Runs a command to completion, killing it (and failing the test) at `limit`.
+/// Both streams exactly as written.
+pub fn run_for(mut command: Command, limit: Duration) -> (ExitStatus, String, String) {
+    let program = format!("{command:?}");
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("failed to run {program}: {e}"));
+    let mut out_pipe = child.stdout.take().expect("stdout piped");
+    let mut err_pipe = child.stderr.take().expect("stderr piped");
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out_pipe.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err_pipe.read_to_string(&mut s);
+        s
+    });
+    let status = match wait_timeout(&mut child, limit) {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{program} did not finish within {limit:?}");
+        }
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    (status, stdout, stderr)
+}
+
+/// Runs another program (curl, openssl, ...) to completion with stdin closed, with
+/// a deadline. Fails the test if it is not installed (a test that can do without
+/// it checks [`require_tool`] first). Returns (status, stdout, stderr).
+pub fn run_tool(program: &str, args: &[&str], package: &str) -> (ExitStatus, String, String) {
+    assert_tool(program, package);
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    run_bounded(command)
+}
+
+/// `openssl ARGS...` to completion: (success, stdout, stderr).
+pub fn openssl(args: &[&str]) -> (bool, String, String) {
+    let (status, stdout, stderr) = run_tool("openssl", args, "openssl");
+    (status.success(), stdout, stderr)
+}
+
+// ---------------------------------------------------------------------------------
+// What a test needs: skip or fail
+// ---------------------------------------------------------------------------------
+
+/// Whether `ONEBOX_TEST_STRICT=1` is set (scripts/test.sh sets it): then a test
+/// whose tool or privilege is missing fails instead of skipping, because a test
+/// that silently does not run cannot fail.
+pub fn strict() -> bool {
+    std::env::var_os("ONEBOX_TEST_STRICT").is_some_and(|v| v == "1")
+}
+
+/// The one rule for a missing need. `found`: go on. Missing under
+/// [`strict`]: the test fails. Missing otherwise: say so on stderr, in the form
+/// `skipped: TEST: WHAT (FIX)`, and return false so the test returns early.
+pub fn need(found: bool, what: &str, fix: &str) -> bool {
+    if found {
+        return true;
+    }
+    // libtest runs each test on a thread named after it.
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("a test");
+    assert!(
+        !strict(),
+        "{test}: {what} ({fix}); ONEBOX_TEST_STRICT=1 does not allow skipping"
+    );
+    // Straight to the stderr handle: libtest captures `eprintln!` of a test that
+    // passes, and a skip must be seen.
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {what} ({fix})");
+    false
+}
+
+/// Whether `tool` is on PATH; see [`need`] for what happens when it is not.
+pub fn require_tool(tool: &str, package: &str) -> bool {
+    need(
+        on_path(tool),
+        &format!("{tool} not installed"),
+        &format!("apt-get install {package}"),
+    )
+}
+
+/// Whether the test runs as root (mounts, namespaces); see [`need`].
+pub fn require_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    need(
+        root,
+        "needs root",
+        "run it as root, as scripts/test.sh does in CI",
+    )
+}
+
+/// Returns from the calling test unless every condition holds; the `require_*`
+/// functions have already said why:
+/// `skip_unless!(require_tool("dig", "bind9-dnsutils"));`
+macro_rules! skip_unless {
+    ($($need:expr),+ $(,)?) => {
+        $(
+            if !$need {
+                return;
+            }
+        )+
+    };
+}
+pub(crate) use skip_unless;
+
+/// For helpers that run a tool: fails the test with the fix if it is missing.
+pub fn assert_tool(tool: &str, package: &str) {
+    assert!(
+        on_path(tool),
+        "{tool} is not installed: run scripts/test.sh, or apt-get install {package}"
+    );
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+}

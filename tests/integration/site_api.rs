@@ -1,0 +1,503 @@
+//! Proves the application server on the real binary: the JSON API with every
+//! status it promises, HTML escaping of hostile posts, CSRF rejection of forms,
+//! and sessions that really expire.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
+
+use crate::harness::*;
+
+fn error_of(r: &Response) -> String {
+    r.json()["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error string: {}", r.text()))
+        .to_string()
+}
+
+#[test]
+fn users_201_409_422_400() {
+    let server = Onebox::start();
+    let ok = r#"{"username":"ann_1","password":"correct horse"}"#;
+    let r = api(&server, "POST", "/api/v1/users", &[], ok);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["username"], "ann_1");
+    let r = api(&server, "POST", "/api/v1/users", &[], ok);
+    assert_eq!(r.status, 409);
+    assert!(error_of(&r).contains("taken"));
+    for bad in [
+        r#"{"username":"an","password":"correct horse"}"#,
+        r#"{"username":"Ann","password":"correct horse"}"#,
+        r#"{"username":"ann!","password":"correct horse"}"#,
+        r#"{"username":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","password":"correct horse"}"#,
+        r#"{"username":"bob","password":"short"}"#,
+        r#"{"username":"bob"}"#,
+        r#"{"username":"bob","password":12345678}"#,
+        r#"["bob","correct horse"]"#,
+    ] {
+        let r = api(&server, "POST", "/api/v1/users", &[], bad);
+        assert_eq!(r.status, 422, "{bad}: {}", r.text());
+        error_of(&r);
+    }
+    for malformed in [r#"{"username":"bob","#, "", "not json"] {
+        let r = api(&server, "POST", "/api/v1/users", &[], malformed);
+        assert_eq!(r.status, 400, "{malformed}: {}", r.text());
+        error_of(&r);
+    }
+}
+
+#[test]
+fn sessions_201_401_and_204() {
+    let server = Onebox::start();
+    let creds = r#"{"username":"ann","password":"correct horse"}"#;
+    assert_eq!(
+        api(&server, "POST", "/api/v1/users", &[], creds).status,
+        201
+    );
+    let r = api(&server, "POST", "/api/v1/sessions", &[], creds);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    assert!(token.len() >= 40);
+    let cookie_header = r
+        .headers_named("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("onebox_session="))
+        .unwrap()
+        .to_string();
+    assert_contains_all(&cookie_header, &["HttpOnly", "SameSite=Lax"]);
+    assert!(
+        !cookie_header.contains("Secure"),
+        "plain HTTP: {cookie_header}"
+    );
+    assert_eq!(
+        r.cookie("onebox_session").unwrap(),
+        format!("onebox_session={token}")
+    );
+
+    for wrong in [
+        r#"{"username":"ann","password":"wrong horse"}"#,
+        r#"{"username":"nobody","password":"correct horse"}"#,
+    ] {
+        let r = api(&server, "POST", "/api/v1/sessions", &[], wrong);
+        assert_eq!(r.status, 401);
+        assert_eq!(error_of(&r), "wrong username or password");
+    }
+    assert_eq!(
+        api(&server, "POST", "/api/v1/sessions", &[], "{").status,
+        400
+    );
+    assert_eq!(
+        api(&server, "POST", "/api/v1/sessions", &[], "{}").status,
+        422
+    );
+
+    let bearer = format!("Bearer {token}");
+    let post = |auth: &str| {
+        api(
+            &server,
+            "POST",
+            "/api/v1/posts",
+            &[("Authorization", auth)],
+            r#"{"body":"hi"}"#,
+        )
+    };
+    assert_eq!(post(&bearer).status, 201);
+    let r = api(
+        &server,
+        "DELETE",
+        "/api/v1/sessions",
+        &[("Authorization", &bearer)],
+        "",
+    );
+    assert_eq!(r.status, 204);
+    assert!(r.body.is_empty());
+    assert_eq!(post(&bearer).status, 401, "the token is gone after logout");
+    // Logging out again is still 204.
+    assert_eq!(
+        api(&server, "DELETE", "/api/v1/sessions", &[], "").status,
+        204
+    );
+}
+
+#[test]
+fn posts_201_401_422_400_and_listing() {
+    let server = Onebox::start();
+    let token = user_token(&server, "ann");
+    let bearer = format!("Bearer {token}");
+    let auth = [("Authorization", bearer.as_str())];
+
+    let r = api(&server, "POST", "/api/v1/posts", &[], r#"{"body":"hi"}"#);
+    assert_eq!(r.status, 401);
+    error_of(&r);
+    let r = api(
+        &server,
+        "POST",
+        "/api/v1/posts",
+        &[("Authorization", "Bearer nope")],
+        r#"{"body":"hi"}"#,
+    );
+    assert_eq!(r.status, 401);
+
+    let max = "é".repeat(2000);
+    for (body, status) in [
+        (serde_json::json!({"body": "x"}).to_string(), 201),
+        (serde_json::json!({"body": max}).to_string(), 201),
+        (
+            serde_json::json!({"body": format!("{max}x")}).to_string(),
+            422,
+        ),
+        (serde_json::json!({"body": ""}).to_string(), 422),
+        (serde_json::json!({"body": "   \n"}).to_string(), 422),
+        (serde_json::json!({"body": 5}).to_string(), 422),
+        (serde_json::json!({"text": "x"}).to_string(), 422),
+        ("{\"body\":".to_string(), 400),
+        ("<b>hi</b>".to_string(), 400),
+    ] {
+        let r = api(&server, "POST", "/api/v1/posts", &auth, &body);
+        assert_eq!(
+            r.status,
+            status,
+            "{}: {}",
+            &body[..body.len().min(40)],
+            r.text()
+        );
+        if status == 201 {
+            assert!(r.json()["id"].as_u64().is_some());
+        } else {
+            error_of(&r);
+        }
+    }
+
+    // 12 more, then page through newest first.
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let r = api(
+            &server,
+            "POST",
+            "/api/v1/posts",
+            &auth,
+            &format!(r#"{{"body":"post {i}"}}"#),
+        );
+        ids.push(r.json()["id"].as_u64().unwrap());
+    }
+    let r = api(&server, "GET", "/api/v1/posts", &[], "");
+    assert_eq!(r.status, 200);
+    let all = r.json()["posts"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 14);
+    let listed: Vec<u64> = all.iter().map(|p| p["id"].as_u64().unwrap()).collect();
+    assert!(
+        listed.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {listed:?}"
+    );
+    assert_eq!(all[0]["body"], "post 11");
+    assert_eq!(all[0]["author"], "ann");
+    assert!(all[0]["created_at"].as_str().unwrap().ends_with('Z'));
+
+    let r = api(&server, "GET", "/api/v1/posts?limit=5", &[], "");
+    let page: Vec<u64> = r.json()["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(page, listed[..5]);
+    let next = format!("/api/v1/posts?limit=5&before={}", page[4]);
+    let r = api(&server, "GET", &next, &[], "");
+    let page2: Vec<u64> = r.json()["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(page2, listed[5..10]);
+    assert_eq!(
+        api(&server, "GET", "/api/v1/posts?limit=1000", &[], "").status,
+        200
+    );
+    for bad in [
+        "limit=0",
+        "limit=1001",
+        "limit=x",
+        "limit=-1",
+        "before=0",
+        "before=abc",
+    ] {
+        let r = api(&server, "GET", &format!("/api/v1/posts?{bad}"), &[], "");
+        assert_eq!(r.status, 422, "{bad}");
+        error_of(&r);
+    }
+
+    // Errors outside the handlers are JSON too.
+    let r = api(&server, "PUT", "/api/v1/posts", &auth, "{}");
+    assert_eq!(r.status, 405);
+    error_of(&r);
+    let r = api(&server, "GET", "/api/v1/nothing", &[], "");
+    assert_eq!(r.status, 404);
+    error_of(&r);
+}
+
+#[test]
+fn cookie_authenticated_api_writes_need_json_content_type() {
+    let server = Onebox::start();
+    let creds = r#"{"username":"ann","password":"correct horse"}"#;
+    api(&server, "POST", "/api/v1/users", &[], creds);
+    let cookie = api(&server, "POST", "/api/v1/sessions", &[], creds)
+        .cookie("onebox_session")
+        .unwrap();
+    let r = api(
+        &server,
+        "POST",
+        "/api/v1/posts",
+        &[("Cookie", &cookie)],
+        r#"{"body":"with cookie"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    // What a cross-site <form enctype="text/plain"> could send.
+    let r = http(
+        server.http,
+        "POST",
+        "/api/v1/posts",
+        "foobar.com",
+        &[("Cookie", &cookie), ("Content-Type", "text/plain")],
+        br#"{"body":"forged"}"#,
+    )
+    .unwrap();
+    assert_eq!(r.status, 415, "{}", r.text());
+    error_of(&r);
+    // A browser's cross-site request is refused before it reaches the app.
+    let r = api(
+        &server,
+        "POST",
+        "/api/v1/posts",
+        &[("Cookie", &cookie), ("Origin", "http://evil.example")],
+        r#"{"body":"forged"}"#,
+    );
+    assert_eq!(r.status, 403);
+    error_of(&r);
+    let bodies: Vec<String> = api(&server, "GET", "/api/v1/posts", &[], "").json()["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["body"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(bodies, ["with cookie"]);
+}
+
+#[test]
+fn script_in_a_post_is_shown_as_text() {
+    let server = Onebox::start();
+    let token = user_token(&server, "mallory");
+    let evil = r#"<script>alert("x")</script><img src=x onerror=alert(1)> & "quotes""#;
+    let r = api(
+        &server,
+        "POST",
+        "/api/v1/posts",
+        &[("Authorization", &format!("Bearer {token}"))],
+        &serde_json::json!({ "body": evil }).to_string(),
+    );
+    assert_eq!(r.status, 201);
+    let page = http_get(&server, "foobar.com", "/").text();
+    assert!(!page.contains("<script>"), "{page}");
+    assert!(!page.contains("<img src=x"), "{page}");
+    assert!(page.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt; &amp; &quot;quotes&quot;"), "{page}");
+    // The API returns the text exactly as posted.
+    let r = api(&server, "GET", "/api/v1/posts", &[], "");
+    assert_eq!(r.json()["posts"][0]["body"], evil);
+}
+
+/// A browser session through the HTML forms: CSRF token from the page plus the
+/// cookie it set.
+struct Browser {
+    cookies: Vec<String>,
+}
+
+impl Browser {
+    fn cookie_header(&self) -> String {
+        self.cookies.join("; ")
+    }
+
+    fn keep(&mut self, r: &Response) {
+        for name in ["onebox_csrf", "onebox_session"] {
+            if let Some(c) = r.cookie(name) {
+                self.cookies.retain(|k| !k.starts_with(&format!("{name}=")));
+                self.cookies.push(c);
+            }
+        }
+    }
+
+    fn get(&mut self, server: &Onebox, path: &str) -> Response {
+        let r = http(
+            server.http,
+            "GET",
+            path,
+            "www.foobar.com",
+            &[("Cookie", &self.cookie_header())],
+            b"",
+        )
+        .unwrap();
+        self.keep(&r);
+        r
+    }
+
+    fn post_form(&mut self, server: &Onebox, path: &str, form: &str) -> Response {
+        let r = http(
+            server.http,
+            "POST",
+            path,
+            "www.foobar.com",
+            &[
+                ("Cookie", &self.cookie_header()),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            form.as_bytes(),
+        )
+        .unwrap();
+        self.keep(&r);
+        r
+    }
+}
+
+fn csrf_field(page: &str) -> String {
+    let start = page.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
+    page[start..].split('"').next().unwrap().to_string()
+}
+
+#[test]
+fn forms_work_with_their_csrf_token_and_fail_without() {
+    let server = Onebox::start();
+    let mut browser = Browser {
+        cookies: Vec::new(),
+    };
+    let page = browser.get(&server, "/register").text();
+    let token = csrf_field(&page);
+    assert!(browser.cookie_header().contains("onebox_csrf="));
+
+    // No token, a wrong token, or the right token without its cookie: 403.
+    let r = browser.post_form(&server, "/register", "username=ann&password=correct+horse");
+    assert_eq!(r.status, 403);
+    let r = browser.post_form(
+        &server,
+        "/register",
+        "username=ann&password=correct+horse&csrf=AAAA",
+    );
+    assert_eq!(r.status, 403);
+    let mut stranger = Browser {
+        cookies: Vec::new(),
+    };
+    let r = stranger.post_form(
+        &server,
+        "/register",
+        &format!("username=ann&password=correct+horse&csrf={token}"),
+    );
+    assert_eq!(r.status, 403);
+    // The account was not created by any of them.
+    assert_eq!(
+        api(
+            &server,
+            "POST",
+            "/api/v1/sessions",
+            &[],
+            r#"{"username":"ann","password":"correct horse"}"#
+        )
+        .status,
+        401
+    );
+
+    // With the token: registered, logged in, redirected to the board.
+    let r = browser.post_form(
+        &server,
+        "/register",
+        &format!("username=ann&password=correct+horse&csrf={token}"),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/"));
+    let page = browser.get(&server, "/").text();
+    assert!(
+        page.contains("signed in as <strong>@ann</strong>"),
+        "{page}"
+    );
+    let token = csrf_field(&page);
+
+    let r = browser.post_form(&server, "/posts", "body=no+token");
+    assert_eq!(r.status, 403);
+    let r = browser.post_form(
+        &server,
+        "/posts",
+        &format!("body=Hello+%3Cb%3Eworld%3C%2Fb%3E&csrf={token}"),
+    );
+    assert_eq!(r.status, 303);
+    let page = browser.get(&server, "/").text();
+    assert!(page.contains("Hello &lt;b&gt;world&lt;/b&gt;"), "{page}");
+    let r = browser.post_form(&server, "/posts", &format!("body=+&csrf={token}"));
+    assert_eq!(r.status, 422);
+
+    // A cross-site form post carrying a valid token is still refused by Origin.
+    let r = http(
+        server.http,
+        "POST",
+        "/posts",
+        "www.foobar.com",
+        &[
+            ("Cookie", &browser.cookie_header()),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Origin", "http://evil.example"),
+        ],
+        format!("body=forged&csrf={token}").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 403);
+
+    let r = browser.post_form(&server, "/logout", "");
+    assert_eq!(r.status, 403, "logout needs the token too");
+    let r = browser.post_form(&server, "/logout", &format!("csrf={token}"));
+    assert_eq!(r.status, 303);
+    let page = browser.get(&server, "/").text();
+    assert!(!page.contains("signed in as"));
+
+    let page = browser.get(&server, "/login").text();
+    let token = csrf_field(&page);
+    let r = browser.post_form(
+        &server,
+        "/login",
+        &format!("username=ann&password=wrong+horse&csrf={token}"),
+    );
+    assert_eq!(r.status, 401);
+    let r = browser.post_form(
+        &server,
+        "/login",
+        &format!("username=ann&password=correct+horse&csrf={token}"),
+    );
+    assert_eq!(r.status, 303);
+    assert!(browser.get(&server, "/").text().contains("signed in as"));
+}
+
+#[test]
+fn sessions_expire() {
+    let server = Onebox::start_with(&["--ephemeral"], &[("ONEBOX_SESSION_TTL_SECS", "2")]);
+    let token = user_token(&server, "ann");
+    let bearer = format!("Bearer {token}");
+    let post = || {
+        api(
+            &server,
+            "POST",
+            "/api/v1/posts",
+            &[("Authorization", &bearer)],
+            r#"{"body":"hi"}"#,
+        )
+    };
+    assert_eq!(post().status, 201);
+    // Bounded wait: poll until the session has expired (it must within ~3 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let status = post().status;
+        if status != 201 || std::time::Instant::now() > deadline {
+            break status;
+        }
+    };
+    assert_eq!(status, 401);
+    let creds = r#"{"username":"ann","password":"ann-password"}"#;
+    let r = api(&server, "POST", "/api/v1/sessions", &[], creds);
+    assert!(
+        r.headers_named("set-cookie")
+            .iter()
+            .any(|c| c.contains("Max-Age=2"))
+    );
+}
