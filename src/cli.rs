@@ -3,8 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tracing_appender::non_blocking::{ErrorCounter, WorkerGuard};
 
 /// onebox: one binary that runs the one-server web stack (DNS, web, app, database).
 #[derive(Debug, Parser)]
@@ -57,29 +59,49 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where `serve` listens when no flag says otherwise. `doctor` and `resolver`
+/// look for onebox at the same places, so the values live here once.
+pub const DEFAULT_DNS: &str = "127.0.0.1:1053";
+/// The web server's HTTP port on the apex A/AAAA record's address.
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
+/// The web server's HTTPS port, beside HTTP.
+pub const DEFAULT_HTTPS_PORT: u16 = 8443;
+/// DNS over TLS (RFC 7858 names 853; this one needs no root).
+pub const DEFAULT_DOT: &str = "127.0.0.1:8853";
+/// The folder of zone files, relative to where onebox is started.
+pub const DEFAULT_ZONES: &str = "zones";
+
+/// Where onebox's servers are and which zones they serve: `serve` listens there,
+/// `doctor` checks there, so both take the same flags with the same defaults.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub struct StackFlags {
     /// Folder of zone files (*.zone). When it does not exist, the built-in foobar.com zone is served.
-    #[arg(long, value_name = "DIR", default_value = "zones")]
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_ZONES)]
     pub zones: PathBuf,
 
-    /// DNS address, UDP and TCP (ip:port; port 0 picks a free port).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1053")]
+    /// onebox's DNS address, UDP and TCP (ip:port; for serve, port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_DNS)]
     pub dns: SocketAddr,
 
-    /// HTTP address. Default: the apex A record's address, port 8080.
+    /// onebox's HTTP address. Default: the apex A record's address, port 8080.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
 
-    /// HTTPS address. Default: the apex A record's address, port 8443.
+    /// onebox's HTTPS address. Default: the apex A record's address (serve: beside --http when given), port 8443.
     #[arg(long, value_name = "ADDR")]
     pub https: Option<SocketAddr>,
+}
 
-    /// DNS-over-TLS address.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub stack: StackFlags,
+
+    /// DNS-over-TLS address. Default: 127.0.0.1:8853.
     #[arg(long, value_name = "ADDR")]
     pub dot: Option<SocketAddr>,
 
-    /// Folder for the database and other state, created on first start.
+    /// Folder for the database, the CA and other state: created owner-only (0700) on first start, tightened if others can enter it.
     #[arg(
         long,
         value_name = "DIR",
@@ -111,6 +133,18 @@ pub struct ServeArgs {
     /// Networks exempt from rate limiting (repeatable; default loopback; "none" exempts nothing).
     #[arg(long, value_name = "CIDR")]
     pub rrl_exempt: Vec<String>,
+
+    /// Posts per minute per account (a bucket of N, refilled at N per minute); 0 turns the limit off.
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    pub post_rate: u32,
+
+    /// Open HTTP(S) connections per client address (loopback too); beyond it that address's longest-idle one is closed.
+    #[arg(long, value_name = "N", default_value_t = crate::web::conns::DEFAULT_PER_ADDR as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_conns_per_addr: u32,
+
+    /// Live view: show every client's events, not only the viewer's own (for a classroom projector).
+    #[arg(long)]
+    pub live_public: bool,
 }
 
 #[derive(Debug, Args)]
@@ -190,7 +224,7 @@ pub struct VisitArgs {
     pub url: String,
 
     /// The DNS server to ask, and the only one: the system resolver and hosts file are never used.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1053")]
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_DNS)]
     pub dns: SocketAddr,
 
     /// Print one JSON document with every step instead of the text view.
@@ -224,16 +258,11 @@ pub struct ResolverArgs {
     pub platform: Option<ResolverPlatform>,
 
     /// Folder of zone files whose zones are routed to onebox (built-in foobar.com when missing).
-    #[arg(long, value_name = "DIR", default_value = "zones", global = true)]
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_ZONES, global = true)]
     pub zones: PathBuf,
 
     /// onebox's DNS address, where the OS should send questions about our zones.
-    #[arg(
-        long,
-        value_name = "ADDR",
-        default_value = "127.0.0.1:1053",
-        global = true
-    )]
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_DNS, global = true)]
     pub dns: SocketAddr,
 
     /// Prefix every path with this folder (to try the hook out, or for tests).
@@ -269,43 +298,64 @@ pub enum ResolverPlatform {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// onebox's DNS address.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1053")]
-    pub dns: SocketAddr,
-
-    /// onebox's HTTP address. Default: the apex A record's address, port 8080.
-    #[arg(long, value_name = "ADDR")]
-    pub http: Option<SocketAddr>,
-
-    /// onebox's HTTPS address. Default: the apex A record's address, port 8443.
-    #[arg(long, value_name = "ADDR")]
-    pub https: Option<SocketAddr>,
+    #[command(flatten)]
+    pub stack: StackFlags,
 
     /// The CA onebox serve uses (the "ca" path in its ready line); without it HTTPS is not checked.
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
-
-    /// Folder of zone files onebox serves (built-in foobar.com when missing).
-    #[arg(long, value_name = "DIR", default_value = "zones")]
-    pub zones: PathBuf,
 
     /// Print one JSON document instead of the text view.
     #[arg(long)]
     pub json: bool,
 }
 
+/// How many log lines may wait for a slow stderr before new ones are dropped:
+/// about a megabyte of text, so a stalled reader costs bounded memory.
+const LOG_QUEUE_LINES: usize = 8_192;
+
+/// The log writer's counter of dropped lines, set once by [`init_logging`].
+static DROPPED_LOG_LINES: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Keeps the background log writer running; dropping it flushes the lines still
+/// queued (waiting at most about a second for a stuck stderr). Hold it until exit.
+#[derive(Debug)]
+#[must_use = "dropping it stops the log writer"]
+pub struct Logging {
+    _guard: WorkerGuard,
+}
+
 /// Diagnostics go to stderr; stdout is kept for what the user asked for (the ready
 /// line, check results, visit traces).
-pub fn init_logging(format: LogFormat) {
+///
+/// Lines are written by a background thread through a bounded queue that drops
+/// lines when full: with stderr a pipe nobody reads, a synchronous writer would
+/// block the first task that logs, and with it DNS and HTTP. A lost log line is
+/// the lesser harm; `dropped_log_lines` counts them so serve can say so.
+pub fn init_logging(format: LogFormat) -> Logging {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn,hickory_proto=warn"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("onebox-log")
+        .finish(std::io::stderr());
+    let _ = DROPPED_LOG_LINES.set(writer.error_counter());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Pretty => builder.compact().init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    Logging { _guard: guard }
+}
+
+/// Log lines dropped so far because stderr was not read fast enough.
+pub(crate) fn dropped_log_lines() -> usize {
+    DROPPED_LOG_LINES
+        .get()
+        .map_or(0, ErrorCounter::dropped_lines)
 }
