@@ -4,12 +4,11 @@
 //! `onebox check` output and in the server's log. A FIFO include blocks neither a
 //! reload nor SIGTERM; `/dev/zero` is refused without being read.
 
-mod common;
 
 use std::ffi::CString;
 use std::path::Path;
 
-use common::*;
+use crate::harness::*;
 use hickory_server::proto::rr::RecordType;
 
 /// `onebox check FILE`: (exit code, stdout + stderr).

@@ -5,11 +5,10 @@
 //! SOA (RFC 1995 §2), which tells a secondary that is behind to come back over TCP.
 //! Checked with dig, which says "Transfer failed" on a reply it cannot use.
 
-mod common;
 
 use std::path::Path;
 
-use common::*;
+use crate::harness::*;
 use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::RecordType;
 

@@ -2,11 +2,10 @@
 //! account stores at most the documented budget (`--post-rate`, 60 a minute by
 //! default); the rest get 429 with `Retry-After`, and nothing refused is stored.
 
-mod site_common;
 
 use std::sync::{Arc, Barrier};
 
-use site_common::{Server, api, http, user_token};
+use crate::harness::{Server, api, http, user_token};
 
 #[test]
 fn a_concurrent_burst_of_posts_stops_at_the_accounts_rate() {

@@ -4,11 +4,10 @@
 //! 401 is a hash that ran, every other answer is 429 with `Retry-After`. The right
 //! password is then refused too while the account is locked. Same for the HTML form.
 
-mod site_common;
 
 use std::sync::{Arc, Barrier};
 
-use site_common::{Response, Server, api, http};
+use crate::harness::{Response, Server, api, http};
 
 const ATTEMPTS: usize = 200;
 

@@ -12,7 +12,6 @@
 //! clients would: the per-address sign-up budget then does not stop the burst, and
 //! the hashing itself is what is measured.
 
-mod site_common;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
@@ -20,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use site_common::Server;
+use crate::harness::Server;
 use socket2::{Domain, Socket, Type};
 
 const PEAK_LIMIT_KIB: u64 = 150 * 1024;

@@ -5,7 +5,6 @@
 //! malformed `Host` values get 400, and the pages name the DNS port actually bound.
 //! Every attack runs against the real binary on loopback while its RSS is watched.
 
-mod common;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
@@ -13,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use hickory_server::proto::rr::RecordType;
 
 // ---------------------------------------------------------------------------------

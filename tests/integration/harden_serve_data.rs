@@ -3,14 +3,13 @@
 //! could enter is tightened with a warning.
 #![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
-mod common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{DEADLINE, ONEBOX, Onebox, TempDir, repo_path, wait_timeout};
+use crate::harness::{DEADLINE, ONEBOX, Onebox, TempDir, repo_path, wait_timeout};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)

@@ -5,7 +5,6 @@
 //! item's bound of 1 s, and prints the server's RSS (VmRSS) before and during.
 //! Loopback only; every socket is closed and the server stopped at the end.
 
-mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -13,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use hickory_server::proto::rr::RecordType;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};

@@ -4,11 +4,10 @@
 //! zone once, and a site name added by a reload gets a certificate at once.
 #![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Onebox, TEST_ZONE_HEAD, run_tool, test_zones};
+use crate::harness::{Onebox, TEST_ZONE_HEAD, run_tool, test_zones};
 
 #[test]
 fn a_missing_site_folder_stops_serve_before_the_ready_line() {

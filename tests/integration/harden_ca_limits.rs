@@ -3,11 +3,10 @@
 //! delegates), a leaf its key signs for any other name fails `openssl verify`, and
 //! a hand-made CA wider than that is refused by `serve`, `ca print` and `ca install`.
 
-mod common;
 
 use std::path::Path;
 
-use common::*;
+use crate::harness::*;
 
 fn openssl(args: &[&str]) -> (bool, String, String) {
     let (status, stdout, stderr) = run_tool("openssl", args, "openssl");

@@ -4,13 +4,12 @@
 //! text view, so a site on `::1` is reached, and a site down on every address is
 //! not called a single point of failure.
 
-mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-use common::*;
+use crate::harness::*;
 
 /// The test zone's apex `A 127.0.0.1` line, which the IPv6 zones replace or extend.
 const APEX_A: &str = "@    3600 IN A     127.0.0.1\n";

@@ -5,9 +5,8 @@
 //! never padded: in the clear, padding hides nothing. dig pads its query with
 //! `+padding`; our own client sends the padded queries over UDP and TCP.
 
-mod common;
 
-use common::*;
+use crate::harness::*;
 use hickory_server::proto::op::Message;
 use hickory_server::proto::rr::RecordType;
 use hickory_server::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
