@@ -181,6 +181,11 @@ pub struct CaArgs {
     #[arg(long, value_name = "DIR", default_value = "data", global = true)]
     pub data: PathBuf,
 
+    /// The zones `serve` uses: `print` and `install` refuse a CA that could vouch
+    /// for more than the websites they hold (and loopback).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_ZONES, global = true)]
+    pub zones: PathBuf,
+
     #[command(subcommand)]
     pub action: Option<CaAction>,
 }

@@ -26,10 +26,16 @@ pub fn run(args: CaArgs) -> anyhow::Result<ExitCode> {
     let action = args.action.unwrap_or(CaAction::Path);
     // Printing or installing is how a CA comes to be trusted: refuse one that
     // could vouch for more than websites and loopback (a hand-made or tampered
-    // ca.pem). `path` only says where the file is. `ca` is not told the zones,
-    // so any name of two labels or more passes; `serve` checks the exact names.
+    // ca.pem), checked against the website names of the same zones `serve`
+    // reads (the built-in zone when the folder does not exist, as for `serve`).
+    // `path` only says where the file is, so it checks nothing.
     let permitted = match action {
-        CaAction::Print | CaAction::Install { .. } => Some(super::check_file(&path, None)?),
+        CaAction::Print | CaAction::Install { .. } => {
+            let websites = crate::dns::Zones::load(&args.zones, false)
+                .with_context(|| format!("failed to read the zones in {}", args.zones.display()))?
+                .site_hosts();
+            Some(super::check_file(&path, Some(&websites))?)
+        }
         _ => None,
     };
     match action {

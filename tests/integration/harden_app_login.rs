@@ -4,7 +4,6 @@
 //! 401 is a hash that ran, every other answer is 429 with `Retry-After`. The right
 //! password is then refused too while the account is locked. Same for the HTML form.
 
-
 use std::sync::{Arc, Barrier};
 
 use crate::harness::{Response, Server, api, http};

@@ -12,7 +12,6 @@
 //! clients would: the per-address sign-up budget then does not stop the burst, and
 //! the hashing itself is what is measured.
 
-
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

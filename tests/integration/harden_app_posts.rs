@@ -2,7 +2,6 @@
 //! account stores at most the documented budget (`--post-rate`, 60 a minute by
 //! default); the rest get 429 with `Retry-After`, and nothing refused is stored.
 
-
 use std::sync::{Arc, Barrier};
 
 use crate::harness::{Server, api, http, user_token};

@@ -3,7 +3,6 @@
 //! delegates), a leaf its key signs for any other name fails `openssl verify`, and
 //! a hand-made CA wider than that is refused by `serve`, `ca print` and `ca install`.
 
-
 use std::path::Path;
 
 use crate::harness::*;
@@ -112,7 +111,17 @@ fn with_root_and_com_zones_the_ca_permits_only_the_website() {
     );
 
     // `ca print` accepts this CA and says what it may vouch for.
-    let (status, out, err) = run_onebox(&["ca", "--data", text(&data), "print"], None);
+    let (status, out, err) = run_onebox(
+        &[
+            "ca",
+            "--data",
+            text(&data),
+            "--zones",
+            text(zones.path()),
+            "print",
+        ],
+        None,
+    );
     assert!(status.success(), "ca print: {err}");
     assert!(
         out.contains("# It may vouch for: foobar.com, 127.0.0.1/32, ::1/128\n"),
@@ -135,6 +144,15 @@ fn with_root_and_com_zones_the_ca_permits_only_the_website() {
 /// A CA made by hand (as a careless operator or an intruder would) that may
 /// vouch for google.com and every IPv4 address, with its key, in `data`.
 fn plant_wide_ca(data: &Path) {
+    plant_ca(
+        data,
+        "permitted;DNS:google.com,permitted;DNS:foobar.com,permitted;IP:0.0.0.0/0.0.0.0",
+    );
+}
+
+/// A hand-made CA in `data` whose name constraints permit `permitted`
+/// (openssl's `nameConstraints` syntax), with its key.
+fn plant_ca(data: &Path, permitted: &str) {
     std::fs::create_dir_all(data).unwrap();
     let (ok, _, err) = openssl(&[
         "req",
@@ -155,7 +173,7 @@ fn plant_wide_ca(data: &Path) {
         "-addext",
         "keyUsage=critical,keyCertSign",
         "-addext",
-        "nameConstraints=critical,permitted;DNS:google.com,permitted;DNS:foobar.com,permitted;IP:0.0.0.0/0.0.0.0",
+        &format!("nameConstraints=critical,{permitted}"),
         "-days",
         "2",
     ]);
@@ -228,4 +246,44 @@ fn a_hand_made_ca_wider_than_the_websites_is_refused_everywhere() {
             .exists(),
         "ca install --yes installed the wide CA"
     );
+}
+
+#[test]
+fn ca_print_and_install_check_the_exact_website_names_of_the_zones() {
+    // google.com and loopback only: no structural fault (two labels, loopback
+    // networks), so only the zones' website names can show it is not ours.
+    let dir = TempDir::new("hard-ca-google");
+    let data = dir.path().join("data");
+    plant_ca(
+        &data,
+        "permitted;DNS:google.com,permitted;IP:127.0.0.1/255.255.255.255",
+    );
+    let zones = hierarchy();
+    for action in ["print", "install"] {
+        let (status, out, err) = run_onebox(
+            &[
+                "ca",
+                "--data",
+                text(&data),
+                "--zones",
+                text(zones.path()),
+                action,
+            ],
+            None,
+        );
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "ca {action} must refuse:\n{out}\n{err}"
+        );
+        assert!(
+            err.contains("refusing the CA")
+                && err.contains("google.com (not a website onebox serves)"),
+            "ca {action}: unclear refusal:\n{err}"
+        );
+        assert!(
+            !out.contains("BEGIN CERTIFICATE"),
+            "ca {action} printed the CA"
+        );
+    }
 }

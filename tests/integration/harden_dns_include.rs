@@ -4,7 +4,6 @@
 //! `onebox check` output and in the server's log. A FIFO include blocks neither a
 //! reload nor SIGTERM; `/dev/zero` is refused without being read.
 
-
 use std::ffi::CString;
 use std::path::Path;
 

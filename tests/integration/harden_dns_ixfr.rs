@@ -5,7 +5,6 @@
 //! SOA (RFC 1995 §2), which tells a secondary that is behind to come back over TCP.
 //! Checked with dig, which says "Transfer failed" on a reply it cannot use.
 
-
 use std::path::Path;
 
 use crate::harness::*;

@@ -5,7 +5,6 @@
 //! never padded: in the clear, padding hides nothing. dig pads its query with
 //! `+padding`; our own client sends the padded queries over UDP and TCP.
 
-
 use crate::harness::*;
 use hickory_server::proto::op::Message;
 use hickory_server::proto::rr::RecordType;

@@ -5,7 +5,6 @@
 //! item's bound of 1 s, and prints the server's RSS (VmRSS) before and during.
 //! Loopback only; every socket is closed and the server stopped at the end.
 
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;

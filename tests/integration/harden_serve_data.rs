@@ -3,7 +3,6 @@
 //! could enter is tightened with a warning.
 #![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
-
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

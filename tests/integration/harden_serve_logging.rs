@@ -3,13 +3,14 @@
 //! dropped lines is reported once stderr is read again.
 #![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{DEADLINE, ONEBOX, encode, query, raw_exchange, repo_path, udp_try, wait_timeout};
+use crate::harness::{
+    DEADLINE, ONEBOX, encode, query, raw_exchange, repo_path, udp_try, wait_timeout,
+};
 use hickory_server::proto::rr::RecordType;
 
 #[test]

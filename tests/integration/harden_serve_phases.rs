@@ -4,7 +4,6 @@
 //! zone once, and a site name added by a reload gets a certificate at once.
 #![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
-
 use std::time::{Duration, Instant};
 
 use crate::harness::{Onebox, TEST_ZONE_HEAD, run_tool, test_zones};

@@ -4,7 +4,6 @@
 //! text view, so a site on `::1` is reached, and a site down on every address is
 //! not called a single point of failure.
 
-
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

@@ -5,7 +5,6 @@
 //! malformed `Host` values get 400, and the pages name the DNS port actually bound.
 //! Every attack runs against the real binary on loopback while its RSS is watched.
 
-
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::Arc;
