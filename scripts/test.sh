@@ -161,12 +161,10 @@ for step in "${EXTRA_STEPS[@]+"${EXTRA_STEPS[@]}"}"; do
 done
 
 # --- 5. API docs -------------------------------------------------------------------
-# The docs are for people reading the code, so private items are documented too;
-# the crate's module docs link to its private modules, which is what
-# rustdoc::private_intra_doc_links would flag.
+# The docs are for people reading the code, so private items are documented too.
+# Every lint is an error: a broken or private link in a public module's docs too.
 section "cargo doc --no-deps (warnings denied)"
-RUSTDOCFLAGS="-D warnings -A rustdoc::private_intra_doc_links" \
-    cargo doc --no-deps --locked --document-private-items
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --document-private-items
 
 # --- 6. Tests ----------------------------------------------------------------------
 # One debug build serves both suites (they run the binary cargo builds for them,

@@ -4,7 +4,7 @@
 //! certificate. Local-development CAs (mkcert and friends) can sign for *any* name,
 //! so trusting one hands whoever holds its key the power to impersonate every site.
 //! Ours carries X.509 **name constraints** (RFC 5280 §4.2.1.10): it can only vouch
-//! for the websites onebox serves and the loopback addresses ([`limits`] gives
+//! for the websites onebox serves and the loopback addresses (`limits` gives
 //! the rule), and a verifier that honours constraints (rustls/webpki, Chromium,
 //! Firefox, OpenSSL) rejects anything else it signs. A CA found in the data folder
 //! is checked against the same rule before it is used. The CA is made once and kept in the data folder; leaf
@@ -54,7 +54,7 @@ pub(crate) struct Ca {
     issuer: Issuer<'static, KeyPair>,
     /// The DNS names this CA's name constraints permit.
     permitted: Vec<String>,
-    /// Every permitted subtree, as [`limits`] checks them.
+    /// Every permitted subtree, as `limits` checks them.
     limits: Permitted,
     path: PathBuf,
 }
@@ -70,7 +70,7 @@ impl fmt::Debug for Ca {
 
 impl Ca {
     /// Loads the CA from `dir`, or makes one and saves it there. Either way it is
-    /// limited to the website names among `site_hosts` (see [`limits`]): a CA on
+    /// limited to the website names among `site_hosts` (see `limits`): a CA on
     /// disk that could vouch for more is refused.
     pub(crate) fn load_or_create(dir: &Path, site_hosts: &[String]) -> anyhow::Result<Self> {
         let websites = limits::website_names(site_hosts);

@@ -9,7 +9,7 @@
 //! 4. HTTPS at those addresses, port 8443, trusted through the CA given as
 //!    `--cacert` (skipped without one).
 //!
-//! The report is a value first ([`Report`]), printed second (text or `--json`).
+//! The report is a value first (`Report`), printed second (text or `--json`).
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;

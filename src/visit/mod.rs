@@ -1,14 +1,14 @@
 //! The visitor box: `onebox visit URL` walks the path a browser takes, from the
 //! client side, and reports every hop.
 //!
-//! A visit is a value first ([`Visit`]: the steps taken, their timings and the
-//! failure if any), printed second: [`view`] draws it for a person, `--json` dumps
-//! it for a script. [`hops`] does the walking: DNS through *our* server only
-//! ([`crate::dns::lookup`]), asking AAAA and A, TCP connect racing the addresses
+//! A visit is a value first (`Visit`: the steps taken, their timings and the
+//! failure if any), printed second: `view` draws it for a person, `--json` dumps
+//! it for a script. `hops` does the walking: DNS through *our* server only
+//! (`crate::dns::lookup`), asking AAAA and A, TCP connect racing the addresses
 //! in the order RFC 8305 (Happy Eyeballs) gives, TLS
 //! for https (SNI, trust from `--cacert`, ALPN h2 or http/1.1), then HTTP with
 //! the right `Host`. The server's own account of the layers behind
-//! it (app, db) comes back in `Server-Timing` ([`server_timing`]).
+//! it (app, db) comes back in `Server-Timing` (`server_timing`).
 //!
 //! [`resolver`] is the OS side of the same path: the hook that makes the system
 //! resolver (and so every browser) ask onebox for our zones. [`doctor`] checks
@@ -368,7 +368,7 @@ pub(crate) fn print_out(text: &str) -> anyhow::Result<()> {
 }
 
 /// `onebox visit URL`: visit, then print the trace (text or JSON). The exit code
-/// says which hop failed; see [`exit`].
+/// says which hop failed; see `exit`.
 pub fn run(args: VisitArgs) -> anyhow::Result<ExitCode> {
     let request = hops::Request::from_args(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
