@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 use crate::harness::*;
-use hickory_server::proto::op::{MessageType, ResponseCode};
+use hickory_server::proto::op::{Message, MessageType, ResponseCode};
 use hickory_server::proto::rr::RecordType;
 
 /// The zone every negative-answer test serves: SOA TTL 3600 and MINIMUM 300, so
@@ -194,6 +194,23 @@ fn negative_ttl_is_the_soa_ttl_when_that_is_smaller() {
     assert_eq!(dig.authority[0].ttl, 60, "{}", dig.stdout);
 }
 
+/// Asserts an authoritative `status` whose answer is the one CNAME to `target` and
+/// whose authority is the SOA with the negative TTL (300): a chain that ends in no data.
+fn assert_cname_then_soa(dig: &Dig, status: &str, target: &str) {
+    dig.assert_authoritative(status);
+    let answer = type_data(&dig.answer);
+    assert_eq!(answer, [("CNAME", target)], "{}", dig.stdout);
+    let authority = type_ttl(&dig.authority);
+    assert_eq!(authority, [("SOA", 300)], "{}", dig.stdout);
+}
+
+/// The same reply read by our own client: `rcode`, the CNAME, the SOA.
+fn assert_cname_then_soa_reply(reply: &Message, rcode: ResponseCode) {
+    assert_eq!(reply.metadata.response_code, rcode);
+    assert_eq!(types(&reply.answers), ["CNAME"]);
+    assert_eq!(types(&reply.authorities), ["SOA"]);
+}
+
 /// `www AAAA`: www is a CNAME to the apex, which has no AAAA. The answer is the
 /// CNAME (so the resolver learns the alias) plus the SOA (so it can cache the NODATA).
 #[test]
@@ -202,20 +219,14 @@ fn cname_then_nodata_has_the_cname_and_the_soa() {
         return;
     };
     for dig in server.dig_udp_and_tcp(&["www.foobar.com", "AAAA"]) {
-        dig.assert_authoritative("NOERROR");
-        let answer = type_data(&dig.answer);
-        assert_eq!(answer, [("CNAME", "foobar.com.")], "{}", dig.stdout);
-        let authority = type_ttl(&dig.authority);
-        assert_eq!(authority, [("SOA", 300)], "{}", dig.stdout);
+        assert_cname_then_soa(&dig, "NOERROR", "foobar.com.");
     }
 
     let reply = ask_tcp(
         server.dns_addr(),
         &query("www.foobar.com.", RecordType::AAAA),
     );
-    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
-    assert_eq!(types(&reply.answers), ["CNAME"]);
-    assert_eq!(types(&reply.authorities), ["SOA"]);
+    assert_cname_then_soa_reply(&reply, ResponseCode::NoError);
 }
 
 /// RFC 6604: a CNAME to a name that does not exist in our zone is NXDOMAIN (the
@@ -226,19 +237,13 @@ fn cname_to_a_missing_in_zone_name_is_nxdomain_with_cname_and_soa() {
         return;
     };
     let dig = server.dig(&["dangling.foobar.com", "A"]);
-    dig.assert_authoritative("NXDOMAIN");
-    let answer = type_data(&dig.answer);
-    assert_eq!(answer, [("CNAME", "nothere.foobar.com.")], "{}", dig.stdout);
-    let authority = type_ttl(&dig.authority);
-    assert_eq!(authority, [("SOA", 300)], "{}", dig.stdout);
+    assert_cname_then_soa(&dig, "NXDOMAIN", "nothere.foobar.com.");
 
     let reply = ask_udp(
         server.dns_addr(),
         &query("dangling.foobar.com.", RecordType::A),
     );
-    assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
-    assert_eq!(types(&reply.answers), ["CNAME"]);
-    assert_eq!(types(&reply.authorities), ["SOA"]);
+    assert_cname_then_soa_reply(&reply, ResponseCode::NXDomain);
 }
 
 /// A CNAME leaving our zones: we are not a resolver, so the answer is the CNAME

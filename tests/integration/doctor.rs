@@ -67,15 +67,7 @@ fn dns_passes_and_the_os_resolver_fails_with_the_fix() {
 #[test]
 fn text_view_lists_pass_fail_skip_with_the_fix_under_the_failure() {
     let server = Onebox::start();
-    let run = onebox([
-        "doctor",
-        "--dns",
-        &server.dns.to_string(),
-        "--http",
-        &server.http.to_string(),
-        "--zones",
-        &zones_arg(),
-    ]);
+    let run = server.doctor(&["--zones", &zones_arg()]);
     assert_eq!(run.code, Some(1), "{}", run.stdout);
     let out = &run.stdout;
     assert!(!out.contains('\x1b'), "colour in a pipe: {out}");
@@ -182,21 +174,17 @@ fn https_is_checked_through_the_given_ca() {
     let tls = TlsServer::start(&cert, &key);
     let server = Onebox::start();
     let doctor = |cacert: &std::path::Path| {
-        onebox([
-            "doctor",
-            "--json",
-            "--dns",
-            &server.dns.to_string(),
-            "--http",
-            &server.http.to_string(),
-            "--https",
-            &tls.addr.to_string(),
-            "--cacert",
-            cacert.to_str().unwrap(),
-            "--zones",
-            &zones_arg(),
-        ])
-        .json()
+        server
+            .doctor(&[
+                "--json",
+                "--https",
+                &tls.addr.to_string(),
+                "--cacert",
+                cacert.to_str().unwrap(),
+                "--zones",
+                &zones_arg(),
+            ])
+            .json()
     };
 
     let report = doctor(&ca.cert_path());

@@ -355,6 +355,24 @@ fn is_dns(name: String) -> impl Fn(&serde_json::Value) -> bool {
     move |e| e["kind"] == "dns" && e["name"] == name.as_str()
 }
 
+/// Another client's activity for a viewer to see or not: a lookup in our zone, one
+/// outside it, and a page view whose request carries secrets. Returns the name
+/// looked up, the path asked for and the HTTP status.
+fn their_activity(other: IpAddr, dns: SocketAddr, http: SocketAddr) -> (String, String, u16) {
+    let pid = std::process::id();
+    let theirs = format!("theirs-{pid}.foobar.com");
+    dns_from(other, dns, &theirs);
+    dns_from(other, dns, "elsewhere.example.org");
+    let their_path = format!("/theirs-{pid}");
+    let (status, _) = exchange(
+        other,
+        http,
+        &secret_request(&their_path),
+        Duration::from_secs(5),
+    );
+    (theirs, their_path, status)
+}
+
 #[test]
 fn by_default_a_viewer_sees_only_its_own_events_and_our_names() {
     let server = Onebox::start();
@@ -364,16 +382,7 @@ fn by_default_a_viewer_sees_only_its_own_events_and_our_names() {
     let mut viewer = Viewer::open(me, http);
 
     // Someone else first: their lookups and page views happen before ours.
-    let theirs = format!("theirs-{pid}.foobar.com");
-    dns_from(other, dns, &theirs);
-    dns_from(other, dns, "elsewhere.example.org");
-    let their_path = format!("/theirs-{pid}");
-    exchange(
-        other,
-        http,
-        &secret_request(&their_path),
-        Duration::from_secs(5),
-    );
+    their_activity(other, dns, http);
     // Then ours.
     let mine = format!("mine-{pid}.foobar.com");
     dns_from(me, dns, &format!("private-{pid}.example.net"));
@@ -407,19 +416,9 @@ fn with_live_public_a_viewer_sees_everyone_but_no_secrets() {
     let server = Onebox::spawn().args(["--live-public"]).start();
     let (http, dns) = (server.http_addr(), server.dns_addr());
     let (me, other) = (ip("127.0.0.2"), ip("127.0.0.3"));
-    let pid = std::process::id();
     let mut viewer = Viewer::open(me, http);
 
-    let theirs = format!("theirs-{pid}.foobar.com");
-    dns_from(other, dns, &theirs);
-    dns_from(other, dns, "elsewhere.example.org");
-    let their_path = format!("/theirs-{pid}");
-    let (status, _) = exchange(
-        other,
-        http,
-        &secret_request(&their_path),
-        Duration::from_secs(5),
-    );
+    let (theirs, their_path, status) = their_activity(other, dns, http);
     assert_eq!(status, 404);
 
     viewer.wait_for("their DNS", is_dns(format!("{theirs}.")));

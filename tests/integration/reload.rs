@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::harness::*;
@@ -68,12 +68,19 @@ fn replace_unnoticed(path: &Path, text: &str) {
     std::fs::rename(&temp, path).unwrap();
 }
 
+/// [`dig_onebox_on`] the test zone alone, with the path of its file for the test
+/// to edit (the folder comes back too, to keep it until the test ends).
+fn onebox_on_test_zone() -> Option<(TempDir, PathBuf, Onebox)> {
+    let (zones, server) = dig_onebox_on("")?;
+    let file = zones.join("foobar.com.zone");
+    Some((zones, file, server))
+}
+
 #[test]
 fn sighup_reloads_the_zone() {
-    let Some((zones, server)) = dig_onebox_on("") else {
+    let Some((_zones, file, server)) = onebox_on_test_zone() else {
         return;
     };
-    let file = zones.join("foobar.com.zone");
     assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
 
     // Same length: 127.0.0.1 → 127.0.0.2, serial 7 → 8.
@@ -96,10 +103,9 @@ fn sighup_reloads_the_zone() {
 
 #[test]
 fn an_edited_file_is_picked_up_without_a_signal() {
-    let Some((zones, server)) = dig_onebox_on("") else {
+    let Some((_zones, file, server)) = onebox_on_test_zone() else {
         return;
     };
-    let file = zones.join("foobar.com.zone");
     assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
 
     let mark = server.stderr().len();
@@ -115,10 +121,9 @@ fn an_edited_file_is_picked_up_without_a_signal() {
 
 #[test]
 fn a_bad_edit_keeps_the_old_zone_serving() {
-    let Some((zones, server)) = dig_onebox_on("") else {
+    let Some((_zones, file, server)) = onebox_on_test_zone() else {
         return;
     };
-    let file = zones.join("foobar.com.zone");
 
     // Line 8: an A record beside www's CNAME (line 7).
     let mark = server.stderr().len();

@@ -15,9 +15,10 @@ fn visit_json(dns: impl ToString, url: &str, extra: &[&str]) -> (Run, serde_json
     (run, json)
 }
 
-/// [`visit_json`] through `server`'s DNS, trusting the CA certificate `ca`.
-fn visit_trusting(server: &Onebox, url: &str, ca: &std::path::Path) -> (Run, serde_json::Value) {
-    visit_json(server.dns, url, &["--cacert", ca.to_str().unwrap()])
+/// [`visit_json`] through `server`'s DNS, trusting the test CA `ca`.
+fn visit_trusting(server: &Onebox, url: &str, ca: &TestCa) -> (Run, serde_json::Value) {
+    let cacert = ca.cert_path();
+    visit_json(server.dns, url, &["--cacert", cacert.to_str().unwrap()])
 }
 
 /// An HTTPS server (openssl s_server) with a certificate for www.foobar.com from a
@@ -226,8 +227,7 @@ fn https_with_the_ca_shows_tls_version_and_alpn() {
     skip_unless!(require_tool("openssl", "openssl"));
     let (ca, tls, server) = tls_site();
     let url = format!("https://www.foobar.com:{}/", tls.addr.port());
-    let cacert = ca.cert_path();
-    let (run, v) = visit_trusting(&server, &url, &cacert);
+    let (run, v) = visit_trusting(&server, &url, &ca);
     assert_eq!(run.code, Some(0), "{v:#}");
     assert_eq!(hops(&v), ["dns", "connect", "tls", "http"]);
     let tls_step = step(&v, "tls");
@@ -243,7 +243,7 @@ fn https_with_the_ca_shows_tls_version_and_alpn() {
         "--dns",
         &server.dns.to_string(),
         "--cacert",
-        cacert.to_str().unwrap(),
+        ca.cert_path().to_str().unwrap(),
         &url,
     ]);
     assert!(
@@ -261,7 +261,7 @@ fn https_with_the_ca_shows_tls_version_and_alpn() {
 
     // An absolute name (trailing dot) resolves the same and sends the same SNI.
     let absolute = format!("https://www.foobar.com.:{}/", tls.addr.port());
-    let (run, v) = visit_trusting(&server, &absolute, &cacert);
+    let (run, v) = visit_trusting(&server, &absolute, &ca);
     assert_eq!(run.code, Some(0), "{v:#}");
     assert_eq!(step(&v, "tls")["sni"], "www.foobar.com");
 }
@@ -274,8 +274,7 @@ fn alpn_h2_sends_the_request_over_http2_with_the_authority() {
     let h2 = H2Server::start(&cert, &key);
     let server = Onebox::start();
     let url = format!("https://www.foobar.com:{}/h2?x=1", h2.addr.port());
-    let cacert = ca.cert_path();
-    let (run, v) = visit_trusting(&server, &url, &cacert);
+    let (run, v) = visit_trusting(&server, &url, &ca);
     assert_eq!(run.code, Some(0), "{v:#}");
     assert_eq!(step(&v, "tls")["alpn"], "h2");
     let http = step(&v, "http");
@@ -305,8 +304,7 @@ fn an_untrusted_certificate_fails_at_the_tls_hop() {
 
     // Another CA's certificate: still untrusted.
     let other = TestCa::new();
-    let other_pem = other.cert_path();
-    let (run, v) = visit_trusting(&server, &url, &other_pem);
+    let (run, v) = visit_trusting(&server, &url, &other);
     let message = assert_failed(&run, &v, 5, "tls", "tls_untrusted");
     assert!(message.contains("(the --cacert file)"), "{message}");
 }
@@ -317,8 +315,7 @@ fn a_certificate_for_another_name_is_a_name_mismatch() {
     // Valid for www only; the apex resolves to the same address.
     let (ca, tls, server) = tls_site();
     let url = format!("https://foobar.com:{}/", tls.addr.port());
-    let cacert = ca.cert_path();
-    let (run, v) = visit_trusting(&server, &url, &cacert);
+    let (run, v) = visit_trusting(&server, &url, &ca);
     let message = assert_failed(&run, &v, 5, "tls", "tls_name_mismatch");
     assert_eq!(step(&v, "tls")["sni"], "foobar.com");
     assert!(message.contains("not valid for foobar.com"), "{message}");

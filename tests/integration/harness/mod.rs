@@ -171,6 +171,8 @@ pub struct Spawn {
     no_state_flag: bool,
     env: Vec<(OsString, OsString)>,
     data: Option<PathBuf>,
+    /// `--http` instead of `127.0.0.1:0` (e.g. `[::1]:0`).
+    http: Option<String>,
 }
 
 impl Spawn {
@@ -226,6 +228,13 @@ impl Spawn {
         self
     }
 
+    /// Listen for HTTP on `addr` (a loopback address, port 0) instead of
+    /// `127.0.0.1:0`.
+    pub fn http(mut self, addr: &str) -> Self {
+        self.http = Some(addr.to_string());
+        self
+    }
+
     /// Run the binary in this folder.
     pub fn cwd(mut self, dir: impl AsRef<Path>) -> Self {
         self.cwd = Some(dir.as_ref().to_path_buf());
@@ -244,12 +253,32 @@ impl Spawn {
         }
     }
 
+    /// Starts the server expecting `serve` to refuse what it was given (`why`, for
+    /// the message should it start): asserts it exits non-zero before printing
+    /// anything on stdout (no ready line), and returns what it said.
+    pub fn refused(self, why: &str) -> StartFailure {
+        let failed = self
+            .try_start()
+            .expect_err(&format!("serve became ready {why}"));
+        assert!(
+            failed.status.is_some_and(|s| !s.success()),
+            "serve must exit non-zero {why}: {failed:?}"
+        );
+        assert!(
+            failed.stdout.is_empty(),
+            "serve printed a ready line {why}: {}",
+            failed.stdout
+        );
+        failed
+    }
+
     /// Starts the server; `Err` if it exits or stays silent instead of printing a
     /// ready line. Used to check that bad input stops `serve`.
     pub fn try_start(self) -> Result<Onebox, StartFailure> {
         let mut command = Command::new(ONEBOX);
         command.args(&self.global_args);
-        command.args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+        let http = self.http.as_deref().unwrap_or("127.0.0.1:0");
+        command.args(["serve", "--dns", "127.0.0.1:0", "--http", http]);
         match &self.data {
             Some(dir) => {
                 command.arg("--data").arg(dir);
@@ -410,6 +439,16 @@ impl Onebox {
     /// A server with extra arguments, a different zones folder, or a cwd.
     pub fn spawn() -> Spawn {
         Spawn::default()
+    }
+
+    /// `onebox doctor --dns DNS --http HTTP ARGS...` against this server.
+    pub fn doctor(&self, args: &[&str]) -> Run {
+        let (dns, http) = (self.dns.to_string(), self.http.to_string());
+        onebox(
+            ["doctor", "--dns", &dns, "--http", &http]
+                .iter()
+                .chain(args),
+        )
     }
 
     /// `onebox serve` with its state in `dir` (`--data DIR`).
@@ -717,6 +756,67 @@ pub fn run_tool(program: &str, args: &[&str], package: &str) -> (ExitStatus, Str
 pub fn openssl(args: &[&str]) -> (bool, String, String) {
     let (status, stdout, stderr) = run_tool("openssl", args, "openssl");
     (status.success(), stdout, stderr)
+}
+
+/// A path as the `&str` that openssl's argument list takes.
+pub fn path_text(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+/// `openssl req -x509` with a new P-256 key written to `key` and the certificate
+/// to `cert`, plus `args` (subject, extensions, signer, days): (success, stderr).
+pub fn openssl_new_cert(key: &Path, cert: &Path, args: &[&str]) -> (bool, String) {
+    let mut all = vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        path_text(key),
+        "-out",
+        path_text(cert),
+    ];
+    all.extend_from_slice(args);
+    let (ok, _, err) = openssl(&all);
+    (ok, err)
+}
+
+/// Signs a leaf for `san` (`DNS:name` or `IP:addr`) with the CA key in `data`, as
+/// a thief with the key would, and returns whether `openssl verify -CAfile ca.pem`
+/// accepts it, with what it said.
+pub fn forge_and_verify(dir: &TempDir, data: &Path, san: &str) -> (bool, String) {
+    let tag = san.replace([':', '.'], "_");
+    let leaf = dir.path().join(format!("{tag}.pem"));
+    let key = dir.path().join(format!("{tag}-key.pem"));
+    // OpenSSL checks a host-like CN against the DNS constraints too, so an IP
+    // leaf gets a CN that is no host name.
+    let cn = match san.split_once(':') {
+        Some(("DNS", name)) => name,
+        _ => "onebox test leaf",
+    };
+    let ca = data.join("ca.pem");
+    let (ok, err) = openssl_new_cert(
+        &key,
+        &leaf,
+        &[
+            "-subj",
+            &format!("/CN={cn}"),
+            "-addext",
+            &format!("subjectAltName={san}"),
+            "-CA",
+            path_text(&ca),
+            "-CAkey",
+            path_text(&data.join("ca-key.pem")),
+            "-days",
+            "1",
+        ],
+    );
+    assert!(ok, "openssl could not sign a leaf for {san}: {err}");
+    let (ok, out, err) = openssl(&["verify", "-CAfile", path_text(&ca), path_text(&leaf)]);
+    (ok, format!("{out}{err}"))
 }
 
 // ---------------------------------------------------------------------------------
