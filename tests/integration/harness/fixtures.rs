@@ -634,3 +634,28 @@ pub fn run_e2e_script(script: &str, name: &str) -> (String, PathBuf) {
     );
     (stdout, artifacts)
 }
+
+/// The start of a Knot DNS configuration for tests that compare with or transfer
+/// to Knot: one worker of each kind, listening on `127.0.0.1@port`, every file it
+/// writes (pid, control socket, database) in `dir`, its log on stderr. Callers add
+/// their `remote:`, `template:` and `zone:` sections.
+pub fn knot_conf_head(dir: &Path, port: u16) -> String {
+    let d = dir.display();
+    format!(
+        r#"server:
+    rundir: "{d}"
+    pidfile: "{d}/knot.pid"
+    listen: 127.0.0.1@{port}
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+control:
+    listen: "{d}/knot.sock"
+database:
+    storage: "{d}"
+log:
+  - target: stderr
+    any: info
+"#
+    )
+}
