@@ -17,6 +17,14 @@ fn check(files: &[&Path]) -> (i32, String, String) {
     (status.code().unwrap_or(-1), stdout, stderr)
 }
 
+/// `onebox check` passes a zone file holding `text`.
+fn assert_zone_passes(text: &str) {
+    let dir = TempDir::new("check");
+    let file = dir.write("foobar.com.zone", text);
+    let (code, stdout, stderr) = check(&[&file]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}
+
 /// Asserts `check` fails on `text` with exactly one problem at `line`, whose
 /// message contains `words`.
 fn assert_one_problem(case: &str, text: &str, line: usize, words: &str) {
@@ -142,13 +150,7 @@ fn ttl_out_of_range() {
         "TTL",
     );
     // The largest legal TTL is fine.
-    let dir = TempDir::new("check");
-    let file = dir.write(
-        "foobar.com.zone",
-        &format!("{SMALL_ZONE_HEAD}www 2147483647 A 127.0.0.1\n"),
-    );
-    let (code, stdout, stderr) = check(&[&file]);
-    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_zone_passes(&format!("{SMALL_ZONE_HEAD}www 2147483647 A 127.0.0.1\n"));
 }
 
 #[test]
@@ -325,14 +327,8 @@ fn a_txt_string_over_255_bytes() {
         "TXT",
     );
     // 255 is fine, and so are several strings of 255.
-    let dir = TempDir::new("check");
     let max = "b".repeat(255);
-    let file = dir.write(
-        "foobar.com.zone",
-        &format!("{SMALL_ZONE_HEAD}txt TXT \"{max}\" \"{max}\"\n"),
-    );
-    let (code, stdout, stderr) = check(&[&file]);
-    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_zone_passes(&format!("{SMALL_ZONE_HEAD}txt TXT \"{max}\" \"{max}\"\n"));
 }
 
 /// Words left over after the record's data are a mistake (a missing `;`, a

@@ -13,6 +13,9 @@ use hickory_server::proto::rr::RecordType;
 
 const APEX_A: &str = "@    3600 IN A     127.0.0.1\n";
 const SERIAL: &str = " 7 7200 ";
+/// A second zone, added beside foobar.com or removed from beside it.
+const EXAMPLE_NET_ZONE: &str = "$ORIGIN example.net.\n$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 300\n\
+     @ NS ns1\nns1 A 127.0.0.1\n@ A 192.0.2.80\n";
 
 /// Polls `name A` over UDP until the answer's A record is `address`; panics with
 /// the server's stderr at the deadline.
@@ -192,11 +195,7 @@ fn a_new_zone_file_is_served() {
     };
     assert_eq!(server.dig(&["example.net", "SOA"]).status, "REFUSED");
 
-    zones.write(
-        "example.net.zone",
-        "$ORIGIN example.net.\n$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 300\n\
-         @ NS ns1\nns1 A 127.0.0.1\n@ A 192.0.2.80\n",
-    );
+    zones.write("example.net.zone", EXAMPLE_NET_ZONE);
     wait_for_a(&server, "example.net.", "192.0.2.80");
     // The first zone is untouched.
     assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
@@ -224,11 +223,7 @@ fn an_edited_include_file_is_picked_up() {
 fn a_removed_zone_file_stops_being_served() {
     skip_unless!(require_tool("dig", "bind9-dnsutils"));
     let zones = test_zones("");
-    let extra = zones.write(
-        "example.net.zone",
-        "$ORIGIN example.net.\n$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 300\n\
-         @ NS ns1\nns1 A 127.0.0.1\n@ A 192.0.2.80\n",
-    );
+    let extra = zones.write("example.net.zone", EXAMPLE_NET_ZONE);
     let server = Onebox::start_with_zones(&zones);
     assert_eq!(dig_a(&server, "example.net"), ["192.0.2.80"]);
 

@@ -27,6 +27,24 @@ pub struct Run {
 }
 
 impl Run {
+    /// stdout of a run that must have exited with `code` and, its stdout being a
+    /// pipe, written no colour.
+    pub fn plain_stdout(&self, code: i32) -> &str {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout,
+            self.stderr
+        );
+        assert!(
+            !self.stdout.contains('\x1b'),
+            "colour in a pipe:\n{}",
+            self.stdout
+        );
+        &self.stdout
+    }
+
     /// stdout parsed as JSON, or a panic that shows both streams.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
