@@ -3,7 +3,7 @@
 //! zone the repository ships.
 #![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::harness::*;
 
@@ -17,20 +17,25 @@ fn check(files: &[&Path]) -> (i32, String, String) {
     (status.code().unwrap_or(-1), stdout, stderr)
 }
 
-/// `onebox check` passes a zone file holding `text`.
-fn assert_zone_passes(text: &str) {
+/// A zone file holding `text` (its folder, to keep, and its path) and what
+/// `onebox check` says of it: (exit code, stdout, stderr).
+fn check_zone(text: &str) -> (TempDir, PathBuf, (i32, String, String)) {
     let dir = TempDir::new("check");
     let file = dir.write("foobar.com.zone", text);
-    let (code, stdout, stderr) = check(&[&file]);
+    let result = check(&[&file]);
+    (dir, file, result)
+}
+
+/// `onebox check` passes a zone file holding `text`.
+fn assert_zone_passes(text: &str) {
+    let (_dir, _, (code, stdout, stderr)) = check_zone(text);
     assert_eq!(code, 0, "{stdout}{stderr}");
 }
 
 /// Asserts `check` fails on `text` with exactly one problem at `line`, whose
 /// message contains `words`.
 fn assert_one_problem(case: &str, text: &str, line: usize, words: &str) {
-    let dir = TempDir::new("check");
-    let file = dir.write("foobar.com.zone", text);
-    let (code, stdout, stderr) = check(&[&file]);
+    let (_dir, file, (code, stdout, stderr)) = check_zone(text);
     let what = format!("{case}:\n--- stdout ---\n{stdout}--- stderr ---\n{stderr}");
     assert_eq!(code, 1, "{what}");
     let problems: Vec<&str> = stdout.lines().collect();
@@ -111,12 +116,8 @@ fn cname_at_the_apex() {
 
 #[test]
 fn missing_soa() {
-    let dir = TempDir::new("check");
-    let file = dir.write(
-        "foobar.com.zone",
-        "$ORIGIN foobar.com.\n$TTL 300\n@ NS ns1\nns1 A 127.0.0.1\n",
-    );
-    let (code, stdout, _) = check(&[&file]);
+    let (_dir, file, (code, stdout, _)) =
+        check_zone("$ORIGIN foobar.com.\n$TTL 300\n@ NS ns1\nns1 A 127.0.0.1\n");
     assert_eq!(code, 1, "{stdout}");
     assert!(
         stdout.starts_with(&format!("{}:", file.display())),
@@ -233,14 +234,9 @@ fn a_bad_ip_address() {
 /// Every problem in a file is listed, in line order, not just the first.
 #[test]
 fn every_problem_is_listed() {
-    let dir = TempDir::new("check");
-    let file = dir.write(
-        "foobar.com.zone",
-        &format!(
-            "{SMALL_ZONE_HEAD}www 127.0.0.1\nx.example.org. A 192.0.2.1\nmail A 1.2.3\nok A 192.0.2.2\nlong 9999999999 A 192.0.2.3\n"
-        ),
-    );
-    let (code, stdout, stderr) = check(&[&file]);
+    let (_dir, file, (code, stdout, stderr)) = check_zone(&format!(
+        "{SMALL_ZONE_HEAD}www 127.0.0.1\nx.example.org. A 192.0.2.1\nmail A 1.2.3\nok A 192.0.2.2\nlong 9999999999 A 192.0.2.3\n"
+    ));
     assert_eq!(code, 1, "{stdout}{stderr}");
     let lines: Vec<usize> = stdout
         .lines()
