@@ -197,9 +197,8 @@ fn ca_path_and_print_show_the_certificate_and_how_to_use_it() {
     skip_unless!(require_tool("openssl", "openssl"));
     let (dir, data) = data_dir("ca-print");
     let (_server, ca) = start_on(&data);
-    let data_arg = path_text(&data);
 
-    let (status, out, err) = run_onebox(&["ca", "--data", data_arg, "path"], None);
+    let (status, out, err) = onebox_ca(&data, &["path"]);
     assert!(status.success(), "ca path: {err}");
     assert_eq!(
         PathBuf::from(out.trim()),
@@ -207,11 +206,11 @@ fn ca_path_and_print_show_the_certificate_and_how_to_use_it() {
         "ca path"
     );
     // `path` is the default action.
-    let (status, default_out, _) = run_onebox(&["ca", "--data", data_arg], None);
+    let (status, default_out, _) = onebox_ca(&data, &[]);
     assert!(status.success());
     assert_eq!(default_out, out);
 
-    let (status, out, err) = run_onebox(&["ca", "--data", data_arg, "print"], None);
+    let (status, out, err) = onebox_ca(&data, &["print"]);
     assert!(status.success(), "ca print: {err}");
     for expected in [
         "curl --cacert",
@@ -232,7 +231,7 @@ fn ca_path_and_print_show_the_certificate_and_how_to_use_it() {
 
     // No CA yet: a clear error, not a crash.
     let empty = dir.path().join("empty");
-    let (status, out, err) = run_onebox(&["ca", "--data", path_text(&empty), "path"], None);
+    let (status, out, err) = onebox_ca(&empty, &["path"]);
     assert!(!status.success(), "ca path without a CA:\n{out}");
     assert!(
         err.contains("no CA in") && err.contains("onebox serve --data"),
@@ -244,18 +243,13 @@ fn ca_path_and_print_show_the_certificate_and_how_to_use_it() {
 fn ca_install_asks_first_and_uninstall_removes_exactly_what_it_added() {
     let (dir, data) = data_dir("ca-install");
     let (_server, ca) = start_on(&data);
-    let root = dir.path().join("root");
-    let store = root.join("usr/local/share/ca-certificates");
-    std::fs::create_dir_all(&store).unwrap();
+    let (root, store) = fake_ca_root(dir.path());
     // Someone else's certificate in the same store, which must survive.
     std::fs::write(store.join("other.crt"), "not ours\n").unwrap();
     let before = tree(&root);
-    let (data_arg, root_arg) = (path_text(&data), path_text(&root));
+    let root_arg = path_text(&root);
 
-    let (status, out, err) = run_onebox(
-        &["ca", "--data", data_arg, "install", "--root", root_arg],
-        None,
-    );
+    let (status, out, err) = onebox_ca(&data, &["install", "--root", root_arg]);
     assert_eq!(
         status.code(),
         Some(2),
@@ -267,12 +261,7 @@ fn ca_install_asks_first_and_uninstall_removes_exactly_what_it_added() {
     );
     assert_eq!(tree(&root), before, "install without --yes changed files");
 
-    let (status, out, err) = run_onebox(
-        &[
-            "ca", "--data", data_arg, "install", "--yes", "--root", root_arg,
-        ],
-        None,
-    );
+    let (status, out, err) = onebox_ca(&data, &["install", "--yes", "--root", root_arg]);
     assert!(status.success(), "install --yes:\n{out}\n{err}");
     let installed = store.join("onebox-local-ca.crt");
     assert_eq!(
@@ -280,10 +269,7 @@ fn ca_install_asks_first_and_uninstall_removes_exactly_what_it_added() {
         std::fs::read(&ca).unwrap()
     );
 
-    let (status, out, err) = run_onebox(
-        &["ca", "--data", data_arg, "uninstall", "--root", root_arg],
-        None,
-    );
+    let (status, out, err) = onebox_ca(&data, &["uninstall", "--root", root_arg]);
     assert!(status.success(), "uninstall:\n{out}\n{err}");
     assert_eq!(tree(&root), before, "uninstall must remove exactly the CA");
     assert_eq!(
@@ -292,10 +278,7 @@ fn ca_install_asks_first_and_uninstall_removes_exactly_what_it_added() {
     );
 
     // Twice is fine and says so.
-    let (status, out, _) = run_onebox(
-        &["ca", "--data", data_arg, "uninstall", "--root", root_arg],
-        None,
-    );
+    let (status, out, _) = onebox_ca(&data, &["uninstall", "--root", root_arg]);
     assert!(status.success());
     assert!(out.contains("not installed"), "{out}");
 }

@@ -167,10 +167,7 @@ fn no_web_server_at_the_address_fails_the_http_check() {
 #[test]
 fn https_is_checked_through_the_given_ca() {
     skip_unless!(require_tool("openssl", "openssl"));
-    let ca = TestCa::new();
-    let (cert, key) = ca.issue(&["www.foobar.com"]);
-    let tls = TlsServer::start(&cert, &key);
-    let server = Onebox::start();
+    let (ca, tls, server) = tls_site();
     let doctor = |cacert: &std::path::Path| {
         server
             .doctor(&[

@@ -35,17 +35,7 @@ fn hierarchy() -> TempDir {
 
 /// `onebox ca --data DATA --zones ZONES ACTION`: (status, stdout, stderr).
 fn ca_with_zones(data: &Path, zones: &Path, action: &str) -> (ExitStatus, String, String) {
-    run_onebox(
-        &[
-            "ca",
-            "--data",
-            path_text(data),
-            "--zones",
-            path_text(zones),
-            action,
-        ],
-        None,
-    )
+    onebox_ca(data, &["--zones", path_text(zones), action])
 }
 
 /// The permitted subtrees of the CA certificate at `ca`, as OpenSSL prints them.
@@ -168,30 +158,14 @@ fn a_hand_made_ca_wider_than_the_websites_is_refused_everywhere() {
         );
     }
 
-    let root = dir.path().join("root");
-    std::fs::create_dir_all(root.join("usr/local/share/ca-certificates")).unwrap();
-    let data_arg = path_text(&data);
+    let (root, store) = fake_ca_root(dir.path());
+    let root_arg = path_text(&root);
     for args in [
-        vec!["ca", "--data", data_arg, "print"],
-        vec![
-            "ca",
-            "--data",
-            data_arg,
-            "install",
-            "--root",
-            path_text(&root),
-        ],
-        vec![
-            "ca",
-            "--data",
-            data_arg,
-            "install",
-            "--yes",
-            "--root",
-            path_text(&root),
-        ],
+        vec!["print"],
+        vec!["install", "--root", root_arg],
+        vec!["install", "--yes", "--root", root_arg],
     ] {
-        let (status, out, err) = run_onebox(&args, None);
+        let (status, out, err) = onebox_ca(&data, &args);
         assert_eq!(
             status.code(),
             Some(1),
@@ -207,9 +181,7 @@ fn a_hand_made_ca_wider_than_the_websites_is_refused_everywhere() {
         );
     }
     assert!(
-        !root
-            .join("usr/local/share/ca-certificates/onebox-local-ca.crt")
-            .exists(),
+        !store.join("onebox-local-ca.crt").exists(),
         "ca install --yes installed the wide CA"
     );
 }

@@ -21,13 +21,12 @@ fn visit_trusting(server: &Onebox, url: &str, ca: &TestCa) -> (Run, serde_json::
     visit_json(server.dns, url, &["--cacert", cacert.to_str().unwrap()])
 }
 
-/// An HTTPS server (openssl s_server) with a certificate for www.foobar.com from a
-/// fresh test CA, and onebox, whose zone points www at it.
-fn tls_site() -> (TestCa, TlsServer, Onebox) {
-    let ca = TestCa::new();
-    let (cert, key) = ca.issue(&["www.foobar.com"]);
-    let tls = TlsServer::start(&cert, &key);
-    (ca, tls, Onebox::start())
+/// [`tls_site`] and the URL of its root page under `host` (a name onebox's zone
+/// points at the HTTPS server).
+fn tls_site_url(host: &str) -> (TestCa, TlsServer, Onebox, String) {
+    let (ca, tls, server) = tls_site();
+    let url = format!("https://{host}:{}/", tls.addr.port());
+    (ca, tls, server, url)
 }
 
 /// Asserts that visit failed with exit code `code` at `hop`, naming `kind`; returns
@@ -223,8 +222,7 @@ fn dns_pointing_where_nothing_listens_is_connection_refused() {
 #[test]
 fn https_with_the_ca_shows_tls_version_and_alpn() {
     skip_unless!(require_tool("openssl", "openssl"));
-    let (ca, tls, server) = tls_site();
-    let url = format!("https://www.foobar.com:{}/", tls.addr.port());
+    let (ca, tls, server, url) = tls_site_url("www.foobar.com");
     let (run, v) = visit_trusting(&server, &url, &ca);
     assert_eq!(run.code, Some(0), "{v:#}");
     assert_eq!(hops(&v), ["dns", "connect", "tls", "http"]);
@@ -290,8 +288,7 @@ fn alpn_h2_sends_the_request_over_http2_with_the_authority() {
 #[test]
 fn an_untrusted_certificate_fails_at_the_tls_hop() {
     skip_unless!(require_tool("openssl", "openssl"));
-    let (_ca, tls, server) = tls_site();
-    let url = format!("https://www.foobar.com:{}/", tls.addr.port());
+    let (_ca, _tls, server, url) = tls_site_url("www.foobar.com");
 
     // No --cacert: nothing is trusted, and the message says what to pass.
     let (run, v) = visit_json(server.dns, &url, &[]);
@@ -311,8 +308,7 @@ fn an_untrusted_certificate_fails_at_the_tls_hop() {
 fn a_certificate_for_another_name_is_a_name_mismatch() {
     skip_unless!(require_tool("openssl", "openssl"));
     // Valid for www only; the apex resolves to the same address.
-    let (ca, tls, server) = tls_site();
-    let url = format!("https://foobar.com:{}/", tls.addr.port());
+    let (ca, _tls, server, url) = tls_site_url("foobar.com");
     let (run, v) = visit_trusting(&server, &url, &ca);
     let message = assert_failed(&run, &v, 5, "tls", "tls_name_mismatch");
     assert_eq!(step(&v, "tls")["sni"], "foobar.com");

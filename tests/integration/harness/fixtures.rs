@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{
-    DEADLINE, ONEBOX, READY_WAIT, TempDir, assert_tool, repo_path, run_for, signal_pid,
+    DEADLINE, ONEBOX, Onebox, READY_WAIT, TempDir, assert_tool, repo_path, run_for, signal_pid,
     wait_timeout,
 };
 
@@ -651,6 +651,15 @@ pub fn run_e2e_script(script: &str, name: &str) -> (String, PathBuf) {
         String::from_utf8_lossy(&output.stderr)
     );
     (stdout, artifacts)
+}
+
+/// An HTTPS server (openssl s_server) with a certificate for www.foobar.com from a
+/// fresh test CA, and onebox, whose zone points www at it.
+pub fn tls_site() -> (TestCa, TlsServer, Onebox) {
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue(&["www.foobar.com"]);
+    let tls = TlsServer::start(&cert, &key);
+    (ca, tls, Onebox::start())
 }
 
 /// The start of a Knot DNS configuration for tests that compare with or transfer

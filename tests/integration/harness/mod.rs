@@ -753,6 +753,22 @@ pub fn openssl(args: &[&str]) -> (bool, String, String) {
     (status.success(), stdout, stderr)
 }
 
+/// A stand-in filesystem root below `dir` for `ca install --root`, with Debian's
+/// CA store folder made: (root, store).
+pub fn fake_ca_root(dir: &Path) -> (PathBuf, PathBuf) {
+    let root = dir.join("root");
+    let store = root.join("usr/local/share/ca-certificates");
+    std::fs::create_dir_all(&store).expect("create the fake CA store");
+    (root, store)
+}
+
+/// `onebox ca --data DATA ARGS...` to completion: (status, stdout, stderr).
+pub fn onebox_ca(data: &Path, args: &[&str]) -> (ExitStatus, String, String) {
+    let mut all = vec!["ca", "--data", path_text(data)];
+    all.extend_from_slice(args);
+    run_onebox(&all, None)
+}
+
 /// A path as the `&str` that openssl's argument list takes.
 pub fn path_text(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
