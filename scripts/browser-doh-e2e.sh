@@ -42,18 +42,9 @@ ip link set lo up
 printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' > "$WORK/resolv.conf"
 mount --bind "$WORK/resolv.conf" /etc/resolv.conf   # seen only in this namespace
 
-# The built-in zone: www.foobar.com CNAME foobar.com, foobar.com A 127.0.0.1.
-"$ONEBOX_BIN" serve --zones /nonexistent --dns 127.0.0.1:5300 --http 127.0.0.1:80 \
-  --https 127.0.0.1:443 --ephemeral --log-format json > "$WORK/ready.json" 2> "$WORK/server.log" &
-SERVER_PID=$!
-trap 'kill "$SERVER_PID" 2>/dev/null || true' EXIT
-
-for _ in $(seq 100); do                       # bounded wait for the ready line
-  [ -s "$WORK/ready.json" ] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { echo "server: died"; cat "$WORK/server.log"; exit 1; }
-  sleep 0.1
-done
-echo "ready: $(head -1 "$WORK/ready.json")"
+# The built-in zone.
+source "$(dirname "$0")/browser-lib.sh"
+serve_and_wait --dns 127.0.0.1:5300 --http 127.0.0.1:80 --https 127.0.0.1:443
 CA=$(sed -n 's/.*"ca":"\([^"]*\)".*/\1/p' "$WORK/ready.json")
 [ -s "$CA" ] || { echo "ca: missing ($CA)"; exit 1; }
 echo "getent: $(getent hosts www.foobar.com || echo none)"   # expected: none

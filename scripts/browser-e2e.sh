@@ -26,18 +26,9 @@ ip link set lo up
 printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:2\n' > "$WORK/resolv.conf"
 mount --bind "$WORK/resolv.conf" /etc/resolv.conf   # seen only in this namespace
 
-# The shipped zone is the fixture: www.foobar.com CNAME foobar.com, foobar.com A 127.0.0.1.
-"$ONEBOX_BIN" serve --zones /nonexistent --dns 127.0.0.1:53 --http 127.0.0.1:80 --ephemeral \
-  --log-format json > "$WORK/ready.json" 2> "$WORK/server.log" &
-SERVER_PID=$!
-trap 'kill "$SERVER_PID" 2>/dev/null || true' EXIT
-
-for _ in $(seq 100); do                       # bounded wait for the ready line
-  [ -s "$WORK/ready.json" ] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { echo "server: died"; cat "$WORK/server.log"; exit 1; }
-  sleep 0.1
-done
-echo "ready: $(head -1 "$WORK/ready.json")"
+# The shipped zone is the fixture.
+source "$(dirname "$0")/browser-lib.sh"
+serve_and_wait --dns 127.0.0.1:53 --http 127.0.0.1:80
 echo "getent: $(getent hosts www.foobar.com || echo none)"
 
 browse() {                                    # a fresh profile per run

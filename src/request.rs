@@ -116,22 +116,21 @@ impl Trace {
 
     /// Times a database read transaction.
     pub(crate) async fn db_read<T>(&self, fut: impl Future<Output = T>) -> T {
-        let start = Instant::now();
-        let out = fut.await;
-        self.with(|d| {
-            d.db += start.elapsed();
-            d.db_reads += 1;
-        });
-        out
+        self.db_timed(fut, |d| d.db_reads += 1).await
     }
 
     /// Times a database write (until its transaction is durably committed).
     pub(crate) async fn db_write<T>(&self, fut: impl Future<Output = T>) -> T {
+        self.db_timed(fut, |d| d.db_writes += 1).await
+    }
+
+    /// Adds how long `fut` took to the database time, and `count`s it.
+    async fn db_timed<T>(&self, fut: impl Future<Output = T>, count: fn(&mut Data)) -> T {
         let start = Instant::now();
         let out = fut.await;
         self.with(|d| {
             d.db += start.elapsed();
-            d.db_writes += 1;
+            count(d);
         });
         out
     }

@@ -53,6 +53,25 @@ def request_headers(host, method="GET", path="/healthz"):
     ]
 
 
+def read_frames(sock):
+    """Yields every frame the server sends, parsed, until it closes the connection.
+    The reader of the flood and the probe after it both read this way."""
+    buf = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return
+        buf += chunk
+        # A frame is a 9-byte header then its payload; a chunk may end mid-frame.
+        while len(buf) >= 9:
+            frame, length = Frame.parse_frame_header(memoryview(buf[:9]))
+            if len(buf) < 9 + length:
+                break
+            frame.parse_body(memoryview(buf[9 : 9 + length]))
+            buf = buf[9 + length :]
+            yield frame
+
+
 class Reader(threading.Thread):
     """Counts the frames the server sends until it closes the connection."""
 
@@ -65,26 +84,15 @@ class Reader(threading.Thread):
         self.statuses = []
 
     def run(self):
-        buf = b""
         try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    self.closed = True
-                    return
-                buf += chunk
-                while len(buf) >= 9:
-                    frame, length = Frame.parse_frame_header(memoryview(buf[:9]))
-                    if len(buf) < 9 + length:
-                        break
-                    frame.parse_body(memoryview(buf[9 : 9 + length]))
-                    buf = buf[9 + length :]
-                    name = type(frame).__name__
-                    self.counts[name] = self.counts.get(name, 0) + 1
-                    if isinstance(frame, GoAwayFrame):
-                        self.goaway = frame.error_code
+            for frame in read_frames(self.sock):
+                name = type(frame).__name__
+                self.counts[name] = self.counts.get(name, 0) + 1
+                if isinstance(frame, GoAwayFrame):
+                    self.goaway = frame.error_code
         except OSError:
-            self.closed = True
+            pass
+        self.closed = True
 
 
 def flood(host, port, mode, count):
@@ -188,22 +196,13 @@ def liveness(host, port):
             flags=["END_HEADERS", "END_STREAM"],
         ).serialize()
     )
-    buf = b""
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        chunk = sock.recv(65536)
-        if not chunk:
+    for frame in read_frames(sock):
+        if isinstance(frame, HeadersFrame) and frame.stream_id == 1:
+            sock.close()
+            return dict(decoder.decode(frame.data)).get(":status")
+        if time.monotonic() >= deadline:
             break
-        buf += chunk
-        while len(buf) >= 9:
-            frame, length = Frame.parse_frame_header(memoryview(buf[:9]))
-            if len(buf) < 9 + length:
-                break
-            frame.parse_body(memoryview(buf[9 : 9 + length]))
-            buf = buf[9 + length :]
-            if isinstance(frame, HeadersFrame) and frame.stream_id == 1:
-                sock.close()
-                return dict(decoder.decode(frame.data)).get(":status")
     sock.close()
     return None
 

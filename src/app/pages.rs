@@ -381,14 +381,7 @@ pub(super) async fn register(
     ctx: Ctx,
     form: Result<Form<AccountForm>, FormRejection>,
 ) -> Response {
-    let form = match form_fields(&app, &ctx, form) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    match app.register(&ctx, &form.username, &form.password).await {
-        Ok(()) => sign_in(&app, &ctx, &form.username).await,
-        Err(e) => account_error(&app, &ctx, true, &form.username, &e).await,
-    }
+    account_submit(&app, &ctx, form, true).await
 }
 
 /// `POST /login`.
@@ -397,13 +390,29 @@ pub(super) async fn login(
     ctx: Ctx,
     form: Result<Form<AccountForm>, FormRejection>,
 ) -> Response {
-    let form = match form_fields(&app, &ctx, form) {
+    account_submit(&app, &ctx, form, false).await
+}
+
+/// Both account forms: check the form, then create the account (`register`) or
+/// check the password, and sign in; a refusal shows the same form again.
+async fn account_submit(
+    app: &App,
+    ctx: &Ctx,
+    form: Result<Form<AccountForm>, FormRejection>,
+    register: bool,
+) -> Response {
+    let form = match form_fields(app, ctx, form) {
         Ok(f) => f,
         Err(r) => return *r,
     };
-    match app.check_login(&ctx, &form.username, &form.password).await {
-        Ok(()) => sign_in(&app, &ctx, &form.username).await,
-        Err(e) => account_error(&app, &ctx, false, &form.username, &e).await,
+    let outcome = if register {
+        app.register(ctx, &form.username, &form.password).await
+    } else {
+        app.check_login(ctx, &form.username, &form.password).await
+    };
+    match outcome {
+        Ok(()) => sign_in(app, ctx, &form.username).await,
+        Err(e) => account_error(app, ctx, register, &form.username, &e).await,
     }
 }
 

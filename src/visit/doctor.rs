@@ -155,13 +155,7 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
         }
 
         // 3. The web server at the addresses DNS gives.
-        let http_addrs = match args.stack.http {
-            Some(addr) => vec![addr],
-            None => want
-                .iter()
-                .map(|ip| SocketAddr::new(*ip, crate::cli::DEFAULT_HTTP_PORT))
-                .collect(),
-        };
+        let http_addrs = web_addrs(args.stack.http, &want, crate::cli::DEFAULT_HTTP_PORT);
         match web_checks(Web::Http, zone, &host, &http_addrs, args.stack.dns, &[]).await {
             Some(web) => checks.push(web),
             None => checks.push(check(
@@ -174,13 +168,7 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
 
         // 4. HTTPS, trusted through the CA the user says onebox uses.
         if !trust.is_empty() {
-            let https_addrs = match args.stack.https {
-                Some(addr) => vec![addr],
-                None => want
-                    .iter()
-                    .map(|ip| SocketAddr::new(*ip, crate::cli::DEFAULT_HTTPS_PORT))
-                    .collect(),
-            };
+            let https_addrs = web_addrs(args.stack.https, &want, crate::cli::DEFAULT_HTTPS_PORT);
             match web_checks(
                 Web::Https,
                 zone,
@@ -230,6 +218,15 @@ async fn addresses(lookup: &Lookup, host: &str) -> Vec<IpAddr> {
         .flat_map(|answer| answer.addresses)
         .collect();
     hops::happy_eyeballs_order(&found)
+}
+
+/// Where to try a web server: the address the user gave, else each address DNS
+/// gives on the default `port`.
+fn web_addrs(given: Option<SocketAddr>, want: &[IpAddr], port: u16) -> Vec<SocketAddr> {
+    match given {
+        Some(addr) => vec![addr],
+        None => want.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
+    }
 }
 
 /// [`web_check`] at each address in turn until one passes, as a browser moves

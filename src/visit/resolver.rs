@@ -53,16 +53,10 @@ impl Platform {
     /// Whether this machine runs it, judged by what the platform itself leaves behind.
     fn present(self) -> Result<(), String> {
         match self {
-            Platform::SystemdResolved => {
-                if Path::new("/run/systemd/resolve").is_dir() {
-                    Ok(())
-                } else {
-                    Err(
-                        "systemd-resolved is not running on this machine (no /run/systemd/resolve)"
-                            .into(),
-                    )
-                }
-            }
+            Platform::SystemdResolved => folder_present(
+                "/run/systemd/resolve",
+                "systemd-resolved is not running on this machine",
+            ),
             Platform::Macos => {
                 if cfg!(target_os = "macos") {
                     Ok(())
@@ -70,16 +64,10 @@ impl Platform {
                     Err("this machine is not macOS".into())
                 }
             }
-            Platform::NetworkManager => {
-                if Path::new("/etc/NetworkManager").is_dir() {
-                    Ok(())
-                } else {
-                    Err(
-                        "NetworkManager is not installed on this machine (no /etc/NetworkManager)"
-                            .into(),
-                    )
-                }
-            }
+            Platform::NetworkManager => folder_present(
+                "/etc/NetworkManager",
+                "NetworkManager is not installed on this machine",
+            ),
         }
     }
 
@@ -90,6 +78,16 @@ impl Platform {
             Platform::Macos => Candidates::EveryFileIn(MACOS_DIR.into()),
             Platform::NetworkManager => Candidates::File(NM_FILE.into()),
         }
+    }
+}
+
+/// `Ok` when the folder `dir` that a platform leaves behind exists; else `absent`,
+/// naming the folder that was looked for.
+fn folder_present(dir: &str, absent: &str) -> Result<(), String> {
+    if Path::new(dir).is_dir() {
+        Ok(())
+    } else {
+        Err(format!("{absent} (no {dir})"))
     }
 }
 

@@ -246,12 +246,7 @@ impl Assets {
         .await
         .map_err(std::io::Error::other)??
         .map(Arc::new);
-        let cost = key.len()
-            + ENTRY_OVERHEAD
-            + file
-                .as_ref()
-                .and_then(|f| f.body.as_ref())
-                .map_or(0, Bytes::len);
+        let cost = entry_cost(&key, &file);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.bytes + cost > CACHE_BYTES {
             cache.entries.clear();
@@ -262,18 +257,23 @@ impl Assets {
                 .entries
                 .insert(key.clone(), (Instant::now(), file.clone()))
             {
-                let old_cost = key.len()
-                    + ENTRY_OVERHEAD
-                    + old
-                        .as_ref()
-                        .and_then(|f| f.body.as_ref())
-                        .map_or(0, Bytes::len);
-                cache.bytes = cache.bytes.saturating_sub(old_cost);
+                cache.bytes = cache.bytes.saturating_sub(entry_cost(&key, &old));
             }
             cache.bytes += cost;
         }
         Ok(file)
     }
+}
+
+/// What a cache entry costs the budget: its key, the fixed overhead and the body
+/// held in memory (none for a missing or streamed file).
+fn entry_cost(key: &str, file: &Option<Arc<SiteFile>>) -> usize {
+    key.len()
+        + ENTRY_OVERHEAD
+        + file
+            .as_ref()
+            .and_then(|f| f.body.as_ref())
+            .map_or(0, Bytes::len)
 }
 
 /// The path a URI names, relative to the site root: percent-decoded, then every

@@ -270,59 +270,74 @@ mod tests {
         IpAddr::from([127, 0, 0, last])
     }
 
+    /// A connection table with its limits and the shutdown token every test admits
+    /// connections under.
+    struct Table {
+        conns: Arc<Conns>,
+        stop: CancellationToken,
+    }
+
+    impl Table {
+        fn new(max: usize, per_addr: usize) -> Self {
+            Self {
+                conns: Arc::new(Conns::new(max, per_addr)),
+                stop: CancellationToken::new(),
+            }
+        }
+
+        /// Admits a connection from 127.0.0.`last`.
+        fn admit(&self, last: u8) -> Result<Slot, Refused> {
+            self.conns.admit(ip(last), &self.stop)
+        }
+    }
+
     #[test]
     fn the_longest_idle_is_shed_and_busy_ones_are_kept() {
-        let conns = Arc::new(Conns::new(3, 10));
-        let stop = CancellationToken::new();
-        let a = conns.admit(ip(1), &stop).unwrap();
-        let b = conns.admit(ip(1), &stop).unwrap();
-        let c = conns.admit(ip(2), &stop).unwrap();
+        let table = Table::new(3, 10);
+        let a = table.admit(1).unwrap();
+        let b = table.admit(1).unwrap();
+        let c = table.admit(2).unwrap();
         let _busy = a.activity().begin();
         // b is idle and older than c: b goes.
         std::thread::sleep(Duration::from_millis(5));
         drop(c.activity().begin());
-        let d = conns.admit(ip(3), &stop).unwrap();
+        let d = table.admit(3).unwrap();
         std::thread::sleep(Duration::from_millis(5));
         assert!(b.close_token().is_cancelled());
         assert!(!a.close_token().is_cancelled());
         assert!(!c.close_token().is_cancelled());
-        assert_eq!(conns.open(), 3);
+        assert_eq!(table.conns.open(), 3);
         // Now a is busy and c, d idle; c is the older.
         drop(d.activity().begin());
-        let _e = conns.admit(ip(4), &stop).unwrap();
+        let _e = table.admit(4).unwrap();
         assert!(c.close_token().is_cancelled());
         drop(d);
-        assert_eq!(conns.open(), 2);
+        assert_eq!(table.conns.open(), 2);
     }
 
     #[test]
     fn the_per_address_limit_sheds_only_that_address() {
-        let conns = Arc::new(Conns::new(100, 2));
-        let stop = CancellationToken::new();
-        let other = conns.admit(ip(9), &stop).unwrap();
-        let a = conns.admit(ip(1), &stop).unwrap();
-        let b = conns.admit(ip(1), &stop).unwrap();
+        let table = Table::new(100, 2);
+        let other = table.admit(9).unwrap();
+        let a = table.admit(1).unwrap();
+        let b = table.admit(1).unwrap();
         let _b_busy = b.activity().begin();
-        let c = conns.admit(ip(1), &stop).unwrap();
+        let c = table.admit(1).unwrap();
         assert!(a.close_token().is_cancelled());
         assert!(!other.close_token().is_cancelled());
         // Both of 127.0.0.1's connections busy now: refused, not queued.
         let _c_busy = c.activity().begin();
-        assert_eq!(
-            conns.admit(ip(1), &stop).unwrap_err(),
-            Refused::AddressBusy(2)
-        );
+        assert_eq!(table.admit(1).unwrap_err(), Refused::AddressBusy(2));
     }
 
     #[test]
     fn idle_connections_time_out() {
-        let conns = Arc::new(Conns::new(10, 10));
-        let stop = CancellationToken::new();
-        let idle = conns.admit(ip(1), &stop).unwrap();
-        let busy = conns.admit(ip(1), &stop).unwrap();
+        let table = Table::new(10, 10);
+        let idle = table.admit(1).unwrap();
+        let busy = table.admit(1).unwrap();
         let _guard = busy.activity().begin();
         std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(conns.close_idle(Duration::from_millis(10)), 1);
+        assert_eq!(table.conns.close_idle(Duration::from_millis(10)), 1);
         assert!(idle.close_token().is_cancelled());
         assert!(!busy.close_token().is_cancelled());
     }

@@ -291,6 +291,15 @@ mod tests {
         }
     }
 
+    /// A viewer from 127.0.0.2 of the zone foobar.com, with `--live-public` or not.
+    fn viewer_at_127_0_0_2(public: bool) -> Viewer {
+        Viewer {
+            ip: Some("127.0.0.2".parse().unwrap()),
+            public,
+            zones: vec!["foobar.com".into()],
+        }
+    }
+
     fn name_of(event: &Event) -> &str {
         match event {
             Event::Dns { name, .. } => name,
@@ -300,11 +309,7 @@ mod tests {
 
     #[test]
     fn a_private_viewer_sees_only_its_own_events_and_our_names() {
-        let viewer = Viewer {
-            ip: Some("127.0.0.2".parse().unwrap()),
-            public: false,
-            zones: vec!["foobar.com".into()],
-        };
+        let viewer = viewer_at_127_0_0_2(false);
         assert!(
             viewer
                 .view(&dns("127.0.0.3:53", "www.foobar.com."))
@@ -343,11 +348,7 @@ mod tests {
 
     #[test]
     fn a_public_viewer_sees_everything_but_query_strings() {
-        let viewer = Viewer {
-            ip: Some("127.0.0.2".parse().unwrap()),
-            public: true,
-            zones: vec!["foobar.com".into()],
-        };
+        let viewer = viewer_at_127_0_0_2(true);
         let seen = viewer.view(&dns("127.0.0.3:53", "example.org.")).unwrap();
         assert_eq!(name_of(&seen), "example.org.");
         let http = Event::Http {

@@ -8,10 +8,6 @@ use std::path::{Path, PathBuf};
 
 use crate::harness::*;
 
-fn text(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 path")
-}
-
 /// The SHA-256 fingerprint line of a certificate, as OpenSSL reads it.
 fn fingerprint(pem: &Path) -> String {
     let (ok, out, err) = openssl(&[
@@ -20,7 +16,7 @@ fn fingerprint(pem: &Path) -> String {
         "-fingerprint",
         "-sha256",
         "-in",
-        text(pem),
+        path_text(pem),
     ]);
     assert!(ok, "openssl cannot read {pem:?}: {err}");
     out.trim().to_string()
@@ -57,7 +53,7 @@ fn ca_certificate_is_a_ca_constrained_to_our_zone_and_loopback() {
     let (_server, ca) = start_on(&data);
     assert_eq!(ca, data.join("ca.pem"), "the CA lives in the data folder");
 
-    let (ok, out, err) = openssl(&["x509", "-noout", "-text", "-in", text(&ca)]);
+    let (ok, out, err) = openssl(&["x509", "-noout", "-text", "-in", path_text(&ca)]);
     assert!(ok, "openssl cannot parse the CA: {err}");
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
     for expected in [
@@ -110,7 +106,7 @@ fn every_zone_is_permitted_and_served_over_https() {
         "-ext",
         "nameConstraints",
         "-in",
-        text(&ca),
+        path_text(&ca),
     ]);
     assert!(ok, "{err}");
     let permitted: Vec<&str> = out
@@ -127,7 +123,7 @@ fn every_zone_is_permitted_and_served_over_https() {
             "%{http_code}",
             &[
                 "--cacert",
-                text(&ca),
+                path_text(&ca),
                 "--resolve",
                 &resolve,
                 &format!("https://{name}:{port}/"),
@@ -201,9 +197,8 @@ fn ca_path_and_print_show_the_certificate_and_how_to_use_it() {
     skip_unless!(require_tool("openssl", "openssl"));
     let (dir, data) = data_dir("ca-print");
     let (_server, ca) = start_on(&data);
-    let data_arg = text(&data);
 
-    let (status, out, err) = run_onebox(&["ca", "--data", data_arg, "path"], None);
+    let (status, out, err) = onebox_ca(&data, &["path"]);
     assert!(status.success(), "ca path: {err}");
     assert_eq!(
         PathBuf::from(out.trim()),
@@ -211,11 +206,11 @@ fn ca_path_and_print_show_the_certificate_and_how_to_use_it() {
         "ca path"
     );
     // `path` is the default action.
-    let (status, default_out, _) = run_onebox(&["ca", "--data", data_arg], None);
+    let (status, default_out, _) = onebox_ca(&data, &[]);
     assert!(status.success());
     assert_eq!(default_out, out);
 
-    let (status, out, err) = run_onebox(&["ca", "--data", data_arg, "print"], None);
+    let (status, out, err) = onebox_ca(&data, &["print"]);
     assert!(status.success(), "ca print: {err}");
     for expected in [
         "curl --cacert",
@@ -236,7 +231,7 @@ fn ca_path_and_print_show_the_certificate_and_how_to_use_it() {
 
     // No CA yet: a clear error, not a crash.
     let empty = dir.path().join("empty");
-    let (status, out, err) = run_onebox(&["ca", "--data", text(&empty), "path"], None);
+    let (status, out, err) = onebox_ca(&empty, &["path"]);
     assert!(!status.success(), "ca path without a CA:\n{out}");
     assert!(
         err.contains("no CA in") && err.contains("onebox serve --data"),
@@ -248,18 +243,13 @@ fn ca_path_and_print_show_the_certificate_and_how_to_use_it() {
 fn ca_install_asks_first_and_uninstall_removes_exactly_what_it_added() {
     let (dir, data) = data_dir("ca-install");
     let (_server, ca) = start_on(&data);
-    let root = dir.path().join("root");
-    let store = root.join("usr/local/share/ca-certificates");
-    std::fs::create_dir_all(&store).unwrap();
+    let (root, store) = fake_ca_root(dir.path());
     // Someone else's certificate in the same store, which must survive.
     std::fs::write(store.join("other.crt"), "not ours\n").unwrap();
     let before = tree(&root);
-    let (data_arg, root_arg) = (text(&data), text(&root));
+    let root_arg = path_text(&root);
 
-    let (status, out, err) = run_onebox(
-        &["ca", "--data", data_arg, "install", "--root", root_arg],
-        None,
-    );
+    let (status, out, err) = onebox_ca(&data, &["install", "--root", root_arg]);
     assert_eq!(
         status.code(),
         Some(2),
@@ -271,12 +261,7 @@ fn ca_install_asks_first_and_uninstall_removes_exactly_what_it_added() {
     );
     assert_eq!(tree(&root), before, "install without --yes changed files");
 
-    let (status, out, err) = run_onebox(
-        &[
-            "ca", "--data", data_arg, "install", "--yes", "--root", root_arg,
-        ],
-        None,
-    );
+    let (status, out, err) = onebox_ca(&data, &["install", "--yes", "--root", root_arg]);
     assert!(status.success(), "install --yes:\n{out}\n{err}");
     let installed = store.join("onebox-local-ca.crt");
     assert_eq!(
@@ -284,10 +269,7 @@ fn ca_install_asks_first_and_uninstall_removes_exactly_what_it_added() {
         std::fs::read(&ca).unwrap()
     );
 
-    let (status, out, err) = run_onebox(
-        &["ca", "--data", data_arg, "uninstall", "--root", root_arg],
-        None,
-    );
+    let (status, out, err) = onebox_ca(&data, &["uninstall", "--root", root_arg]);
     assert!(status.success(), "uninstall:\n{out}\n{err}");
     assert_eq!(tree(&root), before, "uninstall must remove exactly the CA");
     assert_eq!(
@@ -296,52 +278,9 @@ fn ca_install_asks_first_and_uninstall_removes_exactly_what_it_added() {
     );
 
     // Twice is fine and says so.
-    let (status, out, _) = run_onebox(
-        &["ca", "--data", data_arg, "uninstall", "--root", root_arg],
-        None,
-    );
+    let (status, out, _) = onebox_ca(&data, &["uninstall", "--root", root_arg]);
     assert!(status.success());
     assert!(out.contains("not installed"), "{out}");
-}
-
-/// Signs a leaf for `san` with the CA key (as a thief with the key would) and
-/// returns what `openssl verify -CAfile ca.pem` says.
-fn forge_and_verify(dir: &TempDir, data: &Path, san: &str) -> (bool, String) {
-    let tag = san.replace([':', '.'], "_");
-    let leaf = dir.path().join(format!("{tag}.pem"));
-    let key = dir.path().join(format!("{tag}-key.pem"));
-    // OpenSSL checks a host-like CN against the DNS constraints too, so an IP
-    // leaf gets a CN that is no host name.
-    let cn = match san.split_once(':') {
-        Some(("DNS", name)) => name,
-        _ => "onebox test leaf",
-    };
-    let (ok, _, err) = openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        text(&key),
-        "-out",
-        text(&leaf),
-        "-subj",
-        &format!("/CN={cn}"),
-        "-addext",
-        &format!("subjectAltName={san}"),
-        "-CA",
-        text(&data.join("ca.pem")),
-        "-CAkey",
-        text(&data.join("ca-key.pem")),
-        "-days",
-        "1",
-    ]);
-    assert!(ok, "openssl could not sign a leaf for {san}: {err}");
-    let (ok, out, err) = openssl(&["verify", "-CAfile", text(&data.join("ca.pem")), text(&leaf)]);
-    (ok, format!("{out}{err}"))
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{Shutdown, UdpSocket};
+use std::net::{Shutdown, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -284,17 +284,23 @@ fn frames_by_id(mut stream: &[u8]) -> HashMap<u16, Vec<Vec<u8>>> {
     frames
 }
 
-#[test]
-fn survives_thousands_of_garbage_udp_packets() {
-    const SEED: u64 = 0x0b0c_5eed;
-    const PACKETS: usize = 3000;
-    const BATCH: usize = 100;
-    let mut server = Onebox::start();
+/// A server to throw garbage at, and its DNS address, which must be loopback.
+fn abuse_target() -> (Onebox, SocketAddr) {
+    let server = Onebox::start();
     let dns = server.dns_addr();
     assert!(
         dns.ip().is_loopback(),
         "abuse traffic goes to loopback only"
     );
+    (server, dns)
+}
+
+#[test]
+fn survives_thousands_of_garbage_udp_packets() {
+    const SEED: u64 = 0x0b0c_5eed;
+    const PACKETS: usize = 3000;
+    const BATCH: usize = 100;
+    let (mut server, dns) = abuse_target();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.connect(dns).unwrap();
     let mut rng = Rng(SEED);
@@ -370,12 +376,7 @@ fn survives_thousands_of_garbage_udp_packets() {
 #[test]
 fn survives_hundreds_of_garbage_tcp_messages() {
     const SEED: u64 = 0x7c9_5eed;
-    let mut server = Onebox::start();
-    let dns = server.dns_addr();
-    assert!(
-        dns.ip().is_loopback(),
-        "abuse traffic goes to loopback only"
-    );
+    let (mut server, dns) = abuse_target();
     let mut rng = Rng(SEED);
     let seeds = seeds();
     let mut answered = 0;

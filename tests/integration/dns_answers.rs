@@ -80,10 +80,7 @@ fn www_a_is_the_cname_then_the_apex_a_record() {
     }
 
     let ask = query("www.foobar.com.", RecordType::A);
-    for reply in [
-        ask_udp(server.dns_addr(), &ask),
-        ask_tcp(server.dns_addr(), &ask),
-    ] {
+    for reply in ask_udp_and_tcp(server.dns_addr(), &ask) {
         assert_eq!(reply.metadata.message_type, MessageType::Response);
         assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
         assert!(reply.metadata.authoritative);
@@ -194,51 +191,57 @@ fn negative_ttl_is_the_soa_ttl_when_that_is_smaller() {
     assert_eq!(dig.authority[0].ttl, 60, "{}", dig.stdout);
 }
 
+/// Serves the test zone and asks `name rtype`, with dig and with our own client,
+/// each over UDP and TCP: every reply must be authoritative with `rcode` (`status`
+/// as dig prints it), the one
+/// CNAME to `target` as its answer and the SOA with the negative TTL (300) as its
+/// authority: a CNAME chain that ends in no data.
+fn assert_cname_then_soa(
+    name: &str,
+    rtype: RecordType,
+    (status, rcode): (&str, ResponseCode),
+    target: &str,
+) {
+    let Some((_zones, server)) = dig_onebox_on(EXTRA) else {
+        return;
+    };
+    for dig in server.dig_udp_and_tcp(&[name, &rtype.to_string()]) {
+        dig.assert_authoritative(status);
+        let answer = type_data(&dig.answer);
+        assert_eq!(answer, [("CNAME", target)], "{}", dig.stdout);
+        let authority = type_ttl(&dig.authority);
+        assert_eq!(authority, [("SOA", 300)], "{}", dig.stdout);
+    }
+    let question = query(&format!("{name}."), rtype);
+    for reply in ask_udp_and_tcp(server.dns_addr(), &question) {
+        assert_eq!(reply.metadata.response_code, rcode);
+        assert_eq!(types(&reply.answers), ["CNAME"]);
+        assert_eq!(types(&reply.authorities), ["SOA"]);
+    }
+}
+
 /// `www AAAA`: www is a CNAME to the apex, which has no AAAA. The answer is the
 /// CNAME (so the resolver learns the alias) plus the SOA (so it can cache the NODATA).
 #[test]
 fn cname_then_nodata_has_the_cname_and_the_soa() {
-    let Some((_zones, server)) = dig_onebox_on(EXTRA) else {
-        return;
-    };
-    for dig in server.dig_udp_and_tcp(&["www.foobar.com", "AAAA"]) {
-        dig.assert_authoritative("NOERROR");
-        let answer = type_data(&dig.answer);
-        assert_eq!(answer, [("CNAME", "foobar.com.")], "{}", dig.stdout);
-        let authority = type_ttl(&dig.authority);
-        assert_eq!(authority, [("SOA", 300)], "{}", dig.stdout);
-    }
-
-    let reply = ask_tcp(
-        server.dns_addr(),
-        &query("www.foobar.com.", RecordType::AAAA),
+    assert_cname_then_soa(
+        "www.foobar.com",
+        RecordType::AAAA,
+        ("NOERROR", ResponseCode::NoError),
+        "foobar.com.",
     );
-    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
-    assert_eq!(types(&reply.answers), ["CNAME"]);
-    assert_eq!(types(&reply.authorities), ["SOA"]);
 }
 
 /// RFC 6604: a CNAME to a name that does not exist in our zone is NXDOMAIN (the
 /// rcode describes the end of the chain), with the CNAME and the SOA.
 #[test]
 fn cname_to_a_missing_in_zone_name_is_nxdomain_with_cname_and_soa() {
-    let Some((_zones, server)) = dig_onebox_on(EXTRA) else {
-        return;
-    };
-    let dig = server.dig(&["dangling.foobar.com", "A"]);
-    dig.assert_authoritative("NXDOMAIN");
-    let answer = type_data(&dig.answer);
-    assert_eq!(answer, [("CNAME", "nothere.foobar.com.")], "{}", dig.stdout);
-    let authority = type_ttl(&dig.authority);
-    assert_eq!(authority, [("SOA", 300)], "{}", dig.stdout);
-
-    let reply = ask_udp(
-        server.dns_addr(),
-        &query("dangling.foobar.com.", RecordType::A),
+    assert_cname_then_soa(
+        "dangling.foobar.com",
+        RecordType::A,
+        ("NXDOMAIN", ResponseCode::NXDomain),
+        "nothere.foobar.com.",
     );
-    assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
-    assert_eq!(types(&reply.answers), ["CNAME"]);
-    assert_eq!(types(&reply.authorities), ["SOA"]);
 }
 
 /// A CNAME leaving our zones: we are not a resolver, so the answer is the CNAME
@@ -330,10 +333,7 @@ fn any_gets_exactly_one_rrset() {
         );
     }
     let ask = query("foobar.com.", RecordType::ANY);
-    for reply in [
-        ask_udp(server.dns_addr(), &ask),
-        ask_tcp(server.dns_addr(), &ask),
-    ] {
+    for reply in ask_udp_and_tcp(server.dns_addr(), &ask) {
         let mut rrsets = types(&reply.answers);
         rrsets.dedup();
         assert_eq!(rrsets.len(), 1, "{:?}", reply.answers);

@@ -659,22 +659,9 @@ zone:
                 command
             }
             Daemon::Knot => {
+                let head = knot_conf_head(dir, port);
                 let conf = format!(
-                    r#"server:
-    rundir: "{d}"
-    pidfile: "{d}/knot.pid"
-    listen: 127.0.0.1@{port}
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-control:
-    listen: "{d}/knot.sock"
-database:
-    storage: "{d}"
-log:
-  - target: stderr
-    any: info
-template:
+                    r#"{head}template:
   - id: default
     storage: "{d}"
     zonefile-sync: -1

@@ -67,18 +67,8 @@ fn dns_passes_and_the_os_resolver_fails_with_the_fix() {
 #[test]
 fn text_view_lists_pass_fail_skip_with_the_fix_under_the_failure() {
     let server = Onebox::start();
-    let run = onebox([
-        "doctor",
-        "--dns",
-        &server.dns.to_string(),
-        "--http",
-        &server.http.to_string(),
-        "--zones",
-        &zones_arg(),
-    ]);
-    assert_eq!(run.code, Some(1), "{}", run.stdout);
-    let out = &run.stdout;
-    assert!(!out.contains('\x1b'), "colour in a pipe: {out}");
+    let run = server.doctor(&["--zones", &zones_arg()]);
+    let out = run.plain_stdout(1);
     assert_contains_all(
         out,
         &[
@@ -177,44 +167,31 @@ fn no_web_server_at_the_address_fails_the_http_check() {
 #[test]
 fn https_is_checked_through_the_given_ca() {
     skip_unless!(require_tool("openssl", "openssl"));
-    let ca = TestCa::new();
-    let (cert, key) = ca.issue(&["www.foobar.com"]);
-    let tls = TlsServer::start(&cert, &key);
-    let server = Onebox::start();
+    let (ca, tls, server) = tls_site();
     let doctor = |cacert: &std::path::Path| {
-        onebox([
-            "doctor",
-            "--json",
-            "--dns",
-            &server.dns.to_string(),
-            "--http",
-            &server.http.to_string(),
-            "--https",
-            &tls.addr.to_string(),
-            "--cacert",
-            cacert.to_str().unwrap(),
-            "--zones",
-            &zones_arg(),
-        ])
-        .json()
+        server
+            .doctor(&[
+                "--json",
+                "--https",
+                &tls.addr.to_string(),
+                "--cacert",
+                cacert.to_str().unwrap(),
+                "--zones",
+                &zones_arg(),
+            ])
+            .json()
     };
 
-    let report = doctor(&ca.cert_path());
-    let https = check(&report, "https", "foobar.com");
-    assert_eq!(https["status"], "pass", "{report:#}");
-    assert!(
-        summary(https).contains("TLSv1.3 (certificate trusted) 200"),
-        "{https:#}"
-    );
-
-    let stranger = TestCa::new();
-    let report = doctor(&stranger.cert_path());
-    let https = check(&report, "https", "foobar.com");
-    assert_eq!(https["status"], "fail", "{report:#}");
-    assert!(
-        summary(https).contains("not signed by a CA you trust"),
-        "{https:#}"
-    );
+    // The https check trusting `ca`: its status must be `status`, its summary say `says`.
+    let assert_https = |ca: &TestCa, status: &str, says: &str| {
+        let report = doctor(&ca.cert_path());
+        let https = check(&report, "https", "foobar.com").clone();
+        assert_eq!(https["status"], status, "{report:#}");
+        assert!(summary(&https).contains(says), "{https:#}");
+        https
+    };
+    assert_https(&ca, "pass", "TLSv1.3 (certificate trusted) 200");
+    let https = assert_https(&TestCa::new(), "fail", "not signed by a CA you trust");
     assert!(
         https["fix"]
             .as_str()

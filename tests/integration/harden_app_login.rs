@@ -50,6 +50,29 @@ fn tally(answers: &[Response]) -> (usize, usize) {
     (checked, refused)
 }
 
+/// Tallies a burst's answers, prints the counts, and asserts that at most `budget`
+/// passwords reached argon2 and every other attempt got 429.
+fn assert_within_budget(answers: &[Response], budget: usize, what: &str) {
+    let (checked, refused) = tally(answers);
+    eprintln!("{ATTEMPTS} {what}: {checked} reached argon2, {refused} got 429");
+    assert!(
+        checked <= budget,
+        "{what}: {checked} passwords reached argon2 (budget {budget})"
+    );
+    assert_eq!(checked + refused, ATTEMPTS);
+}
+
+/// A server with one account, ann, whose password is "correct horse".
+fn server_with_ann() -> Arc<Server> {
+    let server = Arc::new(Server::start());
+    let creds = r#"{"username":"ann","password":"correct horse"}"#;
+    assert_eq!(
+        api(&server, "POST", "/api/v1/users", &[], creds).status,
+        201
+    );
+    server
+}
+
 fn json_login(server: &Server, username: &str, password: &str) -> Response {
     let body = serde_json::json!({ "username": username, "password": password }).to_string();
     http(
@@ -65,22 +88,11 @@ fn json_login(server: &Server, username: &str, password: &str) -> Response {
 
 #[test]
 fn concurrent_wrong_logins_for_one_account_reach_argon2_at_most_five_times() {
-    let server = Arc::new(Server::start());
-    let creds = r#"{"username":"ann","password":"correct horse"}"#;
-    assert_eq!(
-        api(&server, "POST", "/api/v1/users", &[], creds).status,
-        201
-    );
+    let server = server_with_ann();
 
     let s = server.clone();
     let answers = burst(move |_| json_login(&s, "ann", "wrong horse"));
-    let (checked, refused) = tally(&answers);
-    eprintln!("{ATTEMPTS} concurrent wrong logins: {checked} reached argon2, {refused} got 429");
-    assert!(
-        checked <= 5,
-        "{checked} wrong passwords reached argon2 (budget 5)"
-    );
-    assert_eq!(checked + refused, ATTEMPTS);
+    assert_within_budget(&answers, 5, "concurrent wrong logins");
 
     let r = json_login(&server, "ann", "correct horse");
     assert_eq!(
@@ -98,23 +110,12 @@ fn concurrent_wrong_logins_from_one_address_reach_argon2_at_most_twenty_times() 
     let s = server.clone();
     // A different (valid, unknown) account each time: only the address budget binds.
     let answers = burst(move |i| json_login(&s, &format!("nobody{i}"), "wrong horse"));
-    let (checked, refused) = tally(&answers);
-    eprintln!("{ATTEMPTS} concurrent logins from one address: {checked} reached argon2");
-    assert!(
-        checked <= 20,
-        "{checked} attempts reached argon2 (budget 20)"
-    );
-    assert_eq!(checked + refused, ATTEMPTS);
+    assert_within_budget(&answers, 20, "concurrent logins from one address");
 }
 
 #[test]
 fn the_login_form_reserves_its_budget_before_hashing_too() {
-    let server = Arc::new(Server::start());
-    let creds = r#"{"username":"ann","password":"correct horse"}"#;
-    assert_eq!(
-        api(&server, "POST", "/api/v1/users", &[], creds).status,
-        201
-    );
+    let server = server_with_ann();
     // A browser's CSRF cookie and the form token that goes with it.
     let page = http(server.http, "GET", "/login", "www.foobar.com", &[], b"").expect("page");
     let cookie = page.cookie("onebox_csrf").expect("a CSRF cookie");
@@ -142,12 +143,7 @@ fn the_login_form_reserves_its_budget_before_hashing_too() {
     let form = Arc::new(form);
     let (s, f) = (server.clone(), form.clone());
     let answers = burst(move |_| f(&s, "wrong+horse"));
-    let (checked, _) = tally(&answers);
-    eprintln!("{ATTEMPTS} concurrent wrong form logins: {checked} reached argon2");
-    assert!(
-        checked <= 5,
-        "{checked} wrong passwords reached argon2 (budget 5)"
-    );
+    assert_within_budget(&answers, 5, "concurrent wrong form logins");
 
     let r = form(&server, "correct+horse");
     assert_eq!(r.status, 429, "the right password while locked");

@@ -14,61 +14,22 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use crate::harness::Server;
+use crate::harness::{PeakRss, Server, rss_kib_of};
 use socket2::{Domain, Socket, Type};
 
 const PEAK_LIMIT_KIB: u64 = 150 * 1024;
 const SETTLED_LIMIT_KIB: u64 = 40 * 1024;
 
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+    rss_kib_of(pid).unwrap_or(0)
 }
 
 /// Samples the server's RSS every 10 ms and keeps the peak.
-struct Sampler {
-    peak: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Sampler {
-    fn start(pid: u32) -> Self {
-        let (peak, stop) = (
-            Arc::new(AtomicU64::new(0)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let (p, s) = (peak.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                p.fetch_max(rss_kib(pid), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        });
-        Self {
-            peak,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn peak_kib(&mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.peak.load(Ordering::Relaxed)
-    }
+fn watch_rss(pid: u32) -> PeakRss {
+    PeakRss::watch(pid, Duration::from_millis(10))
 }
 
 /// The i-th client address: 127.1.0.1, 127.1.0.2, … (all loopback on Linux).
@@ -138,7 +99,7 @@ fn sign_ups_concurrent_and_abandoned_keep_memory_bounded_and_give_it_back() {
     let idle = rss_kib(pid);
 
     // 200 sign-ups at once, each from its own address.
-    let mut sampler = Sampler::start(pid);
+    let mut sampler = watch_rss(pid);
     let barrier = Arc::new(Barrier::new(200));
     let threads: Vec<_> = (0..200)
         .map(|i| {
@@ -154,7 +115,7 @@ fn sign_ups_concurrent_and_abandoned_keep_memory_bounded_and_give_it_back() {
         .map(|t| t.join().expect("client"))
         .filter(|s| *s == 201)
         .count();
-    let peak = sampler.peak_kib();
+    let peak = sampler.stop();
     let settled = settle(pid);
     eprintln!(
         "200 concurrent sign-ups ({created} created): idle {idle} KiB, peak {peak} KiB, settled {settled} KiB"
@@ -167,7 +128,7 @@ fn sign_ups_concurrent_and_abandoned_keep_memory_bounded_and_give_it_back() {
     );
 
     // 2,000 sign-ups whose clients hang up after ~20 ms, 100 at a time.
-    let mut sampler = Sampler::start(pid);
+    let mut sampler = watch_rss(pid);
     let started = Instant::now();
     let threads: Vec<_> = (0..100)
         .map(|t| {
@@ -188,7 +149,7 @@ fn sign_ups_concurrent_and_abandoned_keep_memory_bounded_and_give_it_back() {
     }
     let sent_in = started.elapsed();
     let settled = settle(pid);
-    let peak = sampler.peak_kib();
+    let peak = sampler.stop();
     eprintln!(
         "2,000 abandoned sign-ups (sent in {sent_in:.1?}): peak {peak} KiB, settled {settled} KiB"
     );
@@ -205,7 +166,7 @@ fn sign_ups_concurrent_and_abandoned_keep_memory_bounded_and_give_it_back() {
 fn huge_usernames_are_refused_before_anything_is_stored() {
     let server = Server::start();
     let (pid, addr) = (server.pid, server.http);
-    let mut sampler = Sampler::start(pid);
+    let mut sampler = watch_rss(pid);
     // 300 distinct 512 KiB names, 10 clients at a time, each from its own address
     // so no per-address budget stops them first.
     let threads: Vec<_> = (0..10)
@@ -231,7 +192,7 @@ fn huge_usernames_are_refused_before_anything_is_stored() {
             assert_eq!(status, 401, "an impossible name is a wrong login");
         }
     }
-    let peak = sampler.peak_kib();
+    let peak = sampler.stop();
     let settled = settle(pid);
     eprintln!("300 logins with 512 KiB names: peak {peak} KiB, settled {settled} KiB");
     assert!(

@@ -4,17 +4,9 @@
 //! a hand-made CA wider than that is refused by `serve`, `ca print` and `ca install`.
 
 use std::path::Path;
+use std::process::ExitStatus;
 
 use crate::harness::*;
-
-fn openssl(args: &[&str]) -> (bool, String, String) {
-    let (status, stdout, stderr) = run_tool("openssl", args, "openssl");
-    (status.success(), stdout, stderr)
-}
-
-fn text(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 path")
-}
 
 /// A zones folder with the root zone (delegating `com`), a `com` zone (delegating
 /// `foobar.com`) and `foobar.com` itself: one website, two zones that delegate.
@@ -41,9 +33,21 @@ fn hierarchy() -> TempDir {
     zones
 }
 
+/// `onebox ca --data DATA --zones ZONES ACTION`: (status, stdout, stderr).
+fn ca_with_zones(data: &Path, zones: &Path, action: &str) -> (ExitStatus, String, String) {
+    onebox_ca(data, &["--zones", path_text(zones), action])
+}
+
 /// The permitted subtrees of the CA certificate at `ca`, as OpenSSL prints them.
 fn permitted(ca: &Path) -> Vec<String> {
-    let (ok, out, err) = openssl(&["x509", "-noout", "-ext", "nameConstraints", "-in", text(ca)]);
+    let (ok, out, err) = openssl(&[
+        "x509",
+        "-noout",
+        "-ext",
+        "nameConstraints",
+        "-in",
+        path_text(ca),
+    ]);
     assert!(ok, "openssl cannot read {ca:?}: {err}");
     assert!(!out.contains("Excluded:"), "{out}");
     out.lines()
@@ -51,39 +55,6 @@ fn permitted(ca: &Path) -> Vec<String> {
         .filter(|l| l.starts_with("DNS:") || l.starts_with("IP:"))
         .map(String::from)
         .collect()
-}
-
-/// Signs a leaf for `name` with the CA key in `data` and returns whether
-/// `openssl verify -CAfile ca.pem` accepts it, with what it said.
-fn forge_and_verify(dir: &TempDir, data: &Path, name: &str) -> (bool, String) {
-    let leaf = dir.path().join(format!("{name}.pem"));
-    let key = dir.path().join(format!("{name}-key.pem"));
-    let (ok, _, err) = openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        text(&key),
-        "-out",
-        text(&leaf),
-        "-subj",
-        &format!("/CN={name}"),
-        "-addext",
-        &format!("subjectAltName=DNS:{name}"),
-        "-CA",
-        text(&data.join("ca.pem")),
-        "-CAkey",
-        text(&data.join("ca-key.pem")),
-        "-days",
-        "1",
-    ]);
-    assert!(ok, "openssl could not sign a leaf for {name}: {err}");
-    let (ok, out, err) = openssl(&["verify", "-CAfile", text(&data.join("ca.pem")), text(&leaf)]);
-    (ok, format!("{out}{err}"))
 }
 
 #[test]
@@ -111,17 +82,7 @@ fn with_root_and_com_zones_the_ca_permits_only_the_website() {
     );
 
     // `ca print` accepts this CA and says what it may vouch for.
-    let (status, out, err) = run_onebox(
-        &[
-            "ca",
-            "--data",
-            text(&data),
-            "--zones",
-            text(zones.path()),
-            "print",
-        ],
-        None,
-    );
+    let (status, out, err) = ca_with_zones(&data, zones.path(), "print");
     assert!(status.success(), "ca print: {err}");
     assert!(
         out.contains("# It may vouch for: foobar.com, 127.0.0.1/32, ::1/128\n"),
@@ -129,11 +90,11 @@ fn with_root_and_com_zones_the_ca_permits_only_the_website() {
     );
 
     for inside in ["foobar.com", "www.foobar.com"] {
-        let (ok, said) = forge_and_verify(&dir, &data, inside);
+        let (ok, said) = forge_and_verify(&dir, &data, &format!("DNS:{inside}"));
         assert!(ok, "{inside} is a website of ours and must verify:\n{said}");
     }
     for outside in ["www.google.com", "example.com", "com"] {
-        let (ok, said) = forge_and_verify(&dir, &data, outside);
+        let (ok, said) = forge_and_verify(&dir, &data, &format!("DNS:{outside}"));
         assert!(
             !ok && said.contains("permitted subtree violation"),
             "a leaf for {outside} signed by our CA must be rejected:\n{said}"
@@ -154,29 +115,22 @@ fn plant_wide_ca(data: &Path) {
 /// (openssl's `nameConstraints` syntax), with its key.
 fn plant_ca(data: &Path, permitted: &str) {
     std::fs::create_dir_all(data).unwrap();
-    let (ok, _, err) = openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        text(&data.join("ca-key.pem")),
-        "-out",
-        text(&data.join("ca.pem")),
-        "-subj",
-        "/CN=not onebox",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign",
-        "-addext",
-        &format!("nameConstraints=critical,{permitted}"),
-        "-days",
-        "2",
-    ]);
+    let (ok, err) = openssl_new_cert(
+        &data.join("ca-key.pem"),
+        &data.join("ca.pem"),
+        &[
+            "-subj",
+            "/CN=not onebox",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+            "-addext",
+            &format!("nameConstraints=critical,{permitted}"),
+            "-days",
+            "2",
+        ],
+    );
     assert!(ok, "openssl could not make the wide CA: {err}");
 }
 
@@ -187,15 +141,10 @@ fn a_hand_made_ca_wider_than_the_websites_is_refused_everywhere() {
     plant_wide_ca(&data);
     let zones = hierarchy();
 
-    let refused = match Onebox::spawn().zones(zones.path()).data(&data).try_start() {
-        Ok(_) => panic!("serve used a CA that may vouch for google.com and 0.0.0.0/0"),
-        Err(failed) => failed,
-    };
-    assert!(
-        refused.status.is_some_and(|s| !s.success()),
-        "serve must exit non-zero: {:?}",
-        refused.status
-    );
+    let refused = Onebox::spawn()
+        .zones(zones.path())
+        .data(&data)
+        .refused("with a CA that may vouch for google.com and 0.0.0.0/0");
     for needle in [
         "refusing the CA",
         "google.com (not a website onebox serves)",
@@ -209,23 +158,14 @@ fn a_hand_made_ca_wider_than_the_websites_is_refused_everywhere() {
         );
     }
 
-    let root = dir.path().join("root");
-    std::fs::create_dir_all(root.join("usr/local/share/ca-certificates")).unwrap();
-    let data_arg = text(&data);
+    let (root, store) = fake_ca_root(dir.path());
+    let root_arg = path_text(&root);
     for args in [
-        vec!["ca", "--data", data_arg, "print"],
-        vec!["ca", "--data", data_arg, "install", "--root", text(&root)],
-        vec![
-            "ca",
-            "--data",
-            data_arg,
-            "install",
-            "--yes",
-            "--root",
-            text(&root),
-        ],
+        vec!["print"],
+        vec!["install", "--root", root_arg],
+        vec!["install", "--yes", "--root", root_arg],
     ] {
-        let (status, out, err) = run_onebox(&args, None);
+        let (status, out, err) = onebox_ca(&data, &args);
         assert_eq!(
             status.code(),
             Some(1),
@@ -241,9 +181,7 @@ fn a_hand_made_ca_wider_than_the_websites_is_refused_everywhere() {
         );
     }
     assert!(
-        !root
-            .join("usr/local/share/ca-certificates/onebox-local-ca.crt")
-            .exists(),
+        !store.join("onebox-local-ca.crt").exists(),
         "ca install --yes installed the wide CA"
     );
 }
@@ -260,17 +198,7 @@ fn ca_print_and_install_check_the_exact_website_names_of_the_zones() {
     );
     let zones = hierarchy();
     for action in ["print", "install"] {
-        let (status, out, err) = run_onebox(
-            &[
-                "ca",
-                "--data",
-                text(&data),
-                "--zones",
-                text(zones.path()),
-                action,
-            ],
-            None,
-        );
+        let (status, out, err) = ca_with_zones(&data, zones.path(), action);
         assert_eq!(
             status.code(),
             Some(1),

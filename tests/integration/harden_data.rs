@@ -162,13 +162,7 @@ fn a_real_database(tag: &str) -> TempDir {
     for i in 0..50 {
         let body =
             serde_json::json!({ "body": format!("post {i} {}", "y".repeat(500)) }).to_string();
-        let r = api(
-            &server,
-            "POST",
-            "/api/v1/posts",
-            &[("Authorization", &format!("Bearer {token}"))],
-            &body,
-        );
+        let r = post_as(&server, &token, &body);
         assert_eq!(r.status, 201);
     }
     let (clean, log) = server.stop();

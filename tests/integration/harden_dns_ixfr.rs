@@ -198,21 +198,9 @@ fn a_knot_secondary_refreshes_by_ixfr() {
     let primary = server.dns_addr();
     let dir = TempDir::new("knot");
     let d = dir.path().display();
+    let head = knot_conf_head(dir.path(), free_port());
     let conf = format!(
-        r#"server:
-    rundir: "{d}"
-    listen: 127.0.0.1@{port}
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-control:
-    listen: "{d}/knot.sock"
-database:
-    storage: "{d}"
-log:
-  - target: stderr
-    any: info
-remote:
+        r#"{head}remote:
   - id: primary
     address: {ip}@{primary_port}
 template:
@@ -222,7 +210,6 @@ zone:
   - domain: foobar.com
     master: primary
 "#,
-        port = free_port(),
         ip = primary.ip(),
         primary_port = primary.port(),
     );

@@ -4,9 +4,7 @@
 //! text view, so a site on `::1` is reached, and a site down on every address is
 //! not called a single point of failure.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 
 use crate::harness::*;
 
@@ -29,56 +27,20 @@ fn both() -> TempDir {
     test_zones("@    3600 IN AAAA  ::1\n")
 }
 
-/// `onebox serve` with its web server on `[::1]` only (the shared fixture always
-/// puts it on 127.0.0.1). Killed and reaped when dropped.
-struct OnIpv6 {
-    child: Child,
-    dns: SocketAddr,
-    http: SocketAddr,
+/// `onebox serve` with its web server on `[::1]` only (the shared fixture puts it
+/// on 127.0.0.1 unless told otherwise).
+fn on_ipv6(zones: &TempDir) -> Onebox {
+    Onebox::spawn().zones(zones.path()).http("[::1]:0").start()
 }
 
-impl OnIpv6 {
-    fn start(zones: &TempDir) -> Self {
-        let mut child = Command::new(ONEBOX)
-            .args([
-                "serve",
-                "--dns",
-                "127.0.0.1:0",
-                "--http",
-                "[::1]:0",
-                "--ephemeral",
-            ])
-            .arg("--zones")
-            .arg(zones.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn onebox");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(READY_WAIT).unwrap_or_default();
-        let ready: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        let addr = |key: &str| ready[key].as_str().and_then(|a| a.parse().ok());
-        let (Some(dns), Some(http)) = (addr("dns"), addr("http")) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("onebox on [::1] did not become ready: {line:?}");
-        };
-        Self { child, dns, http }
-    }
-}
-
-impl Drop for OnIpv6 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Serves `zones` with the web server on `[::1]` and visits www there, which must
+/// succeed: the server, the URL and the `--json` document.
+fn visit_site_on_ipv6(zones: &TempDir) -> (Onebox, String, serde_json::Value) {
+    let server = on_ipv6(zones);
+    let url = format!("http://www.foobar.com:{}/", server.http.port());
+    let (code, v) = visit_json(server.dns, &url);
+    assert_eq!(code, Some(0), "the site on [::1] must be reached: {v:#}");
+    (server, url, v)
 }
 
 /// `onebox visit --json`: exit code and document.
@@ -92,15 +54,6 @@ fn visit_json(dns: SocketAddr, url: &str) -> (Option<i32>, serde_json::Value) {
 fn visit_text(dns: SocketAddr, url: &str) -> (Option<i32>, String) {
     let (status, out, _) = run_onebox(&["visit", "--dns", &dns.to_string(), url], None);
     (status.code(), out)
-}
-
-fn step<'a>(visit: &'a serde_json::Value, hop: &str) -> &'a serde_json::Value {
-    visit["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .find(|s| s["hop"] == hop)
-        .unwrap_or_else(|| panic!("no {hop} step in {visit:#}"))
 }
 
 /// (address, outcome) of each connection attempt, in the order started.
@@ -120,11 +73,7 @@ fn attempts(visit: &serde_json::Value) -> Vec<(String, String)> {
 
 #[test]
 fn a_site_only_on_ipv6_loopback_is_reached_through_its_aaaa_record() {
-    let zones = aaaa_only();
-    let server = OnIpv6::start(&zones);
-    let url = format!("http://www.foobar.com:{}/", server.http.port());
-    let (code, v) = visit_json(server.dns, &url);
-    assert_eq!(code, Some(0), "{v:#}");
+    let (server, url, v) = visit_site_on_ipv6(&aaaa_only());
     let dns = step(&v, "dns");
     assert_eq!(dns["qtype"], "AAAA+A");
     assert_eq!(dns["address"], "::1");
@@ -154,11 +103,7 @@ fn a_site_only_on_ipv6_loopback_is_reached_through_its_aaaa_record() {
 
 #[test]
 fn with_both_records_ipv6_is_tried_first_and_reaches_a_site_on_ipv6() {
-    let zones = both();
-    let server = OnIpv6::start(&zones);
-    let url = format!("http://www.foobar.com:{}/", server.http.port());
-    let (code, v) = visit_json(server.dns, &url);
-    assert_eq!(code, Some(0), "the site on [::1] must be reached: {v:#}");
+    let (server, _, v) = visit_site_on_ipv6(&both());
     assert_eq!(
         step(&v, "dns")["addresses"],
         serde_json::json!(["::1", "127.0.0.1"]),
@@ -241,22 +186,9 @@ fn nothing_on_either_address_names_both_and_is_no_single_point_of_failure() {
 #[test]
 fn doctor_reads_the_aaaa_record_too() {
     let zones = aaaa_only();
-    let server = OnIpv6::start(&zones);
-    let (status, out, err) = run_onebox(
-        &[
-            "doctor",
-            "--json",
-            "--dns",
-            &server.dns.to_string(),
-            "--http",
-            &server.http.to_string(),
-            "--zones",
-            zones.path().to_str().expect("UTF-8 path"),
-        ],
-        None,
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    let server = on_ipv6(&zones);
+    let run = server.doctor(&["--json", "--zones", path_text(zones.path())]);
+    let report = run.json();
     let check = |name: &str| {
         report["checks"]
             .as_array()
@@ -279,5 +211,5 @@ fn doctor_reads_the_aaaa_record_too() {
         "{os:#}"
     );
     assert_eq!(check("http")["status"], "pass", "{report:#}");
-    assert_eq!(status.code(), Some(1), "the OS resolver check fails here");
+    assert_eq!(run.code, Some(1), "the OS resolver check fails here");
 }

@@ -7,8 +7,6 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -60,54 +58,17 @@ fn get(host: &str, path: &str) -> String {
 }
 
 /// Peak RSS of the server while an attack runs, sampled every 20 ms.
-struct Peak {
-    stop: Arc<AtomicBool>,
-    peak: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+struct Peak(PeakRss);
 
 impl Peak {
     fn watch(pid: u32) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(AtomicU64::new(0));
-        let thread = {
-            let (stop, peak) = (stop.clone(), peak.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    if let Some(kib) = rss_kib(pid) {
-                        peak.fetch_max(kib, Ordering::Relaxed);
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            })
-        };
-        Self {
-            stop,
-            peak,
-            thread: Some(thread),
-        }
+        Self(PeakRss::watch(pid, Duration::from_millis(20)))
     }
 
     /// Stops watching; the peak in MiB.
     fn finish(mut self) -> f64 {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        self.peak.load(Ordering::Relaxed) as f64 / 1024.0
+        self.0.stop() as f64 / 1024.0
     }
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// Raises this process's open-file limit (the server inherits it): the
@@ -355,6 +316,24 @@ fn is_dns(name: String) -> impl Fn(&serde_json::Value) -> bool {
     move |e| e["kind"] == "dns" && e["name"] == name.as_str()
 }
 
+/// Another client's activity for a viewer to see or not: a lookup in our zone, one
+/// outside it, and a page view whose request carries secrets. Returns the name
+/// looked up, the path asked for and the HTTP status.
+fn their_activity(other: IpAddr, dns: SocketAddr, http: SocketAddr) -> (String, String, u16) {
+    let pid = std::process::id();
+    let theirs = format!("theirs-{pid}.foobar.com");
+    dns_from(other, dns, &theirs);
+    dns_from(other, dns, "elsewhere.example.org");
+    let their_path = format!("/theirs-{pid}");
+    let (status, _) = exchange(
+        other,
+        http,
+        &secret_request(&their_path),
+        Duration::from_secs(5),
+    );
+    (theirs, their_path, status)
+}
+
 #[test]
 fn by_default_a_viewer_sees_only_its_own_events_and_our_names() {
     let server = Onebox::start();
@@ -364,16 +343,7 @@ fn by_default_a_viewer_sees_only_its_own_events_and_our_names() {
     let mut viewer = Viewer::open(me, http);
 
     // Someone else first: their lookups and page views happen before ours.
-    let theirs = format!("theirs-{pid}.foobar.com");
-    dns_from(other, dns, &theirs);
-    dns_from(other, dns, "elsewhere.example.org");
-    let their_path = format!("/theirs-{pid}");
-    exchange(
-        other,
-        http,
-        &secret_request(&their_path),
-        Duration::from_secs(5),
-    );
+    their_activity(other, dns, http);
     // Then ours.
     let mine = format!("mine-{pid}.foobar.com");
     dns_from(me, dns, &format!("private-{pid}.example.net"));
@@ -407,19 +377,9 @@ fn with_live_public_a_viewer_sees_everyone_but_no_secrets() {
     let server = Onebox::spawn().args(["--live-public"]).start();
     let (http, dns) = (server.http_addr(), server.dns_addr());
     let (me, other) = (ip("127.0.0.2"), ip("127.0.0.3"));
-    let pid = std::process::id();
     let mut viewer = Viewer::open(me, http);
 
-    let theirs = format!("theirs-{pid}.foobar.com");
-    dns_from(other, dns, &theirs);
-    dns_from(other, dns, "elsewhere.example.org");
-    let their_path = format!("/theirs-{pid}");
-    let (status, _) = exchange(
-        other,
-        http,
-        &secret_request(&their_path),
-        Duration::from_secs(5),
-    );
+    let (theirs, their_path, status) = their_activity(other, dns, http);
     assert_eq!(status, 404);
 
     viewer.wait_for("their DNS", is_dns(format!("{theirs}.")));

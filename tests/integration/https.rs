@@ -73,6 +73,17 @@ impl Fixture {
         openssl(&all)
     }
 
+    /// [`s_client`](Self::s_client), which must connect with the certificate
+    /// verified; its stdout.
+    fn s_client_verified(&self, connect: &str, args: &[&str]) -> String {
+        let (ok, out, err) = self.s_client(connect, args);
+        assert!(
+            ok && out.contains("Verify return code: 0 (ok)"),
+            "openssl s_client {args:?} to {connect} should succeed and verify:\n{out}\n{err}"
+        );
+        out
+    }
+
     /// `https://NAME:PORT/PATH`, with curl's `--resolve` sending NAME to 127.0.0.1.
     fn https_url(&self, name: &str, path: &str) -> (String, String) {
         (
@@ -452,20 +463,15 @@ fn only_tls_1_2_and_1_3_are_accepted() {
         ("-tls1_2", true),
         ("-tls1_3", true),
     ] {
-        let mut args = vec![version];
-        if !accepted {
+        if accepted {
+            let out = f.s_client_verified(&connect, &[version]);
+            let expected = format!("New, TLSv1.{},", version.trim_start_matches("-tls1_"));
+            assert!(out.contains(&expected), "{version}:\n{out}");
+        } else {
             // OpenSSL 3 refuses TLS 1.0/1.1 itself at its default security level;
             // level 0 makes it really offer them, so the refusal is the server's.
-            args.extend(["-cipher", "DEFAULT@SECLEVEL=0"]);
-        }
-        let (ok, out, err) = f.s_client(&connect, &args);
-        if accepted {
-            let expected = format!("New, TLSv1.{},", version.trim_start_matches("-tls1_"));
-            assert!(
-                ok && out.contains(&expected) && out.contains("Verify return code: 0 (ok)"),
-                "openssl s_client {version} should succeed and verify:\n{out}\n{err}"
-            );
-        } else {
+            let args = [version, "-cipher", "DEFAULT@SECLEVEL=0"];
+            let (ok, out, err) = f.s_client(&connect, &args);
             assert!(
                 !ok && err.contains("alert") && !err.contains("no protocols available"),
                 "the server must refuse {version} with an alert:\n{out}\n{err}"
@@ -481,11 +487,10 @@ fn alpn_offers_h2_and_http11_on_https_and_dot_on_dns_over_tls() {
     let https = f.https.to_string();
     let dot = f.dot.to_string();
     for (addr, alpn) in [(&https, "h2"), (&https, "http/1.1"), (&dot, "dot")] {
-        let (ok, out, err) = f.s_client(addr, &["-alpn", alpn]);
+        let out = f.s_client_verified(addr, &["-alpn", alpn]);
         assert!(
-            ok && out.contains(&format!("ALPN protocol: {alpn}"))
-                && out.contains("Verify return code: 0 (ok)"),
-            "ALPN {alpn} on {addr}:\n{out}\n{err}"
+            out.contains(&format!("ALPN protocol: {alpn}")),
+            "ALPN {alpn} on {addr}:\n{out}"
         );
     }
 }

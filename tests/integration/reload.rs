@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::harness::*;
@@ -13,6 +13,9 @@ use hickory_server::proto::rr::RecordType;
 
 const APEX_A: &str = "@    3600 IN A     127.0.0.1\n";
 const SERIAL: &str = " 7 7200 ";
+/// A second zone, added beside foobar.com or removed from beside it.
+const EXAMPLE_NET_ZONE: &str = "$ORIGIN example.net.\n$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 300\n\
+     @ NS ns1\nns1 A 127.0.0.1\n@ A 192.0.2.80\n";
 
 /// Polls `name A` over UDP until the answer's A record is `address`; panics with
 /// the server's stderr at the deadline.
@@ -68,12 +71,19 @@ fn replace_unnoticed(path: &Path, text: &str) {
     std::fs::rename(&temp, path).unwrap();
 }
 
+/// [`dig_onebox_on`] the test zone alone, with the path of its file for the test
+/// to edit (the folder comes back too, to keep it until the test ends).
+fn onebox_on_test_zone() -> Option<(TempDir, PathBuf, Onebox)> {
+    let (zones, server) = dig_onebox_on("")?;
+    let file = zones.join("foobar.com.zone");
+    Some((zones, file, server))
+}
+
 #[test]
 fn sighup_reloads_the_zone() {
-    let Some((zones, server)) = dig_onebox_on("") else {
+    let Some((_zones, file, server)) = onebox_on_test_zone() else {
         return;
     };
-    let file = zones.join("foobar.com.zone");
     assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
 
     // Same length: 127.0.0.1 → 127.0.0.2, serial 7 → 8.
@@ -96,10 +106,9 @@ fn sighup_reloads_the_zone() {
 
 #[test]
 fn an_edited_file_is_picked_up_without_a_signal() {
-    let Some((zones, server)) = dig_onebox_on("") else {
+    let Some((_zones, file, server)) = onebox_on_test_zone() else {
         return;
     };
-    let file = zones.join("foobar.com.zone");
     assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
 
     let mark = server.stderr().len();
@@ -115,10 +124,9 @@ fn an_edited_file_is_picked_up_without_a_signal() {
 
 #[test]
 fn a_bad_edit_keeps_the_old_zone_serving() {
-    let Some((zones, server)) = dig_onebox_on("") else {
+    let Some((_zones, file, server)) = onebox_on_test_zone() else {
         return;
     };
-    let file = zones.join("foobar.com.zone");
 
     // Line 8: an A record beside www's CNAME (line 7).
     let mark = server.stderr().len();
@@ -187,11 +195,7 @@ fn a_new_zone_file_is_served() {
     };
     assert_eq!(server.dig(&["example.net", "SOA"]).status, "REFUSED");
 
-    zones.write(
-        "example.net.zone",
-        "$ORIGIN example.net.\n$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 300\n\
-         @ NS ns1\nns1 A 127.0.0.1\n@ A 192.0.2.80\n",
-    );
+    zones.write("example.net.zone", EXAMPLE_NET_ZONE);
     wait_for_a(&server, "example.net.", "192.0.2.80");
     // The first zone is untouched.
     assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
@@ -219,11 +223,7 @@ fn an_edited_include_file_is_picked_up() {
 fn a_removed_zone_file_stops_being_served() {
     skip_unless!(require_tool("dig", "bind9-dnsutils"));
     let zones = test_zones("");
-    let extra = zones.write(
-        "example.net.zone",
-        "$ORIGIN example.net.\n$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 300\n\
-         @ NS ns1\nns1 A 127.0.0.1\n@ A 192.0.2.80\n",
-    );
+    let extra = zones.write("example.net.zone", EXAMPLE_NET_ZONE);
     let server = Onebox::start_with_zones(&zones);
     assert_eq!(dig_a(&server, "example.net"), ["192.0.2.80"]);
 

@@ -6,6 +6,15 @@
 
 use crate::harness::*;
 
+/// A fake root holding only NetworkManager's hook file, as `tree` lists it; the
+/// other platforms' files sort after it.
+const NETWORK_MANAGER_TREE: [&str; 4] = [
+    "etc/",
+    "etc/NetworkManager/",
+    "etc/NetworkManager/dnsmasq.d/",
+    "etc/NetworkManager/dnsmasq.d/onebox.conf",
+];
+
 /// The here-document for `path` in `print`'s output: the file's exact contents.
 fn heredoc<'a>(printed: &'a str, path: &str) -> &'a str {
     let start = format!("sudo tee {path} > /dev/null <<'EOF'\n");
@@ -216,17 +225,17 @@ fn install_writes_what_print_shows_and_uninstall_removes_exactly_that() {
     assert_eq!(
         root.tree(),
         [
-            "etc/",
-            "etc/NetworkManager/",
-            "etc/NetworkManager/dnsmasq.d/",
-            "etc/NetworkManager/dnsmasq.d/onebox.conf",
-            "etc/resolver/",
-            "etc/resolver/example.test",
-            "etc/resolver/foobar.com",
-            "etc/systemd/",
-            "etc/systemd/resolved.conf.d/",
-            "etc/systemd/resolved.conf.d/onebox.conf",
+            &NETWORK_MANAGER_TREE[..],
+            &[
+                "etc/resolver/",
+                "etc/resolver/example.test",
+                "etc/resolver/foobar.com",
+                "etc/systemd/",
+                "etc/systemd/resolved.conf.d/",
+                "etc/systemd/resolved.conf.d/onebox.conf",
+            ],
         ]
+        .concat()
     );
     for rel in [
         "etc/systemd/resolved.conf.d/onebox.conf",
@@ -358,15 +367,7 @@ fn install_refuses_to_overwrite_a_file_it_did_not_write() {
         run.stderr
     );
     // All or nothing: the other platforms' files were not written either.
-    assert_eq!(
-        root.tree(),
-        [
-            "etc/",
-            "etc/NetworkManager/",
-            "etc/NetworkManager/dnsmasq.d/",
-            "etc/NetworkManager/dnsmasq.d/onebox.conf",
-        ]
-    );
+    assert_eq!(root.tree(), NETWORK_MANAGER_TREE);
     let path = root.path().join("etc/NetworkManager/dnsmasq.d/onebox.conf");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), foreign);
 

@@ -285,11 +285,9 @@ fn script_in_a_post_is_shown_as_text() {
     let server = Onebox::start();
     let token = user_token(&server, "mallory");
     let evil = r#"<script>alert("x")</script><img src=x onerror=alert(1)> & "quotes""#;
-    let r = api(
+    let r = post_as(
         &server,
-        "POST",
-        "/api/v1/posts",
-        &[("Authorization", &format!("Bearer {token}"))],
+        &token,
         &serde_json::json!({ "body": evil }).to_string(),
     );
     assert_eq!(r.status, 201);

@@ -17,13 +17,7 @@ fn everything_survives_a_restart() {
     assert_eq!(server.ready["data"], dir.to_str().unwrap());
     let token = user_token(&server, "ann");
     for i in 0..3 {
-        let r = api(
-            &server,
-            "POST",
-            "/api/v1/posts",
-            &[("Authorization", &format!("Bearer {token}"))],
-            &format!(r#"{{"body":"kept {i}"}}"#),
-        );
+        let r = post_as(&server, &token, &format!(r#"{{"body":"kept {i}"}}"#));
         assert_eq!(r.status, 201);
     }
     http_get(&server, "foobar.com", "/");
@@ -35,13 +29,7 @@ fn everything_survives_a_restart() {
     let server = Onebox::start_unthrottled_on(&dir);
     assert_eq!(all_posts(&server), before);
     // The session and the account are still there.
-    let r = api(
-        &server,
-        "POST",
-        "/api/v1/posts",
-        &[("Authorization", &format!("Bearer {token}"))],
-        r#"{"body":"after restart"}"#,
-    );
+    let r = post_as(&server, &token, r#"{"body":"after restart"}"#);
     assert_eq!(r.status, 201, "{}", r.text());
     let creds = r#"{"username":"ann","password":"ann-password"}"#;
     assert_eq!(

@@ -15,18 +15,18 @@ fn visit_json(dns: impl ToString, url: &str, extra: &[&str]) -> (Run, serde_json
     (run, json)
 }
 
-/// [`visit_json`] through `server`'s DNS, trusting the CA certificate `ca`.
-fn visit_trusting(server: &Onebox, url: &str, ca: &std::path::Path) -> (Run, serde_json::Value) {
-    visit_json(server.dns, url, &["--cacert", ca.to_str().unwrap()])
+/// [`visit_json`] through `server`'s DNS, trusting the test CA `ca`.
+fn visit_trusting(server: &Onebox, url: &str, ca: &TestCa) -> (Run, serde_json::Value) {
+    let cacert = ca.cert_path();
+    visit_json(server.dns, url, &["--cacert", cacert.to_str().unwrap()])
 }
 
-/// An HTTPS server (openssl s_server) with a certificate for www.foobar.com from a
-/// fresh test CA, and onebox, whose zone points www at it.
-fn tls_site() -> (TestCa, TlsServer, Onebox) {
-    let ca = TestCa::new();
-    let (cert, key) = ca.issue(&["www.foobar.com"]);
-    let tls = TlsServer::start(&cert, &key);
-    (ca, tls, Onebox::start())
+/// [`tls_site`] and the URL of its root page under `host` (a name onebox's zone
+/// points at the HTTPS server).
+fn tls_site_url(host: &str) -> (TestCa, TlsServer, Onebox, String) {
+    let (ca, tls, server) = tls_site();
+    let url = format!("https://{host}:{}/", tls.addr.port());
+    (ca, tls, server, url)
 }
 
 /// Asserts that visit failed with exit code `code` at `hop`, naming `kind`; returns
@@ -112,9 +112,7 @@ fn text_view_is_aligned_plain_when_piped_and_has_a_timing_line() {
     let server = Onebox::start();
     let url = format!("http://www.foobar.com:{}/", server.http.port());
     let run = onebox(["visit", "--dns", &server.dns.to_string(), &url]);
-    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
-    let out = &run.stdout;
-    assert!(!out.contains('\x1b'), "colour in a pipe:\n{out}");
+    let out = run.plain_stdout(0);
     assert_contains_all(
         out,
         &[
@@ -224,10 +222,8 @@ fn dns_pointing_where_nothing_listens_is_connection_refused() {
 #[test]
 fn https_with_the_ca_shows_tls_version_and_alpn() {
     skip_unless!(require_tool("openssl", "openssl"));
-    let (ca, tls, server) = tls_site();
-    let url = format!("https://www.foobar.com:{}/", tls.addr.port());
-    let cacert = ca.cert_path();
-    let (run, v) = visit_trusting(&server, &url, &cacert);
+    let (ca, tls, server, url) = tls_site_url("www.foobar.com");
+    let (run, v) = visit_trusting(&server, &url, &ca);
     assert_eq!(run.code, Some(0), "{v:#}");
     assert_eq!(hops(&v), ["dns", "connect", "tls", "http"]);
     let tls_step = step(&v, "tls");
@@ -243,7 +239,7 @@ fn https_with_the_ca_shows_tls_version_and_alpn() {
         "--dns",
         &server.dns.to_string(),
         "--cacert",
-        cacert.to_str().unwrap(),
+        ca.cert_path().to_str().unwrap(),
         &url,
     ]);
     assert!(
@@ -261,7 +257,7 @@ fn https_with_the_ca_shows_tls_version_and_alpn() {
 
     // An absolute name (trailing dot) resolves the same and sends the same SNI.
     let absolute = format!("https://www.foobar.com.:{}/", tls.addr.port());
-    let (run, v) = visit_trusting(&server, &absolute, &cacert);
+    let (run, v) = visit_trusting(&server, &absolute, &ca);
     assert_eq!(run.code, Some(0), "{v:#}");
     assert_eq!(step(&v, "tls")["sni"], "www.foobar.com");
 }
@@ -274,8 +270,7 @@ fn alpn_h2_sends_the_request_over_http2_with_the_authority() {
     let h2 = H2Server::start(&cert, &key);
     let server = Onebox::start();
     let url = format!("https://www.foobar.com:{}/h2?x=1", h2.addr.port());
-    let cacert = ca.cert_path();
-    let (run, v) = visit_trusting(&server, &url, &cacert);
+    let (run, v) = visit_trusting(&server, &url, &ca);
     assert_eq!(run.code, Some(0), "{v:#}");
     assert_eq!(step(&v, "tls")["alpn"], "h2");
     let http = step(&v, "http");
@@ -293,8 +288,7 @@ fn alpn_h2_sends_the_request_over_http2_with_the_authority() {
 #[test]
 fn an_untrusted_certificate_fails_at_the_tls_hop() {
     skip_unless!(require_tool("openssl", "openssl"));
-    let (_ca, tls, server) = tls_site();
-    let url = format!("https://www.foobar.com:{}/", tls.addr.port());
+    let (_ca, _tls, server, url) = tls_site_url("www.foobar.com");
 
     // No --cacert: nothing is trusted, and the message says what to pass.
     let (run, v) = visit_json(server.dns, &url, &[]);
@@ -305,8 +299,7 @@ fn an_untrusted_certificate_fails_at_the_tls_hop() {
 
     // Another CA's certificate: still untrusted.
     let other = TestCa::new();
-    let other_pem = other.cert_path();
-    let (run, v) = visit_trusting(&server, &url, &other_pem);
+    let (run, v) = visit_trusting(&server, &url, &other);
     let message = assert_failed(&run, &v, 5, "tls", "tls_untrusted");
     assert!(message.contains("(the --cacert file)"), "{message}");
 }
@@ -315,10 +308,8 @@ fn an_untrusted_certificate_fails_at_the_tls_hop() {
 fn a_certificate_for_another_name_is_a_name_mismatch() {
     skip_unless!(require_tool("openssl", "openssl"));
     // Valid for www only; the apex resolves to the same address.
-    let (ca, tls, server) = tls_site();
-    let url = format!("https://foobar.com:{}/", tls.addr.port());
-    let cacert = ca.cert_path();
-    let (run, v) = visit_trusting(&server, &url, &cacert);
+    let (ca, _tls, server, url) = tls_site_url("foobar.com");
+    let (run, v) = visit_trusting(&server, &url, &ca);
     let message = assert_failed(&run, &v, 5, "tls", "tls_name_mismatch");
     assert_eq!(step(&v, "tls")["sni"], "foobar.com");
     assert!(message.contains("not valid for foobar.com"), "{message}");

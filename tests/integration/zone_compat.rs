@@ -38,27 +38,30 @@ fn onebox_check(file: &Path) -> (bool, String) {
     (status.success(), format!("{stdout}{stderr}"))
 }
 
+/// Asserts the checker `tool` accepts zones/foobar.com.zone; returns its output.
+fn assert_loads_the_shipped_zone(tool: &str, package: &str) -> String {
+    let (ok, output) = oracle(tool, package, &repo_path("zones/foobar.com.zone"));
+    assert!(ok, "{tool} rejected zones/foobar.com.zone:\n{output}");
+    output
+}
+
+/// Asserts the first `rtype` record `dig` gets for `name` has the data `want`.
+fn assert_first_answer(server: &Onebox, name: &str, rtype: &str, want: &str) {
+    let dig = server.dig(&[name, rtype]);
+    assert_eq!(dig.answers_of(rtype)[0].data, want, "{}", dig.stdout);
+}
+
 #[test]
 fn bind_loads_the_shipped_zone() {
     skip_unless!(require_tool("named-checkzone", "bind9-utils"));
-    let zone = repo_path("zones/foobar.com.zone");
-    let (ok, output) = named_checkzone(&zone);
-    assert!(
-        ok,
-        "named-checkzone rejected zones/foobar.com.zone:\n{output}"
-    );
+    let output = assert_loads_the_shipped_zone("named-checkzone", "bind9-utils");
     assert!(output.contains("OK"), "{output}");
 }
 
 #[test]
 fn nsd_loads_the_shipped_zone() {
     skip_unless!(require_tool("nsd-checkzone", "nsd"));
-    let zone = repo_path("zones/foobar.com.zone");
-    let (ok, output) = nsd_checkzone(&zone);
-    assert!(
-        ok,
-        "nsd-checkzone rejected zones/foobar.com.zone:\n{output}"
-    );
+    assert_loads_the_shipped_zone("nsd-checkzone", "nsd");
 }
 
 /// Each case: a zone, whether BIND rejects it, whether NSD rejects it. onebox
@@ -213,23 +216,11 @@ fn a_zone_all_three_accept() {
         (dig.answer[0].ttl, dig.answer[0].data.as_str()),
         (3600, "192.0.2.25")
     );
-    let dig = server.dig(&["foobar.com", "MX"]);
-    assert_eq!(
-        dig.answers_of("MX")[0].data,
-        "10 foobar.com.",
-        "{}",
-        dig.stdout
-    );
+    assert_first_answer(&server, "foobar.com", "MX", "10 foobar.com.");
     let dig = server.dig(&["www.foobar.com", "A"]);
     let rtypes = rtypes(&dig.answer);
     assert_eq!(rtypes, ["CNAME", "A"], "{}", dig.stdout);
-    let dig = server.dig(&["txt.foobar.com", "TXT"]);
-    assert_eq!(
-        dig.answers_of("TXT")[0].data,
-        "\"hello; world\" \"two\"",
-        "{}",
-        dig.stdout
-    );
+    assert_first_answer(&server, "txt.foobar.com", "TXT", "\"hello; world\" \"two\"");
     let dig = server.dig(&["nope.foobar.com", "A"]);
     assert_eq!(dig.authority[0].ttl, 300, "min(1h, 5m):\n{}", dig.stdout);
 }

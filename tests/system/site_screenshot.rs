@@ -64,11 +64,9 @@ fn home_page_renders_in_chromium_and_is_saved_as_a_screenshot() {
             .entry(user)
             .or_insert_with(|| user_token(&server, user))
             .clone();
-        let r = api(
+        let r = post_as(
             &server,
-            "POST",
-            "/api/v1/posts",
-            &[("Authorization", &format!("Bearer {token}"))],
+            &token,
             &serde_json::json!({ "body": body }).to_string(),
         );
         assert_eq!(r.status, 201);

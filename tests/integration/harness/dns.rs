@@ -311,6 +311,11 @@ pub fn ask_tcp(server: SocketAddr, message: &Message) -> Message {
     reply
 }
 
+/// The same question over UDP and over TCP: both replies, UDP's first.
+pub fn ask_udp_and_tcp(server: SocketAddr, message: &Message) -> [Message; 2] {
+    [ask_udp(server, message), ask_tcp(server, message)]
+}
+
 /// A record as `(name, ttl, TYPE, data)`, names lower case with the trailing dot.
 pub fn summary(record: &Record) -> (String, u32, String, String) {
     (

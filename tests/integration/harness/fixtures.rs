@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{
-    DEADLINE, ONEBOX, READY_WAIT, TempDir, assert_tool, repo_path, run_for, signal_pid,
+    DEADLINE, ONEBOX, Onebox, READY_WAIT, TempDir, assert_tool, repo_path, run_for, signal_pid,
     wait_timeout,
 };
 
@@ -27,6 +27,24 @@ pub struct Run {
 }
 
 impl Run {
+    /// stdout of a run that must have exited with `code` and, its stdout being a
+    /// pipe, written no colour.
+    pub fn plain_stdout(&self, code: i32) -> &str {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout,
+            self.stderr
+        );
+        assert!(
+            !self.stdout.contains('\x1b'),
+            "colour in a pipe:\n{}",
+            self.stdout
+        );
+        &self.stdout
+    }
+
     /// stdout parsed as JSON, or a panic that shows both streams.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
@@ -633,4 +651,38 @@ pub fn run_e2e_script(script: &str, name: &str) -> (String, PathBuf) {
         String::from_utf8_lossy(&output.stderr)
     );
     (stdout, artifacts)
+}
+
+/// An HTTPS server (openssl s_server) with a certificate for www.foobar.com from a
+/// fresh test CA, and onebox, whose zone points www at it.
+pub fn tls_site() -> (TestCa, TlsServer, Onebox) {
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue(&["www.foobar.com"]);
+    let tls = TlsServer::start(&cert, &key);
+    (ca, tls, Onebox::start())
+}
+
+/// The start of a Knot DNS configuration for tests that compare with or transfer
+/// to Knot: one worker of each kind, listening on `127.0.0.1@port`, every file it
+/// writes (pid, control socket, database) in `dir`, its log on stderr. Callers add
+/// their `remote:`, `template:` and `zone:` sections.
+pub fn knot_conf_head(dir: &Path, port: u16) -> String {
+    let d = dir.display();
+    format!(
+        r#"server:
+    rundir: "{d}"
+    pidfile: "{d}/knot.pid"
+    listen: 127.0.0.1@{port}
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+control:
+    listen: "{d}/knot.sock"
+database:
+    storage: "{d}"
+log:
+  - target: stderr
+    any: info
+"#
+    )
 }

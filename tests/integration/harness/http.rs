@@ -152,6 +152,18 @@ pub fn api(
     .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
+/// `POST /api/v1/posts` with the JSON `body`, signed in with the bearer `token`.
+pub fn post_as(server: &Onebox, token: &str, body: &str) -> Response {
+    let bearer = format!("Bearer {token}");
+    api(
+        server,
+        "POST",
+        "/api/v1/posts",
+        &[("Authorization", &bearer)],
+        body,
+    )
+}
+
 /// Registers `name` and logs in; returns the bearer token.
 pub fn user_token(server: &Onebox, name: &str) -> String {
     let password = format!("{name}-password");

@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -171,6 +172,8 @@ pub struct Spawn {
     no_state_flag: bool,
     env: Vec<(OsString, OsString)>,
     data: Option<PathBuf>,
+    /// `--http` instead of `127.0.0.1:0` (e.g. `[::1]:0`).
+    http: Option<String>,
 }
 
 impl Spawn {
@@ -226,6 +229,13 @@ impl Spawn {
         self
     }
 
+    /// Listen for HTTP on `addr` (a loopback address, port 0) instead of
+    /// `127.0.0.1:0`.
+    pub fn http(mut self, addr: &str) -> Self {
+        self.http = Some(addr.to_string());
+        self
+    }
+
     /// Run the binary in this folder.
     pub fn cwd(mut self, dir: impl AsRef<Path>) -> Self {
         self.cwd = Some(dir.as_ref().to_path_buf());
@@ -244,12 +254,32 @@ impl Spawn {
         }
     }
 
+    /// Starts the server expecting `serve` to refuse what it was given (`why`, for
+    /// the message should it start): asserts it exits non-zero before printing
+    /// anything on stdout (no ready line), and returns what it said.
+    pub fn refused(self, why: &str) -> StartFailure {
+        let failed = self
+            .try_start()
+            .expect_err(&format!("serve became ready {why}"));
+        assert!(
+            failed.status.is_some_and(|s| !s.success()),
+            "serve must exit non-zero {why}: {failed:?}"
+        );
+        assert!(
+            failed.stdout.is_empty(),
+            "serve printed a ready line {why}: {}",
+            failed.stdout
+        );
+        failed
+    }
+
     /// Starts the server; `Err` if it exits or stays silent instead of printing a
     /// ready line. Used to check that bad input stops `serve`.
     pub fn try_start(self) -> Result<Onebox, StartFailure> {
         let mut command = Command::new(ONEBOX);
         command.args(&self.global_args);
-        command.args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+        let http = self.http.as_deref().unwrap_or("127.0.0.1:0");
+        command.args(["serve", "--dns", "127.0.0.1:0", "--http", http]);
         match &self.data {
             Some(dir) => {
                 command.arg("--data").arg(dir);
@@ -412,6 +442,16 @@ impl Onebox {
         Spawn::default()
     }
 
+    /// `onebox doctor --dns DNS --http HTTP ARGS...` against this server.
+    pub fn doctor(&self, args: &[&str]) -> Run {
+        let (dns, http) = (self.dns.to_string(), self.http.to_string());
+        onebox(
+            ["doctor", "--dns", &dns, "--http", &http]
+                .iter()
+                .chain(args),
+        )
+    }
+
     /// `onebox serve` with its state in `dir` (`--data DIR`).
     pub fn start_on(dir: impl AsRef<Path>) -> Self {
         Spawn::default().data(dir).start()
@@ -541,13 +581,7 @@ impl Onebox {
 
     /// The process's resident memory in KiB, from /proc (Linux).
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .expect("read /proc/PID/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc/PID/status")
+        rss_kib_of(self.pid).expect("VmRSS in /proc/PID/status")
     }
 
     /// Whether the process is still running.
@@ -717,6 +751,138 @@ pub fn run_tool(program: &str, args: &[&str], package: &str) -> (ExitStatus, Str
 pub fn openssl(args: &[&str]) -> (bool, String, String) {
     let (status, stdout, stderr) = run_tool("openssl", args, "openssl");
     (status.success(), stdout, stderr)
+}
+
+/// A stand-in filesystem root below `dir` for `ca install --root`, with Debian's
+/// CA store folder made: (root, store).
+pub fn fake_ca_root(dir: &Path) -> (PathBuf, PathBuf) {
+    let root = dir.join("root");
+    let store = root.join("usr/local/share/ca-certificates");
+    std::fs::create_dir_all(&store).expect("create the fake CA store");
+    (root, store)
+}
+
+/// `onebox ca --data DATA ARGS...` to completion: (status, stdout, stderr).
+pub fn onebox_ca(data: &Path, args: &[&str]) -> (ExitStatus, String, String) {
+    let mut all = vec!["ca", "--data", path_text(data)];
+    all.extend_from_slice(args);
+    run_onebox(&all, None)
+}
+
+/// A path as the `&str` that openssl's argument list takes.
+pub fn path_text(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+/// `openssl req -x509` with a new P-256 key written to `key` and the certificate
+/// to `cert`, plus `args` (subject, extensions, signer, days): (success, stderr).
+pub fn openssl_new_cert(key: &Path, cert: &Path, args: &[&str]) -> (bool, String) {
+    let mut all = vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        path_text(key),
+        "-out",
+        path_text(cert),
+    ];
+    all.extend_from_slice(args);
+    let (ok, _, err) = openssl(&all);
+    (ok, err)
+}
+
+/// Signs a leaf for `san` (`DNS:name` or `IP:addr`) with the CA key in `data`, as
+/// a thief with the key would, and returns whether `openssl verify -CAfile ca.pem`
+/// accepts it, with what it said.
+pub fn forge_and_verify(dir: &TempDir, data: &Path, san: &str) -> (bool, String) {
+    let tag = san.replace([':', '.'], "_");
+    let leaf = dir.path().join(format!("{tag}.pem"));
+    let key = dir.path().join(format!("{tag}-key.pem"));
+    // OpenSSL checks a host-like CN against the DNS constraints too, so an IP
+    // leaf gets a CN that is no host name.
+    let cn = match san.split_once(':') {
+        Some(("DNS", name)) => name,
+        _ => "onebox test leaf",
+    };
+    let ca = data.join("ca.pem");
+    let (ok, err) = openssl_new_cert(
+        &key,
+        &leaf,
+        &[
+            "-subj",
+            &format!("/CN={cn}"),
+            "-addext",
+            &format!("subjectAltName={san}"),
+            "-CA",
+            path_text(&ca),
+            "-CAkey",
+            path_text(&data.join("ca-key.pem")),
+            "-days",
+            "1",
+        ],
+    );
+    assert!(ok, "openssl could not sign a leaf for {san}: {err}");
+    let (ok, out, err) = openssl(&["verify", "-CAfile", path_text(&ca), path_text(&leaf)]);
+    (ok, format!("{out}{err}"))
+}
+
+/// The resident memory (VmRSS) of process `pid` in KiB, from /proc (Linux); `None`
+/// once the process is gone.
+pub fn rss_kib_of(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Samples a process's resident memory on a thread, every `every`, while a test
+/// loads it, and keeps the peak.
+#[derive(Debug)]
+pub struct PeakRss {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl PeakRss {
+    pub fn watch(pid: u32, every: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let (stop, peak) = (stop.clone(), peak.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(kib) = rss_kib_of(pid) {
+                        peak.fetch_max(kib, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(every);
+                }
+            })
+        };
+        Self {
+            stop,
+            peak,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops sampling; the peak in KiB.
+    pub fn stop(&mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.peak.load(Ordering::Relaxed)
+    }
 }
 
 // ---------------------------------------------------------------------------------
