@@ -23,6 +23,7 @@ mod harden_tls;
 mod https;
 mod live;
 mod maintenance;
+mod pg_postgres;
 mod reload;
 mod resolver;
 mod scripts;
