@@ -280,6 +280,23 @@ pub fn test_db() -> Option<String> {
         .map(|url| url.trim_end_matches('/').to_string())
 }
 
+/// False (with a note) when the suite runs on PostgreSQL: for tests of redb's own
+/// file (its lock, its format), which have no PostgreSQL counterpart. Not a skip
+/// for a missing tool, so ONEBOX_TEST_STRICT does not turn it into a failure.
+pub fn redb_only() -> bool {
+    if test_db().is_none() {
+        return true;
+    }
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("a test");
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "not run on PostgreSQL: {test}: it tests redb's own file"
+    );
+    false
+}
+
 /// The engine name `Server-Timing` and the panel show for the backend under test.
 pub fn db_name() -> &'static str {
     if test_db().is_some() {
