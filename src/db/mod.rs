@@ -260,3 +260,30 @@ fn looks_like_redb(path: &Path) -> anyhow::Result<bool> {
         .with_context(|| format!("failed to read {}", path.display()))?;
     Ok(head.is_empty() || head == MAGIC)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scheme_picks_the_backend() {
+        assert_eq!(
+            Backend::parse("postgres://u@h/db").unwrap(),
+            Backend::Postgres("postgres://u@h/db".into())
+        );
+        assert!(matches!(
+            Backend::parse("postgresql://h1:5432,h2:5433/db?target_session_attrs=read-write"),
+            Ok(Backend::Postgres(_))
+        ));
+        assert_eq!(
+            Backend::parse("redb:data").unwrap(),
+            Backend::Redb("data".into())
+        );
+        assert!(Backend::parse("redb:").is_err());
+        let err = Backend::parse("mysql://root:hunter2@h/db")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown database"), "{err}");
+        assert!(!err.contains("hunter2"), "the password leaked: {err}");
+    }
+}

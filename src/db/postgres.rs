@@ -176,11 +176,14 @@ pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let Some((auth, host)) = rest.split_once('@') else {
+    // The user info ends at the authority's last '@' (a password may hold '@').
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some((auth, host)) = rest[..end].rsplit_once('@') else {
         return url.to_string();
     };
+    let tail = &rest[end..];
     match auth.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
         None => url.to_string(),
     }
 }
@@ -694,4 +697,27 @@ async fn load_rows(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://onebox:s3cret@db1:5432,db2/site"),
+            "postgres://onebox:***@db1:5432,db2/site"
+        );
+        assert_eq!(
+            redact("postgres://onebox@db/site"),
+            "postgres://onebox@db/site"
+        );
+    }
+
+    #[test]
+    fn migrations_are_numbered_from_one() {
+        assert_eq!(PG_SCHEMA_VERSION as usize, MIGRATIONS.len());
+        assert!(MIGRATIONS[0].contains("CREATE TABLE posts"));
+    }
 }
