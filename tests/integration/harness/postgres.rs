@@ -153,6 +153,44 @@ impl PgCluster {
         );
     }
 
+    /// Turns TLS on with this certificate and key, and refuses every connection
+    /// that is not TLS (`hostssl` only), then restarts the server.
+    pub fn require_tls(&self, cert: &Path, key: &Path) {
+        let data = self.data();
+        std::fs::copy(cert, data.join("server.crt")).expect("copy the server certificate");
+        std::fs::copy(key, data.join("server.key")).expect("copy the server key");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod the key");
+        if is_root() {
+            chown_postgres(&data.join("server.crt"));
+            chown_postgres(&data.join("server.key"));
+        }
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .expect("open postgresql.conf");
+        use std::io::Write;
+        writeln!(
+            conf,
+            "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'"
+        )
+        .expect("write postgresql.conf");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "hostssl all all 127.0.0.1/32 trust\nhostssl replication all 127.0.0.1/32 trust\n",
+        )
+        .expect("write pg_hba.conf");
+        self.run_as_owner(
+            "pg_ctl",
+            &["-D", &self.data_str(), "-m", "fast", "-w", "stop"],
+        );
+        self.start_server();
+    }
+
     /// Stops the server at once (no checkpoint: like a crash).
     pub fn stop_server(&self) {
         self.run_as_owner(
