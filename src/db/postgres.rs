@@ -12,7 +12,7 @@
 //! - Every connection runs with `synchronous_commit=on`: a request is acknowledged
 //!   only after its commit is flushed to the WAL. Concurrent commits share WAL
 //!   flushes (PostgreSQL's own group commit); posts are additionally batched by
-//!   [`PostWriter`], because their ids must follow commit order, which serialises
+//!   [`post_writer`], because their ids must follow commit order, which serialises
 //!   them on one row lock: batching makes that lock cost one commit per batch.
 //! - The schema is versioned ([`MIGRATIONS`]) and brought up to date at start in
 //!   one transaction; a schema newer than this binary knows is refused, never altered.
