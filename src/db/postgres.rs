@@ -12,8 +12,9 @@
 //! - Every connection runs with `synchronous_commit=on`: a request is acknowledged
 //!   only after its commit is flushed to the WAL. Concurrent commits share WAL
 //!   flushes (PostgreSQL's own group commit); posts are additionally batched by
-//!   [`post_writer`], because their ids must follow commit order, which serialises
-//!   them on one row lock: batching makes that lock cost one commit per batch.
+//!   [`post_writer`] (onebox's group commit, kept), because their ids must follow
+//!   commit order, which serialises them on one row lock: batching makes that lock
+//!   cost one commit per batch, and one statement per batch.
 //! - The schema is versioned ([`MIGRATIONS`]) and brought up to date at start in
 //!   one transaction; a schema newer than this binary knows is refused, never altered.
 
@@ -274,33 +275,41 @@ async fn post_writer(pool: Pool, mut queue: mpsc::Receiver<PostJob>) {
     }
 }
 
-/// Inserts `posts` in one transaction; returns the first post's id.
+/// Inserts `posts` in one statement (so one implicit transaction and one round
+/// trip with the statement cached); returns the first post's id. The CTE takes
+/// the ids under the `onebox_post_seq` row lock, held until the commit.
 async fn insert_posts(pool: &Pool, posts: &[&NewPost]) -> Result<u64, DbError> {
-    let mut client = pool.get().await.map_err(pool_error)?;
-    let tx = client.transaction().await.map_err(pg_error)?;
-    let n = posts.len() as i64;
-    let last: i64 = tx
-        .query_one(
-            "UPDATE onebox_post_seq SET last_id = last_id + $1 RETURNING last_id",
-            &[&n],
-        )
-        .await
-        .map_err(pg_error)?
-        .get(0);
-    let first = last - n + 1;
-    let ids: Vec<i64> = (first..=last).collect();
+    const INSERT: &str = "WITH seq AS (
+           UPDATE onebox_post_seq SET last_id = last_id + cardinality($1::text[])
+           RETURNING last_id
+         )
+         INSERT INTO posts (id, author, body, created_at)
+         SELECT seq.last_id - cardinality($1::text[]) + t.ord, t.author, t.body, t.created_at
+         FROM seq, unnest($1::text[], $2::text[], $3::bigint[])
+              WITH ORDINALITY AS t(author, body, created_at, ord)
+         RETURNING id";
+    let client = pool.get().await.map_err(pool_error)?;
+    let statement = client.prepare_cached(INSERT).await.map_err(pg_error)?;
     let authors: Vec<&str> = posts.iter().map(|p| p.author.as_str()).collect();
     let bodies: Vec<&str> = posts.iter().map(|p| p.body.as_str()).collect();
     let times: Vec<i64> = posts.iter().map(|p| to_i64(p.created_at)).collect();
-    tx.execute(
-        "INSERT INTO posts (id, author, body, created_at)
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[])",
-        &[&ids, &authors, &bodies, &times],
-    )
-    .await
-    .map_err(pg_error)?;
-    tx.commit().await.map_err(pg_error)?;
-    u64::try_from(first).map_err(|_| DbError::Corrupt(format!("post id {first} is negative")))
+    let rows = client
+        .query(&statement, &[&authors, &bodies, &times])
+        .await
+        .map_err(pg_error)?;
+    let first = rows
+        .iter()
+        .map(|row| row.get::<_, i64>(0))
+        .min()
+        .ok_or_else(|| DbError::Storage("the post insert returned no ids".into()))?;
+    if rows.len() != posts.len() {
+        return Err(DbError::Storage(format!(
+            "inserted {} posts of {}",
+            rows.len(),
+            posts.len()
+        )));
+    }
+    to_u64(first)
 }
 
 /// Unix seconds fit an i64 until the year 292 billion; saturate rather than wrap.
@@ -385,11 +394,12 @@ impl Store for Pg {
         Box::pin(async move {
             let row = self
                 .with(async |c| {
-                    c.query_opt(
-                        "SELECT password_hash, created_at FROM users WHERE username = $1",
-                        &[&username],
-                    )
-                    .await
+                    let st = c
+                        .prepare_cached(
+                            "SELECT password_hash, created_at FROM users WHERE username = $1",
+                        )
+                        .await?;
+                    c.query_opt(&st, &[&username]).await
                 })
                 .await?;
             row.map(|row| {
@@ -434,12 +444,15 @@ impl Store for Pg {
         Box::pin(async move {
             let row = self
                 .with(async |c| {
-                    c.query_opt(
-                        "SELECT username, created_at, expires_at FROM sessions
-                         WHERE token_hash = $1 AND expires_at > $2",
-                        &[&token_hash.as_slice(), &to_i64(now)],
-                    )
-                    .await
+                    // Every authenticated request runs this: cached, it is one round trip.
+                    let st = c
+                        .prepare_cached(
+                            "SELECT username, created_at, expires_at FROM sessions
+                             WHERE token_hash = $1 AND expires_at > $2",
+                        )
+                        .await?;
+                    c.query_opt(&st, &[&token_hash.as_slice(), &to_i64(now)])
+                        .await
                 })
                 .await?;
             row.map(|row| {
@@ -482,12 +495,13 @@ impl Store for Pg {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let rows = self
                 .with(async |c| {
-                    c.query(
-                        "SELECT id, author, body, created_at FROM posts
-                         WHERE id < $1 ORDER BY id DESC LIMIT $2",
-                        &[&before, &limit],
-                    )
-                    .await
+                    let st = c
+                        .prepare_cached(
+                            "SELECT id, author, body, created_at FROM posts
+                             WHERE id < $1 ORDER BY id DESC LIMIT $2",
+                        )
+                        .await?;
+                    c.query(&st, &[&before, &limit]).await
                 })
                 .await?;
             rows.iter()
@@ -507,14 +521,14 @@ impl Store for Pg {
         Box::pin(async move {
             let visits: i64 = self
                 .with(async |c| {
-                    Ok(c.query_one(
-                        "INSERT INTO counters (host, visits) VALUES ($1, 1)
-                         ON CONFLICT (host) DO UPDATE SET visits = counters.visits + 1
-                         RETURNING visits",
-                        &[&host],
-                    )
-                    .await?
-                    .get(0))
+                    let st = c
+                        .prepare_cached(
+                            "INSERT INTO counters (host, visits) VALUES ($1, 1)
+                             ON CONFLICT (host) DO UPDATE SET visits = counters.visits + 1
+                             RETURNING visits",
+                        )
+                        .await?;
+                    Ok(c.query_one(&st, &[&host]).await?.get(0))
                 })
                 .await?;
             to_u64(visits)
