@@ -5,7 +5,7 @@
 #   bash scripts/bench.sh           full run (3 interleaved rounds of 10 s, ~10 min)
 #   bash scripts/bench.sh --quick   2 rounds of 4 s, under 3 minutes
 #
-# 1. installs dnsperf, nsd, knot, nginx, wrk and h2load with apt-get if missing, and
+# 1. installs dnsperf, nsd, knot, nginx, wrk, h2load and postgresql with apt-get if missing, and
 #    stops the system services those packages start (we run our own copies);
 # 2. builds onebox in release mode (cargo reuses an up-to-date build);
 # 3. runs scripts/bench/bench.py, which starts every server pinned to core 0 and
@@ -78,6 +78,7 @@ PACKAGES=(
     "nghttp2-client:h2load"
     "util-linux:taskset"
     "python3:python3"
+    "postgresql:pg_lsclusters"      # PostgreSQL: onebox --db postgres:// and the pgbench baseline
 )
 # nsd, knotd and nginx live in /usr/sbin, which a non-root PATH may lack.
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -121,6 +122,12 @@ stop_service() {
 stop_service nsd /usr/sbin/nsd /run/nsd/nsd.pid
 stop_service knot /usr/sbin/knotd /run/knot/knot.pid
 stop_service nginx /usr/sbin/nginx /run/nginx.pid
+# The packaged PostgreSQL cluster (bench.py runs its own on a free port).
+if command -v pg_lsclusters >/dev/null 2>&1; then
+    for cluster in $(pg_lsclusters -h 2>/dev/null | awk '$4 == "online" {print $1 "/" $2}'); do
+        as_root pg_ctlcluster "${cluster%/*}" "${cluster#*/}" stop >/dev/null 2>&1 || true
+    done
+fi
 
 if [ "$(nproc)" -lt 2 ]; then
     echo "bench.sh: needs 2 cores (one for the server, one for the load generator)" >&2

@@ -61,6 +61,7 @@ PACKAGES=(
     "python3-venv:"                 # the venv for the HTTP/2 flood scripts, below
     "wrk:wrk"                       # load for scripts/scenarios/scale.sh (tests/scripts.rs)
     "util-linux:script"             # a real terminal for visit's colour test
+    "postgresql:"                   # PostgreSQL 15+: the --db postgres:// backend (tests/integration/pg_*.rs, second site pass)
 )
 
 missing=()
@@ -114,6 +115,18 @@ fi
 if command -v systemctl >/dev/null 2>&1; then
     as_root systemctl stop nginx >/dev/null 2>&1 || true
     as_root systemctl disable nginx >/dev/null 2>&1 || true
+fi
+
+# postgresql's package starts a cluster on port 5432; the tests run their own
+# throwaway clusters on free loopback ports, so stop the packaged one.
+if command -v systemctl >/dev/null 2>&1; then
+    as_root systemctl stop postgresql >/dev/null 2>&1 || true
+    as_root systemctl disable postgresql >/dev/null 2>&1 || true
+fi
+if command -v pg_ctlcluster >/dev/null 2>&1; then
+    for cluster in $(pg_lsclusters -h 2>/dev/null | awk '$4 == "online" {print $1 "/" $2}'); do
+        as_root pg_ctlcluster "${cluster%/*}" "${cluster#*/}" stop >/dev/null 2>&1 || true
+    done
 fi
 
 # Python's h2 and hyperframe for the HTTP/2 flood scripts (scripts/harden/), in a
@@ -179,6 +192,28 @@ cargo test --locked --no-fail-fast --lib --bins --test integration || status=$?
 # cargo cannot mix --doc with other targets in one run.
 section "cargo test: doctests"
 cargo test --locked --no-fail-fast --doc || status=$?
+
+# The site, API and durability tests a second time, on PostgreSQL: the same test
+# functions, parametrised by ONEBOX_TEST_DB (tests/integration/harness/postgres.rs
+# gives each server a fresh database on this one throwaway cluster). initdb
+# refuses root, so the cluster runs as the postgres user; it stops at exit.
+section "cargo test: the site suites again, on PostgreSQL"
+pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+pg_dir="$(mktemp -d /tmp/onebox-test-pg-XXXXXX)"
+pg_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" -eq 0 ] && chown postgres: "$pg_dir"
+stop_pg() {
+    as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    rm -rf "$pg_dir"
+}
+trap stop_pg EXIT
+as_pg "$pg_bin/initdb" -D "$pg_dir/data" -A trust -U postgres --no-instructions >/dev/null
+as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w \
+    -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$pg_dir -c fsync=on -c max_connections=300" \
+    start >/dev/null
+ONEBOX_TEST_DB="postgres://postgres@127.0.0.1:$pg_port" \
+    cargo test --locked --no-fail-fast --test integration site_ || status=$?
 
 section "cargo test: system suite (root, namespaces, Chromium, venv)"
 cargo test --locked --no-fail-fast --test system || status=$?

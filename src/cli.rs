@@ -40,6 +40,31 @@ pub enum Command {
         after_help = "Exit code: 0 when no check fails (skipped checks are fine), 1 otherwise."
     )]
     Doctor(DoctorArgs),
+    /// Database tools: copy the site's data between redb and PostgreSQL.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy every table from one database to another, then verify counts and checksums.
+    #[command(
+        after_help = "Databases: redb:DIR (the data folder holding onebox.redb) or postgres://USER@HOST/DB.\nStop the onebox using the source first: redb allows one process at a time."
+    )]
+    Migrate(DbMigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DbMigrateArgs {
+    /// The database to copy from: redb:DIR or postgres://….
+    #[arg(long, value_name = "DB")]
+    pub from: String,
+    /// The database to copy into: redb:DIR or postgres://….
+    #[arg(long, value_name = "DB")]
+    pub to: String,
+    /// Replace the target's rows even if it already has data.
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl Default for Command {
@@ -113,6 +138,10 @@ pub struct ServeArgs {
     /// Keep all state in memory (for test fixtures and parallel runs).
     #[arg(long)]
     pub ephemeral: bool,
+
+    /// The database, chosen by its scheme: postgres://USER@HOST/DB (PostgreSQL 15+, shared by several nodes; libpq URL, multi-host and sslmode=require work) or redb:DIR. Default: redb in --data (in memory with --ephemeral).
+    #[arg(long, value_name = "URL", env = "ONEBOX_DB", hide_env_values = true)]
+    pub db: Option<String>,
 
     /// Serve this folder's files at the site root instead of the built-in assets.
     #[arg(long, value_name = "DIR")]

@@ -10,8 +10,9 @@
 //!    the `Host` name, serves static files itself and hands the rest to the app.
 //! 3. `app`: the application server: accounts, sessions and posts, rendered as HTML
 //!    or JSON.
-//! 4. `db`: the database (redb), embedded and ACID. A request is acknowledged only
-//!    after its transaction is durably committed.
+//! 4. `db`: the database (redb), embedded and ACID, or PostgreSQL with `--db
+//!    postgres://…` when several nodes share the data. A request is acknowledged
+//!    only after its transaction is durably committed.
 //! 5. [`visit`]: the visitor. `onebox visit URL` walks the same path from the client
 //!    side and reports every hop.
 //!
@@ -28,6 +29,7 @@ pub mod control;
 pub(crate) mod db;
 pub(crate) mod dns;
 pub(crate) mod live;
+pub mod migrate;
 pub(crate) mod request;
 pub mod serve;
 pub mod visit;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use onebox::cli::{Cli, Command};
+use onebox::cli::{Cli, Command, DbCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Visit(args) => onebox::visit::run(args),
         Command::Resolver(args) => onebox::visit::resolver::run(args),
         Command::Doctor(args) => onebox::doctor::run(args),
+        Command::Db(DbCommand::Migrate(args)) => onebox::migrate::run(args),
     };
     // Flush the log first, so the error is the last line on stderr.
     drop(logging);

@@ -9,7 +9,7 @@
 //! so neither has to import the other.
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The TCP connection a request arrived on, put into every request's extensions by
@@ -61,6 +61,9 @@ struct Data {
     db: Duration,
     db_reads: u32,
     db_writes: u32,
+    /// The database engine's name ("redb", "PostgreSQL 15"), set by whoever
+    /// talks to it, so `Server-Timing` can say which one answered.
+    db_name: Option<Arc<str>>,
 }
 
 /// One request's measurements. Shared (in an `Arc`) between the access layer and
@@ -81,6 +84,7 @@ pub(crate) struct Snapshot {
     pub(crate) db: Duration,
     pub(crate) db_reads: u32,
     pub(crate) db_writes: u32,
+    pub(crate) db_name: Option<Arc<str>>,
 }
 
 impl Trace {
@@ -94,6 +98,7 @@ impl Trace {
                 db: Duration::ZERO,
                 db_reads: 0,
                 db_writes: 0,
+                db_name: None,
             }),
         }
     }
@@ -112,6 +117,11 @@ impl Trace {
 
     pub(crate) fn set_route(&self, route: String) {
         self.with(|d| d.route = Some(route));
+    }
+
+    /// Names the database engine this request's reads and writes go to.
+    pub(crate) fn set_db_name(&self, name: Arc<str>) {
+        self.with(|d| d.db_name = Some(name));
     }
 
     /// Times a database read transaction.
@@ -145,6 +155,7 @@ impl Trace {
             db: d.db,
             db_reads: d.db_reads,
             db_writes: d.db_writes,
+            db_name: d.db_name.clone(),
         })
     }
 }
@@ -173,15 +184,25 @@ impl Snapshot {
             )),
         }
         if self.db_reads + self.db_writes > 0 {
+            let name = match &self.db_name {
+                Some(name) => format!("{name}, "),
+                None => String::new(),
+            };
             out.push_str(&format!(
-                ", db;desc=\"database: {} reads, {} writes\";dur={}",
+                ", db;desc=\"database: {name}{} {}, {} {}\";dur={}",
                 self.db_reads,
+                plural(self.db_reads, "read", "reads"),
                 self.db_writes,
+                plural(self.db_writes, "write", "writes"),
                 millis(self.db)
             ));
         }
         out
     }
+}
+
+fn plural(n: u32, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
 }
 
 /// Milliseconds with two decimals, as Server-Timing expects.
@@ -202,6 +223,7 @@ mod tests {
             d.db_reads = 2;
             d.db_writes = 1;
         });
+        trace.set_db_name("PostgreSQL 15".into());
         let header = trace.snapshot().server_timing();
         assert!(
             header.starts_with("web;desc=\"web server (total)\";dur="),
@@ -212,7 +234,7 @@ mod tests {
             "{header}"
         );
         assert!(
-            header.contains(", db;desc=\"database: 2 reads, 1 writes\";dur=0.50"),
+            header.contains(", db;desc=\"database: PostgreSQL 15, 2 reads, 1 write\";dur=0.50"),
             "{header}"
         );
     }

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ca::{self, Ca, Certificates};
 use crate::cli::{self, ServeArgs};
 use crate::control::{self, Maintenance};
-use crate::db::Db;
+use crate::db::{Backend, Store};
 use crate::dns::{self, Cidr, Engine, Zones};
 use crate::live::Live;
 use crate::web::{self, WebConfig};
@@ -67,7 +67,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = validate(args)?;
     let listeners = bind_all(&config).await?;
-    let (state, control) = open_state(&config)?;
+    let (state, control) = open_state(&config).await?;
     // Watch signals before announcing readiness: a supervisor may send SIGTERM or
     // SIGHUP the moment it reads the ready line.
     let signals = Signals::new()?;
@@ -104,6 +104,8 @@ struct Config {
     /// A listener given port 0 means a test fixture: the listeners not named on the
     /// command line then pick free ports too, so parallel fixtures never collide.
     fixture: bool,
+    /// The database: `--db`, else redb in `--data` (in memory with `--ephemeral`).
+    backend: Backend,
 }
 
 fn validate(args: ServeArgs) -> anyhow::Result<Config> {
@@ -115,6 +117,11 @@ fn validate(args: ServeArgs) -> anyhow::Result<Config> {
     if !args.ephemeral && args.data.exists() && !args.data.is_dir() {
         bail!("--data {}: not a folder", args.data.display());
     }
+    let backend = match &args.db {
+        Some(spec) => Backend::parse(spec).context("bad --db")?,
+        None if args.ephemeral => Backend::Memory,
+        None => Backend::Redb(args.data.clone()),
+    };
     let session_ttl = crate::app::session_ttl_from_env()?;
     let http_idle = web::conns::idle_timeout_from_env()?;
     let zones = Zones::load(&args.stack.zones, !transfer.is_empty())?;
@@ -149,6 +156,7 @@ fn validate(args: ServeArgs) -> anyhow::Result<Config> {
         https,
         dot,
         fixture,
+        backend,
     })
 }
 
@@ -210,7 +218,7 @@ async fn bind_all(config: &Config) -> anyhow::Result<Listeners> {
 
 /// Phase 3: what the servers share and what outlives a request.
 struct State {
-    db: Db,
+    db: Arc<dyn Store>,
     /// The CA lives with the data; an ephemeral run keeps it in a temporary folder
     /// that goes away at exit, so clients can still be pointed at it.
     ca_dir: TempDir,
@@ -219,7 +227,7 @@ struct State {
 }
 
 /// Returns the state and the control socket's listener, which its server takes.
-fn open_state(config: &Config) -> anyhow::Result<(State, UnixListener)> {
+async fn open_state(config: &Config) -> anyhow::Result<(State, UnixListener)> {
     let args = &config.args;
     let ca_dir = if args.ephemeral {
         TempDir::new(&format!("onebox-{}", std::process::id()))?
@@ -229,11 +237,7 @@ fn open_state(config: &Config) -> anyhow::Result<(State, UnixListener)> {
     };
     // The database first: its lock is what tells us no other onebox uses this
     // data folder, before we touch anything else in it.
-    let db = if args.ephemeral {
-        Db::in_memory()?
-    } else {
-        Db::open(&args.data)?
-    };
+    let db = config.backend.open().await?;
     let certs = Certificates::new(
         Ca::load_or_create(ca_dir.path(), &config.zones.site_hosts())?,
         certificate_names(&config.zones),
@@ -410,7 +414,7 @@ fn spawn_web(
         // serve.rs is the one place that wires the boxes: it builds the app's
         // router over the database and hands it to the web server.
         router: crate::app::router(crate::app::AppConfig {
-            store: std::sync::Arc::new(state.db.clone()),
+            store: state.db.clone(),
             zones: config.zones.clone(),
             session_ttl: config.session_ttl,
             post_rate: config.args.post_rate,

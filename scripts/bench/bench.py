@@ -20,6 +20,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import statistics
@@ -724,6 +725,86 @@ class Bench:
             self.put(f"{figure}-rps", name, statistics.median(x.rate for x in ss))
             self.put(f"{figure}-percpu", name, statistics.median(x.per_cpu for x in ss))
 
+    def postgres_writes(self) -> None:
+        """Durable API writes with 1 and 32 posters on onebox --db postgres://, and
+        PostgreSQL's own pgbench (a single-row INSERT script) at 1 and 32 clients on
+        the same throwaway cluster: the server pinned to core 0 like every other,
+        fsync and synchronous_commit on, data on the checkout's disk."""
+        a = self.args
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda b: int(b.parent.parent.name))
+        if not bins:
+            for fig in ("pg-writes-rps", "pg-writes-1", "pgbench-32", "pgbench-1"):
+                self.put(fig, "onebox", "n/a: PostgreSQL is not installed")
+            return
+        bin_dir = bins[-1].parent
+        root = os.geteuid() == 0
+        as_pg = ["runuser", "-u", "postgres", "--"] if root else []
+        pgdir = self.work / "postgres"
+        pgdir.mkdir()
+        # initdb refuses root: the cluster belongs to the postgres user, who must
+        # also be able to reach it (the work folder's parents are world-searchable).
+        if root:
+            shutil.chown(pgdir, "postgres", "postgres")
+        subprocess.run(
+            [*as_pg, str(bin_dir / "initdb"), "-D", str(pgdir / "data"), "-A", "trust", "-U", "postgres"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        port = free_port()
+        server = self.procs.start(
+            [*as_pg, str(bin_dir / "postgres"), "-D", str(pgdir / "data"), "-p", str(port),
+             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={pgdir}",
+             "-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "max_connections=200"],
+            stderr=(self.work / "postgres.stderr").open("wb"),
+        )  # fmt: skip
+        psql = [str(bin_dir / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
+        deadline = time.monotonic() + 60
+        while subprocess.run([*psql, "-c", "SELECT 1"], capture_output=True).returncode != 0:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("PostgreSQL did not start; see postgres.stderr")
+            time.sleep(0.2)
+        for db in ("pgbench", "onebox"):
+            subprocess.run([*psql, "-c", f"CREATE DATABASE {db}"], check=True, capture_output=True)
+        subprocess.run(
+            [*psql, "-d", "pgbench", "-c", "CREATE TABLE posts (id bigserial PRIMARY KEY, body text NOT NULL)"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        script = self.work / "insert.sql"
+        script.write_text("INSERT INTO posts (body) VALUES ('bench post: a durable write');\n")
+        for clients in (1, 32):
+            rates = []
+            for r in range(a.rounds):
+                code, out, _ = run_client(
+                    [str(bin_dir / "pgbench"), "-n", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+                     "-c", str(clients), "-j", str(min(clients, 4)), "-T", str(int(a.seconds)), "-f", str(script), "pgbench"],
+                    a.seconds + 30, self.out(f"pgbench{clients}-{r}"),
+                )  # fmt: skip
+                m = re.search(r"tps = ([\d.]+)", out)
+                if code == 0 and m:
+                    rates.append(float(m.group(1)))
+                    self.details.append(f"pgbench INSERT, {clients} clients | round {r + 1}: {float(m.group(1)):,.0f} tx/s")
+            self.put(f"pgbench-{clients}", "onebox", statistics.median(rates) if rates else "n/a: pgbench failed")
+        url = f"postgres://postgres@127.0.0.1:{port}/onebox"
+        app = start_onebox(self.procs, a.binary, self.work, "onebox-pg", ["--ephemeral", "--db", url, "--post-rate", "0"])
+        token, problem = self.seed_app(app)
+        if problem:
+            for fig in ("pg-writes-rps", "pg-writes-1"):
+                self.put(fig, "onebox", f"n/a: {problem}")
+        else:
+            lua = self.work / "post.lua"
+            lua.write_text(POST_LUA)
+            env = dict(os.environ, BENCH_TOKEN=token)
+            posters = {"path": "/api/v1/posts", "seconds": a.seconds, "script": lua, "env": env}
+            saved = {k: dict(v) for k, v in self.results.items() if k.startswith("writes")}
+            self.http_figure("writes", "durable writes on PostgreSQL, 32 posters", [(app, dict(posters, conns=32, tag="pgw32"))], a.rounds)
+            self.http_figure("writes1", "durable writes on PostgreSQL, 1 poster", [(app, dict(posters, conns=1, tag="pgw1"))], max(1, a.rounds - 1))
+            self.put("pg-writes-rps", "onebox", self.results["writes-rps"]["onebox"])
+            self.put("pg-writes-1", "onebox", self.results["writes1-rps"]["onebox"])
+            for k in [k for k in self.results if k.startswith("writes")]:
+                del self.results[k]
+            self.results.update(saved)
+        self.procs.stop(app)
+        self.procs.stop(server)
+
     def seed_app(self, app: Server) -> tuple[str | None, str]:
         """A user, a session and some posts, through the public API. Returns
         (token, problem)."""
@@ -927,6 +1008,8 @@ class Bench:
         self.visit(a.binary, app, onebox)
         if app is not None:
             self.procs.stop(app)
+        if not app_problem and not a.no_postgres:
+            self.postgres_writes()
 
         # Startup last, with nothing else of ours running.
         self.put("rss-loaded", "onebox", max(self.results["rss-loaded"]["onebox"], group_rss_mb(onebox.pgid)))
@@ -999,6 +1082,17 @@ class Bench:
             f"| Durable writes/s, 1 poster (each commit holds one request) | {fmt(w1, 'int')} | | | | {gain} | "
             "≥ 10× a one-commit-per-request baseline: baseline n/a |"
         )
+        pg32, pg1 = R.get("pg-writes-rps", {}).get("onebox"), R.get("pg-writes-1", {}).get("onebox")
+        b32, b1 = R.get("pgbench-32", {}).get("onebox"), R.get("pgbench-1", {}).get("onebox")
+
+        def vs(x, y):
+            return f"{x / y:.2f}× (vs pgbench)" if isinstance(x, float) and isinstance(y, float) and y else ""
+
+        rows.append(f"| Durable API writes/s on PostgreSQL, 32 posters (posts batched per commit) | {fmt(pg32, 'int')} | | | | {vs(pg32, b32)} | ≥ 0.80× pgbench, 32 clients |")
+        rows.append(f"| Durable API writes/s on PostgreSQL, 1 poster | {fmt(pg1, 'int')} | | | | {vs(pg1, b1)} | |")
+        rows.append(f"| pgbench single-row INSERT, 32 clients, tx/s (same cluster) | {fmt(b32, 'int')} | | | | | baseline |")
+        rows.append(f"| pgbench single-row INSERT, 1 client, tx/s | {fmt(b1, 'int')} | | | | | baseline |")
+        rows.append(f"| Durable API writes/s on redb, 32 posters, vs pgbench 32 clients | {fmt(w32, 'int')} | | | | {vs(w32, b32)} | > 1.00× |")
         row("Start → ready line, ms", "start-ready", ("onebox",), "ms", "≤ 10 ms")
         row("Start → first DNS answer, ms (lower is better)", "start-dns", dns, "ms", "", True)
         row("RSS idle, MB (peers: sum over processes)", "rss-idle", dns, "mb", "< 16 MB", True)
@@ -1103,6 +1197,7 @@ def main() -> int:
     ap.add_argument("--latency-seconds", type=int, default=4)
     ap.add_argument("--startups", type=int, default=15)
     ap.add_argument("--mode", default="full")
+    ap.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL write figures")
     args = ap.parse_args()
 
     # SIGTERM (from bench.sh's trap or a CI timeout) unwinds like Ctrl-C, so the

@@ -57,7 +57,9 @@ impl AppError {
             AppError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::Db(DbError::Closed | DbError::Full) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Db(DbError::Closed | DbError::Full | DbError::Unavailable(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -67,6 +69,8 @@ impl AppError {
         match self {
             AppError::Throttled { retry_after, .. } => Some(*retry_after),
             AppError::Db(DbError::Closed | DbError::Full) => Some(30),
+            // A database server coming back (a restart, a failover) takes seconds.
+            AppError::Db(DbError::Unavailable(_)) => Some(5),
             _ => None,
         }
     }
@@ -75,6 +79,9 @@ impl AppError {
     pub(crate) fn public_message(&self) -> String {
         match self {
             AppError::Db(DbError::Closed) => "the server is shutting down".into(),
+            AppError::Db(DbError::Unavailable(_)) => {
+                "the database is unavailable; try again shortly".into()
+            }
             AppError::Db(DbError::Full) => {
                 "the disk holding the database is full: nothing was written; try again later".into()
             }

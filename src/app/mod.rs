@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::{FromRequestParts, MatchedPath, Request};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, Version};
 use axum::middleware::Next;
@@ -90,7 +90,10 @@ pub(crate) fn router(config: AppConfig) -> Router {
         )
         .route("/api/v1/posts", get(api::list_posts).post(api::create_post))
         .fallback(pages::not_found)
-        .layer(axum::middleware::from_fn(name_route))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            name_route,
+        ))
         .with_state(app)
 }
 
@@ -119,12 +122,13 @@ fn return_hash_memory_to_the_os() {
 }
 
 /// Tells the trace which route answered, for the access log and the page panel.
-async fn name_route(req: Request, next: Next) -> Response {
-    if let (Some(trace), Some(path)) = (
-        req.extensions().get::<Arc<Trace>>(),
-        req.extensions().get::<MatchedPath>(),
-    ) {
-        trace.set_route(format!("{} {}", req.method(), path.as_str()));
+/// Also names the database engine, for `Server-Timing`.
+async fn name_route(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if let Some(trace) = req.extensions().get::<Arc<Trace>>() {
+        trace.set_db_name(app.store.backend());
+        if let Some(path) = req.extensions().get::<MatchedPath>() {
+            trace.set_route(format!("{} {}", req.method(), path.as_str()));
+        }
     }
     next.run(req).await
 }

@@ -336,6 +336,7 @@ fn reached(app: &App, ctx: &Ctx, visits: Option<u64>) -> Reached {
         route: snapshot
             .route
             .unwrap_or_else(|| format!("{} {}", ctx.method, ctx.path)),
+        db_name: app.store.backend().to_string(),
         db_reads: snapshot.db_reads,
         db_writes: snapshot.db_writes,
         db_ms: millis(snapshot.db),

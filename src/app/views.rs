@@ -29,6 +29,8 @@ pub(crate) struct Reached {
     pub(crate) protocol: String,
     pub(crate) tls: bool,
     pub(crate) route: String,
+    /// The database engine: "redb", "PostgreSQL 15".
+    pub(crate) db_name: String,
     pub(crate) db_reads: u32,
     pub(crate) db_writes: u32,
     pub(crate) db_ms: String,
@@ -215,7 +217,7 @@ fn reached_panel(r: &Reached) -> Markup {
                         li {
                             span.lname { "Database" }
                             span {
-                                "redb, " (r.db_reads) " " (plural(r.db_reads, "read", "reads")) ", "
+                                (r.db_name) ", " (r.db_reads) " " (plural(r.db_reads, "read", "reads")) ", "
                                 (r.db_writes) " " (plural(r.db_writes, "write", "writes"))
                                 ", " (r.db_ms) " ms"
                             }

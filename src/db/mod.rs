@@ -7,14 +7,19 @@
 //! Reads run on tokio's blocking pool, each in its own read transaction (redb's
 //! MVCC lets them run alongside the writer). redb is synchronous, so no call here
 //! ever runs on an async worker thread.
+//!
+//! PostgreSQL ([`postgres`]) is the second backend, for sites that outgrow one
+//! box; [`Backend`] picks one from `--db`'s scheme, and the rest of onebox only
+//! sees the [`Store`] trait.
 
 mod lock;
 mod model;
+mod postgres;
 mod store;
 mod writer;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -22,17 +27,59 @@ use redb::backends::InMemoryBackend;
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 pub(crate) use model::{NewPost, Post, Session, User, UserCreated};
-pub(crate) use store::Store;
+pub(crate) use store::{Dump, Store};
 
 use lock::DirLock;
 use model::{META, SCHEMA_VERSION};
+
+/// Which database to use, chosen by the scheme of `--db` (as Atuin does):
+/// `postgres://…` (or `postgresql://…`) is PostgreSQL, `redb:DIR` is the embedded
+/// database in DIR, and no `--db` at all keeps `--data`/`--ephemeral`'s redb.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// redb in this folder (`DIR/onebox.redb`).
+    Redb(PathBuf),
+    /// redb in memory (`--ephemeral`).
+    Memory,
+    /// A PostgreSQL connection URL, libpq style (multi-host, `sslmode`, …).
+    Postgres(String),
+}
+
+impl Backend {
+    /// Reads a `--db` value.
+    pub(crate) fn parse(spec: &str) -> anyhow::Result<Self> {
+        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            Ok(Backend::Postgres(spec.to_string()))
+        } else if let Some(path) = spec.strip_prefix("redb:") {
+            if path.is_empty() {
+                bail!("--db redb: needs a folder, as in redb:data");
+            }
+            Ok(Backend::Redb(PathBuf::from(path)))
+        } else {
+            bail!(
+                "unknown database {:?}: use postgres://USER@HOST/DB or redb:DIR",
+                postgres::redact(spec)
+            )
+        }
+    }
+
+    /// Opens the database. PostgreSQL is connected to and migrated here, so a
+    /// wrong URL or password stops the start with a clear message.
+    pub(crate) async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(match self {
+            Backend::Redb(dir) => Arc::new(Db::open(dir)?),
+            Backend::Memory => Arc::new(Db::in_memory()?),
+            Backend::Postgres(url) => Arc::new(postgres::Pg::connect(url).await?),
+        })
+    }
+}
 
 /// The database file inside `--data DIR`.
 pub(crate) const DB_FILE: &str = "onebox.redb";
 
 /// A failure the caller cannot fix by retrying differently: the storage layer broke
 /// or the database is shutting down. The web layer turns it into a 500/503.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum DbError {
     #[error("database error: {0}")]
     Storage(String),
@@ -43,6 +90,10 @@ pub(crate) enum DbError {
     /// The disk holding the database has no room: writes wait for space, reads go on.
     #[error("the disk holding the database is full")]
     Full,
+    /// A database server (PostgreSQL) could not be reached or did not answer in
+    /// time: the request may succeed if retried, so the app answers 503.
+    #[error("the database is unreachable: {0}")]
+    Unavailable(String),
 }
 
 impl From<redb::Error> for DbError {
@@ -208,4 +259,31 @@ fn looks_like_redb(path: &Path) -> anyhow::Result<bool> {
         .read_to_end(&mut head)
         .with_context(|| format!("failed to read {}", path.display()))?;
     Ok(head.is_empty() || head == MAGIC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scheme_picks_the_backend() {
+        assert_eq!(
+            Backend::parse("postgres://u@h/db").unwrap(),
+            Backend::Postgres("postgres://u@h/db".into())
+        );
+        assert!(matches!(
+            Backend::parse("postgresql://h1:5432,h2:5433/db?target_session_attrs=read-write"),
+            Ok(Backend::Postgres(_))
+        ));
+        assert_eq!(
+            Backend::parse("redb:data").unwrap(),
+            Backend::Redb("data".into())
+        );
+        assert!(Backend::parse("redb:").is_err());
+        let err = Backend::parse("mysql://root:hunter2@h/db")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown database"), "{err}");
+        assert!(!err.contains("hunter2"), "the password leaked: {err}");
+    }
 }

@@ -31,7 +31,7 @@ const POSTS: TableDefinition<u64, Row<PostRow>> = TableDefinition::new("posts");
 /// host name → visits.
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct User {
     pub(crate) username: String,
     /// The argon2id PHC string (algorithm, parameters, salt and hash).
@@ -39,7 +39,7 @@ pub(crate) struct User {
     pub(crate) created_at: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Session {
     pub(crate) username: String,
     pub(crate) created_at: u64,
@@ -346,6 +346,101 @@ impl Db {
                 + 1;
             counters.insert(host.as_str(), count).map_err(storage)?;
             Ok(count)
+        })
+        .await
+    }
+}
+
+impl Db {
+    /// Every row of the four tables, from one read transaction.
+    pub(crate) async fn dump(&self) -> Result<super::store::Dump, DbError> {
+        self.read(|tx| {
+            let mut dump = super::store::Dump::default();
+            for entry in tx
+                .open_table(USERS)
+                .map_err(storage)?
+                .iter()
+                .map_err(storage)?
+            {
+                let (_, row) = entry.map_err(storage)?;
+                dump.users.push(row.value().decode()?);
+            }
+            for entry in tx
+                .open_table(SESSIONS)
+                .map_err(storage)?
+                .iter()
+                .map_err(storage)?
+            {
+                let (key, row) = entry.map_err(storage)?;
+                let hash: [u8; 32] = key
+                    .value()
+                    .try_into()
+                    .map_err(|_| DbError::Corrupt("a session key is not 32 bytes".into()))?;
+                dump.sessions.push((hash, row.value().decode()?));
+            }
+            for entry in tx
+                .open_table(POSTS)
+                .map_err(storage)?
+                .iter()
+                .map_err(storage)?
+            {
+                let (id, row) = entry.map_err(storage)?;
+                let row = row.value().decode()?;
+                dump.posts.push(Post {
+                    id: id.value(),
+                    author: row.author,
+                    body: row.body,
+                    created_at: row.created_at,
+                });
+            }
+            for entry in tx
+                .open_table(COUNTERS)
+                .map_err(storage)?
+                .iter()
+                .map_err(storage)?
+            {
+                let (host, visits) = entry.map_err(storage)?;
+                dump.counters
+                    .push((host.value().to_string(), visits.value()));
+            }
+            Ok(dump)
+        })
+        .await
+    }
+
+    /// Replaces the four tables' rows with `dump`'s, in one write transaction.
+    pub(crate) async fn load(&self, dump: super::store::Dump) -> Result<(), DbError> {
+        self.write(move |tx| {
+            tx.delete_table(USERS).map_err(storage)?;
+            tx.delete_table(SESSIONS).map_err(storage)?;
+            tx.delete_table(POSTS).map_err(storage)?;
+            tx.delete_table(COUNTERS).map_err(storage)?;
+            let mut users = tx.open_table(USERS).map_err(storage)?;
+            for user in &dump.users {
+                users
+                    .insert(user.username.as_str(), Row::encode(user)?)
+                    .map_err(storage)?;
+            }
+            let mut sessions = tx.open_table(SESSIONS).map_err(storage)?;
+            for (hash, session) in &dump.sessions {
+                sessions
+                    .insert(hash.as_slice(), Row::encode(session)?)
+                    .map_err(storage)?;
+            }
+            let mut posts = tx.open_table(POSTS).map_err(storage)?;
+            for post in &dump.posts {
+                let row = Row::encode(&PostRow {
+                    author: post.author.clone(),
+                    body: post.body.clone(),
+                    created_at: post.created_at,
+                })?;
+                posts.insert(post.id, row).map_err(storage)?;
+            }
+            let mut counters = tx.open_table(COUNTERS).map_err(storage)?;
+            for (host, visits) in &dump.counters {
+                counters.insert(host.as_str(), *visits).map_err(storage)?;
+            }
+            Ok(())
         })
         .await
     }

@@ -9,8 +9,19 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use super::{Db, DbError, NewPost, Post, Session, User, UserCreated};
+
+/// Every row of every table, in key order: what `onebox db migrate` copies from
+/// one backend to another. Backend-neutral, so either side can be either engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Dump {
+    pub(crate) users: Vec<User>,
+    pub(crate) sessions: Vec<([u8; 32], Session)>,
+    pub(crate) posts: Vec<Post>,
+    pub(crate) counters: Vec<(String, u64)>,
+}
 
 /// What every [`Store`] call returns: a future that is `Send`, so handlers can
 /// await it on any worker thread.
@@ -35,6 +46,20 @@ pub(crate) trait Store: Send + Sync + fmt::Debug {
     fn posts(&self, before: Option<u64>, limit: usize) -> StoreFuture<'_, Vec<Post>>;
     /// Adds one visit to `host`'s counter and returns the new count.
     fn count_visit(&self, host: String) -> StoreFuture<'_, u64>;
+    /// A real round trip to the data (for `/readyz`): fails while it is unreachable.
+    fn ping(&self) -> StoreFuture<'_, ()>;
+    /// The engine's name for people: "redb", "PostgreSQL 15".
+    fn backend(&self) -> Arc<str>;
+    /// Where the data lives, for messages (never a password).
+    fn location(&self) -> String;
+    /// Finishes the writes already accepted and releases the storage.
+    fn close(&self);
+    /// Every row, from one consistent snapshot.
+    fn dump(&self) -> StoreFuture<'_, Dump>;
+    /// Replaces every row with `dump`'s, in one transaction.
+    fn load(&self, dump: Dump) -> StoreFuture<'_, ()>;
+    /// True if no table has a row.
+    fn is_empty(&self) -> StoreFuture<'_, bool>;
 }
 
 /// The redb backend: each operation is the inherent `Db` method of the same name
@@ -63,5 +88,29 @@ impl Store for Db {
     }
     fn count_visit(&self, host: String) -> StoreFuture<'_, u64> {
         Box::pin(Db::count_visit(self, host))
+    }
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move { Db::ping(self).await.map(|_| ()) })
+    }
+    fn backend(&self) -> Arc<str> {
+        Arc::from("redb")
+    }
+    fn location(&self) -> String {
+        Db::location(self).to_string()
+    }
+    fn close(&self) {
+        Db::close(self.clone());
+    }
+    fn dump(&self) -> StoreFuture<'_, Dump> {
+        Box::pin(Db::dump(self))
+    }
+    fn load(&self, dump: Dump) -> StoreFuture<'_, ()> {
+        Box::pin(Db::load(self, dump))
+    }
+    fn is_empty(&self) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            let dump = Db::dump(self).await?;
+            Ok(dump == Dump::default())
+        })
     }
 }

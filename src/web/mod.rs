@@ -45,7 +45,7 @@ use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::control::Maintenance;
-use crate::db::Db;
+use crate::db::Store;
 use crate::dns::{Engine, Zones};
 use crate::live::Live;
 use crate::request::ConnInfo;
@@ -83,7 +83,7 @@ const IDLE_SWEEP: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(crate) struct WebConfig {
     pub(crate) zones: Zones,
-    pub(crate) db: Db,
+    pub(crate) db: Arc<dyn Store>,
     pub(crate) site_dir: Option<PathBuf>,
     pub(crate) dns_addr: SocketAddr,
     /// The application: every request the web server does not answer itself
@@ -111,7 +111,7 @@ pub(crate) struct WebConfig {
 #[derive(Debug)]
 pub(crate) struct Web {
     pub(crate) zones: Zones,
-    pub(crate) db: Db,
+    pub(crate) db: Arc<dyn Store>,
     pub(crate) dns_addr: SocketAddr,
     pub(crate) engine: Engine,
     pub(crate) live: Live,

@@ -36,6 +36,7 @@ mod harden_web_abuse;
 mod https;
 mod live;
 mod maintenance;
+mod pg_postgres;
 mod reload;
 mod resolver;
 mod scripts;

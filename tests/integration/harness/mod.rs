@@ -12,10 +12,12 @@
 mod dns;
 mod fixtures;
 mod http;
+mod postgres;
 
 pub use dns::*;
 pub use fixtures::*;
 pub use http::*;
+pub use postgres::*;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -288,6 +290,17 @@ impl Spawn {
             None => {
                 command.arg("--ephemeral");
             }
+        }
+        // ONEBOX_TEST_DB=postgres://…: the same tests, on PostgreSQL. A server of
+        // the harness's own state (not `bare`) gets a database of its own.
+        let ephemeral_args = self.args.iter().any(|a| a == "--ephemeral");
+        let own_db = self.args.iter().any(|a| a == "--db");
+        if let Some(cluster) =
+            test_db().filter(|_| !own_db && (!self.no_state_flag || ephemeral_args))
+        {
+            command
+                .arg("--db")
+                .arg(test_database(&cluster, self.data.as_deref()));
         }
         if !self.no_zones_flag {
             let zones = self.zones.unwrap_or_else(|| repo_path("zones"));
