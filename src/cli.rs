@@ -145,6 +145,10 @@ pub struct ServeArgs {
     /// Live view: show every client's events, not only the viewer's own (for a classroom projector).
     #[arg(long)]
     pub live_public: bool,
+
+    /// The toy Internet's recursive resolver, started when the zones include a root zone. Default: 127.0.0.53 on the DNS port, where systemd-resolved's stub listens.
+    #[arg(long, value_name = "ADDR")]
+    pub resolver: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,7 @@ mod doctor;
 mod harden_data;
 mod harden_http;
 mod harden_tls;
+mod hier_internet;
 mod https;
 mod live;
 mod maintenance;

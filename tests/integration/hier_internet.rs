@@ -1,0 +1,194 @@
+//! The toy Internet (`internet/`): the root at 127.0.0.2 refers to com, com at
+//! 127.0.0.3 refers to foobar.com at 127.0.0.1, and the resolver at 127.0.0.53
+//! follows the chain and caches it. All on one port, as the contract says.
+
+use std::net::SocketAddr;
+
+use crate::harness::*;
+
+/// Serves `internet/` (or `zones`) with every authority on the fixture's DNS port.
+fn internet(zones: &std::path::Path) -> Onebox {
+    Onebox::spawn().zones(zones).start()
+}
+
+/// The address of the server for `zone` from the ready line's `authorities`.
+fn authority(server: &Onebox, zone: &str) -> SocketAddr {
+    server.ready["authorities"][zone][0]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no authority for {zone}: {}", server.ready))
+}
+
+fn has(records: &[DigRecord], rtype: &str, name: &str, data: &str) -> bool {
+    records
+        .iter()
+        .any(|r| r.rtype == rtype && r.name == name && r.data == data)
+}
+
+#[test]
+fn root_and_com_refer_and_the_resolver_answers_then_answers_from_cache() {
+    skip_unless!(require_tool("dig", "bind9-dnsutils"));
+    let server = internet(&repo_path("internet"));
+    let port = server.dns.port();
+    let root = authority(&server, ".");
+    let com = authority(&server, "com");
+    assert_eq!(root, SocketAddr::from(([127, 0, 0, 2], port)));
+    assert_eq!(com, SocketAddr::from(([127, 0, 0, 3], port)));
+    assert_eq!(authority(&server, "foobar.com"), server.dns);
+    let resolver = server.ready_addr("resolver");
+    assert_eq!(resolver, SocketAddr::from(([127, 0, 0, 53], port)));
+
+    // The root: a referral to com, no AA, NS in AUTHORITY, glue in ADDITIONAL.
+    let at_root = dig(root, &["www.foobar.com", "A"]);
+    assert_eq!(at_root.status, "NOERROR", "{}", at_root.stdout);
+    assert!(!at_root.has_flag("aa"), "{}", at_root.stdout);
+    assert!(at_root.answer.is_empty(), "{}", at_root.stdout);
+    assert!(
+        has(&at_root.authority, "NS", "com.", "a.nic.com."),
+        "{}",
+        at_root.stdout
+    );
+    assert!(
+        has(&at_root.additional, "A", "a.nic.com.", "127.0.0.3"),
+        "{}",
+        at_root.stdout
+    );
+
+    // com: a referral to foobar.com.
+    let at_com = dig(com, &["www.foobar.com", "A"]);
+    assert_eq!(at_com.status, "NOERROR", "{}", at_com.stdout);
+    assert!(!at_com.has_flag("aa"), "{}", at_com.stdout);
+    assert!(at_com.answer.is_empty(), "{}", at_com.stdout);
+    assert!(
+        has(&at_com.authority, "NS", "foobar.com.", "ns1.foobar.com."),
+        "{}",
+        at_com.stdout
+    );
+    assert!(
+        has(&at_com.additional, "A", "ns1.foobar.com.", "127.0.0.1"),
+        "{}",
+        at_com.stdout
+    );
+
+    // The resolver: CNAME + A, RA set, AA never.
+    let first = dig(resolver, &["+rec", "www.foobar.com", "A"]);
+    assert_eq!(first.status, "NOERROR", "{}", first.stdout);
+    assert!(first.has_flag("ra"), "{}", first.stdout);
+    assert!(!first.has_flag("aa"), "{}", first.stdout);
+    assert!(
+        has(&first.answer, "CNAME", "www.foobar.com.", "foobar.com."),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        has(&first.answer, "A", "foobar.com.", "127.0.0.1"),
+        "{}",
+        first.stdout
+    );
+
+    // The same question again comes from the cache, and the cache view says so.
+    let second = dig(resolver, &["+rec", "www.foobar.com", "A"]);
+    assert_eq!(type_data(&second.answer), type_data(&first.answer));
+    let view = http_get(&server, "www.foobar.com", "/_onebox/api/resolver/cache").json();
+    let recent: Vec<&serde_json::Value> = view["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == "www.foobar.com." && r["type"] == "A")
+        .collect();
+    assert_eq!(recent.len(), 2, "{view:#}");
+    assert_eq!(recent[0]["from_cache"], false, "{view:#}");
+    let asked: Vec<&str> = recent[0]["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    let expected = [root.to_string(), com.to_string(), server.dns.to_string()];
+    assert_eq!(asked, expected, "root, then com, then foobar.com: {view:#}");
+    assert_eq!(recent[1]["from_cache"], true, "{view:#}");
+    assert_eq!(
+        recent[1]["servers"].as_array().unwrap().len(),
+        0,
+        "{view:#}"
+    );
+    let cached = view["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "www.foobar.com." && e["type"] == "CNAME")
+        .unwrap_or_else(|| panic!("no cache entry for www.foobar.com CNAME: {view:#}"));
+    assert!(cached["hits"].as_u64().unwrap() >= 1, "{view:#}");
+    assert!(cached["ttl"].as_u64().unwrap() <= 3600, "{view:#}");
+}
+
+#[test]
+fn each_authority_answers_only_for_its_own_zones() {
+    skip_unless!(require_tool("dig", "bind9-dnsutils"));
+    let server = internet(&repo_path("internet"));
+    let (root, com) = (authority(&server, "."), authority(&server, "com"));
+
+    // foobar.com's server (the --dns address) does not serve com.
+    let refused = server.dig(&["com", "NS"]);
+    assert_eq!(refused.status, "REFUSED", "{}", refused.stdout);
+
+    // DS is the parent's to answer (RFC 4035 §3.1.4.1): com says NODATA with its SOA.
+    let ds = dig(com, &["foobar.com", "DS"]);
+    assert_eq!(ds.status, "NOERROR", "{}", ds.stdout);
+    assert!(ds.has_flag("aa"), "{}", ds.stdout);
+    assert!(ds.answer.is_empty(), "{}", ds.stdout);
+    assert_eq!(rtypes(&ds.authority), ["SOA"], "{}", ds.stdout);
+    assert_eq!(ds.authority[0].name, "com.", "{}", ds.stdout);
+
+    // A root NXDOMAIN carries the root's own SOA.
+    let nx = dig(root, &["nope.invalid", "A"]);
+    assert_eq!(nx.status, "NXDOMAIN", "{}", nx.stdout);
+    assert!(nx.has_flag("aa"), "{}", nx.stdout);
+    assert_eq!(rtypes(&nx.authority), ["SOA"], "{}", nx.stdout);
+    assert_eq!(nx.authority[0].name, ".", "{}", nx.stdout);
+}
+
+#[test]
+fn the_resolver_caches_nxdomain_and_reports_a_dead_server_with_ede() {
+    skip_unless!(require_tool("dig", "bind9-dnsutils"));
+    // The root also delegates org to 127.0.0.9, where nothing listens: a down server.
+    let dir = TempDir::new("hier-internet");
+    for file in ["com.zone", "foobar.com.zone"] {
+        let text = std::fs::read_to_string(repo_path("internet").join(file)).unwrap();
+        dir.write(file, &text);
+    }
+    let root = std::fs::read_to_string(repo_path("internet/root.zone")).unwrap();
+    dir.write(
+        "root.zone",
+        &format!("{root}org. 172800 IN NS a.nic.org.\na.nic.org. 172800 IN A 127.0.0.9\n"),
+    );
+    let server = internet(dir.path());
+    let resolver = server.ready_addr("resolver");
+
+    let down = dig(resolver, &["+rec", "www.example.org", "A"]);
+    assert_eq!(down.status, "SERVFAIL", "{}", down.stdout);
+    assert!(
+        down.stdout.contains("EDE: 22"),
+        "an Extended DNS Error 22 (No Reachable Authority): {}",
+        down.stdout
+    );
+
+    let nx = dig(resolver, &["+rec", "nope.foobar.com", "A"]);
+    assert_eq!(nx.status, "NXDOMAIN", "{}", nx.stdout);
+    assert_eq!(rtypes(&nx.authority), ["SOA"], "{}", nx.stdout);
+    let again = dig(resolver, &["+rec", "nope.foobar.com", "A"]);
+    assert_eq!(again.status, "NXDOMAIN", "{}", again.stdout);
+    let view = http_get(&server, "www.foobar.com", "/_onebox/api/resolver/cache").json();
+    let entry = view["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "nope.foobar.com.")
+        .unwrap_or_else(|| panic!("NXDOMAIN not cached: {view:#}"));
+    assert_eq!(entry["kind"], "nxdomain", "{view:#}");
+    // RFC 2308: kept for min(SOA TTL, MINIMUM) = 3600 s in foobar.com.
+    assert!(entry["ttl"].as_u64().unwrap() <= 3600, "{view:#}");
+    let last = view["recent"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["name"], "nope.foobar.com.", "{view:#}");
+    assert_eq!(last["from_cache"], true, "{view:#}");
+}
