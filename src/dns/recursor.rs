@@ -92,7 +92,7 @@ enum Single {
     /// The records at the name: the asked type, or a CNAME.
     Records(Vec<Record>),
     /// NXDOMAIN or NODATA, with the zone's SOA when the server sent one.
-    Negative(ResponseCode, Option<Record>),
+    Negative(ResponseCode, Option<Box<Record>>),
     /// Nobody could answer: the Extended DNS Error to send.
     Fail(u16, String),
 }
@@ -178,7 +178,6 @@ pub(crate) struct Recursor {
     /// The port every toy server listens on: glue carries addresses, not ports.
     port: u16,
     qmin: bool,
-    use_cache: bool,
     cache: Arc<Mutex<Cache>>,
 }
 
@@ -202,7 +201,6 @@ impl Recursor {
             ),
             port,
             qmin: true,
-            use_cache: true,
             cache: Arc::default(),
         }
     }
@@ -242,7 +240,7 @@ impl Recursor {
                 }
                 Single::Negative(rcode, soa) => {
                     outcome.rcode = rcode;
-                    outcome.authorities.extend(soa);
+                    outcome.authorities.extend(soa.map(|soa| *soa));
                     return outcome;
                 }
                 Single::Fail(code, text) => {
@@ -301,7 +299,7 @@ impl Recursor {
                 // RFC 8020: nothing exists below a name that does not exist, so a
                 // minimised NXDOMAIN settles the full name too.
                 self.store_negative(name, qtype, ResponseCode::NXDomain, soa.clone(), server);
-                return Single::Negative(ResponseCode::NXDomain, soa);
+                return Single::Negative(ResponseCode::NXDomain, soa.map(Box::new));
             }
             if let Some((child, child_servers, ttl)) = referral(&reply, &zone, &ask, self.port) {
                 budget.referrals += 1;
@@ -357,7 +355,7 @@ impl Recursor {
                 .collect();
             if here.is_empty() {
                 self.store_negative(name, qtype, ResponseCode::NoError, soa.clone(), server);
-                return Single::Negative(ResponseCode::NoError, soa);
+                return Single::Negative(ResponseCode::NoError, soa.map(Box::new));
             }
             // Keep the rest of the chain the server gave (in bailiwick) for the
             // next link, so following the CNAME costs no extra query.
@@ -377,9 +375,6 @@ impl Recursor {
 
     /// A cached answer for the name (the type asked, or a CNAME there).
     fn cached(&self, name: &Name, qtype: RecordType) -> Option<Single> {
-        if !self.use_cache {
-            return None;
-        }
         let now = Instant::now();
         let mut cache = self.lock();
         for rtype in [qtype, RecordType::CNAME] {
@@ -394,7 +389,10 @@ impl Recursor {
                 return Some(Single::Records(records));
             }
             if rtype == qtype {
-                return Some(Single::Negative(entry.rcode, records.into_iter().next()));
+                return Some(Single::Negative(
+                    entry.rcode,
+                    records.into_iter().next().map(Box::new),
+                ));
             }
         }
         None
@@ -439,7 +437,7 @@ impl Recursor {
         ttl: u32,
         server: SocketAddr,
     ) {
-        if !self.use_cache || ttl == 0 {
+        if ttl == 0 {
             return;
         }
         let mut cache = self.lock();
@@ -466,18 +464,16 @@ impl Recursor {
     /// The deepest zone cut we know above `name`, and its servers; the root hints
     /// when we know none.
     fn closest_cut(&self, name: &Name) -> (Name, Vec<SocketAddr>) {
-        if self.use_cache {
-            let now = Instant::now();
-            let cache = self.lock();
-            let mut current = name.clone();
-            while !current.is_root() {
-                if let Some(cut) = cache.delegations.get(&LowerName::from(&current))
-                    && u64::from(cut.ttl) > now.saturating_duration_since(cut.stored).as_secs()
-                {
-                    return (cut.zone.clone(), cut.servers.clone());
-                }
-                current = current.base_name();
+        let now = Instant::now();
+        let cache = self.lock();
+        let mut current = name.clone();
+        while !current.is_root() {
+            if let Some(cut) = cache.delegations.get(&LowerName::from(&current))
+                && u64::from(cut.ttl) > now.saturating_duration_since(cut.stored).as_secs()
+            {
+                return (cut.zone.clone(), cut.servers.clone());
             }
+            current = current.base_name();
         }
         (Name::root(), self.hints.to_vec())
     }
@@ -990,6 +986,8 @@ async fn serve_tcp(recursor: Recursor, mut stream: TcpStream, client: SocketAddr
 /// What `visit --trace` prints: every question asked on the way, then the answer.
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct Trace {
+    /// The name resolved.
+    pub(crate) name: String,
     pub(crate) steps: Vec<Step>,
     pub(crate) rcode: String,
     pub(crate) answers: Vec<ChainLink>,
@@ -1004,8 +1002,10 @@ pub(crate) async fn trace(root: SocketAddr, host: &str) -> anyhow::Result<Trace>
     let mut name = Name::from_ascii(host.trim_end_matches('.'))
         .map_err(|e| anyhow::anyhow!("bad host name {host}: {e}"))?;
     name.set_fqdn(true);
-    let mut recursor = Recursor::new(vec![root.ip()], root.port());
-    recursor.use_cache = false;
+    // A fresh resolver: its cache starts empty, so every step is asked on the
+    // wire, and holds only what this trace learns (the rest of a CNAME chain
+    // that came in the same answer, as any resolver would use it).
+    let recursor = Recursor::new(vec![root.ip()], root.port());
     let outcome = recursor.resolve(&name, RecordType::A).await;
     let addresses = outcome
         .answers
@@ -1017,6 +1017,7 @@ pub(crate) async fn trace(root: SocketAddr, host: &str) -> anyhow::Result<Trace>
         })
         .collect();
     Ok(Trace {
+        name: name.to_ascii(),
         steps: outcome.steps,
         rcode: super::engine::rcode_name(outcome.rcode).to_string(),
         answers: outcome

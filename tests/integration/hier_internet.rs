@@ -192,3 +192,58 @@ fn the_resolver_caches_nxdomain_and_reports_a_dead_server_with_ede() {
     assert_eq!(last["name"], "nope.foobar.com.", "{view:#}");
     assert_eq!(last["from_cache"], true, "{view:#}");
 }
+
+/// Whether `needles` appear in `text` in this order.
+fn in_order(text: &str, needles: &[&str]) {
+    let mut from = 0;
+    for needle in needles {
+        match text[from..].find(needle) {
+            Some(at) => from += at + needle.len(),
+            None => panic!("{needle:?} missing (or out of order) after byte {from}:\n{text}"),
+        }
+    }
+}
+
+#[test]
+fn visit_trace_walks_root_com_foobar_then_connects() {
+    let server = internet(&repo_path("internet"));
+    let root = authority(&server, ".").to_string();
+    let com = authority(&server, "com").to_string();
+    let url = format!("http://www.foobar.com:{}/", server.http.port());
+    let (status, stdout, stderr) = run_onebox(&["visit", "--trace", "--root", &root, &url], None);
+    assert!(status.success(), "{stdout}\n{stderr}");
+    let text = strip_ansi(&stdout);
+    in_order(
+        &text,
+        &[
+            &root,
+            "referral to com.",
+            &com,
+            "referral to foobar.com.",
+            &server.dns.to_string(),
+            "answer",
+            "connect",
+            "http",
+            "200 OK",
+        ],
+    );
+
+    let (status, stdout, stderr) =
+        run_onebox(&["visit", "--trace", "--root", &root, "--json", &url], None);
+    assert!(status.success(), "{stdout}\n{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let zones: Vec<&str> = json["trace"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["zone"].as_str())
+        .collect();
+    assert_eq!(zones, [".", "com.", "foobar.com."], "{json:#}");
+    let hops: Vec<&str> = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["hop"].as_str())
+        .collect();
+    assert_eq!(&hops[..3], ["dns", "connect", "http"], "{json:#}");
+}
