@@ -108,6 +108,8 @@ struct Budget {
 #[derive(Debug, Clone)]
 struct Entry {
     rcode: ResponseCode,
+    /// NXDOMAIN or NODATA: `records` holds the SOA, not an answer.
+    negative: bool,
     /// The records (positive) or the SOA (negative, when there was one).
     records: Vec<Record>,
     stored: Instant,
@@ -385,7 +387,7 @@ impl Recursor {
                 continue;
             };
             entry.hits += 1;
-            if entry.rcode == ResponseCode::NoError && !records.is_empty() {
+            if !entry.negative && !records.is_empty() {
                 return Some(Single::Records(records));
             }
             if rtype == qtype {
@@ -407,7 +409,7 @@ impl Recursor {
         server: SocketAddr,
     ) {
         let ttl = records.iter().map(|r| r.ttl).min().unwrap_or(0);
-        self.store_entry(owner, rtype, rcode, records, ttl, server);
+        self.store_entry(owner, rtype, rcode, false, records, ttl, server);
     }
 
     /// RFC 2308 §5: a negative answer is kept for min(SOA TTL, SOA MINIMUM); one
@@ -425,7 +427,15 @@ impl Recursor {
             RData::SOA(data) => soa.ttl.min(data.minimum),
             _ => soa.ttl,
         };
-        self.store_entry(LowerName::from(name), qtype, rcode, vec![soa], ttl, server);
+        self.store_entry(
+            LowerName::from(name),
+            qtype,
+            rcode,
+            true,
+            vec![soa],
+            ttl,
+            server,
+        );
     }
 
     fn store_entry(
@@ -433,6 +443,7 @@ impl Recursor {
         owner: LowerName,
         rtype: RecordType,
         rcode: ResponseCode,
+        negative: bool,
         records: Vec<Record>,
         ttl: u32,
         server: SocketAddr,
@@ -452,6 +463,7 @@ impl Recursor {
             (owner, rtype),
             Entry {
                 rcode,
+                negative,
                 records,
                 stored: Instant::now(),
                 ttl,
@@ -687,9 +699,7 @@ impl Recursor {
             .iter()
             .filter_map(|((owner, rtype), entry)| {
                 let ttl = entry.ttl_left(now)?;
-                let negative = entry.rcode != ResponseCode::NoError
-                    || entry.records.iter().all(|r| r.record_type() == RecordType::SOA)
-                        && *rtype != RecordType::SOA;
+                let negative = entry.negative;
                 Some(serde_json::json!({
                     "name": owner.to_string(),
                     "type": rtype.to_string(),
