@@ -37,7 +37,7 @@ ns1 IN A   127.0.0.1
 ";
 
 /// A temp folder and the `data` folder path inside it (not created: onebox does).
-fn data_dir(tag: &str) -> (TempDir, PathBuf) {
+pub(crate) fn data_dir(tag: &str) -> (TempDir, PathBuf) {
     let dir = TempDir::new(tag);
     let data = dir.join("data");
     (dir, data)
@@ -306,7 +306,7 @@ fn ca_install_asks_first_and_uninstall_removes_exactly_what_it_added() {
 
 /// Signs a leaf for `san` with the CA key (as a thief with the key would) and
 /// returns what `openssl verify -CAfile ca.pem` says.
-fn forge_and_verify(dir: &TempDir, data: &Path, san: &str) -> (bool, String) {
+pub(crate) fn forge_and_verify(dir: &TempDir, data: &Path, san: &str) -> (bool, String) {
     let tag = san.replace([':', '.'], "_");
     let leaf = dir.path().join(format!("{tag}.pem"));
     let key = dir.path().join(format!("{tag}-key.pem"));

@@ -290,3 +290,53 @@ fn bind_and_nsd_load_the_internet_zones() {
         }
     }
 }
+
+/// Serving `.` and `com` does not widen the CA: a leaf for a name outside the
+/// website names, signed with the CA's own key, fails `openssl verify`.
+#[test]
+fn the_ca_vouches_only_for_website_names_while_serving_root_and_com() {
+    skip_unless!(require_tool("openssl", "openssl"));
+    let (dir, data) = crate::ca::data_dir("hier-ca");
+    let server = Onebox::spawn()
+        .zones(repo_path("internet"))
+        .data(&data)
+        .start();
+    assert!(server.ready["resolver"].is_string(), "{}", server.ready);
+    let (ok, said) = crate::ca::forge_and_verify(&dir, &data, "DNS:www.foobar.com");
+    assert!(
+        ok,
+        "www.foobar.com is a website name and must verify:\n{said}"
+    );
+    for san in ["DNS:www.google.com", "DNS:example.com", "DNS:nic.com"] {
+        let (ok, said) = crate::ca::forge_and_verify(&dir, &data, san);
+        assert!(
+            !ok && said.contains("permitted subtree violation"),
+            "a leaf for {san} signed by our CA must be rejected:\n{said}"
+        );
+    }
+}
+
+/// The teaching scenario runs end to end: referrals, the resolver, its cache,
+/// negative caching, and a stopped com server (cached name fine, new name SERVFAIL+EDE).
+#[test]
+fn the_hierarchy_scenario_walks_referrals_cache_and_a_dead_com() {
+    skip_unless!(require_tool("dig", "bind9-dnsutils"));
+    let out = crate::scripts::run("scripts/scenarios/hierarchy.sh", &[]);
+    let mut from = 0;
+    for needle in [
+        "a.nic.com.\t\t172800\tIN\tA\t127.0.0.3",
+        "ns1.foobar.com.",
+        "flags: qr rd ra;",
+        "www.foobar.com. A NOERROR from cache",
+        "status: NXDOMAIN",
+        "status: NXDOMAIN",
+        "foobar.com.\t\t",
+        "status: SERVFAIL",
+        "; EDE: 22 (No Reachable Authority)",
+    ] {
+        match out[from..].find(needle) {
+            Some(at) => from += at + needle.len(),
+            None => panic!("{needle:?} missing or out of order:\n{out}"),
+        }
+    }
+}
