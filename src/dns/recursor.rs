@@ -120,6 +120,24 @@ struct Entry {
 }
 
 impl Entry {
+    fn new(
+        rcode: ResponseCode,
+        negative: bool,
+        records: Vec<Record>,
+        ttl: u32,
+        server: SocketAddr,
+    ) -> Self {
+        Self {
+            rcode,
+            negative,
+            records,
+            stored: Instant::now(),
+            ttl,
+            servers: vec![server],
+            hits: 0,
+        }
+    }
+
     fn ttl_left(&self, now: Instant) -> Option<u32> {
         let age = now.saturating_duration_since(self.stored).as_secs();
         u32::try_from(age)
@@ -409,7 +427,7 @@ impl Recursor {
         server: SocketAddr,
     ) {
         let ttl = records.iter().map(|r| r.ttl).min().unwrap_or(0);
-        self.store_entry(owner, rtype, rcode, false, records, ttl, server);
+        self.store_entry(owner, rtype, Entry::new(rcode, false, records, ttl, server));
     }
 
     /// RFC 2308 §5: a negative answer is kept for min(SOA TTL, SOA MINIMUM); one
@@ -430,25 +448,12 @@ impl Recursor {
         self.store_entry(
             LowerName::from(name),
             qtype,
-            rcode,
-            true,
-            vec![soa],
-            ttl,
-            server,
+            Entry::new(rcode, true, vec![soa], ttl, server),
         );
     }
 
-    fn store_entry(
-        &self,
-        owner: LowerName,
-        rtype: RecordType,
-        rcode: ResponseCode,
-        negative: bool,
-        records: Vec<Record>,
-        ttl: u32,
-        server: SocketAddr,
-    ) {
-        if ttl == 0 {
+    fn store_entry(&self, owner: LowerName, rtype: RecordType, entry: Entry) {
+        if entry.ttl == 0 {
             return;
         }
         let mut cache = self.lock();
@@ -459,18 +464,7 @@ impl Recursor {
                 cache.entries.clear();
             }
         }
-        cache.entries.insert(
-            (owner, rtype),
-            Entry {
-                rcode,
-                negative,
-                records,
-                stored: Instant::now(),
-                ttl,
-                servers: vec![server],
-                hits: 0,
-            },
-        );
+        cache.entries.insert((owner, rtype), entry);
     }
 
     /// The deepest zone cut we know above `name`, and its servers; the root hints
