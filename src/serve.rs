@@ -476,7 +476,8 @@ fn spawn_servers(
         );
         if let Some((udp, tcp)) = resolver {
             let at = udp.local_addr()?;
-            let resolving = dns::recursor::Recursor::new(internet.hints.clone(), addrs.dns.port());
+            let resolving = dns::recursor::Recursor::new(internet.hints.clone(), addrs.dns.port())
+                .with_live(shared.live.clone());
             tracing::info!(
                 "dns: recursive resolver on {at} (udp, tcp), from the root hints {:?}",
                 internet.hints

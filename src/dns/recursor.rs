@@ -199,6 +199,9 @@ pub(crate) struct Recursor {
     port: u16,
     qmin: bool,
     cache: Arc<Mutex<Cache>>,
+    /// Where the live view hears about each resolution, and whether the cache
+    /// answered it.
+    live: Option<crate::live::Live>,
 }
 
 impl std::fmt::Debug for Recursor {
@@ -222,7 +225,14 @@ impl Recursor {
             port,
             qmin: true,
             cache: Arc::default(),
+            live: None,
         }
+    }
+
+    /// Publishes every resolution to the live view too.
+    pub(crate) fn with_live(mut self, live: crate::live::Live) -> Self {
+        self.live = Some(live);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -652,6 +662,25 @@ impl Recursor {
         };
         reply.edns = edns;
         let micros = started.elapsed().as_micros() as u64;
+        if let Some(live) = &self.live
+            && !name.is_empty()
+        {
+            live.publish(crate::live::Event::Dns {
+                at_ms: crate::live::now_ms(),
+                client,
+                // The live view prints this beside the client: where the answer came from.
+                transport: if from_cache {
+                    "resolver, from cache"
+                } else {
+                    "resolver, asked the servers"
+                },
+                name: name.clone(),
+                qtype: rtype.clone(),
+                rcode: super::engine::rcode_name(rcode).to_string(),
+                answers: u16::try_from(reply.answers.len()).unwrap_or(u16::MAX),
+                micros,
+            });
+        }
         if !name.is_empty() {
             let mut cache = self.lock();
             if cache.recent.len() >= RECENT {

@@ -340,3 +340,27 @@ fn the_hierarchy_scenario_walks_referrals_cache_and_a_dead_com() {
         }
     }
 }
+
+/// The live view hears each resolution, and says whether the servers were asked
+/// or the cache answered.
+#[test]
+fn the_live_view_says_whether_the_resolver_asked_or_the_cache_answered() {
+    skip_unless!(require_tool("dig", "bind9-dnsutils"));
+    let server = internet(&repo_path("internet"));
+    let resolver = server.ready_addr("resolver");
+    let mut events = crate::live::EventStream::open(server.http, "www.foobar.com");
+    for _ in 0..2 {
+        let reply = dig(resolver, &["+rec", "www.foobar.com", "A"]);
+        assert_eq!(reply.status, "NOERROR", "{}", reply.stdout);
+    }
+    let mut seen = Vec::new();
+    let of = |transport: &'static str| {
+        move |e: &serde_json::Value| e["transport"] == transport && e["name"] == "www.foobar.com."
+    };
+    events.wait_for(
+        &mut seen,
+        of("resolver, asked the servers"),
+        "resolver asked",
+    );
+    events.wait_for(&mut seen, of("resolver, from cache"), "resolver from cache");
+}
