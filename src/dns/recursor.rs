@@ -55,6 +55,9 @@ const RECENT: usize = 50;
 /// RFC 8914 info codes we send.
 const EDE_OTHER: u16 = 0;
 const EDE_NO_REACHABLE_AUTHORITY: u16 = 22;
+/// Resolutions in flight at once; past it a UDP query is dropped (the client
+/// retries), so a flood cannot grow tasks and sockets without bound.
+const MAX_IN_FLIGHT: usize = 256;
 /// The EDNS option code of an Extended DNS Error (RFC 8914 §2).
 const EDE_OPTION: u16 = 15;
 
@@ -963,15 +966,20 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) {
     let udp = Arc::new(udp);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut buf = vec![0u8; 65535];
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             received = udp.recv_from(&mut buf) => {
                 let Ok((n, client)) = received else { continue };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    continue; // busy: drop it, as a loaded resolver does
+                };
                 let packet = buf[..n].to_vec();
                 let (recursor, udp) = (recursor.clone(), udp.clone());
                 tokio::spawn(async move {
+                    let _slot = slot;
                     if let Some(reply) = recursor.answer(&packet, client, true).await {
                         let _ = udp.send_to(&reply, client).await;
                     }
@@ -979,8 +987,12 @@ pub(crate) async fn serve(
             }
             accepted = tcp.accept() => {
                 let Ok((stream, client)) = accepted else { continue };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    continue; // busy: closing the connection tells the client at once
+                };
                 let (recursor, shutdown) = (recursor.clone(), shutdown.clone());
                 tokio::spawn(async move {
+                    let _slot = slot;
                     tokio::select! {
                         () = shutdown.cancelled() => {}
                         () = serve_tcp(recursor, stream, client) => {}
