@@ -12,9 +12,9 @@
 //! - QNAME minimisation (RFC 9156): a server is asked only for one label more than
 //!   the zone it is known to serve (`com.` of the root, `foobar.com.` of com).
 //! - A fresh socket (so a fresh random source port) and a random ID per query, and
-//!   0x20 mixed case in the name (a spoofed answer must echo the exact case): the
-//!   defences of RFC 5452 against off-path cache poisoning, the class of flaw of
-//!   hickory's advisory GHSA-83hf-93m4-rgwq (fixed only in 0.26's resolver).
+//!   0x20 mixed case in the name (a spoofed answer must echo the exact case): RFC
+//!   5452's defences against off-path cache poisoning plus the 0x20 draft's, the
+//!   class of flaw of hickory's advisory GHSA-83hf-93m4-rgwq (fixed in 0.26).
 //! - Bailiwick checks: a server may only tell us about names inside the zone it
 //!   was asked as; glue outside that zone is dropped.
 //! - Bounded work: at most [`MAX_QUERIES`] queries, [`MAX_REFERRALS`] referrals
