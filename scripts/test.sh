@@ -62,6 +62,7 @@ PACKAGES=(
     "wrk:wrk"                       # load for scripts/scenarios/scale.sh (tests/scripts.rs)
     "util-linux:script"             # a real terminal for visit's colour test
     "postgresql:"                   # PostgreSQL 15+: the --db postgres:// backend (tests/integration/pg_*.rs, second site pass)
+    "unbound:unbound"               # a stock resolver against the toy Internet (scripts/internet-netns.sh)
 )
 
 missing=()
@@ -92,8 +93,8 @@ fi
 # tests only use their zone checkers, and run any oracle server by hand on its own
 # port, so stop the services. There may be no systemd (containers): tolerate that.
 if command -v systemctl >/dev/null 2>&1; then
-    as_root systemctl stop nsd knot >/dev/null 2>&1 || true
-    as_root systemctl disable nsd knot >/dev/null 2>&1 || true
+    as_root systemctl stop nsd knot unbound >/dev/null 2>&1 || true
+    as_root systemctl disable nsd knot unbound >/dev/null 2>&1 || true
 fi
 # Without systemd, postinst may have started them through init scripts. Stop only
 # the package daemons: /usr/sbin/nsd or /usr/sbin/knotd listening on port 53.
@@ -102,7 +103,7 @@ if command -v ss >/dev/null 2>&1; then
                $(ss -Hlntp 'sport = :53' 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
         exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
         case "$exe" in
-            /usr/sbin/nsd | /usr/sbin/knotd)
+            /usr/sbin/nsd | /usr/sbin/knotd | /usr/sbin/unbound)
                 echo "stopping the $exe system daemon (pid $pid) that its package started on port 53"
                 as_root kill "$pid" 2>/dev/null || true
                 ;;

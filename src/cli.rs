@@ -174,6 +174,10 @@ pub struct ServeArgs {
     /// Live view: show every client's events, not only the viewer's own (for a classroom projector).
     #[arg(long)]
     pub live_public: bool,
+
+    /// The toy Internet's recursive resolver, started when the zones include a root zone. Default: 127.0.0.53 on the DNS port, where systemd-resolved's stub listens.
+    #[arg(long, value_name = "ADDR")]
+    pub resolver: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -280,6 +284,14 @@ pub struct VisitArgs {
     /// Add a request header (repeatable); a Host header replaces the URL's.
     #[arg(short = 'H', long = "header", value_name = "Name: value")]
     pub headers: Vec<String>,
+
+    /// Resolve the name iteratively from the root, like dig +trace, and print each server asked.
+    #[arg(long)]
+    pub trace: bool,
+
+    /// With --trace: the root server to start from. Default: the toy root, 127.0.0.2 on the default DNS port.
+    #[arg(long, value_name = "ADDR", requires = "trace")]
+    pub root: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -14,10 +14,10 @@
 //! gracefully (stop accepting, let in-flight requests finish, close the database
 //! last), and a server that ends on its own stops the process with its error.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -101,12 +101,29 @@ struct Config {
     /// HTTPS sits beside HTTP: on the address --http names when it names one.
     https: Option<SocketAddr>,
     dot: SocketAddr,
+    /// With a root zone: the toy Internet's servers and its resolver.
+    internet: Option<Internet>,
     /// A listener given port 0 means a test fixture: the listeners not named on the
     /// command line then pick free ports too, so parallel fixtures never collide.
     fixture: bool,
     /// The database: `--db`, else redb in `--data` (in memory with `--ephemeral`).
     backend: Backend,
 }
+
+/// The toy Internet: which zones each address serves, and where the resolver goes.
+struct Internet {
+    /// Zone (`.`, `com`, `foobar.com`) → the addresses its NS glue gives.
+    authorities: BTreeMap<String, Vec<IpAddr>>,
+    /// `--resolver`; `None` means 127.0.0.53 on the DNS port.
+    resolver: Option<SocketAddr>,
+    /// The root servers' addresses: where resolution starts.
+    hints: Vec<IpAddr>,
+}
+
+/// The resolver's default address. 127.0.0.53 is where systemd-resolved's stub
+/// listens on most Linux machines: a resolver a stub talks to lives there, and
+/// loopback keeps it private to this machine.
+const RESOLVER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 53);
 
 fn validate(args: ServeArgs) -> anyhow::Result<Config> {
     let transfer = parse_networks(&args.allow_transfer).context("bad --allow-transfer")?;
@@ -146,7 +163,16 @@ fn validate(args: ServeArgs) -> anyhow::Result<Config> {
             SocketAddr::new(default.ip(), default_port(default.port()))
         }
     };
+    let internet = zones.has_root().then(|| Internet {
+        authorities: zones.authorities(),
+        resolver: args.resolver,
+        hints: zones.root_hints().into_iter().map(|(_, ip)| ip).collect(),
+    });
+    if internet.is_none() && args.resolver.is_some() {
+        bail!("--resolver needs a root zone among the zones (try --zones internet)");
+    }
     Ok(Config {
+        internet,
         args,
         zones,
         transfer,
@@ -185,6 +211,9 @@ struct Listeners {
     http: TcpListener,
     https: TcpListener,
     dot: TcpListener,
+    /// The toy Internet's other addresses: (address, its zones, UDP, TCP).
+    authorities: Vec<(IpAddr, Vec<String>, UdpSocket, TcpListener)>,
+    resolver: Option<(UdpSocket, TcpListener)>,
 }
 
 async fn bind_all(config: &Config) -> anyhow::Result<Listeners> {
@@ -207,13 +236,50 @@ async fn bind_all(config: &Config) -> anyhow::Result<Listeners> {
             &format!("--dot {}", cli::DEFAULT_DOT),
         )
     })?;
+    let (authorities, resolver) = bind_internet(config, udp.local_addr()?).await?;
     Ok(Listeners {
         udp,
         tcp,
         http,
         https,
         dot,
+        authorities,
+        resolver,
     })
+}
+
+/// Each toy-Internet address other than `--dns`'s, on the DNS port, and the resolver.
+#[allow(clippy::type_complexity)]
+async fn bind_internet(
+    config: &Config,
+    dns: SocketAddr,
+) -> anyhow::Result<(
+    Vec<(IpAddr, Vec<String>, UdpSocket, TcpListener)>,
+    Option<(UdpSocket, TcpListener)>,
+)> {
+    let Some(internet) = &config.internet else {
+        return Ok((Vec::new(), None));
+    };
+    let mut authorities = Vec::new();
+    for (ip, zones) in dns::authorities::zones_by_address(&internet.authorities) {
+        if ip == dns.ip() {
+            continue;
+        }
+        let (udp, tcp) = bind_dns(SocketAddr::new(ip, dns.port()))
+            .await
+            .with_context(|| {
+                format!(
+                    "the server for {} listens where its glue says",
+                    zones.join(", ")
+                )
+            })?;
+        authorities.push((ip, zones, udp, tcp));
+    }
+    let resolver = internet
+        .resolver
+        .unwrap_or(SocketAddr::new(IpAddr::V4(RESOLVER_IP), dns.port()));
+    let resolver = bind_dns(resolver).await.context("--resolver")?;
+    Ok((authorities, Some(resolver)))
 }
 
 /// Phase 3: what the servers share and what outlives a request.
@@ -322,6 +388,9 @@ struct Addrs {
     http: SocketAddr,
     https: SocketAddr,
     dot: SocketAddr,
+    /// Zone → where its server listens (toy Internet only).
+    authorities: Option<BTreeMap<String, Vec<SocketAddr>>>,
+    resolver: Option<SocketAddr>,
 }
 
 /// Handles the servers share: the DNS engine (DoH answers through it), the live
@@ -346,12 +415,16 @@ fn spawn_servers(
         http,
         https,
         dot,
+        authorities,
+        resolver,
     } = listeners;
-    let addrs = Addrs {
+    let mut addrs = Addrs {
         dns: udp.local_addr()?,
         http: http.local_addr()?,
         https: https.local_addr()?,
         dot: dot.local_addr()?,
+        authorities: None,
+        resolver: None,
     };
     let mut servers = Servers::default();
     let live = Live::new();
@@ -360,8 +433,71 @@ fn spawn_servers(
         live,
         maintenance: Maintenance::default(),
     };
+    // In the toy Internet the --dns address is one authority among others and
+    // answers only for the zones whose glue points there; DoH keeps them all.
+    let mut dns_engine = shared.engine.clone();
+    let mut recursor = None;
+    if let Some(internet) = &config.internet {
+        let engine_for = |zones: &[String]| -> anyhow::Result<Engine> {
+            Ok(
+                Engine::new(config.zones.only(zones)?, config.transfer.clone())
+                    .with_live(shared.live.clone()),
+            )
+        };
+        let by_address = dns::authorities::zones_by_address(&internet.authorities);
+        if let Some(zones) = by_address.get(&addrs.dns.ip()) {
+            dns_engine = engine_for(zones)?;
+        }
+        for (ip, zones, udp, tcp) in authorities {
+            let engine = engine_for(&zones)?;
+            tracing::info!(
+                "dns: {} answering at {ip} (udp, tcp), where the glue says",
+                zones.join(", ")
+            );
+            let server = dns::server::run(
+                engine,
+                udp,
+                tcp,
+                None,
+                dns::server::Limits::default(),
+                config.rrl.clone(),
+                servers.shutdown.child_token(),
+            );
+            servers.spawn("dns authority", async move {
+                server.await;
+                Ok(())
+            });
+        }
+        addrs.authorities = Some(
+            internet
+                .authorities
+                .iter()
+                .map(|(zone, ips)| {
+                    let at = ips.iter().map(|ip| SocketAddr::new(*ip, addrs.dns.port()));
+                    (zone.clone(), at.collect())
+                })
+                .collect(),
+        );
+        if let Some((udp, tcp)) = resolver {
+            let at = udp.local_addr()?;
+            let resolving = dns::recursor::Recursor::new(internet.hints.clone(), addrs.dns.port())
+                .with_live(shared.live.clone());
+            tracing::info!(
+                "dns: recursive resolver on {at} (udp, tcp), from the root hints {:?}",
+                internet.hints
+            );
+            let server =
+                dns::recursor::serve(resolving.clone(), udp, tcp, servers.shutdown.child_token());
+            servers.spawn("dns resolver", async move {
+                server.await;
+                Ok(())
+            });
+            addrs.resolver = Some(at);
+            recursor = Some(resolving);
+        }
+    }
     let dns_server = dns::server::run(
-        shared.engine.clone(),
+        dns_engine,
         udp,
         tcp,
         Some((dot, state.certs.server_config(&[b"dot"])?)),
@@ -392,11 +528,21 @@ fn spawn_servers(
         renewal.await;
         Ok(())
     });
-    spawn_web(&mut servers, config, state, shared, http, https, addrs.dns)?;
+    spawn_web(
+        &mut servers,
+        config,
+        state,
+        shared,
+        http,
+        https,
+        addrs.dns,
+        recursor,
+    )?;
     Ok((servers, addrs))
 }
 
 /// The web server (HTTP and HTTPS): everything it is handed is assembled here.
+#[allow(clippy::too_many_arguments)]
 fn spawn_web(
     servers: &mut Servers,
     config: &Config,
@@ -405,7 +551,19 @@ fn spawn_web(
     http: TcpListener,
     https: TcpListener,
     dns_addr: SocketAddr,
+    recursor: Option<dns::recursor::Recursor>,
 ) -> anyhow::Result<()> {
+    // The resolver's cache view, as JSON: only when the toy Internet runs.
+    let mut extra = axum::Router::new();
+    if let Some(recursor) = recursor {
+        extra = extra.route(
+            "/_onebox/api/resolver/cache",
+            axum::routing::get(move || {
+                let view = recursor.cache_json();
+                async move { axum::Json(view) }
+            }),
+        );
+    }
     let web_config = WebConfig {
         zones: config.zones.clone(),
         db: state.db.clone(),
@@ -418,7 +576,8 @@ fn spawn_web(
             zones: config.zones.clone(),
             session_ttl: config.session_ttl,
             post_rate: config.args.post_rate,
-        }),
+        })
+        .merge(extra),
         engine: shared.engine,
         live: shared.live,
         maintenance: shared.maintenance,
@@ -489,6 +648,9 @@ impl Servers {
 /// they are written in this (alphabetical) order.
 #[derive(Serialize)]
 struct Ready {
+    /// Toy Internet only: zone → the addresses its server listens on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorities: Option<BTreeMap<String, Vec<SocketAddr>>>,
     ca: String,
     control: String,
     /// `null` with `--ephemeral`.
@@ -499,6 +661,9 @@ struct Ready {
     https: SocketAddr,
     pid: u32,
     ready: bool,
+    /// Toy Internet only: the recursive resolver's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resolver: Option<SocketAddr>,
     /// Each served zone once, whether or not its apex has an address.
     zones: Vec<String>,
 }
@@ -506,6 +671,8 @@ struct Ready {
 fn print_ready(config: &Config, state: &State, addrs: &Addrs) -> anyhow::Result<()> {
     let args = &config.args;
     let ready = Ready {
+        authorities: addrs.authorities.clone(),
+        resolver: addrs.resolver,
         ca: state.certs.ca().path().display().to_string(),
         control: state.control_path.display().to_string(),
         data: (!args.ephemeral).then(|| args.data.display().to_string()),
@@ -636,6 +803,9 @@ async fn stop(mut servers: Servers, state: State) {
 /// does not cover (`shop.eu.foobar.com`).
 fn certificate_names(zones: &Zones) -> Vec<String> {
     let mut names = zones.names();
+    // The root and TLDs of the toy Internet serve no website, and the CA may not
+    // vouch for them (src/ca/limits.rs): no certificate for `.` or `com`.
+    names.retain(|zone| zone.trim_matches('.').contains('.'));
     for host in zones.site_hosts() {
         let covered = names.iter().any(|zone| {
             host == *zone
@@ -800,6 +970,8 @@ mod tests {
     #[test]
     fn the_ready_line_keeps_its_keys_and_their_order() {
         let ready = Ready {
+            authorities: None,
+            resolver: None,
             ca: "data/ca.pem".into(),
             control: "data/onebox.sock".into(),
             data: Some("data".into()),

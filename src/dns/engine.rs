@@ -444,7 +444,7 @@ fn our_opt(request_edns: &Edns) -> Edns {
 }
 
 /// The mnemonic dig prints, which is what people search for.
-fn rcode_name(rcode: ResponseCode) -> &'static str {
+pub(crate) fn rcode_name(rcode: ResponseCode) -> &'static str {
     match rcode {
         ResponseCode::NoError => "NOERROR",
         ResponseCode::FormErr => "FORMERR",

@@ -10,12 +10,14 @@
 //! hickory's types stay inside this module; the rest of onebox sees strings and
 //! `std::net` addresses.
 
+pub(crate) mod authorities;
 pub(crate) mod cache;
 pub(crate) mod doh;
 pub(crate) mod engine;
 pub(crate) mod lookup;
 mod peer;
 pub(crate) mod probe;
+pub(crate) mod recursor;
 pub(crate) mod server;
 pub(crate) mod zonefile;
 
@@ -478,12 +480,12 @@ impl Zones {
         report
     }
 
-    /// The zones served, by name: `foobar.com`.
+    /// The zones served, by name: `foobar.com` (and `.` for the root).
     pub(crate) fn names(&self) -> Vec<String> {
         self.snapshot()
             .zones
             .values()
-            .map(|z| display_name(z.origin()))
+            .map(|z| authorities::zone_label(z.origin()))
             .collect()
     }
 

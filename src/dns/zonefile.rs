@@ -335,10 +335,15 @@ pub(crate) fn parse_zone(source: &ZoneSource) -> Result<ParsedZone, Vec<Problem>
     })
 }
 
-/// `zones/foobar.com.zone` names the zone `foobar.com.`: the default `$ORIGIN`.
+/// `zones/foobar.com.zone` names the zone `foobar.com.`: the default `$ORIGIN`
+/// (and `internet/root.zone` the root zone, ".").
 fn origin_from_file_name(path: &Path) -> Option<Name> {
     let name = path.file_name()?.to_str()?;
     let stem = name.strip_suffix(".zone").unwrap_or(name);
+    if stem == "root" {
+        // BIND's name for the root zone's file: `root.zone` is the zone ".".
+        return Some(Name::root());
+    }
     let mut origin = Name::from_ascii(stem).ok()?;
     origin.set_fqdn(true);
     Some(origin)

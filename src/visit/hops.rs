@@ -150,6 +150,8 @@ pub(crate) struct Request {
     /// CA certificates from `--cacert`: the only roots the TLS hop trusts.
     pub(crate) trust: Vec<CertificateDer<'static>>,
     pub(crate) cacert_given: bool,
+    /// `--trace`: resolve iteratively from this root server instead of asking `dns`.
+    pub(crate) trace_root: Option<SocketAddr>,
 }
 
 impl Request {
@@ -193,6 +195,9 @@ impl Request {
             body: args.data.clone().map(Bytes::from),
             trust,
             cacert_given: args.cacert.is_some(),
+            trace_root: args
+                .trace
+                .then(|| args.root.unwrap_or_else(super::trace_iter::default_root)),
         })
     }
 
@@ -206,6 +211,7 @@ impl Request {
             body: None,
             trust: Vec::new(),
             cacert_given: false,
+            trace_root: None,
         }
     }
 }
@@ -229,13 +235,14 @@ pub(crate) async fn visit(request: &Request, limits: &Limits) -> Visit {
     let started = Instant::now();
     let mut visit = Visit {
         url: request.target.url.clone(),
-        dns_server: request.dns,
+        dns_server: request.trace_root.unwrap_or(request.dns),
         ok: false,
         steps: Vec::new(),
         timing: Timing::default(),
         error: None,
+        trace: None,
     };
-    let result = walk(request, limits, &mut visit.steps).await;
+    let result = walk(request, limits, &mut visit.steps, &mut visit.trace).await;
     visit.timing = timing_of(&visit.steps, started.elapsed());
     match result {
         Ok(()) => visit.ok = true,
@@ -259,9 +266,21 @@ fn timing_of(steps: &[Step], total: Duration) -> Timing {
     }
 }
 
-async fn walk(request: &Request, limits: &Limits, steps: &mut Vec<Step>) -> Result<(), VisitError> {
+async fn walk(
+    request: &Request,
+    limits: &Limits,
+    steps: &mut Vec<Step>,
+    trace: &mut Option<crate::dns::recursor::Trace>,
+) -> Result<(), VisitError> {
     let target = &request.target;
-    let ips = dns_hop(target, request.dns, steps).await?;
+    let ips = match (request.trace_root, target.ip) {
+        (Some(root), None) => {
+            let (traced, ips) = super::trace_iter::dns_hop(&target.host, root, steps).await;
+            *trace = traced;
+            ips?
+        }
+        _ => dns_hop(target, request.dns, steps).await?,
+    };
     let (stream, addr) = connect_hop(&ips, target, limits, steps).await?;
     let (io, h2): (Box<dyn Io>, bool) = match target.scheme {
         Scheme::Http => (Box::new(stream), false),

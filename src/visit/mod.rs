@@ -18,6 +18,7 @@ pub mod doctor;
 pub(crate) mod hops;
 pub mod resolver;
 pub(crate) mod server_timing;
+pub(crate) mod trace_iter;
 pub(crate) mod view;
 
 use std::io::Write;
@@ -77,6 +78,9 @@ pub(crate) struct Visit {
     pub(crate) steps: Vec<Step>,
     pub(crate) timing: Timing,
     pub(crate) error: Option<Failure>,
+    /// `--trace`: every server asked on the way down from the root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) trace: Option<crate::dns::recursor::Trace>,
 }
 
 /// One hop: whether it worked, how long it took, and what it saw.
@@ -379,7 +383,12 @@ pub fn run(args: VisitArgs) -> anyhow::Result<ExitCode> {
     let text = if args.json {
         serde_json::to_string_pretty(&visit)? + "\n"
     } else {
-        view::render(&visit, &view::Paint::for_stdout())
+        let paint = view::Paint::for_stdout();
+        let traced = match (&visit.trace, request.trace_root) {
+            (Some(trace), Some(root)) => trace_iter::render(trace, root, &paint),
+            _ => String::new(),
+        };
+        traced + &view::render(&visit, &paint)
     };
     print_out(&text)?;
     Ok(match &visit.error {

@@ -309,6 +309,7 @@ mod tests {
     fn plain_view_aligns_the_chain_and_names_the_failure() {
         let visit = Visit {
             url: "http://www.foobar.com:9/".into(),
+            trace: None,
             dns_server: "127.0.0.1:1053".parse().unwrap(),
             ok: false,
             steps: vec![

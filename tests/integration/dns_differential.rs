@@ -548,7 +548,11 @@ const ALLOWED: &[Allowance] = &[
                 && onebox
                     .authority
                     .iter()
-                    .all(|(name, rtype, ..)| name == "foobar.com." && rtype == "NS")
+                    // The apex of each zone compared: foobar.com, and the toy
+                    // Internet's com and root.
+                    .all(|(name, rtype, ..)| {
+                        matches!(name.as_str(), "foobar.com." | "com." | ".") && rtype == "NS"
+                    })
         },
     },
     Allowance {
@@ -619,6 +623,7 @@ impl Daemon {
     /// Every path the daemon writes to is inside `dir`; it runs in the foreground,
     /// as the current user, with one worker.
     fn command(self, dir: &Path, zone: &Path, port: u16) -> Command {
+        let origin = origin_of(zone);
         let d = dir.display();
         let zone = zone.display();
         match self {
@@ -648,7 +653,7 @@ impl Daemon {
 remote-control:
     control-enable: no
 zone:
-    name: foobar.com
+    name: "{origin}"
     zonefile: "{zone}"
 "#
                 );
@@ -668,7 +673,7 @@ zone:
     zonefile-load: whole
     journal-content: none
 zone:
-  - domain: foobar.com
+  - domain: "{origin}"
     file: "{zone}"
 "#
                 );
@@ -688,6 +693,22 @@ struct Oracle {
     child: Option<Child>,
     addr: SocketAddr,
     dir: PathBuf,
+    /// The zone served, `foobar.com.` or `.`: readiness is its SOA answered.
+    origin: String,
+}
+
+/// The zone a file holds, from its name: `foobar.com.zone` is `foobar.com.`,
+/// `root.zone` the root (BIND's name for it), `com.zone` is `com.`.
+fn origin_of(zone: &Path) -> String {
+    let stem = zone
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".zone"))
+        .expect("a zone file named ORIGIN.zone");
+    match stem {
+        "root" => ".".to_string(),
+        stem => format!("{stem}."),
+    }
 }
 
 impl Oracle {
@@ -728,6 +749,7 @@ impl Oracle {
                 child: Some(child),
                 addr: SocketAddr::from(([127, 0, 0, 1], port)),
                 dir,
+                origin: origin_of(zone),
             };
             match oracle.wait_ready() {
                 Ok(()) => return oracle,
@@ -750,7 +772,7 @@ impl Oracle {
 
     /// Polls the zone's SOA until the daemon answers it with NOERROR.
     fn wait_ready(&mut self) -> Result<(), String> {
-        let probe = encode(&query("foobar.com.", RecordType::SOA));
+        let probe = encode(&query(&self.origin, RecordType::SOA));
         let deadline = Instant::now() + READY_WAIT;
         loop {
             if let Some(child) = self.child.as_mut()
@@ -826,10 +848,15 @@ struct Servers {
 
 impl Servers {
     fn start(zone_text: &str) -> Self {
+        Self::start_file("foobar.com.zone", zone_text)
+    }
+
+    /// Serves `zone_text` from a file named `file` (`root.zone`, `com.zone`).
+    fn start_file(file: &str, zone_text: &str) -> Self {
         let work = TempDir::new("differential");
         let zones = work.path().join("zones");
         std::fs::create_dir_all(&zones).expect("create the zones folder");
-        let zone = zones.join("foobar.com.zone");
+        let zone = zones.join(file);
         std::fs::write(&zone, zone_text).expect("write the zone file");
         let onebox = Onebox::spawn().zones(&zones).start();
         let nsd = Oracle::start(Daemon::Nsd, work.path(), &zone);
@@ -1078,5 +1105,44 @@ fn onebox_answers_like_nsd_and_knot() {
     assert!(
         stale.is_empty(),
         "these KNOWN_ONEBOX_BUGS entries no longer differ (fixed? remove them): {stale:?}"
+    );
+}
+
+/// Names asked of the toy Internet's root and com zones (internet/): the apex,
+/// their own servers, a delegation and names below it (referrals, DS at the
+/// cut, glue below the cut), and names that do not exist.
+const INTERNET_NAMES: &[&str] = &[
+    ".",
+    "com.",
+    "a.root-servers.net.",
+    "root-servers.net.",
+    "a.nic.com.",
+    "foobar.com.",
+    "www.foobar.com.",
+    "ns1.foobar.com.",
+    "nope.com.",
+    "nope.",
+    "example.org.",
+];
+
+/// The same comparison for the root and com zones onebox serves as a toy
+/// Internet: NSD and Knot serve each file alone, as onebox's --dns does here.
+#[test]
+fn the_root_and_com_zones_answer_like_nsd_and_knot() {
+    skip_unless!(require_tool("knotd", "knot"), require_tool("nsd", "nsd"));
+    let mut tally = Tally::default();
+    for file in ["root.zone", "com.zone"] {
+        let text = std::fs::read_to_string(repo_path("internet").join(file)).unwrap();
+        let servers = Servers::start_file(file, &text);
+        tally.run(file, &servers, &corpus(INTERNET_NAMES));
+    }
+    let summary = tally.summary();
+    println!("{summary}");
+    assert!(
+        tally.failures.is_empty(),
+        "{} of {} queries differ without an allowance or a known bug:\n\n{}\n{summary}",
+        tally.failures.len(),
+        tally.queries,
+        tally.failures.join("\n")
     );
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::harness::*;
 
 /// One open `GET /_onebox/live/events`, read as raw HTTP/1.1.
-struct EventStream {
+pub(crate) struct EventStream {
     stream: TcpStream,
     /// Bytes read but not yet decoded: the header block, then chunks.
     raw: Vec<u8>,
@@ -21,7 +21,7 @@ struct EventStream {
 }
 
 impl EventStream {
-    fn open(addr: SocketAddr, host: &str) -> Self {
+    pub(crate) fn open(addr: SocketAddr, host: &str) -> Self {
         let mut stream = TcpStream::connect(addr).expect("connect to the web server");
         stream
             .set_read_timeout(Some(Duration::from_millis(200)))
@@ -88,7 +88,7 @@ impl EventStream {
 
     /// Reads events until one satisfies `wanted`, and returns it; panics with
     /// everything seen at the deadline.
-    fn wait_for(
+    pub(crate) fn wait_for(
         &mut self,
         seen: &mut Vec<serde_json::Value>,
         wanted: impl Fn(&serde_json::Value) -> bool,

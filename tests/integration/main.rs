@@ -33,6 +33,7 @@ mod harden_serve_phases;
 mod harden_tls;
 mod harden_visit_happy_eyeballs;
 mod harden_web_abuse;
+mod hier_internet;
 mod https;
 mod live;
 mod maintenance;

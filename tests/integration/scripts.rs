@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::harness::*;
 
-fn run(script: &str, env: &[(&str, &str)]) -> String {
+pub(crate) fn run(script: &str, env: &[(&str, &str)]) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let output = Command::new("bash")
         .arg(root.join(script))

@@ -13,4 +13,5 @@ mod ca;
 mod harden_data;
 mod harden_http;
 mod harden_tls;
+mod hier_internet;
 mod site_screenshot;
