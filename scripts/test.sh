@@ -61,6 +61,7 @@ PACKAGES=(
     "python3-venv:"                 # the venv for the HTTP/2 flood scripts, below
     "wrk:wrk"                       # load for scripts/scenarios/scale.sh (tests/scripts.rs)
     "util-linux:script"             # a real terminal for visit's colour test
+    "prometheus:promtool"           # prometheus + promtool: scrapes and checks /metrics (tests/integration/metrics_*.rs)
 )
 
 missing=()
@@ -114,6 +115,22 @@ fi
 if command -v systemctl >/dev/null 2>&1; then
     as_root systemctl stop nginx >/dev/null 2>&1 || true
     as_root systemctl disable nginx >/dev/null 2>&1 || true
+fi
+
+# prometheus's package starts a system server on :9090 (and scrapes :9100); the
+# tests run their own Prometheus by hand on a free loopback port with a temporary
+# storage folder, so stop the packaged one (and its exporter, if one came along).
+if command -v systemctl >/dev/null 2>&1; then
+    as_root systemctl stop prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+    as_root systemctl disable prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+fi
+# Without systemd, postinst may have started it through its init script: the
+# packaged one runs as the `prometheus` user, the tests' own ones do not.
+if command -v pgrep >/dev/null 2>&1 && id prometheus >/dev/null 2>&1; then
+    for pid in $(pgrep -u prometheus -x prometheus 2>/dev/null); do
+        echo "stopping the packaged prometheus (pid $pid)"
+        as_root kill "$pid" 2>/dev/null || true
+    done
 fi
 
 # Python's h2 and hyperframe for the HTTP/2 flood scripts (scripts/harden/), in a

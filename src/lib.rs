@@ -28,6 +28,7 @@ pub mod control;
 pub(crate) mod db;
 pub(crate) mod dns;
 pub(crate) mod live;
+pub mod metrics;
 pub(crate) mod request;
 pub mod serve;
 pub mod visit;

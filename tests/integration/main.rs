@@ -23,6 +23,8 @@ mod harden_tls;
 mod https;
 mod live;
 mod maintenance;
+mod metrics_counts;
+mod metrics_prometheus;
 mod reload;
 mod resolver;
 mod scripts;
