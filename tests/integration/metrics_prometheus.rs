@@ -190,6 +190,35 @@ fn a_real_prometheus_scrapes_the_dns_rate_and_the_http_count_we_generated() {
         value(&text, "onebox_http_requests_total", &[("method", "DELETE")]),
         5.0
     );
+
+    // Every query of the shipped Grafana dashboard is valid PromQL over our series.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_path("contrib/grafana/onebox.json")).unwrap(),
+    )
+    .unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    let exprs: Vec<&str> = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    assert!(exprs.len() > 20, "{} queries", exprs.len());
+    for expr in exprs {
+        let promql = expr
+            .replace("$__rate_interval", "1m")
+            .replace("$instance", ".*");
+        let encoded =
+            percent_encoding::utf8_percent_encode(&promql, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        let path = format!("/api/v1/query?query={encoded}");
+        let answer = http(prometheus.addr, "GET", &path, "127.0.0.1", &[], b"").unwrap();
+        assert_eq!(
+            answer.json()["status"],
+            "success",
+            "{expr}: {}",
+            answer.text()
+        );
+    }
 }
 
 #[test]
