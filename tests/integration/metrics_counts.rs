@@ -199,3 +199,55 @@ fn metrics_off_means_no_listener_and_a_null_in_the_ready_line() {
         failure.stderr
     );
 }
+
+#[test]
+fn accounts_logins_posts_and_commits_are_counted() {
+    let server = Onebox::start();
+    let before = scrape(&server);
+    let creds = r#"{"username":"ann","password":"correct horse"}"#;
+    let wrong = r#"{"username":"ann","password":"wrong horse!"}"#;
+    assert_eq!(
+        api(&server, "POST", "/api/v1/users", &[], creds).status,
+        201
+    );
+    let r = api(&server, "POST", "/api/v1/sessions", &[], creds);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        api(&server, "POST", "/api/v1/sessions", &[], wrong).status,
+        401
+    );
+    let bearer = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    let posted = api(
+        &server,
+        "POST",
+        "/api/v1/posts",
+        &[("Authorization", &bearer)],
+        r#"{"body":"counted"}"#,
+    );
+    assert_eq!(posted.status, 201, "{}", posted.text());
+    let after = scrape(&server);
+
+    let rose = |name: &str, labels: &[(&str, &str)]| {
+        value(&after, name, labels) - value(&before, name, labels)
+    };
+    assert_eq!(rose("onebox_app_registrations_total", &[]), 1.0, "{after}");
+    assert_eq!(rose("onebox_app_logins_total", &[("result", "ok")]), 1.0);
+    assert_eq!(
+        rose("onebox_app_logins_total", &[("result", "failed")]),
+        1.0
+    );
+    assert_eq!(rose("onebox_app_posts_total", &[]), 1.0);
+    // The account, the session and the post are durable writes: each is in a commit.
+    let commits = rose("onebox_db_commits_total", &[]);
+    let requests = rose("onebox_db_commit_requests_sum", &[]);
+    assert!(
+        commits >= 1.0 && requests >= 3.0,
+        "{commits} commits of {requests} requests"
+    );
+    assert_eq!(
+        rose("onebox_db_commit_requests_count", &[]),
+        commits,
+        "one batch-size observation per commit"
+    );
+    assert_eq!(rose("onebox_db_write_errors_total", &[]), 0.0);
+}
