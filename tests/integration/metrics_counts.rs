@@ -192,7 +192,9 @@ fn metrics_off_means_no_listener_and_a_null_in_the_ready_line() {
     assert!(server.ready["metrics"].is_null(), "{}", server.ready);
     assert!(server.ready["dns"].is_string(), "the other keys stay");
     let bad = Onebox::spawn().args(["--metrics", "nonsense"]).try_start();
-    let failure = bad.err().expect("a bad --metrics must not start");
+    let Err(failure) = bad else {
+        panic!("a bad --metrics must not start");
+    };
     assert!(
         failure.stderr.contains("expected ADDR:PORT or off"),
         "{}",
