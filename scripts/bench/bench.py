@@ -1191,7 +1191,8 @@ def main() -> int:
     table = bench.metrics_table() if args.only == "metrics" else bench.table() + "\n\n" + bench.metrics_table()
     others = bench.interference or [0.0]
     busy, busy_max = f"{statistics.median(others):.0%}", f"{max(others):.0%}"
-    header = f"""## onebox benchmark, {now} ({args.mode} run)
+    run_kind = "cost of metrics only" if args.only == "metrics" else f"{args.mode} run"
+    header = f"""## onebox benchmark, {now} ({run_kind})
 
 Machine: {before['cpu']}, {before['nproc']} cores, {before['mem']} RAM, {before['os']}, Linux {before['kernel']}.
 onebox {versions['onebox']} (commit {commit}{', uncommitted changes' if dirty else ''}, release build); NSD {versions['NSD']}, Knot {versions['Knot']}, nginx {versions['nginx']}; load from dnsperf {versions['dnsperf']} and wrk {versions['wrk']}.
