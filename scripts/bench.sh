@@ -26,6 +26,8 @@ Options:
   --quick          2 rounds of 4 s per figure, 3 latency rounds of 2 s, 5 starts
   --rounds N       interleaved rounds per figure (default 3)
   --seconds S      length of each load run (default 10)
+  --metrics-only   only the cost of metrics: onebox with metrics on (the default)
+                   against --metrics off, DNS UDP and static HTTP, per CPU-second
   --binary PATH    benchmark this onebox binary instead of building one
   --out FILE       results file (default target/bench/results-DATE.md)
 EOF
@@ -39,11 +41,13 @@ seconds=10
 startups=15
 binary=""
 out=""
+only=all
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) mode=quick rounds=2 latency_rounds=3 latency_seconds=2 seconds=4 startups=5 ;;
         --rounds) rounds="$2"; shift ;;
         --seconds) seconds="$2"; shift ;;
+        --metrics-only) only=metrics ;;
         --binary) binary="$2"; shift ;;
         --out) out="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -179,6 +183,6 @@ section "measuring ($mode run); servers on core 0, load on core 1"
 taskset -c 1 python3 -B scripts/bench/bench.py \
     --binary "$work/onebox" --work "$work" --zone zones/foobar.com.zone --out "$out" \
     --rounds "$rounds" --latency-rounds "$latency_rounds" --latency-seconds "$latency_seconds" --seconds "$seconds" \
-    --startups "$startups" --mode "$mode"
+    --startups "$startups" --mode "$mode" --only "$only"
 cp "$out" target/bench/latest.md
 section "written to $out (and target/bench/latest.md)"

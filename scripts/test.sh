@@ -63,6 +63,7 @@ PACKAGES=(
     "util-linux:script"             # a real terminal for visit's colour test
     "postgresql:"                   # PostgreSQL 15+: the --db postgres:// backend (tests/integration/pg_*.rs, second site pass)
     "unbound:unbound"               # a stock resolver against the toy Internet (scripts/internet-netns.sh)
+    "prometheus:promtool"           # prometheus + promtool: scrapes and checks /metrics (tests/integration/metrics_*.rs)
 )
 
 missing=()
@@ -127,6 +128,21 @@ fi
 if command -v pg_ctlcluster >/dev/null 2>&1; then
     for cluster in $(pg_lsclusters -h 2>/dev/null | awk '$4 == "online" {print $1 "/" $2}'); do
         as_root pg_ctlcluster "${cluster%/*}" "${cluster#*/}" stop >/dev/null 2>&1 || true
+    done
+fi
+# prometheus's package starts a system server on :9090 (and scrapes :9100); the
+# tests run their own Prometheus by hand on a free loopback port with a temporary
+# storage folder, so stop the packaged one (and its exporter, if one came along).
+if command -v systemctl >/dev/null 2>&1; then
+    as_root systemctl stop prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+    as_root systemctl disable prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+fi
+# Without systemd, postinst may have started it through its init script: the
+# packaged one runs as the `prometheus` user, the tests' own ones do not.
+if command -v pgrep >/dev/null 2>&1 && id prometheus >/dev/null 2>&1; then
+    for pid in $(pgrep -u prometheus -x prometheus 2>/dev/null); do
+        echo "stopping the packaged prometheus (pid $pid)"
+        as_root kill "$pid" 2>/dev/null || true
     done
 fi
 

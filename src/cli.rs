@@ -40,6 +40,8 @@ pub enum Command {
         after_help = "Exit code: 0 when no check fails (skipped checks are fine), 1 otherwise."
     )]
     Doctor(DoctorArgs),
+    /// Show the running server's metrics in the terminal, refreshed every second.
+    Top(TopArgs),
     /// Database tools: copy the site's data between redb and PostgreSQL.
     #[command(subcommand)]
     Db(DbCommand),
@@ -93,6 +95,8 @@ pub const DEFAULT_HTTP_PORT: u16 = 8080;
 pub const DEFAULT_HTTPS_PORT: u16 = 8443;
 /// DNS over TLS (RFC 7858 names 853; this one needs no root).
 pub const DEFAULT_DOT: &str = "127.0.0.1:8853";
+/// The Prometheus metrics listener (CoreDNS's port).
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9153";
 /// The folder of zone files, relative to where onebox is started.
 pub const DEFAULT_ZONES: &str = "zones";
 
@@ -178,6 +182,37 @@ pub struct ServeArgs {
     /// The toy Internet's recursive resolver, started when the zones include a root zone. Default: 127.0.0.53 on the DNS port, where systemd-resolved's stub listens.
     #[arg(long, value_name = "ADDR")]
     pub resolver: Option<SocketAddr>,
+    /// Prometheus metrics listener (GET /metrics), or "off". Default: 127.0.0.1:9153.
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_metrics_addr)]
+    pub metrics: Option<MetricsAddr>,
+}
+
+/// Where `--metrics` listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAddr {
+    /// No listener, and the per-query series are not recorded.
+    Off,
+    At(SocketAddr),
+}
+
+fn parse_metrics_addr(text: &str) -> Result<MetricsAddr, String> {
+    if text == "off" {
+        return Ok(MetricsAddr::Off);
+    }
+    text.parse()
+        .map(MetricsAddr::At)
+        .map_err(|_| format!("expected ADDR:PORT or off, got {text:?}"))
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The metrics listener to read (onebox serve's --metrics).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_METRICS)]
+    pub metrics: SocketAddr,
+
+    /// Print one view (rates over one second) and exit, without clearing the screen.
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Debug, Args)]

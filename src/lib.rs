@@ -29,6 +29,7 @@ pub mod control;
 pub(crate) mod db;
 pub(crate) mod dns;
 pub(crate) mod live;
+pub mod metrics;
 pub mod migrate;
 pub(crate) mod request;
 pub mod serve;

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Resolver(args) => onebox::visit::resolver::run(args),
         Command::Doctor(args) => onebox::doctor::run(args),
         Command::Db(DbCommand::Migrate(args)) => onebox::migrate::run(args),
+        Command::Top(args) => onebox::metrics::top::run(args),
     };
     // Flush the log first, so the error is the last line on stderr.
     drop(logging);

@@ -108,6 +108,8 @@ struct Config {
     fixture: bool,
     /// The database: `--db`, else redb in `--data` (in memory with `--ephemeral`).
     backend: Backend,
+    /// The Prometheus listener; `None` with `--metrics off`.
+    metrics: Option<SocketAddr>,
 }
 
 /// The toy Internet: which zones each address serves, and where the resolver goes.
@@ -146,10 +148,20 @@ fn validate(args: ServeArgs) -> anyhow::Result<Config> {
         tracing::info!("zone {line}");
     }
     let stack = &args.stack;
-    let fixture = [Some(stack.dns), stack.http, stack.https, args.dot]
-        .iter()
-        .flatten()
-        .any(|addr| addr.port() == 0);
+    let metrics_flag = match args.metrics {
+        Some(cli::MetricsAddr::At(addr)) => Some(addr),
+        _ => None,
+    };
+    let fixture = [
+        Some(stack.dns),
+        stack.http,
+        stack.https,
+        args.dot,
+        metrics_flag,
+    ]
+    .iter()
+    .flatten()
+    .any(|addr| addr.port() == 0);
     let default_port = |port| if fixture { 0 } else { port };
     let https = stack.https.or_else(|| {
         stack
@@ -171,8 +183,11 @@ fn validate(args: ServeArgs) -> anyhow::Result<Config> {
     if internet.is_none() && args.resolver.is_some() {
         bail!("--resolver needs a root zone among the zones (try --zones internet)");
     }
+    let metrics = metrics_config(args.metrics, default_port)?;
+    crate::metrics::set_enabled(metrics.is_some());
     Ok(Config {
         internet,
+        metrics,
         args,
         zones,
         transfer,
@@ -214,6 +229,7 @@ struct Listeners {
     /// The toy Internet's other addresses: (address, its zones, UDP, TCP).
     authorities: Vec<(IpAddr, Vec<String>, UdpSocket, TcpListener)>,
     resolver: Option<(UdpSocket, TcpListener)>,
+    metrics: Option<TcpListener>,
 }
 
 async fn bind_all(config: &Config) -> anyhow::Result<Listeners> {
@@ -237,6 +253,17 @@ async fn bind_all(config: &Config) -> anyhow::Result<Listeners> {
         )
     })?;
     let (authorities, resolver) = bind_internet(config, udp.local_addr()?).await?;
+    let metrics = match config.metrics {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+            bind_error(
+                "TCP",
+                addr,
+                &e,
+                &format!("--metrics {} (or off)", cli::DEFAULT_METRICS),
+            )
+        })?),
+        None => None,
+    };
     Ok(Listeners {
         udp,
         tcp,
@@ -245,6 +272,7 @@ async fn bind_all(config: &Config) -> anyhow::Result<Listeners> {
         dot,
         authorities,
         resolver,
+        metrics,
     })
 }
 
@@ -391,6 +419,7 @@ struct Addrs {
     /// Zone → where its server listens (toy Internet only).
     authorities: Option<BTreeMap<String, Vec<SocketAddr>>>,
     resolver: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
 }
 
 /// Handles the servers share: the DNS engine (DoH answers through it), the live
@@ -417,6 +446,7 @@ fn spawn_servers(
         dot,
         authorities,
         resolver,
+        metrics,
     } = listeners;
     let mut addrs = Addrs {
         dns: udp.local_addr()?,
@@ -425,6 +455,7 @@ fn spawn_servers(
         dot: dot.local_addr()?,
         authorities: None,
         resolver: None,
+        metrics: metrics.as_ref().map(TcpListener::local_addr).transpose()?,
     };
     let mut servers = Servers::default();
     let live = Live::new();
@@ -528,6 +559,9 @@ fn spawn_servers(
         renewal.await;
         Ok(())
     });
+    if let Some(listener) = metrics {
+        spawn_metrics(&mut servers, config, state, listener, addrs.dns);
+    }
     spawn_web(
         &mut servers,
         config,
@@ -589,6 +623,53 @@ fn spawn_web(
     let shutdown = servers.shutdown.child_token();
     servers.spawn("web server", web::serve(http, web_config, shutdown));
     Ok(())
+}
+
+/// Monitoring: the `/metrics` listener, and the probes a scrape asks the running
+/// boxes (readiness, database size, certificate expiry), wired here so the metrics
+/// module knows none of them.
+fn spawn_metrics(
+    servers: &mut Servers,
+    config: &Config,
+    state: &State,
+    listener: TcpListener,
+    dns_addr: SocketAddr,
+) {
+    let (zones, db, certs) = (config.zones.clone(), state.db.clone(), state.certs.clone());
+    let serial_zones = config.zones.clone();
+    let ready_db = db.clone();
+    crate::metrics::set_probes(crate::metrics::Probes {
+        ready: Box::new(move || {
+            let (zones, db) = (zones.clone(), ready_db.clone());
+            Box::pin(async move { web::health::ready(&zones, dns_addr, db.as_ref()).await })
+        }),
+        // The database's location is its file, or "memory" (which has no size).
+        db_bytes: Box::new(move || std::fs::metadata(db.location()).ok().map(|m| m.len())),
+        certificate_expiry: Box::new(move || certs.earliest_expiry()),
+        zone_serials: Box::new(move || serial_zones.serials()),
+    });
+    let shutdown = servers.shutdown.child_token();
+    servers.spawn(
+        "metrics listener",
+        crate::metrics::server::serve(listener, shutdown),
+    );
+}
+
+/// `--metrics`: off, the address given, or the default (a free port for a fixture).
+fn metrics_config(
+    flag: Option<cli::MetricsAddr>,
+    default_port: impl Fn(u16) -> u16,
+) -> anyhow::Result<Option<SocketAddr>> {
+    Ok(match flag {
+        Some(cli::MetricsAddr::Off) => None,
+        Some(cli::MetricsAddr::At(addr)) => Some(addr),
+        None => {
+            let default: SocketAddr = cli::DEFAULT_METRICS
+                .parse()
+                .context("bad DEFAULT_METRICS")?;
+            Some(SocketAddr::new(default.ip(), default_port(default.port())))
+        }
+    })
 }
 
 /// The running servers. A server task ends only when `shutdown` is cancelled;
@@ -659,6 +740,8 @@ struct Ready {
     dot: SocketAddr,
     http: SocketAddr,
     https: SocketAddr,
+    /// The Prometheus listener; `null` with `--metrics off`.
+    metrics: Option<SocketAddr>,
     pid: u32,
     ready: bool,
     /// Toy Internet only: the recursive resolver's address.
@@ -680,6 +763,7 @@ fn print_ready(config: &Config, state: &State, addrs: &Addrs) -> anyhow::Result<
         dot: addrs.dot,
         http: addrs.http,
         https: addrs.https,
+        metrics: addrs.metrics,
         pid: std::process::id(),
         ready: true,
         zones: config.zones.names(),
@@ -745,7 +829,8 @@ async fn reload(zones: &Zones, certs: &Arc<Certificates>, only_changed: bool) {
         if only_changed && !zones.changed_on_disk() {
             return Ok(());
         }
-        zones.reload(only_changed);
+        let report = zones.reload(only_changed);
+        crate::metrics::dns::reload(report.failed.is_empty());
         certs.refresh(&certificate_names(&zones)).map(|_| ())
     })
     .await;
@@ -979,6 +1064,7 @@ mod tests {
             dot: "127.0.0.1:8853".parse().unwrap(),
             http: "127.0.0.1:8080".parse().unwrap(),
             https: "127.0.0.1:8443".parse().unwrap(),
+            metrics: Some("127.0.0.1:9153".parse().unwrap()),
             pid: 4242,
             ready: true,
             zones: vec!["foobar.com".into()],
@@ -986,7 +1072,7 @@ mod tests {
         // The README's example, byte for byte: scripts may match on it.
         assert_eq!(
             serde_json::to_string(&ready).unwrap(),
-            r#"{"ca":"data/ca.pem","control":"data/onebox.sock","data":"data","dns":"127.0.0.1:1053","dot":"127.0.0.1:8853","http":"127.0.0.1:8080","https":"127.0.0.1:8443","pid":4242,"ready":true,"zones":["foobar.com"]}"#
+            r#"{"ca":"data/ca.pem","control":"data/onebox.sock","data":"data","dns":"127.0.0.1:1053","dot":"127.0.0.1:8853","http":"127.0.0.1:8080","https":"127.0.0.1:8443","metrics":"127.0.0.1:9153","pid":4242,"ready":true,"zones":["foobar.com"]}"#
         );
         let ephemeral = Ready {
             data: None,

@@ -925,6 +925,53 @@ class Bench:
         self.put("visit", "onebox", statistics.median(times))
         self.details.append("visit | onebox | wall ms: " + ", ".join(f"{x:.1f}" for x in times))
 
+    # -- the cost of metrics --
+
+    def metrics_cost(self, onebox: Server):
+        """DNS UDP and static HTTP per server CPU-second with the metrics on (the
+        default, as `onebox` runs in every other figure) and with `--metrics off`,
+        interleaved round by round. Issue 16's bar: on within 3 % of off."""
+        off = start_onebox(
+            self.procs, self.args.binary, self.work, "onebox-metrics-off",
+            ["--ephemeral", "--site", str(self.site), "--metrics", "off"],
+        )  # fmt: skip
+        off.name = "metrics off"
+        on = Server("metrics on", onebox.proc, dns_port=onebox.dns_port, http_port=onebox.http_port)
+        dns: dict[str, list[float]] = {on.name: [], off.name: []}
+        web: dict[str, list[float]] = {on.name: [], off.name: []}
+        for r in range(self.args.rounds):
+            for s in rotate([on, off], r):
+                stats, _, cpu, ccpu, other = self.dnsperf(
+                    s, "udp", ["-c", "8", "-q", "500", "-T", "1"], self.args.seconds, f"cost-dns-{s.name.replace(' ', '-')}"
+                )
+                x = Sample(stats["completed"], stats["runtime"], cpu, ccpu, other)
+                dns[s.name].append(x.per_cpu)
+                self.details.append(f"metrics cost, DNS UDP | {s.name} | round {r + 1}: {x.rate:,.0f} q/s, {x.per_cpu:,.0f} q/CPU-s")
+                y = self.wrk(s, path="/bench.txt", conns=32, seconds=self.args.seconds, tag=f"cost-static-{s.name.replace(' ', '-')}")
+                web[s.name].append(y.per_cpu)
+                self.details.append(f"metrics cost, HTTP static | {s.name} | round {r + 1}: {y.rate:,.0f} req/s, {y.per_cpu:,.0f} req/CPU-s")
+                log(f"metrics cost {s.name} round {r + 1}: DNS {x.per_cpu:,.0f} q/CPU-s, static {y.per_cpu:,.0f} req/CPU-s")
+        self.procs.stop(off)
+        for figure, samples in (("metrics-dns-percpu", dns), ("metrics-static-percpu", web)):
+            for name, values in samples.items():
+                self.put(figure, name, statistics.median(values) if values else float("nan"))
+
+    def metrics_table(self) -> str:
+        R = self.results
+        rows = []
+        for label, key in (
+            ("DNS UDP, queries per server CPU-second", "metrics-dns-percpu"),
+            ("HTTP static 2 KB, requests per server CPU-second", "metrics-static-percpu"),
+        ):
+            on, off = R.get(key, {}).get("metrics on"), R.get(key, {}).get("metrics off")
+            ratio = f"{on / off:.3f}×" if isinstance(on, float) and isinstance(off, float) and off else ""
+            rows.append(f"| {label} | {fmt(on, 'int')} | {fmt(off, 'int')} | {ratio} | ≥ 0.97× |")
+        head = (
+            "| cost of metrics | metrics on (default) | `--metrics off` | on / off | target |\n"
+            "|---|---:|---:|---:|---|"
+        )
+        return head + "\n" + "\n".join(rows)
+
     # -- the run --
 
     def run(self):
@@ -933,6 +980,10 @@ class Bench:
         log(f"work folder {self.work}; {a.rounds} round(s) of {a.seconds} s per figure")
 
         onebox = start_onebox(self.procs, a.binary, self.work, "onebox", ["--ephemeral", "--site", str(self.site)])
+        if a.only == "metrics":
+            self.metrics_cost(onebox)
+            self.elapsed = time.monotonic() - t_start
+            return
         nsd = start_nsd(self.procs, self.work, self.zone)
         knot = start_knot(self.procs, self.work, self.zone)
         dns_servers = [onebox, nsd, knot]
@@ -971,6 +1022,8 @@ class Bench:
         static_kw = {"path": "/bench.txt", "conns": 32, "seconds": a.seconds, "tag": "static"}
         self.http_figure("static", "HTTP static 2 KB", [(s, dict(static_kw)) for s, _ in runs], a.rounds)
         self.procs.stop(nginx)
+        if not static_problem:
+            self.metrics_cost(onebox)
 
         app = None
         status, _, problem = http_probe(onebox.http_port, "/")
@@ -1198,6 +1251,10 @@ def main() -> int:
     ap.add_argument("--startups", type=int, default=15)
     ap.add_argument("--mode", default="full")
     ap.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL write figures")
+    ap.add_argument(
+        "--only", choices=["all", "metrics"], default="all",
+        help="metrics: only the metrics-on vs --metrics off comparison",
+    )  # fmt: skip
     args = ap.parse_args()
 
     # SIGTERM (from bench.sh's trap or a CI timeout) unwinds like Ctrl-C, so the
@@ -1226,10 +1283,11 @@ def main() -> int:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    table = bench.table()
+    table = bench.metrics_table() if args.only == "metrics" else bench.table() + "\n\n" + bench.metrics_table()
     others = bench.interference or [0.0]
     busy, busy_max = f"{statistics.median(others):.0%}", f"{max(others):.0%}"
-    header = f"""## onebox benchmark, {now} ({args.mode} run)
+    run_kind = "cost of metrics only" if args.only == "metrics" else f"{args.mode} run"
+    header = f"""## onebox benchmark, {now} ({run_kind})
 
 Machine: {before['cpu']}, {before['nproc']} cores, {before['mem']} RAM, {before['os']}, Linux {before['kernel']}.
 onebox {versions['onebox']} (commit {commit}{', uncommitted changes' if dirty else ''}, release build); NSD {versions['NSD']}, Knot {versions['Knot']}, nginx {versions['nginx']}; load from dnsperf {versions['dnsperf']} and wrk {versions['wrk']}.

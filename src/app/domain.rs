@@ -173,7 +173,10 @@ impl App {
             }))
             .await?;
         match created {
-            UserCreated::Created => Ok(()),
+            UserCreated::Created => {
+                crate::metrics::site::registration();
+                Ok(())
+            }
             UserCreated::Taken => Err(AppError::Taken(username.to_string())),
         }
     }
@@ -182,6 +185,21 @@ impl App {
     /// address) before argon2 runs; a correct password gives the tokens back. A name
     /// that cannot be valid is refused without storing it or hashing anything.
     pub(crate) async fn check_login(
+        &self,
+        ctx: &Ctx,
+        username: &str,
+        password: &str,
+    ) -> Result<(), AppError> {
+        let outcome = self.check_login_uncounted(ctx, username, password).await;
+        crate::metrics::site::login(match &outcome {
+            Ok(()) => crate::metrics::site::Login::Ok,
+            Err(AppError::Throttled { .. }) => crate::metrics::site::Login::Throttled,
+            Err(_) => crate::metrics::site::Login::Failed,
+        });
+        outcome
+    }
+
+    async fn check_login_uncounted(
         &self,
         ctx: &Ctx,
         username: &str,
@@ -308,6 +326,7 @@ impl App {
             created_at,
         };
         let id = ctx.trace.db_write(self.store.create_post(new)).await?;
+        crate::metrics::site::post();
         Ok(Post {
             id,
             author: author.to_string(),

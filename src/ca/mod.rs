@@ -279,6 +279,17 @@ impl Certificates {
         &self.ca
     }
 
+    /// When the first served leaf expires, in Unix seconds (for monitoring: an
+    /// alert fires when renewal has not happened in time).
+    pub(crate) fn earliest_expiry(&self) -> Option<i64> {
+        self.leaves
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|leaf| (leaf.renew_at + RENEW_BEFORE).unix_timestamp())
+            .min()
+    }
+
     /// Re-issues when a leaf nears its end or the zones changed. Returns whether it did.
     pub(crate) fn refresh(&self, zones: &[String]) -> anyhow::Result<bool> {
         let now = OffsetDateTime::now_utc();

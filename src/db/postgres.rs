@@ -260,7 +260,12 @@ async fn post_writer(pool: Pool, mut queue: mpsc::Receiver<PostJob>) {
             }
         }
         let posts: Vec<&NewPost> = batch.iter().map(|(post, _)| post).collect();
-        match bounded(insert_posts(&pool, &posts)).await {
+        let started = std::time::Instant::now();
+        let result = bounded(insert_posts(&pool, &posts)).await;
+        // The same commit series as redb's writer: one commit holding this batch.
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        crate::metrics::site::commit(batch.len(), micros, result.is_ok());
+        match result {
             Ok(first_id) => {
                 for (id, (_, reply)) in (first_id..).zip(batch) {
                     let _ = reply.send(Ok(id));

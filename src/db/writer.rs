@@ -74,6 +74,7 @@ impl Writer {
         if let Some(dir) = &self.dir
             && free_bytes(dir).is_some_and(|free| free < MIN_FREE_BYTES)
         {
+            crate::metrics::site::write_error();
             return Err(DbError::Full);
         }
         let sender = self
@@ -153,7 +154,11 @@ fn run(db: &Database, mut receiver: mpsc::Receiver<Job>, stats: &Stats) {
             }
         }
         let size = batch.len() as u64;
-        if commit_batch(db, batch) {
+        let started = std::time::Instant::now();
+        let committed = commit_batch(db, batch);
+        let micros = started.elapsed().as_micros() as u64;
+        crate::metrics::site::commit(size as usize, micros, committed);
+        if committed {
             stats.transactions.fetch_add(1, Ordering::Relaxed);
             stats.requests.fetch_add(size, Ordering::Relaxed);
         }

@@ -120,6 +120,16 @@ impl Engine {
         let key = AnswerCache::key(packet, transport)?;
         let cached = self.zones.snapshot().answers.get(&key)?;
         let reply = cache::replay(&cached, packet);
+        let micros = started.elapsed().as_micros() as u64;
+        crate::metrics::dns::query(
+            transport.as_str(),
+            client.is_ipv6(),
+            &cached.qtype,
+            &cached.rcode,
+            micros,
+            reply.len(),
+            true,
+        );
         self.record(QueryEvent {
             client,
             transport: transport.as_str(),
@@ -127,7 +137,7 @@ impl Engine {
             qtype: cached.qtype.clone(),
             rcode: cached.rcode.clone(),
             answers: cached.answers,
-            micros: started.elapsed().as_micros() as u64,
+            micros,
         });
         Some(reply)
     }
@@ -146,7 +156,19 @@ impl Engine {
             return None;
         }
         let Ok(request) = Request::from_bytes(packet.to_vec(), client, transport.protocol()) else {
-            return Some(formerr(packet));
+            let reply = formerr(packet);
+            let micros = started.elapsed().as_micros() as u64;
+            let ipv6 = client.is_ipv6();
+            crate::metrics::dns::query(
+                transport.as_str(),
+                ipv6,
+                "",
+                "FORMERR",
+                micros,
+                reply.len(),
+                false,
+            );
+            return Some(reply);
         };
         // One snapshot for the whole query: the answer and the cache it goes into
         // belong to the same zones, even if a reload lands meanwhile.
@@ -176,6 +198,15 @@ impl Engine {
             event.answers = u16::from_be_bytes([reply[6], reply[7]]);
         }
         event.micros = started.elapsed().as_micros() as u64;
+        crate::metrics::dns::query(
+            event.transport,
+            client.is_ipv6(),
+            &event.qtype,
+            &event.rcode,
+            event.micros,
+            reply.len(),
+            false,
+        );
         let (qname, qtype, rcode, answers) = (
             event.qname.clone(),
             event.qtype.clone(),

@@ -489,6 +489,15 @@ impl Zones {
             .collect()
     }
 
+    /// Each zone's name and the SOA serial it serves now (for monitoring).
+    pub(crate) fn serials(&self) -> Vec<(String, u32)> {
+        self.snapshot()
+            .zones
+            .values()
+            .map(|z| (display_name(z.origin()), z.parsed.serial))
+            .collect()
+    }
+
     /// One line per zone: `foobar.com. serial 2026112601, 5 records`.
     pub(crate) fn describe(&self) -> Vec<String> {
         self.snapshot()

@@ -173,6 +173,7 @@ impl State {
             .map(|c| c.id);
         match victim {
             Some(id) => {
+                crate::metrics::web::connection_shed();
                 self.forget(id, true);
                 tracing::debug!("http: shed the longest-idle connection to admit a new one");
                 true

@@ -123,6 +123,8 @@ pub(crate) async fn access(State(web): State<Arc<Web>>, mut req: Request, next: 
     let path = req.uri().path().to_string();
     let host = request_host(&req).unwrap_or_default();
     let client = req.extensions().get::<ConnInfo>().map(|c| c.peer);
+    let tls = req.extensions().get::<ConnInfo>().is_some_and(|c| c.tls);
+    let http2 = req.version() == axum::http::Version::HTTP_2;
 
     let mut response = next.run(req).await;
 
@@ -177,6 +179,8 @@ pub(crate) async fn access(State(web): State<Arc<Web>>, mut req: Request, next: 
             start,
             client,
             live: web.live.clone(),
+            tls,
+            http2,
         }),
     };
     Response::from_parts(parts, Body::new(logged))
@@ -509,6 +513,9 @@ struct AccessLine {
     start: Instant,
     client: Option<SocketAddr>,
     live: Live,
+    /// For the metrics' protocol labels.
+    tls: bool,
+    http2: bool,
 }
 
 /// The response body, counting the bytes hyper takes from it; the access event is
@@ -548,6 +555,15 @@ impl HttpBody for LoggedBody {
 impl Drop for LoggedBody {
     fn drop(&mut self) {
         if let Some(line) = self.line.take() {
+            crate::metrics::web::request(
+                line.status == StatusCode::MISDIRECTED_REQUEST,
+                line.method.as_str(),
+                line.status.as_u16(),
+                line.http2,
+                line.tls,
+                line.start.elapsed().as_micros() as u64,
+                self.bytes,
+            );
             tracing::info!(
                 target: "onebox::web::access",
                 method = %line.method,

@@ -6,6 +6,7 @@
 //! no paths, addresses or error texts for a stranger to read. The reasons for a
 //! failure go to the log, where the operator looks.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Json;
@@ -14,6 +15,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::Web;
+use crate::db::Store;
+use crate::dns::Zones;
 use crate::dns::probe;
 
 const DNS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -23,33 +26,7 @@ pub(super) fn healthz() -> Response {
 }
 
 pub(super) async fn readyz(web: &Web) -> Response {
-    let apex = web
-        .zones
-        .apex_addresses()
-        .into_iter()
-        .map(|(zone, _)| zone)
-        .next()
-        .or_else(|| web.zones.site_hosts().into_iter().next());
-    let dns_ok = match apex {
-        Some(apex) => match probe::probe_soa(web.dns_addr, &apex, DNS_TIMEOUT).await {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::warn!("readyz: dns: {apex} SOA via {}: {e}", web.dns_addr);
-                false
-            }
-        },
-        None => {
-            tracing::warn!("readyz: dns: no zone is loaded");
-            false
-        }
-    };
-    let db_ok = match web.db.ping().await {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::warn!("readyz: db {}: {e}", web.db.location());
-            false
-        }
-    };
+    let (dns_ok, db_ok) = checks(&web.zones, web.dns_addr, web.db.as_ref()).await;
     // This answer itself is the HTTP check: it came through the accept loop, hyper
     // and the middleware like any other request.
     let ready = dns_ok && db_ok;
@@ -72,4 +49,42 @@ pub(super) async fn readyz(web: &Web) -> Response {
 
 fn word(ok: bool) -> &'static str {
     if ok { "ok" } else { "failing" }
+}
+
+/// What `/readyz` checks: our DNS answers our apex SOA, and the database reads.
+/// Returns (dns ok, database ok).
+async fn checks(zones: &Zones, dns_addr: SocketAddr, db: &dyn Store) -> (bool, bool) {
+    let apex = zones
+        .apex_addresses()
+        .into_iter()
+        .map(|(zone, _)| zone)
+        .next()
+        .or_else(|| zones.site_hosts().into_iter().next());
+    let dns_ok = match apex {
+        Some(apex) => match probe::probe_soa(dns_addr, &apex, DNS_TIMEOUT).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!("readyz: dns: {apex} SOA via {}: {e}", dns_addr);
+                false
+            }
+        },
+        None => {
+            tracing::warn!("readyz: dns: no zone is loaded");
+            false
+        }
+    };
+    let db_ok = match db.ping().await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!("readyz: db {}: {e}", db.location());
+            false
+        }
+    };
+    (dns_ok, db_ok)
+}
+
+/// Whether `/readyz` would answer 200 now (for the metrics' readiness gauge).
+pub(crate) async fn ready(zones: &Zones, dns_addr: SocketAddr, db: &dyn Store) -> bool {
+    let (dns, db) = checks(zones, dns_addr, db).await;
+    dns && db
 }

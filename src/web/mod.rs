@@ -20,7 +20,7 @@
 mod assets;
 pub(crate) mod conns;
 pub(crate) mod front;
-mod health;
+pub(crate) mod health;
 mod io;
 mod live;
 
@@ -278,6 +278,7 @@ impl Listeners {
             let slot = match self.conns.admit(peer.ip(), &self.shutdown) {
                 Ok(slot) => slot,
                 Err(refused) => {
+                    crate::metrics::web::connection_refused(tls.is_some());
                     tracing::debug!("{scheme}: refused {peer}: {refused}");
                     continue;
                 }
@@ -308,12 +309,15 @@ impl Listeners {
                 }
             });
             let builder = self.builder.clone();
+            let counted = crate::metrics::web::connection(tls.is_some());
             let tls = tls.clone();
             let shutdown = self.shutdown.clone();
             self.tracker.spawn(async move {
-                // The slot is held until this task ends, whichever way it ends.
+                // The slot is held (and the connection counted open) until this
+                // task ends, whichever way it ends.
                 let close = slot.close_token();
                 let _slot = slot;
+                let _counted = counted;
                 let io = match tls {
                     None => Either::Left(stream),
                     Some(acceptor) => {

@@ -37,6 +37,8 @@ mod hier_internet;
 mod https;
 mod live;
 mod maintenance;
+mod metrics_counts;
+mod metrics_prometheus;
 mod pg_postgres;
 mod reload;
 mod resolver;

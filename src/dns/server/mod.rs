@@ -147,10 +147,13 @@ async fn tcp_accept_loop(
                 limits.tcp_connections
             );
         }
+        let counted = crate::metrics::dns::connection(kind, shed);
         let engine = engine.clone();
         let shutdown = shutdown.clone();
         let tls = tls.clone();
         connections.spawn(async move {
+            // Counted open for as long as this task runs.
+            let _counted = counted;
             let _ = stream.set_nodelay(true);
             let serve = async {
                 match tls {

@@ -69,11 +69,12 @@ pub(super) fn worker(
             match rrl.check(client.ip()) {
                 Verdict::Send => replies.push((reply, client)),
                 Verdict::Slip => {
+                    crate::metrics::dns::rrl(true);
                     if let Some(cut) = rrl::truncated(&reply) {
                         replies.push((cut, client));
                     }
                 }
-                Verdict::Drop => {}
+                Verdict::Drop => crate::metrics::dns::rrl(false),
             }
         }
         if let Err(e) = send_all(socket, &replies) {

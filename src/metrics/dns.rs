@@ -1,0 +1,308 @@
+//! The DNS series, named as CoreDNS names them with an `onebox_` prefix, so
+//! CoreDNS dashboards port with a prefix change.
+//!
+//! The DNS module calls the recording functions here once per answered query, on
+//! the replay (cache) fast path and on the full path alike. Labels come from short
+//! fixed lists (the protocol, the address family, the query type, the rcode), never
+//! from the client or the name asked: that keeps the number of series bounded, as
+//! CoreDNS does. The zone label is `.`, CoreDNS's name for "the whole server".
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::DescriptorEncoder;
+
+use super::encode::{counter, gauge, histogram};
+use super::sharded::{HistogramLayout, Sharded};
+
+pub(crate) const PROTOS: [&str; 4] = ["udp", "tcp", "tls", "https"];
+/// CoreDNS's `family` label: 1 for IPv4, 2 for IPv6.
+const FAMILIES: [&str; 2] = ["1", "2"];
+/// The query types with a series of their own; anything else counts as `other`.
+pub(crate) const TYPES: [&str; 18] = [
+    "A", "AAAA", "CNAME", "NS", "SOA", "MX", "TXT", "PTR", "SRV", "CAA", "DS", "DNSKEY", "HTTPS",
+    "SVCB", "AXFR", "IXFR", "ANY", "other",
+];
+pub(crate) const RCODES: [&str; 9] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "NOTAUTH", "BADVERS",
+    "OTHER",
+];
+/// Stream transports whose connections are counted.
+const STREAMS: [&str; 2] = ["tcp", "tls"];
+
+/// Request duration bounds in microseconds: CoreDNS's 0.25 ms doubling 16 times.
+static DURATION_BOUNDS: [u64; 16] = [
+    250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 512_000,
+    1_024_000, 2_048_000, 4_096_000, 8_192_000,
+];
+/// Response size bounds in bytes, as CoreDNS's.
+static SIZE_BOUNDS: [u64; 14] = [
+    0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16_000, 32_000, 48_000, 64_000,
+];
+
+// The layout of the one sharded block that holds every hot DNS counter.
+const REQUESTS: usize = 0;
+const RESPONSES: usize = REQUESTS + PROTOS.len() * FAMILIES.len() * TYPES.len();
+const CACHE_HITS: usize = RESPONSES + RCODES.len();
+const RRL_DROPS: usize = CACHE_HITS + 1;
+const RRL_SLIPS: usize = RRL_DROPS + 1;
+const CONN_OPENED: usize = RRL_SLIPS + 1;
+const CONN_CLOSED: usize = CONN_OPENED + STREAMS.len();
+const CONN_SHED: usize = CONN_CLOSED + STREAMS.len();
+const DURATION: usize = CONN_SHED + STREAMS.len();
+const DURATION_WIDTH: usize = HistogramLayout::width(&DURATION_BOUNDS);
+const SIZE: usize = DURATION + PROTOS.len() * DURATION_WIDTH;
+const SIZE_WIDTH: usize = HistogramLayout::width(&SIZE_BOUNDS);
+const WIDTH: usize = SIZE + PROTOS.len() * SIZE_WIDTH;
+
+static COUNTERS: Sharded<WIDTH> = Sharded::new();
+
+/// Reload outcomes: rare, so a plain lock.
+#[derive(Debug, Default)]
+struct Reloads {
+    ok: u64,
+    failed: u64,
+}
+
+static RELOADS: Mutex<Reloads> = Mutex::new(Reloads { ok: 0, failed: 0 });
+
+fn index(list: &[&str], value: &str) -> usize {
+    list.iter()
+        .position(|v| *v == value)
+        .unwrap_or(list.len() - 1)
+}
+
+fn duration_layout(proto: usize) -> HistogramLayout {
+    HistogramLayout {
+        base: DURATION + proto * DURATION_WIDTH,
+        bounds: &DURATION_BOUNDS,
+    }
+}
+
+fn size_layout(proto: usize) -> HistogramLayout {
+    HistogramLayout {
+        base: SIZE + proto * SIZE_WIDTH,
+        bounds: &SIZE_BOUNDS,
+    }
+}
+
+/// One answered query, from either path. `proto` is `udp`, `tcp`, `tls` or
+/// `https`; `qtype` and `rcode` are the mnemonics dig prints.
+#[inline]
+pub(crate) fn query(
+    proto: &str,
+    ipv6: bool,
+    qtype: &str,
+    rcode: &str,
+    micros: u64,
+    reply_bytes: usize,
+    cached: bool,
+) {
+    if !super::enabled() {
+        return;
+    }
+    let p = index(&PROTOS, proto).min(PROTOS.len() - 1);
+    let family = usize::from(ipv6);
+    let t = index(&TYPES, qtype);
+    COUNTERS.add(
+        REQUESTS + (p * FAMILIES.len() + family) * TYPES.len() + t,
+        1,
+    );
+    COUNTERS.add(RESPONSES + index(&RCODES, rcode), 1);
+    if cached {
+        COUNTERS.add(CACHE_HITS, 1);
+    }
+    duration_layout(p).observe(&COUNTERS, micros);
+    size_layout(p).observe(&COUNTERS, reply_bytes as u64);
+}
+
+/// Response rate limiting let an answer go unsent (`slipped == false`), or sent
+/// it cut down to TC=1 (`slipped == true`).
+pub(crate) fn rrl(slipped: bool) {
+    if super::enabled() {
+        COUNTERS.add(if slipped { RRL_SLIPS } else { RRL_DROPS }, 1);
+    }
+}
+
+/// Counts a TCP or TLS connection open until the returned guard is dropped;
+/// `shed` says another connection was closed to make room for it.
+pub(crate) fn connection(kind: &str, shed: bool) -> ConnectionGuard {
+    let stream = index(&STREAMS, kind);
+    COUNTERS.add(CONN_OPENED + stream, 1);
+    if shed {
+        COUNTERS.add(CONN_SHED + stream, 1);
+    }
+    ConnectionGuard { stream }
+}
+
+/// Counts its connection closed when dropped.
+#[derive(Debug)]
+pub(crate) struct ConnectionGuard {
+    stream: usize,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        COUNTERS.add(CONN_CLOSED + self.stream, 1);
+    }
+}
+
+fn reloads() -> std::sync::MutexGuard<'static, Reloads> {
+    RELOADS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A zone reload finished: `ok` when every changed zone loaded.
+pub(crate) fn reload(ok: bool) {
+    let mut r = reloads();
+    if ok {
+        r.ok += 1;
+    } else {
+        r.failed += 1;
+    }
+}
+
+/// Writes every DNS series; `serials` is each zone's current SOA serial.
+pub(crate) fn encode(e: &mut DescriptorEncoder, serials: &[(String, u32)]) -> std::fmt::Result {
+    let mut requests = Vec::new();
+    let mut transfers = [0u64; 2];
+    for (p, proto) in PROTOS.iter().enumerate() {
+        for (f, family) in FAMILIES.iter().enumerate() {
+            for (t, qtype) in TYPES.iter().enumerate() {
+                let n = COUNTERS.get(REQUESTS + (p * FAMILIES.len() + f) * TYPES.len() + t);
+                match *qtype {
+                    "AXFR" => transfers[0] += n,
+                    "IXFR" => transfers[1] += n,
+                    _ => {}
+                }
+                // Like CoreDNS, a series appears once it has counted something.
+                if n > 0 {
+                    let labels = vec![
+                        ("zone", "."),
+                        ("proto", *proto),
+                        ("family", *family),
+                        ("type", *qtype),
+                    ];
+                    requests.push((labels, n));
+                }
+            }
+        }
+    }
+    counter(
+        e,
+        "dns_requests",
+        "DNS queries answered, by protocol, address family and query type.",
+        &requests,
+    )?;
+    let responses: Vec<_> = RCODES
+        .iter()
+        .enumerate()
+        .map(|(i, rcode)| {
+            (
+                vec![("zone", "."), ("rcode", *rcode)],
+                COUNTERS.get(RESPONSES + i),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    counter(e, "dns_responses", "DNS responses, by rcode.", &responses)?;
+    counter(
+        e,
+        "dns_cache_hits",
+        "Queries answered by replaying a cached answer (the fast path).",
+        &[(vec![], COUNTERS.get(CACHE_HITS))],
+    )?;
+    let durations: Vec<_> = PROTOS
+        .iter()
+        .enumerate()
+        .map(|(p, proto)| {
+            let labels = vec![("zone", "."), ("proto", *proto)];
+            (labels, duration_layout(p).snapshot(&COUNTERS, 1e-6))
+        })
+        .collect();
+    histogram(
+        e,
+        "dns_request_duration_seconds",
+        "Time from a parsed query to its encoded answer.",
+        &durations,
+    )?;
+    let sizes: Vec<_> = PROTOS
+        .iter()
+        .enumerate()
+        .map(|(p, proto)| {
+            let labels = vec![("zone", "."), ("proto", *proto)];
+            (labels, size_layout(p).snapshot(&COUNTERS, 1.0))
+        })
+        .collect();
+    histogram(
+        e,
+        "dns_response_size_bytes",
+        "Size of the DNS answers sent, in bytes.",
+        &sizes,
+    )?;
+    counter(
+        e,
+        "dns_transfers",
+        "Zone transfer requests (AXFR and IXFR), allowed or refused.",
+        &[
+            (vec![("type", "AXFR")], transfers[0]),
+            (vec![("type", "IXFR")], transfers[1]),
+        ],
+    )?;
+    counter(
+        e,
+        "dns_rrl_drops",
+        "UDP answers not sent because of response rate limiting.",
+        &[(vec![], COUNTERS.get(RRL_DROPS))],
+    )?;
+    counter(
+        e,
+        "dns_rrl_slips",
+        "UDP answers sent truncated (TC=1) because of response rate limiting.",
+        &[(vec![], COUNTERS.get(RRL_SLIPS))],
+    )?;
+    let open: Vec<_> = STREAMS
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            let opened = COUNTERS.get(CONN_OPENED + i);
+            let closed = COUNTERS.get(CONN_CLOSED + i);
+            (vec![("proto", *kind)], opened.saturating_sub(closed) as i64)
+        })
+        .collect();
+    gauge(
+        e,
+        "dns_connections_open",
+        "DNS TCP and TLS connections open now.",
+        &open,
+    )?;
+    let shed: Vec<_> = STREAMS
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| (vec![("proto", *kind)], COUNTERS.get(CONN_SHED + i)))
+        .collect();
+    counter(
+        e,
+        "dns_connections_shed",
+        "DNS TCP and TLS connections closed to make room for a new one.",
+        &shed,
+    )?;
+    let serials: Vec<_> = serials
+        .iter()
+        .map(|(zone, serial)| (vec![("zone", zone.as_str())], i64::from(*serial)))
+        .collect();
+    gauge(
+        e,
+        "zone_serial",
+        "The SOA serial each zone serves now.",
+        &serials,
+    )?;
+    let r = reloads();
+    counter(
+        e,
+        "zone_reloads",
+        "Zone reloads, by result (a failed reload keeps the old zones).",
+        &[
+            (vec![("result", "ok")], r.ok),
+            (vec![("result", "failed")], r.failed),
+        ],
+    )
+}
