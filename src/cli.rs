@@ -40,6 +40,8 @@ pub enum Command {
         after_help = "Exit code: 0 when no check fails (skipped checks are fine), 1 otherwise."
     )]
     Doctor(DoctorArgs),
+    /// Print the TSIG key that signs DNS UPDATE (nsupdate -k, knsupdate).
+    Key(KeyArgs),
 }
 
 impl Default for Command {
@@ -145,6 +147,26 @@ pub struct ServeArgs {
     /// Live view: show every client's events, not only the viewer's own (for a classroom projector).
     #[arg(long)]
     pub live_public: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// The data folder that holds the key (onebox-update.key); made there if missing.
+    #[arg(long, value_name = "DIR", default_value = "data", global = true)]
+    pub data: PathBuf,
+
+    #[command(subcommand)]
+    pub action: KeyAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Print the key in BIND key-file format (what `nsupdate -k FILE` reads).
+    Print {
+        /// Print {"name","algorithm","secret"} as JSON instead, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

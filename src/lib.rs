@@ -27,6 +27,7 @@ pub mod cli;
 pub mod control;
 pub(crate) mod db;
 pub(crate) mod dns;
+pub mod key;
 pub(crate) mod live;
 pub(crate) mod request;
 pub mod serve;

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Visit(args) => onebox::visit::run(args),
         Command::Resolver(args) => onebox::visit::resolver::run(args),
         Command::Doctor(args) => onebox::doctor::run(args),
+        Command::Key(args) => onebox::key::run(args),
     };
     // Flush the log first, so the error is the last line on stderr.
     drop(logging);

@@ -216,6 +216,8 @@ struct State {
     ca_dir: TempDir,
     certs: Arc<Certificates>,
     control_path: PathBuf,
+    /// The TSIG key that signs DNS UPDATE, and its key file (for the ready line).
+    tsig: (dns::tsig::TsigKey, PathBuf),
 }
 
 /// Returns the state and the control socket's listener, which its server takes.
@@ -239,6 +241,8 @@ fn open_state(config: &Config) -> anyhow::Result<(State, UnixListener)> {
         certificate_names(&config.zones),
     )?;
     let (control, control_path) = control::bind(ca_dir.path())?;
+    // Made on first start, beside the CA: the data folder, or the temporary one.
+    let tsig = dns::tsig::TsigKey::load_or_create(ca_dir.path())?;
     // Files were created under the umask; settle their modes now that all exist.
     private_files(ca_dir.path())?;
     let state = State {
@@ -246,6 +250,7 @@ fn open_state(config: &Config) -> anyhow::Result<(State, UnixListener)> {
         ca_dir,
         certs,
         control_path,
+        tsig,
     };
     Ok((state, control))
 }
@@ -352,7 +357,9 @@ fn spawn_servers(
     let mut servers = Servers::default();
     let live = Live::new();
     let shared = Shared {
-        engine: Engine::new(config.zones.clone(), config.transfer.clone()).with_live(live.clone()),
+        engine: Engine::new(config.zones.clone(), config.transfer.clone())
+            .with_live(live.clone())
+            .with_tsig(state.tsig.0.clone()),
         live,
         maintenance: Maintenance::default(),
     };
@@ -495,6 +502,8 @@ struct Ready {
     https: SocketAddr,
     pid: u32,
     ready: bool,
+    /// The TSIG key file for DNS UPDATE: `nsupdate -k PATH` reads it as it is.
+    tsig: String,
     /// Each served zone once, whether or not its apex has an address.
     zones: Vec<String>,
 }
@@ -511,6 +520,7 @@ fn print_ready(config: &Config, state: &State, addrs: &Addrs) -> anyhow::Result<
         https: addrs.https,
         pid: std::process::id(),
         ready: true,
+        tsig: state.tsig.1.display().to_string(),
         zones: config.zones.names(),
     };
     let line = serde_json::to_string(&ready).context("failed to encode the ready line")?;
@@ -805,12 +815,13 @@ mod tests {
             https: "127.0.0.1:8443".parse().unwrap(),
             pid: 4242,
             ready: true,
+            tsig: "data/onebox-update.key".into(),
             zones: vec!["foobar.com".into()],
         };
         // The README's example, byte for byte: scripts may match on it.
         assert_eq!(
             serde_json::to_string(&ready).unwrap(),
-            r#"{"ca":"data/ca.pem","control":"data/onebox.sock","data":"data","dns":"127.0.0.1:1053","dot":"127.0.0.1:8853","http":"127.0.0.1:8080","https":"127.0.0.1:8443","pid":4242,"ready":true,"zones":["foobar.com"]}"#
+            r#"{"ca":"data/ca.pem","control":"data/onebox.sock","data":"data","dns":"127.0.0.1:1053","dot":"127.0.0.1:8853","http":"127.0.0.1:8080","https":"127.0.0.1:8443","pid":4242,"ready":true,"tsig":"data/onebox-update.key","zones":["foobar.com"]}"#
         );
         let ephemeral = Ready {
             data: None,

@@ -26,6 +26,7 @@ use hickory_server::zone_handler::MessageResponse;
 
 use super::cache::{self, AnswerCache, Cached};
 use super::peer::{Cidr, Transport};
+use super::tsig::TsigKey;
 use super::{ZoneSet, Zones};
 use crate::live::{self, Event, Live};
 
@@ -56,6 +57,8 @@ pub(crate) struct Engine {
     use_cache: bool,
     /// Where the live view hears about each query.
     live: Option<Live>,
+    /// The key that may UPDATE our zones; without one every UPDATE is refused.
+    tsig: Option<Arc<TsigKey>>,
 }
 
 impl Engine {
@@ -65,7 +68,14 @@ impl Engine {
             transfer: Arc::new(allow_transfer),
             use_cache: true,
             live: None,
+            tsig: None,
         }
+    }
+
+    /// Accepts DNS UPDATE signed with `key` (see `update.rs`).
+    pub(crate) fn with_tsig(mut self, key: TsigKey) -> Self {
+        self.tsig = Some(Arc::new(key));
+        self
     }
 
     /// Publishes every answered query to the live view too.
@@ -145,6 +155,10 @@ impl Engine {
         if packet.len() < 12 || packet[2] & 0x80 != 0 {
             return None;
         }
+        // UPDATE (opcode 5) is verified on the raw bytes, which its TSIG signs.
+        if (packet[2] >> 3) & 0x0F == 5 {
+            return Some(self.update(packet, client, transport, started));
+        }
         let Ok(request) = Request::from_bytes(packet.to_vec(), client, transport.protocol()) else {
             return Some(formerr(packet));
         };
@@ -200,6 +214,27 @@ impl Engine {
             }
         }
         Some(reply)
+    }
+
+    fn update(
+        &self,
+        packet: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        started: Instant,
+    ) -> Vec<u8> {
+        let (reply, outcome) =
+            super::update::handle(&self.zones, self.tsig.as_deref(), packet, client);
+        self.record(QueryEvent {
+            client,
+            transport: transport.as_str(),
+            qname: outcome.zone,
+            qtype: "UPDATE".to_string(),
+            rcode: rcode_name(outcome.rcode).to_string(),
+            answers: 0,
+            micros: started.elapsed().as_micros() as u64,
+        });
+        reply
     }
 
     async fn respond(
@@ -350,7 +385,7 @@ fn soa_serial(record: &Record) -> Option<u32> {
 
 /// Serial number arithmetic (RFC 1982 §3.2): whether `a` is newer than `b`,
 /// counting across the wrap at 2^32.
-fn serial_newer(a: u32, b: u32) -> bool {
+pub(crate) fn serial_newer(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < 1 << 31
 }
 
@@ -454,6 +489,10 @@ fn rcode_name(rcode: ResponseCode) -> &'static str {
         ResponseCode::Refused => "REFUSED",
         ResponseCode::NotAuth => "NOTAUTH",
         ResponseCode::BADVERS => "BADVERS",
+        ResponseCode::YXDomain => "YXDOMAIN",
+        ResponseCode::YXRRSet => "YXRRSET",
+        ResponseCode::NXRRSet => "NXRRSET",
+        ResponseCode::NotZone => "NOTZONE",
         _ => "OTHER",
     }
 }

@@ -181,7 +181,16 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
                     .map(|ip| SocketAddr::new(*ip, crate::cli::DEFAULT_HTTPS_PORT))
                     .collect(),
             };
-            match web_checks(Web::Https, zone, &host, &https_addrs, args.stack.dns, &trust).await {
+            match web_checks(
+                Web::Https,
+                zone,
+                &host,
+                &https_addrs,
+                args.stack.dns,
+                &trust,
+            )
+            .await
+            {
                 Some(web) => checks.push(web),
                 None => checks.push(check(
                     "https",
