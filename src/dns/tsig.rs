@@ -172,6 +172,8 @@ pub(crate) struct TsigRecord {
 }
 
 /// Why a signed request was not accepted: the TSIG error to send back.
+// The variants are the RFC's names (BADKEY, BADSIG, BADTIME), so they share a prefix.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum TsigError {
     /// RFC 8945 §5.2.1: unknown key or algorithm.

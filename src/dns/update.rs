@@ -117,7 +117,7 @@ fn response(packet: &[u8], request: Option<&Message>, rcode: ResponseCode) -> Ve
         let mut header = vec![0; 12];
         header[..2].copy_from_slice(&id.to_be_bytes());
         header[2] = 0x80 | (5 << 3);
-        header[3] = u8::from(rcode.low());
+        header[3] = rcode.low();
         header
     })
 }

@@ -105,6 +105,9 @@ fn dyn_ephemeral_keeps_the_key_in_its_temporary_folder() {
     );
 }
 
+/// One nsupdate run: its lines, then the name and type to dig and what dig must see.
+type Step<'a> = (&'a [&'a str], &'a str, &'a str, Vec<(String, String)>);
+
 #[test]
 fn dyn_nsupdate_adds_changes_and_deletes_a_txt_and_cname() {
     skip_unless!(
@@ -117,7 +120,7 @@ fn dyn_nsupdate_adds_changes_and_deletes_a_txt_and_cname() {
     let k = ["-k", key.as_str()];
     let start = serial(&server);
 
-    let steps: [(&[&str], &str, &str, Vec<(String, String)>); 6] = [
+    let steps: [Step; 6] = [
         (
             &["update add api.foobar.com 60 A 192.0.2.10"],
             "api.foobar.com",
@@ -274,14 +277,36 @@ fn add_a(name: &str) -> Message {
     message
 }
 
-/// The rcode and the TSIG error (0 when the reply has no TSIG) of a reply.
+/// The rcode and the TSIG error (`None` when the reply has no TSIG) of a reply
+/// with one zone. Read from the bytes: hickory decodes TSIG only with a dnssec
+/// feature, which onebox does not enable.
 fn rcode_and_tsig_error(reply: &[u8]) -> (u8, Option<u16>) {
+    fn skip_name(bytes: &[u8], mut at: usize) -> usize {
+        loop {
+            match bytes[at] {
+                0 => return at + 1,
+                len if len & 0xC0 == 0xC0 => return at + 2,
+                len => at += 1 + usize::from(len),
+            }
+        }
+    }
     let rcode = reply[3] & 0x0F;
-    let decoded = Message::from_vec(reply).expect("a well-formed reply");
-    let error = decoded
-        .signature()
-        .map(|tsig| tsig.data.error.map(u16::from).unwrap_or(0));
-    (rcode, error)
+    assert_eq!(&reply[4..6], &[0, 1], "one zone echoed: {reply:?}");
+    if reply[10..12] == [0, 0] {
+        return (rcode, None);
+    }
+    let tsig = skip_name(reply, 12) + 4;
+    let rdata = skip_name(reply, tsig) + 10;
+    let mac_len_at = skip_name(reply, rdata) + 8;
+    let mac_len = usize::from(u16::from_be_bytes([
+        reply[mac_len_at],
+        reply[mac_len_at + 1],
+    ]));
+    let error_at = mac_len_at + 2 + mac_len + 2;
+    (
+        rcode,
+        Some(u16::from_be_bytes([reply[error_at], reply[error_at + 1]])),
+    )
 }
 
 #[test]
