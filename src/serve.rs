@@ -68,6 +68,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = validate(args)?;
     let listeners = bind_all(&config).await?;
     let (state, control) = open_state(&config)?;
+    // The zones are their files plus the changes journaled since.
+    {
+        let _turn = state.journal.lock().await;
+        state
+            .journal
+            .sync(&config.zones)
+            .await
+            .context("cannot apply the zone journal")?;
+    }
     // Watch signals before announcing readiness: a supervisor may send SIGTERM or
     // SIGHUP the moment it reads the ready line.
     let signals = Signals::new()?;
@@ -81,7 +90,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     #[cfg(debug_assertions)]
     servers.test_hook();
 
-    let outcome = supervise(&config.zones, &state.certs, &mut servers, signals).await;
+    let outcome = supervise(&config.zones, &state, &mut servers, signals).await;
     if let Err(e) = &outcome {
         tracing::error!("stopping: {e:#}");
     }
@@ -218,6 +227,8 @@ struct State {
     control_path: PathBuf,
     /// The TSIG key that signs DNS UPDATE, and its key file (for the ready line).
     tsig: (dns::tsig::TsigKey, PathBuf),
+    /// The zones' change journal, in the database.
+    journal: dns::journal::Journal,
 }
 
 /// Returns the state and the control socket's listener, which its server takes.
@@ -245,12 +256,14 @@ fn open_state(config: &Config) -> anyhow::Result<(State, UnixListener)> {
     let tsig = dns::tsig::TsigKey::load_or_create(ca_dir.path())?;
     // Files were created under the umask; settle their modes now that all exist.
     private_files(ca_dir.path())?;
+    let journal = dns::journal::Journal::new(db.clone());
     let state = State {
         db,
         ca_dir,
         certs,
         control_path,
         tsig,
+        journal,
     };
     Ok((state, control))
 }
@@ -359,7 +372,8 @@ fn spawn_servers(
     let shared = Shared {
         engine: Engine::new(config.zones.clone(), config.transfer.clone())
             .with_live(live.clone())
-            .with_tsig(state.tsig.0.clone()),
+            .with_tsig(state.tsig.0.clone())
+            .with_journal(state.journal.clone()),
         live,
         maintenance: Maintenance::default(),
     };
@@ -550,7 +564,7 @@ impl Signals {
 /// SIGINT (`Ok`), or until a server ends on its own (`Err`, with its error).
 async fn supervise(
     zones: &Zones,
-    certs: &Arc<Certificates>,
+    state: &State,
     servers: &mut Servers,
     mut signals: Signals,
 ) -> anyhow::Result<()> {
@@ -567,9 +581,9 @@ async fn supervise(
             }
             _ = signals.hup.recv() => {
                 tracing::info!("SIGHUP: reloading zones");
-                reload(zones, certs, false).await;
+                reload(zones, state, false).await;
             }
-            _ = watch.tick() => reload(zones, certs, true).await,
+            _ = watch.tick() => reload(zones, state, true).await,
             _ = log_check.tick() => dropped = report_dropped_logs(dropped),
         }
     }
@@ -578,20 +592,33 @@ async fn supervise(
 /// Reloads the zones (only when a file changed, for the watcher), then re-issues
 /// certificates at once: a site name the reload added must work over HTTPS now,
 /// not at the next renewal tick.
-async fn reload(zones: &Zones, certs: &Arc<Certificates>, only_changed: bool) {
-    let (zones, certs) = (zones.clone(), certs.clone());
+async fn reload(zones: &Zones, state: &State, only_changed: bool) {
+    // No UPDATE may land between the files being read and the journal applied.
+    let _turn = state.journal.lock().await;
+    let (zones, certs) = (zones.clone(), state.certs.clone());
+    let synced = zones.clone();
     let done = tokio::task::spawn_blocking(move || {
         if only_changed && !zones.changed_on_disk() {
-            return Ok(());
+            return (false, Ok(()));
         }
         zones.reload(only_changed);
-        certs.refresh(&certificate_names(&zones)).map(|_| ())
+        (true, certs.refresh(&certificate_names(&zones)).map(|_| ()))
     })
     .await;
-    match done {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!("certificates not re-issued after the reload: {e:#}"),
-        Err(e) => tracing::error!("zone reload failed: {e}"),
+    let reloaded = match done {
+        Ok((reloaded, Ok(()))) => reloaded,
+        Ok((reloaded, Err(e))) => {
+            tracing::error!("certificates not re-issued after the reload: {e:#}");
+            reloaded
+        }
+        Err(e) => {
+            tracing::error!("zone reload failed: {e}");
+            true
+        }
+    };
+    // The files were read again: put the journaled changes back on top.
+    if reloaded && let Err(e) = state.journal.sync(&synced).await {
+        tracing::error!("zone journal not applied after the reload: {e:#}");
     }
 }
 

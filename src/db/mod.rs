@@ -8,6 +8,7 @@
 //! MVCC lets them run alongside the writer). redb is synchronous, so no call here
 //! ever runs on an async worker thread.
 
+pub(crate) mod journal;
 mod lock;
 mod model;
 mod store;

@@ -25,6 +25,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponse;
 
 use super::cache::{self, AnswerCache, Cached};
+use super::journal::Journal;
 use super::peer::{Cidr, Transport};
 use super::tsig::TsigKey;
 use super::{ZoneSet, Zones};
@@ -59,6 +60,8 @@ pub(crate) struct Engine {
     live: Option<Live>,
     /// The key that may UPDATE our zones; without one every UPDATE is refused.
     tsig: Option<Arc<TsigKey>>,
+    /// Where UPDATEs are made durable; without one they live in memory only.
+    journal: Option<Journal>,
 }
 
 impl Engine {
@@ -69,7 +72,14 @@ impl Engine {
             use_cache: true,
             live: None,
             tsig: None,
+            journal: None,
         }
+    }
+
+    /// Journals every UPDATE before answering it.
+    pub(crate) fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = Some(journal);
+        self
     }
 
     /// Accepts DNS UPDATE signed with `key` (see `update.rs`).
@@ -157,7 +167,7 @@ impl Engine {
         }
         // UPDATE (opcode 5) is verified on the raw bytes, which its TSIG signs.
         if (packet[2] >> 3) & 0x0F == 5 {
-            return Some(self.update(packet, client, transport, started));
+            return Some(self.update(packet, client, transport, started).await);
         }
         let Ok(request) = Request::from_bytes(packet.to_vec(), client, transport.protocol()) else {
             return Some(formerr(packet));
@@ -216,15 +226,21 @@ impl Engine {
         Some(reply)
     }
 
-    fn update(
+    async fn update(
         &self,
         packet: &[u8],
         client: SocketAddr,
         transport: Transport,
         started: Instant,
     ) -> Vec<u8> {
-        let (reply, outcome) =
-            super::update::handle(&self.zones, self.tsig.as_deref(), packet, client);
+        let (reply, outcome) = super::update::handle(
+            &self.zones,
+            self.journal.as_ref(),
+            self.tsig.as_deref(),
+            packet,
+            client,
+        )
+        .await;
         self.record(QueryEvent {
             client,
             transport: transport.as_str(),

@@ -13,6 +13,7 @@
 pub(crate) mod cache;
 pub(crate) mod doh;
 pub(crate) mod engine;
+pub(crate) mod journal;
 pub(crate) mod lookup;
 mod peer;
 pub(crate) mod probe;

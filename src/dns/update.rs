@@ -14,6 +14,7 @@ use hickory_server::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use super::Zones;
+use super::journal::Journal;
 use super::tsig::{self, TsigKey};
 use super::zonefile::{Location, ParsedZone};
 
@@ -34,8 +35,9 @@ pub(crate) struct Outcome {
 
 /// Answers one UPDATE message. `key` is the one TSIG key that may change our
 /// zones; without a key (tests, the fuzzer) every update is refused.
-pub(crate) fn handle(
+pub(crate) async fn handle(
     zones: &Zones,
+    journal: Option<&Journal>,
     key: Option<&TsigKey>,
     packet: &[u8],
     client: SocketAddr,
@@ -84,7 +86,7 @@ pub(crate) fn handle(
         outcome.rcode = ResponseCode::FormErr;
         return (sign(reply(ResponseCode::FormErr, None)), outcome);
     };
-    let rcode = match apply(zones, &message) {
+    let rcode = match apply(zones, journal, &message, format!("update {client}")).await {
         Ok((zone, serial)) => {
             outcome.zone = zone;
             outcome.serial = serial;
@@ -122,11 +124,14 @@ fn response(packet: &[u8], request: Option<&Message>, rcode: ResponseCode) -> Ve
     })
 }
 
-/// Checks the zone section, then applies the update to that zone. On success,
-/// the zone's name and the new serial (`None` when nothing changed).
-fn apply(
+/// Checks the zone section, then applies the update to that zone: computed on
+/// a copy, journaled durably, then swapped in. On success, the zone's name and
+/// the new serial (`None` when nothing changed).
+async fn apply(
     zones: &Zones,
+    journal: Option<&Journal>,
     message: &Message,
+    by: String,
 ) -> Result<(String, Option<u32>), (String, ResponseCode)> {
     // §3.1.1: exactly one zone, of type SOA.
     let [zone] = message.queries.as_slice() else {
@@ -137,35 +142,64 @@ fn apply(
     if zone.query_type() != RecordType::SOA || zone.query_class() != DNSClass::IN {
         return Err((shown, ResponseCode::FormErr));
     }
-    let result = zones.change_zone(
-        &origin,
-        |parsed| {
-            let mut records: Vec<Record> = parsed.records.iter().map(|(r, _)| r.clone()).collect();
-            check_prerequisites(&parsed.origin, &records, &message.answers)?;
-            prescan(&parsed.origin, &message.authorities)?;
-            let before = records.clone();
-            for update in &message.authorities {
-                apply_one(&parsed.origin, &mut records, update);
-            }
-            if records == before {
-                return Ok(None);
-            }
-            if records.len() > MAX_RECORDS_PER_ZONE {
-                tracing::warn!(
-                    "update refused: zone {} would hold more than {MAX_RECORDS_PER_ZONE} records",
-                    parsed.origin
-                );
-                return Err(ResponseCode::Refused);
-            }
-            Ok(Some(rebuild(parsed, records, &before)))
-        },
-        ResponseCode::ServFail,
-    );
-    match result {
+    // One change at a time: each is computed from the zone the last one left.
+    let _turn = match journal {
+        Some(journal) => Some(journal.lock().await),
+        None => None,
+    };
+    let set = zones.snapshot();
+    let Some(current) = set
+        .zones
+        .values()
+        .find(|z| super::same_name(z.origin(), &origin))
+        .cloned()
+    else {
+        return Err((shown, ResponseCode::NotAuth));
+    };
+    drop(set);
+    let parsed = &current.parsed;
+    let next = match compute(parsed, message) {
+        Ok(Some(next)) => next,
+        Ok(None) => return Ok((shown, None)),
+        Err(rcode) => return Err((shown, rcode)),
+    };
+    // Durable before it is served or answered: a change the client saw
+    // acknowledged survives kill -9.
+    if let Some(journal) = journal
+        && let Err(e) = journal.record(&shown, parsed, &next, by).await
+    {
+        tracing::error!("update not applied: the journal write failed: {e:#}");
+        return Err((shown, ResponseCode::ServFail));
+    }
+    let serial = next.serial;
+    match zones.change_zone(&origin, |_| Ok(Some(next)), ResponseCode::ServFail) {
         None => Err((shown, ResponseCode::NotAuth)),
-        Some(Ok(serial)) => Ok((shown, serial)),
+        Some(Ok(_)) => Ok((shown, Some(serial))),
         Some(Err(rcode)) => Err((shown, rcode)),
     }
+}
+
+/// The zone after the update, `None` when it changes nothing, or the rcode
+/// that refuses it.
+fn compute(parsed: &ParsedZone, message: &Message) -> Result<Option<ParsedZone>, ResponseCode> {
+    let mut records: Vec<Record> = parsed.records.iter().map(|(r, _)| r.clone()).collect();
+    check_prerequisites(&parsed.origin, &records, &message.answers)?;
+    prescan(&parsed.origin, &message.authorities)?;
+    let before = records.clone();
+    for update in &message.authorities {
+        apply_one(&parsed.origin, &mut records, update);
+    }
+    if records == before {
+        return Ok(None);
+    }
+    if records.len() > MAX_RECORDS_PER_ZONE {
+        tracing::warn!(
+            "update refused: zone {} would hold more than {MAX_RECORDS_PER_ZONE} records",
+            parsed.origin
+        );
+        return Err(ResponseCode::Refused);
+    }
+    Ok(Some(rebuild(parsed, records, &before)))
 }
 
 /// The zone with its new records, and the serial bumped (RFC 1982: add one,
