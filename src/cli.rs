@@ -42,6 +42,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Print the TSIG key that signs DNS UPDATE (nsupdate -k, knsupdate).
     Key(KeyArgs),
+    /// Work with a zone as served: its file plus the changes journaled since.
+    Zone(ZoneArgs),
 }
 
 impl Default for Command {
@@ -147,6 +149,29 @@ pub struct ServeArgs {
     /// Live view: show every client's events, not only the viewer's own (for a classroom projector).
     #[arg(long)]
     pub live_public: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ZoneArgs {
+    #[command(subcommand)]
+    pub action: ZoneAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ZoneAction {
+    /// Print the zone (file + journal) as a master file, for `onebox check` and named-checkzone.
+    /// Reads the data folder, so run it while onebox is stopped.
+    Export {
+        /// The zone's name, e.g. foobar.com.
+        #[arg(value_name = "ZONE")]
+        zone: String,
+        /// The data folder that holds the journal.
+        #[arg(long, value_name = "DIR", default_value = "data")]
+        data: PathBuf,
+        /// The folder of zone files.
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_ZONES)]
+        zones: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -1,12 +1,13 @@
-//! `onebox key print`: the TSIG key that DNS UPDATE clients sign with, printed
-//! for `nsupdate -k`, `knsupdate` and scripts.
+//! The commands around changing records while onebox runs: `onebox key print`
+//! (the TSIG key that DNS UPDATE clients sign with, for `nsupdate -k`,
+//! `knsupdate` and scripts) and `onebox zone export` (a zone as served).
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::{KeyAction, KeyArgs};
+use crate::cli::{KeyAction, KeyArgs, ZoneAction, ZoneArgs};
 use crate::dns::tsig::TsigKey;
 
 pub fn run(args: KeyArgs) -> anyhow::Result<ExitCode> {
@@ -29,6 +30,18 @@ pub fn run(args: KeyArgs) -> anyhow::Result<ExitCode> {
             } else {
                 key.to_bind()
             };
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn zone(args: ZoneArgs) -> anyhow::Result<ExitCode> {
+    match args.action {
+        ZoneAction::Export { zone, data, zones } => {
+            let text = crate::dns::journal::export(&zone, &zones, &data)?;
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(text.as_bytes())?;
             stdout.flush()?;

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Resolver(args) => onebox::visit::resolver::run(args),
         Command::Doctor(args) => onebox::doctor::run(args),
         Command::Key(args) => onebox::key::run(args),
+        Command::Zone(args) => onebox::key::zone(args),
     };
     // Flush the log first, so the error is the last line on stderr.
     drop(logging);

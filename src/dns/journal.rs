@@ -259,3 +259,88 @@ fn apply_file_edit(current: &mut Vec<Record>, file_old: &[Record], file_new: &[R
         current.insert(0, soa);
     }
 }
+
+/// `onebox zone export ZONE`: the zone as onebox would serve it (its file plus
+/// the journal), as a master file. Opens the database, so the server must be
+/// stopped; a file edited since it last ran is journaled now, as it would be
+/// at the next start.
+pub(crate) fn export(
+    zone: &str,
+    zones_dir: &std::path::Path,
+    data: &std::path::Path,
+) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let zones = Zones::load(zones_dir, false)?;
+    let db = Db::open(data)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    let journal = Journal::new(db.clone());
+    runtime.block_on(journal.sync(&zones))?;
+    db.close();
+    let wanted = zone.trim_end_matches('.').to_ascii_lowercase();
+    let set = zones.snapshot();
+    let Some(found) = set.zones.values().find(|z| {
+        z.origin()
+            .to_string()
+            .trim_end_matches('.')
+            .to_ascii_lowercase()
+            == wanted
+    }) else {
+        anyhow::bail!(
+            "no zone {zone} in {}: the zones are {}",
+            zones_dir.display(),
+            zones.names().join(", ")
+        );
+    };
+    let mut out = format!(
+        "; {} as served by onebox: its file plus the journaled changes\n$ORIGIN {}\n",
+        found.origin(),
+        found.origin()
+    );
+    // A transfer's order: the SOA first, as every master-file reader expects,
+    // then the rest; not the closing SOA.
+    let records = found.transfer();
+    for record in &records[..records.len().saturating_sub(1)] {
+        out.push_str(&presentation(record));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// A record in master-file form. hickory's `Display` is right for most types but
+/// prints TXT strings bare and run together, so TXT is written here: each
+/// string quoted, `"` and `\\` escaped, other bytes outside printable ASCII as
+/// `\\DDD` (RFC 1035 §5.1).
+fn presentation(record: &Record) -> String {
+    let RData::TXT(txt) = &record.data else {
+        return record.to_string();
+    };
+    let strings: Vec<String> = txt
+        .txt_data
+        .iter()
+        .map(|bytes| {
+            let mut text = String::from("\"");
+            for &b in bytes.iter() {
+                match b {
+                    b'"' | b'\\' => {
+                        text.push('\\');
+                        text.push(char::from(b));
+                    }
+                    0x20..=0x7E => text.push(char::from(b)),
+                    _ => text.push_str(&format!("\\{b:03}")),
+                }
+            }
+            text.push('"');
+            text
+        })
+        .collect();
+    format!(
+        "{} {} {} TXT {}",
+        record.name,
+        record.ttl,
+        record.dns_class,
+        strings.join(" ")
+    )
+}

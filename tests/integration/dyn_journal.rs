@@ -123,3 +123,70 @@ fn dyn_an_edited_zone_file_applies_on_top_of_the_journal() {
     assert!(a_of(&server, "old.foobar.com").is_empty());
     assert_eq!(serial(&server), 9);
 }
+
+#[test]
+fn dyn_zone_export_writes_file_plus_journal_that_checkers_accept() {
+    skip_unless!(
+        require_tool("dig", "bind9-dnsutils"),
+        require_tool("nsupdate", "bind9-dnsutils"),
+        require_tool("named-checkzone", "bind9-utils")
+    );
+    let zones = test_zones("");
+    let data = TempDir::new("data");
+    let server = Onebox::spawn().zones(&zones).data(data.path()).start();
+    nsupdate_ok(&server, "update add api.foobar.com 60 A 192.0.2.10");
+    nsupdate_ok(
+        &server,
+        "update add t.foobar.com 60 TXT \"say \\\"hi\\\"\" \"two\"",
+    );
+    nsupdate_ok(&server, "update delete www.foobar.com CNAME");
+    drop(server);
+
+    let zones_arg = zones.path().display().to_string();
+    let data_arg = data.path().display().to_string();
+    let export = onebox_ok([
+        "zone",
+        "export",
+        "foobar.com",
+        "--data",
+        &data_arg,
+        "--zones",
+        &zones_arg,
+    ])
+    .stdout;
+    assert!(
+        export.contains("serial") || export.contains(" SOA "),
+        "{export}"
+    );
+    assert!(
+        export.contains("api.foobar.com. 60 IN A 192.0.2.10"),
+        "{export}"
+    );
+    assert!(
+        export.contains(r#"t.foobar.com. 60 IN TXT "say \"hi\"" "two""#),
+        "{export}"
+    );
+    assert!(!export.contains("www.foobar.com."), "{export}");
+    assert!(export.contains(" 10 7200 "), "serial 10: {export}");
+
+    let out = TempDir::new("export");
+    let file = out.write("foobar.com.zone", &export);
+    let checked = onebox(["check", &file.display().to_string()]);
+    assert_eq!(
+        checked.code,
+        Some(0),
+        "{}{}",
+        checked.stdout,
+        checked.stderr
+    );
+    let mut command = Command::new("named-checkzone");
+    command
+        .arg("foobar.com")
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (status, stdout, stderr) = run_bounded(command);
+    assert!(status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("loaded serial 10"), "{stdout}");
+}
