@@ -253,6 +253,38 @@ impl Engine {
         reply
     }
 
+    /// IXFR with the real differences, from the journal (RFC 1995 §4); `None`
+    /// leaves the question to [`ixfr`]: over UDP, a current client, no journal,
+    /// or one that does not reach back to the client's serial.
+    async fn ixfr_from_journal(
+        &self,
+        set: &ZoneSet,
+        request: &Request,
+        query: &Query,
+        transport: Transport,
+    ) -> Option<Answer> {
+        let journal = self.journal.as_ref()?;
+        if transport == Transport::Udp {
+            return None;
+        }
+        let zone = set
+            .zone_for(query.name())
+            .filter(|z| super::same_name(z.origin(), query.name()))?;
+        let ours = soa_serial(zone.soa())?;
+        let theirs = request.authorities.iter().find_map(soa_serial)?;
+        if !serial_newer(ours, theirs) {
+            return None;
+        }
+        let records = journal
+            .ixfr(&zone.origin().to_string(), theirs, zone.soa())
+            .await?;
+        let mut message = response_to(request, true);
+        message.metadata.authoritative = true;
+        message.answers = records;
+        message.edns = request.edns.as_ref().map(our_opt);
+        Some(finish(message, request, transport))
+    }
+
     async fn respond(
         &self,
         set: &ZoneSet,
@@ -298,6 +330,12 @@ impl Engine {
                 return error_reply(request, ResponseCode::Refused, true);
             }
             if qtype == RecordType::IXFR {
+                if let Some(answer) = self
+                    .ixfr_from_journal(set, request, query.original(), transport)
+                    .await
+                {
+                    return answer;
+                }
                 return ixfr(set, request, query.original(), transport);
             }
         }

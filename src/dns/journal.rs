@@ -154,6 +154,57 @@ impl Journal {
         Ok(())
     }
 
+    /// The answer to an IXFR from `theirs` (RFC 1995 §4): the current SOA, then
+    /// for each change since, the old SOA and the records removed, the new SOA
+    /// and the records added, and the current SOA again. `None` when the journal
+    /// does not reach back to `theirs` (compacted, or a serial it never had):
+    /// the caller then sends the whole zone.
+    pub(crate) async fn ixfr(
+        &self,
+        zone: &str,
+        theirs: u32,
+        current: &Record,
+    ) -> Option<Vec<Record>> {
+        let (_, entries) = self.db.zone_journal(zone.to_string()).await.ok()?;
+        let start = entries.iter().position(|e| e.serial_from == theirs)?;
+        let mut answer = vec![current.clone()];
+        let mut expected = theirs;
+        for entry in &entries[start..] {
+            if entry.serial_from != expected {
+                return None;
+            }
+            let removed = decode(&entry.removed);
+            let added = decode(&entry.added);
+            let soa = |list: &[Record]| {
+                list.iter()
+                    .find(|r| r.record_type() == RecordType::SOA)
+                    .cloned()
+            };
+            let (old_soa, new_soa) = (soa(&removed)?, soa(&added)?);
+            answer.push(old_soa);
+            answer.extend(
+                removed
+                    .into_iter()
+                    .filter(|r| r.record_type() != RecordType::SOA),
+            );
+            answer.push(new_soa);
+            answer.extend(
+                added
+                    .into_iter()
+                    .filter(|r| r.record_type() != RecordType::SOA),
+            );
+            expected = entry.serial_to;
+        }
+        let RData::SOA(now) = &current.data else {
+            return None;
+        };
+        if expected != now.serial {
+            return None;
+        }
+        answer.push(current.clone());
+        Some(answer)
+    }
+
     /// Brings every zone to its file plus its journal, after a start or a
     /// reload (the caller holds [`Journal::lock`]). A zone whose file changed
     /// since it was last seen gets the file's edits as one more journaled change.
