@@ -126,6 +126,10 @@ pub struct ServeArgs {
     #[arg(long = "allow-transfer", value_name = "CIDR")]
     pub allow_transfer: Vec<String>,
 
+    /// Send NOTIFY to this secondary (ip:port, repeatable) after every zone change, besides the zone's NS hosts.
+    #[arg(long = "notify", value_name = "ADDR")]
+    pub notify: Vec<SocketAddr>,
+
     /// Response rate limit: UDP answers per second per client /24 (IPv4) or /56 (IPv6); 0 turns it off.
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub rrl_rate: u32,

@@ -390,6 +390,16 @@ fn spawn_servers(
         dns_server.await;
         Ok(())
     });
+    let notifier = dns::notify::watch(
+        config.zones.clone(),
+        config.args.notify.clone(),
+        addrs.dns,
+        servers.shutdown.child_token(),
+    );
+    servers.spawn("dns notify", async move {
+        notifier.await;
+        Ok(())
+    });
     let control_server = control::serve(
         control,
         shared.maintenance.clone(),

@@ -15,6 +15,7 @@ pub(crate) mod doh;
 pub(crate) mod engine;
 pub(crate) mod journal;
 pub(crate) mod lookup;
+pub(crate) mod notify;
 mod peer;
 pub(crate) mod probe;
 pub(crate) mod server;

@@ -19,6 +19,7 @@ mod dns_protocol;
 mod doctor;
 mod dyn_ixfr;
 mod dyn_journal;
+mod dyn_secondaries;
 mod dyn_update;
 mod harden_data;
 mod harden_http;
