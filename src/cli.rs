@@ -195,6 +195,9 @@ pub enum KeyAction {
         /// Print {"name","algorithm","secret"} as JSON instead, for scripts.
         #[arg(long)]
         json: bool,
+        /// Print the fixture API's admin token instead (Authorization: Bearer TOKEN).
+        #[arg(long)]
+        admin: bool,
     },
 }
 

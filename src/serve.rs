@@ -229,6 +229,8 @@ struct State {
     tsig: (dns::tsig::TsigKey, PathBuf),
     /// The zones' change journal, in the database.
     journal: dns::journal::Journal,
+    /// The fixture API's admin token and its file (for the ready line).
+    admin: (String, PathBuf),
 }
 
 /// Returns the state and the control socket's listener, which its server takes.
@@ -254,6 +256,7 @@ fn open_state(config: &Config) -> anyhow::Result<(State, UnixListener)> {
     let (control, control_path) = control::bind(ca_dir.path())?;
     // Made on first start, beside the CA: the data folder, or the temporary one.
     let tsig = dns::tsig::TsigKey::load_or_create(ca_dir.path())?;
+    let admin = crate::key::admin_token(ca_dir.path())?;
     // Files were created under the umask; settle their modes now that all exist.
     private_files(ca_dir.path())?;
     let journal = dns::journal::Journal::new(db.clone());
@@ -264,6 +267,7 @@ fn open_state(config: &Config) -> anyhow::Result<(State, UnixListener)> {
         control_path,
         tsig,
         journal,
+        admin,
     };
     Ok((state, control))
 }
@@ -445,7 +449,14 @@ fn spawn_web(
             zones: config.zones.clone(),
             session_ttl: config.session_ttl,
             post_rate: config.args.post_rate,
-        }),
+        })
+        // The fixture API beside the app: the DNS layer's change function
+        // behind an admin token; the app knows nothing of it.
+        .merge(web::records::router(
+            config.zones.clone(),
+            state.journal.clone(),
+            state.admin.0.clone(),
+        )),
         engine: shared.engine,
         live: shared.live,
         maintenance: shared.maintenance,
@@ -516,6 +527,8 @@ impl Servers {
 /// they are written in this (alphabetical) order.
 #[derive(Serialize)]
 struct Ready {
+    /// The fixture API's admin token file (`Authorization: Bearer` its content).
+    admin_token_file: String,
     ca: String,
     control: String,
     /// `null` with `--ephemeral`.
@@ -535,6 +548,7 @@ struct Ready {
 fn print_ready(config: &Config, state: &State, addrs: &Addrs) -> anyhow::Result<()> {
     let args = &config.args;
     let ready = Ready {
+        admin_token_file: state.admin.1.display().to_string(),
         ca: state.certs.ca().path().display().to_string(),
         control: state.control_path.display().to_string(),
         data: (!args.ephemeral).then(|| args.data.display().to_string()),
@@ -843,6 +857,7 @@ mod tests {
     #[test]
     fn the_ready_line_keeps_its_keys_and_their_order() {
         let ready = Ready {
+            admin_token_file: "data/admin-token".into(),
             ca: "data/ca.pem".into(),
             control: "data/onebox.sock".into(),
             data: Some("data".into()),
@@ -858,7 +873,7 @@ mod tests {
         // The README's example, byte for byte: scripts may match on it.
         assert_eq!(
             serde_json::to_string(&ready).unwrap(),
-            r#"{"ca":"data/ca.pem","control":"data/onebox.sock","data":"data","dns":"127.0.0.1:1053","dot":"127.0.0.1:8853","http":"127.0.0.1:8080","https":"127.0.0.1:8443","pid":4242,"ready":true,"tsig":"data/onebox-update.key","zones":["foobar.com"]}"#
+            r#"{"admin_token_file":"data/admin-token","ca":"data/ca.pem","control":"data/onebox.sock","data":"data","dns":"127.0.0.1:1053","dot":"127.0.0.1:8853","http":"127.0.0.1:8080","https":"127.0.0.1:8443","pid":4242,"ready":true,"tsig":"data/onebox-update.key","zones":["foobar.com"]}"#
         );
         let ephemeral = Ready {
             data: None,

@@ -481,3 +481,138 @@ fn apply_one(origin: &Name, records: &mut Vec<Record>, update: &Record) {
         _ => {}
     }
 }
+
+/// One record as the fixture API names it: `{"name","type","value","ttl"}`.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub(crate) struct RecordSpec {
+    pub(crate) name: String,
+    #[serde(rename = "type")]
+    pub(crate) rtype: String,
+    pub(crate) value: String,
+    #[serde(default = "default_ttl")]
+    pub(crate) ttl: u32,
+}
+
+fn default_ttl() -> u32 {
+    60
+}
+
+/// Why the fixture API could not make a change; each maps to an HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ChangeError {
+    #[error("{0}")]
+    BadInput(String),
+    #[error("no zone served here contains {0}")]
+    NotOurs(String),
+    #[error("the change was refused ({0})")]
+    Refused(&'static str),
+}
+
+/// Adds (`add`) or deletes one record: the fixture API's path into the very
+/// same UPDATE code, so the validation, the serial and the journal are the
+/// same as for `nsupdate`. Returns the zone's serial afterwards.
+pub(crate) async fn change_record(
+    zones: &Zones,
+    journal: Option<&Journal>,
+    spec: &RecordSpec,
+    add: bool,
+    by: String,
+) -> Result<u32, ChangeError> {
+    use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, TXT};
+    // Names in the API are absolute whether or not they end in a dot.
+    let fqdn = |text: &str| {
+        Name::from_utf8(text).map(|mut n| {
+            n.set_fqdn(true);
+            n
+        })
+    };
+    let name = fqdn(&spec.name)
+        .map_err(|e| ChangeError::BadInput(format!("bad name {:?}: {e}", spec.name)))?;
+    let bad = |what: &str| ChangeError::BadInput(format!("bad {what} value {:?}", spec.value));
+    let rdata = match spec.rtype.to_ascii_uppercase().as_str() {
+        "A" => RData::A(A(spec.value.parse().map_err(|_| bad("A"))?)),
+        "AAAA" => RData::AAAA(AAAA(spec.value.parse().map_err(|_| bad("AAAA"))?)),
+        "CNAME" => RData::CNAME(CNAME(fqdn(&spec.value).map_err(|_| bad("CNAME"))?)),
+        "TXT" => {
+            if spec.value.len() > 255 {
+                return Err(ChangeError::BadInput(
+                    "a TXT value is at most 255 bytes".into(),
+                ));
+            }
+            RData::TXT(TXT::new(vec![spec.value.clone()]))
+        }
+        "MX" => {
+            let (pref, host) = spec.value.split_once(' ').ok_or_else(|| bad("MX"))?;
+            RData::MX(MX::new(
+                pref.trim().parse().map_err(|_| bad("MX"))?,
+                fqdn(host.trim()).map_err(|_| bad("MX"))?,
+            ))
+        }
+        other => {
+            return Err(ChangeError::BadInput(format!(
+                "type {other} is not offered: use A, AAAA, CNAME, TXT or MX"
+            )));
+        }
+    };
+    let origin = zones
+        .snapshot()
+        .zone_for(&name)
+        .map(|z| z.origin().clone())
+        .ok_or_else(|| ChangeError::NotOurs(spec.name.clone()))?;
+    let mut record = Record::from_rdata(name, if add { spec.ttl } else { 0 }, rdata);
+    if !add {
+        record.dns_class = DNSClass::NONE;
+    }
+    let mut message = Message::new(0, MessageType::Query, OpCode::Update);
+    let mut zone = hickory_server::proto::op::Query::query(origin, RecordType::SOA);
+    zone.set_query_class(DNSClass::IN);
+    message.queries.push(zone);
+    message.authorities.push(record);
+    let refused = |rcode: ResponseCode| match rcode {
+        ResponseCode::FormErr => {
+            ChangeError::BadInput("malformed record (a TTL out of range?)".into())
+        }
+        ResponseCode::NotZone | ResponseCode::NotAuth => ChangeError::NotOurs(spec.name.clone()),
+        ResponseCode::Refused => ChangeError::Refused("the zone is at its record limit"),
+        _ => ChangeError::Refused("server failure"),
+    };
+    match apply(zones, journal, &message, by).await {
+        Ok((_, Some(serial))) => Ok(serial),
+        Ok((_, None)) => Ok(zones
+            .snapshot()
+            .zone_for(&message.queries[0].name().clone())
+            .map(|z| z.parsed.serial)
+            .unwrap_or(0)),
+        Err((_, rcode)) => Err(refused(rcode)),
+    }
+}
+
+/// Every A, AAAA, CNAME, TXT and MX record served, as the fixture API lists them.
+pub(crate) fn list_records(zones: &Zones) -> Vec<RecordSpec> {
+    let set = zones.snapshot();
+    let mut out = Vec::new();
+    for zone in set.zones.values() {
+        for (record, _) in &zone.parsed.records {
+            let value = match &record.data {
+                RData::A(a) => a.0.to_string(),
+                RData::AAAA(a) => a.0.to_string(),
+                RData::CNAME(c) => c.0.to_string(),
+                RData::MX(mx) => format!("{} {}", mx.preference, mx.exchange),
+                RData::TXT(txt) => txt
+                    .txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(""),
+                _ => continue,
+            };
+            out.push(RecordSpec {
+                name: record.name.to_string().trim_end_matches('.').to_string(),
+                rtype: record.record_type().to_string(),
+                value,
+                ttl: record.ttl,
+            });
+        }
+    }
+    out
+}

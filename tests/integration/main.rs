@@ -17,6 +17,7 @@ mod dns_differential;
 mod dns_load;
 mod dns_protocol;
 mod doctor;
+mod dyn_api;
 mod dyn_ixfr;
 mod dyn_journal;
 mod dyn_secondaries;
