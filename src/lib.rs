@@ -31,6 +31,7 @@ pub mod key;
 pub(crate) mod live;
 pub(crate) mod request;
 pub mod serve;
+pub mod testing;
 pub mod visit;
 /// `onebox doctor` lives with the visitor it drives; kept here so the path stays.
 pub use visit::doctor;

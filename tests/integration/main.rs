@@ -18,6 +18,7 @@ mod dns_load;
 mod dns_protocol;
 mod doctor;
 mod dyn_api;
+mod dyn_fixture;
 mod dyn_ixfr;
 mod dyn_journal;
 mod dyn_secondaries;
