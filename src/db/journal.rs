@@ -85,20 +85,25 @@ impl Db {
         .await
     }
 
-    /// Appends one entry to `zone`'s journal (and, when given, replaces its base
-    /// in the same transaction); returns once it is durable.
+    /// Appends one entry to `zone`'s journal (and, when given, sets its base in
+    /// the same transaction: always, or with `base_if_missing` only when the zone
+    /// has none yet); returns once it is durable.
     pub(crate) async fn journal_append(
         &self,
         zone: String,
         entry: Option<JournalEntry>,
         base: Option<ZoneBase>,
+        base_if_missing: bool,
     ) -> Result<(), DbError> {
         self.write(move |tx| {
             if let Some(base) = &base {
                 let mut bases = tx.open_table(ZONE_BASE).map_err(storage)?;
-                bases
-                    .insert(zone.as_str(), json(base)?.as_slice())
-                    .map_err(storage)?;
+                let present = bases.get(zone.as_str()).map_err(storage)?.is_some();
+                if !(base_if_missing && present) {
+                    bases
+                        .insert(zone.as_str(), json(base)?.as_slice())
+                        .map_err(storage)?;
+                }
             }
             if let Some(entry) = &entry {
                 let mut journal = tx.open_table(JOURNAL).map_err(storage)?;

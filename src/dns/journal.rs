@@ -141,15 +141,15 @@ impl Journal {
             at: now(),
             by,
         };
-        // A zone never synced (no base yet) gets its base in the same transaction.
-        let (base, _) = self.db.zone_journal(zone.to_string()).await?;
-        let base = base.is_none().then(|| ZoneBase {
+        // A zone never synced (no base yet) gets its base in the same
+        // transaction; checked there, not by reading the journal (O(1) per update).
+        let base = ZoneBase {
             records: encode(&before.records),
             file_digest: before.digest,
             file_records: encode(&before.records),
-        });
+        };
         self.db
-            .journal_append(zone.to_string(), Some(entry), base)
+            .journal_append(zone.to_string(), Some(entry), Some(base), true)
             .await?;
         Ok(())
     }
@@ -220,7 +220,9 @@ impl Journal {
                     file_digest: parsed.digest,
                     file_records: encode(&parsed.records),
                 };
-                self.db.journal_append(name, None, Some(base)).await?;
+                self.db
+                    .journal_append(name, None, Some(base), false)
+                    .await?;
                 continue;
             };
             let mut current = decode(&base.records);
@@ -258,7 +260,7 @@ impl Journal {
                     );
                 }
                 self.db
-                    .journal_append(name.clone(), entry, Some(new_base))
+                    .journal_append(name.clone(), entry, Some(new_base), false)
                     .await?;
             }
             let next = with_records(parsed, current);
