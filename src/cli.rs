@@ -40,6 +40,10 @@ pub enum Command {
         after_help = "Exit code: 0 when no check fails (skipped checks are fine), 1 otherwise."
     )]
     Doctor(DoctorArgs),
+    /// Print the TSIG key that signs DNS UPDATE (nsupdate -k, knsupdate).
+    Key(KeyArgs),
+    /// Work with a zone as served: its file plus the changes journaled since.
+    Zone(ZoneArgs),
     /// Show the running server's metrics in the terminal, refreshed every second.
     Top(TopArgs),
     /// Database tools: copy the site's data between redb and PostgreSQL.
@@ -155,6 +159,10 @@ pub struct ServeArgs {
     #[arg(long = "allow-transfer", value_name = "CIDR")]
     pub allow_transfer: Vec<String>,
 
+    /// Send NOTIFY to this secondary (ip:port, repeatable) after every zone change, besides the zone's NS hosts.
+    #[arg(long = "notify", value_name = "ADDR")]
+    pub notify: Vec<SocketAddr>,
+
     /// Response rate limit: UDP answers per second per client /24 (IPv4) or /56 (IPv6); 0 turns it off.
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub rrl_rate: u32,
@@ -213,6 +221,52 @@ pub struct TopArgs {
     /// Print one view (rates over one second) and exit, without clearing the screen.
     #[arg(long)]
     pub once: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ZoneArgs {
+    #[command(subcommand)]
+    pub action: ZoneAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ZoneAction {
+    /// Print the zone (file + journal) as a master file, for `onebox check` and named-checkzone.
+    /// Reads the data folder, so run it while onebox is stopped.
+    Export {
+        /// The zone's name, e.g. foobar.com.
+        #[arg(value_name = "ZONE")]
+        zone: String,
+        /// The data folder that holds the journal.
+        #[arg(long, value_name = "DIR", default_value = "data")]
+        data: PathBuf,
+        /// The folder of zone files.
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_ZONES)]
+        zones: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// The data folder that holds the key (onebox-update.key); made there if missing.
+    #[arg(long, value_name = "DIR", default_value = "data", global = true)]
+    pub data: PathBuf,
+
+    #[command(subcommand)]
+    pub action: KeyAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Print the key in BIND key-file format (what `nsupdate -k FILE` reads).
+    Print {
+        /// Print {"name","algorithm","secret"} as JSON instead, for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Print the fixture API's admin token instead (Authorization: Bearer TOKEN).
+        #[arg(long)]
+        admin: bool,
+    },
 }
 
 #[derive(Debug, Args)]

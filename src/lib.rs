@@ -28,11 +28,13 @@ pub mod cli;
 pub mod control;
 pub(crate) mod db;
 pub(crate) mod dns;
+pub mod key;
 pub(crate) mod live;
 pub mod metrics;
 pub mod migrate;
 pub(crate) mod request;
 pub mod serve;
+pub mod testing;
 pub mod visit;
 /// `onebox doctor` lives with the visitor it drives; kept here so the path stays.
 pub use visit::doctor;
@@ -48,6 +50,8 @@ pub mod fuzzing {
     /// The DNS engine over the built-in zone, as every listener uses it.
     pub struct DnsHarness {
         engine: Engine,
+        /// The same zones, for the UPDATE path.
+        zones: Zones,
         runtime: tokio::runtime::Runtime,
     }
 
@@ -63,11 +67,20 @@ pub mod fuzzing {
                 .expect("the built-in zone loads");
             let everyone = vec!["0.0.0.0/0".parse().expect("valid network")];
             Self {
-                engine: Engine::new(zones, everyone),
+                engine: Engine::new(zones.clone(), everyone),
+                zones,
                 runtime: tokio::runtime::Builder::new_current_thread()
                     .build()
                     .expect("a runtime"),
             }
+        }
+
+        /// Applies `packet` as a DNS UPDATE that passed TSIG: the prerequisite,
+        /// prescan and apply code must turn any bytes into an rcode, never a panic.
+        pub fn update(&self, packet: &[u8]) {
+            let _ = self
+                .runtime
+                .block_on(crate::dns::update::apply_unsigned(&self.zones, packet));
         }
 
         /// Answers `packet` over UDP and over TCP and checks what must always hold:

@@ -20,6 +20,8 @@ fn main() -> ExitCode {
         Command::Doctor(args) => onebox::doctor::run(args),
         Command::Db(DbCommand::Migrate(args)) => onebox::migrate::run(args),
         Command::Top(args) => onebox::metrics::top::run(args),
+        Command::Key(args) => onebox::key::run(args),
+        Command::Zone(args) => onebox::key::zone(args),
     };
     // Flush the log first, so the error is the last line on stderr.
     drop(logging);

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ca::{self, Ca, Certificates};
 use crate::cli::{self, ServeArgs};
 use crate::control::{self, Maintenance};
-use crate::db::{Backend, Store};
+use crate::db::{Backend, Db, Store};
 use crate::dns::{self, Cidr, Engine, Zones};
 use crate::live::Live;
 use crate::web::{self, WebConfig};
@@ -68,6 +68,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = validate(args)?;
     let listeners = bind_all(&config).await?;
     let (state, control) = open_state(&config).await?;
+    // The zones are their files plus the changes journaled since.
+    {
+        let _turn = state.journal.lock().await;
+        state
+            .journal
+            .sync(&config.zones)
+            .await
+            .context("cannot apply the zone journal")?;
+    }
     // Watch signals before announcing readiness: a supervisor may send SIGTERM or
     // SIGHUP the moment it reads the ready line.
     let signals = Signals::new()?;
@@ -81,7 +90,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     #[cfg(debug_assertions)]
     servers.test_hook();
 
-    let outcome = supervise(&config.zones, &state.certs, &mut servers, signals).await;
+    let outcome = supervise(&config.zones, &state, &mut servers, signals).await;
     if let Err(e) = &outcome {
         tracing::error!("stopping: {e:#}");
     }
@@ -318,6 +327,12 @@ struct State {
     ca_dir: TempDir,
     certs: Arc<Certificates>,
     control_path: PathBuf,
+    /// The TSIG key that signs DNS UPDATE, and its key file (for the ready line).
+    tsig: (dns::tsig::TsigKey, PathBuf),
+    /// The zones' change journal, in the database.
+    journal: dns::journal::Journal,
+    /// The fixture API's admin token and its file (for the ready line).
+    admin: (String, PathBuf),
 }
 
 /// Returns the state and the control socket's listener, which its server takes.
@@ -331,21 +346,52 @@ async fn open_state(config: &Config) -> anyhow::Result<(State, UnixListener)> {
     };
     // The database first: its lock is what tells us no other onebox uses this
     // data folder, before we touch anything else in it.
-    let db = config.backend.open().await?;
+    let (db, journal_db) = open_databases(config).await?;
     let certs = Certificates::new(
         Ca::load_or_create(ca_dir.path(), &config.zones.site_hosts())?,
         certificate_names(&config.zones),
     )?;
     let (control, control_path) = control::bind(ca_dir.path())?;
+    // Made on first start, beside the CA: the data folder, or the temporary one.
+    let tsig = dns::tsig::TsigKey::load_or_create(ca_dir.path())?;
+    let admin = crate::key::admin_token(ca_dir.path())?;
     // Files were created under the umask; settle their modes now that all exist.
     private_files(ca_dir.path())?;
+    let journal = dns::journal::Journal::new(journal_db);
     let state = State {
         db,
         ca_dir,
         certs,
         control_path,
+        tsig,
+        journal,
+        admin,
     };
     Ok((state, control))
+}
+
+/// Opens the site's database and the redb database that holds the DNS journal:
+/// the same one on redb; on PostgreSQL, whose schema has no journal yet, a redb
+/// file in the data folder (in memory with `--ephemeral`), so UPDATEs stay durable.
+async fn open_databases(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Db)> {
+    Ok(match &config.backend {
+        Backend::Redb(dir) => {
+            let db = Db::open(dir)?;
+            (Arc::new(db.clone()), db)
+        }
+        Backend::Memory => {
+            let db = Db::in_memory()?;
+            (Arc::new(db.clone()), db)
+        }
+        Backend::Postgres(_) => {
+            let journal = if config.args.ephemeral {
+                Db::in_memory()?
+            } else {
+                Db::open(&config.args.data)?
+            };
+            (config.backend.open().await?, journal)
+        }
+    })
 }
 
 /// Creates the data folder owner-only, or tightens one that others can enter:
@@ -460,7 +506,10 @@ fn spawn_servers(
     let mut servers = Servers::default();
     let live = Live::new();
     let shared = Shared {
-        engine: Engine::new(config.zones.clone(), config.transfer.clone()).with_live(live.clone()),
+        engine: Engine::new(config.zones.clone(), config.transfer.clone())
+            .with_live(live.clone())
+            .with_tsig(state.tsig.0.clone())
+            .with_journal(state.journal.clone()),
         live,
         maintenance: Maintenance::default(),
     };
@@ -540,6 +589,16 @@ fn spawn_servers(
         dns_server.await;
         Ok(())
     });
+    let notifier = dns::notify::watch(
+        config.zones.clone(),
+        config.args.notify.clone(),
+        addrs.dns,
+        servers.shutdown.child_token(),
+    );
+    servers.spawn("dns notify", async move {
+        notifier.await;
+        Ok(())
+    });
     let control_server = control::serve(
         control,
         shared.maintenance.clone(),
@@ -611,7 +670,14 @@ fn spawn_web(
             session_ttl: config.session_ttl,
             post_rate: config.args.post_rate,
         })
-        .merge(extra),
+        .merge(extra)
+        // The fixture API beside the app: the DNS layer's change function
+        // behind an admin token; the app knows nothing of it.
+        .merge(web::records::router(
+            config.zones.clone(),
+            state.journal.clone(),
+            state.admin.0.clone(),
+        )),
         engine: shared.engine,
         live: shared.live,
         maintenance: shared.maintenance,
@@ -729,6 +795,8 @@ impl Servers {
 /// they are written in this (alphabetical) order.
 #[derive(Serialize)]
 struct Ready {
+    /// The fixture API's admin token file (`Authorization: Bearer` its content).
+    admin_token_file: String,
     /// Toy Internet only: zone → the addresses its server listens on.
     #[serde(skip_serializing_if = "Option::is_none")]
     authorities: Option<BTreeMap<String, Vec<SocketAddr>>>,
@@ -747,6 +815,8 @@ struct Ready {
     /// Toy Internet only: the recursive resolver's address.
     #[serde(skip_serializing_if = "Option::is_none")]
     resolver: Option<SocketAddr>,
+    /// The TSIG key file for DNS UPDATE: `nsupdate -k PATH` reads it as it is.
+    tsig: String,
     /// Each served zone once, whether or not its apex has an address.
     zones: Vec<String>,
 }
@@ -756,6 +826,7 @@ fn print_ready(config: &Config, state: &State, addrs: &Addrs) -> anyhow::Result<
     let ready = Ready {
         authorities: addrs.authorities.clone(),
         resolver: addrs.resolver,
+        admin_token_file: state.admin.1.display().to_string(),
         ca: state.certs.ca().path().display().to_string(),
         control: state.control_path.display().to_string(),
         data: (!args.ephemeral).then(|| args.data.display().to_string()),
@@ -766,6 +837,7 @@ fn print_ready(config: &Config, state: &State, addrs: &Addrs) -> anyhow::Result<
         metrics: addrs.metrics,
         pid: std::process::id(),
         ready: true,
+        tsig: state.tsig.1.display().to_string(),
         zones: config.zones.names(),
     };
     let line = serde_json::to_string(&ready).context("failed to encode the ready line")?;
@@ -795,7 +867,7 @@ impl Signals {
 /// SIGINT (`Ok`), or until a server ends on its own (`Err`, with its error).
 async fn supervise(
     zones: &Zones,
-    certs: &Arc<Certificates>,
+    state: &State,
     servers: &mut Servers,
     mut signals: Signals,
 ) -> anyhow::Result<()> {
@@ -812,9 +884,9 @@ async fn supervise(
             }
             _ = signals.hup.recv() => {
                 tracing::info!("SIGHUP: reloading zones");
-                reload(zones, certs, false).await;
+                reload(zones, state, false).await;
             }
-            _ = watch.tick() => reload(zones, certs, true).await,
+            _ = watch.tick() => reload(zones, state, true).await,
             _ = log_check.tick() => dropped = report_dropped_logs(dropped),
         }
     }
@@ -823,21 +895,34 @@ async fn supervise(
 /// Reloads the zones (only when a file changed, for the watcher), then re-issues
 /// certificates at once: a site name the reload added must work over HTTPS now,
 /// not at the next renewal tick.
-async fn reload(zones: &Zones, certs: &Arc<Certificates>, only_changed: bool) {
-    let (zones, certs) = (zones.clone(), certs.clone());
+async fn reload(zones: &Zones, state: &State, only_changed: bool) {
+    // No UPDATE may land between the files being read and the journal applied.
+    let _turn = state.journal.lock().await;
+    let (zones, certs) = (zones.clone(), state.certs.clone());
+    let synced = zones.clone();
     let done = tokio::task::spawn_blocking(move || {
         if only_changed && !zones.changed_on_disk() {
-            return Ok(());
+            return (false, Ok(()));
         }
         let report = zones.reload(only_changed);
         crate::metrics::dns::reload(report.failed.is_empty());
-        certs.refresh(&certificate_names(&zones)).map(|_| ())
+        (true, certs.refresh(&certificate_names(&zones)).map(|_| ()))
     })
     .await;
-    match done {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!("certificates not re-issued after the reload: {e:#}"),
-        Err(e) => tracing::error!("zone reload failed: {e}"),
+    let reloaded = match done {
+        Ok((reloaded, Ok(()))) => reloaded,
+        Ok((reloaded, Err(e))) => {
+            tracing::error!("certificates not re-issued after the reload: {e:#}");
+            reloaded
+        }
+        Err(e) => {
+            tracing::error!("zone reload failed: {e}");
+            true
+        }
+    };
+    // The files were read again: put the journaled changes back on top.
+    if reloaded && let Err(e) = state.journal.sync(&synced).await {
+        tracing::error!("zone journal not applied after the reload: {e:#}");
     }
 }
 
@@ -1057,6 +1142,7 @@ mod tests {
         let ready = Ready {
             authorities: None,
             resolver: None,
+            admin_token_file: "data/admin-token".into(),
             ca: "data/ca.pem".into(),
             control: "data/onebox.sock".into(),
             data: Some("data".into()),
@@ -1067,12 +1153,13 @@ mod tests {
             metrics: Some("127.0.0.1:9153".parse().unwrap()),
             pid: 4242,
             ready: true,
+            tsig: "data/onebox-update.key".into(),
             zones: vec!["foobar.com".into()],
         };
         // The README's example, byte for byte: scripts may match on it.
         assert_eq!(
             serde_json::to_string(&ready).unwrap(),
-            r#"{"ca":"data/ca.pem","control":"data/onebox.sock","data":"data","dns":"127.0.0.1:1053","dot":"127.0.0.1:8853","http":"127.0.0.1:8080","https":"127.0.0.1:8443","metrics":"127.0.0.1:9153","pid":4242,"ready":true,"zones":["foobar.com"]}"#
+            r#"{"admin_token_file":"data/admin-token","ca":"data/ca.pem","control":"data/onebox.sock","data":"data","dns":"127.0.0.1:1053","dot":"127.0.0.1:8853","http":"127.0.0.1:8080","https":"127.0.0.1:8443","metrics":"127.0.0.1:9153","pid":4242,"ready":true,"tsig":"data/onebox-update.key","zones":["foobar.com"]}"#
         );
         let ephemeral = Ready {
             data: None,

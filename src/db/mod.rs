@@ -12,6 +12,7 @@
 //! box; [`Backend`] picks one from `--db`'s scheme, and the rest of onebox only
 //! sees the [`Store`] trait.
 
+pub(crate) mod journal;
 mod lock;
 mod model;
 mod postgres;

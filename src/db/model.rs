@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{Db, DbError};
 
 /// The layout this build reads and writes. Bump it when a change needs a migration.
-pub(crate) const SCHEMA_VERSION: u64 = 1;
+pub(crate) const SCHEMA_VERSION: u64 = 2;
 const APP: &[u8] = b"onebox";
 
 /// `schema` → version (u64 little-endian), `app` → "onebox".
@@ -192,6 +192,14 @@ pub(crate) fn check_or_init(db: &Database) -> Result<(), String> {
                     "was written by a newer onebox (schema {v}); this onebox reads schema {SCHEMA_VERSION}: upgrade onebox or use another --data DIR"
                 ));
             }
+            // Schema 1 had no zone journal: its tables are created below.
+            Some(1) => {
+                drop(meta);
+                let mut meta = tx.open_table(META).map_err(|e| e.to_string())?;
+                meta.insert("schema", SCHEMA_VERSION.to_le_bytes().as_slice())
+                    .map_err(|e| e.to_string())?;
+                tracing::info!("db: migrated schema 1 to {SCHEMA_VERSION} (zone journal added)");
+            }
             Some(_) => {}
             None => return Err("is not a onebox database (no schema version)".into()),
         }
@@ -210,6 +218,7 @@ pub(crate) fn check_or_init(db: &Database) -> Result<(), String> {
     tx.open_table(SESSIONS).map_err(|e| e.to_string())?;
     tx.open_table(POSTS).map_err(|e| e.to_string())?;
     tx.open_table(COUNTERS).map_err(|e| e.to_string())?;
+    super::journal::create_tables(&tx)?;
     tx.commit().map_err(|e| e.to_string())
 }
 

@@ -25,7 +25,9 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponse;
 
 use super::cache::{self, AnswerCache, Cached};
+use super::journal::Journal;
 use super::peer::{Cidr, Transport};
+use super::tsig::TsigKey;
 use super::{ZoneSet, Zones};
 use crate::live::{self, Event, Live};
 
@@ -56,6 +58,10 @@ pub(crate) struct Engine {
     use_cache: bool,
     /// Where the live view hears about each query.
     live: Option<Live>,
+    /// The key that may UPDATE our zones; without one every UPDATE is refused.
+    tsig: Option<Arc<TsigKey>>,
+    /// Where UPDATEs are made durable; without one they live in memory only.
+    journal: Option<Journal>,
 }
 
 impl Engine {
@@ -65,7 +71,21 @@ impl Engine {
             transfer: Arc::new(allow_transfer),
             use_cache: true,
             live: None,
+            tsig: None,
+            journal: None,
         }
+    }
+
+    /// Journals every UPDATE before answering it.
+    pub(crate) fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Accepts DNS UPDATE signed with `key` (see `update.rs`).
+    pub(crate) fn with_tsig(mut self, key: TsigKey) -> Self {
+        self.tsig = Some(Arc::new(key));
+        self
     }
 
     /// Publishes every answered query to the live view too.
@@ -155,6 +175,10 @@ impl Engine {
         if packet.len() < 12 || packet[2] & 0x80 != 0 {
             return None;
         }
+        // UPDATE (opcode 5) is verified on the raw bytes, which its TSIG signs.
+        if (packet[2] >> 3) & 0x0F == 5 {
+            return Some(self.update(packet, client, transport, started).await);
+        }
         let Ok(request) = Request::from_bytes(packet.to_vec(), client, transport.protocol()) else {
             let reply = formerr(packet);
             let micros = started.elapsed().as_micros() as u64;
@@ -233,6 +257,65 @@ impl Engine {
         Some(reply)
     }
 
+    async fn update(
+        &self,
+        packet: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        started: Instant,
+    ) -> Vec<u8> {
+        let (reply, outcome) = super::update::handle(
+            &self.zones,
+            self.journal.as_ref(),
+            self.tsig.as_deref(),
+            packet,
+            client,
+        )
+        .await;
+        self.record(QueryEvent {
+            client,
+            transport: transport.as_str(),
+            qname: outcome.zone,
+            qtype: "UPDATE".to_string(),
+            rcode: rcode_name(outcome.rcode).to_string(),
+            answers: 0,
+            micros: started.elapsed().as_micros() as u64,
+        });
+        reply
+    }
+
+    /// IXFR with the real differences, from the journal (RFC 1995 §4); `None`
+    /// leaves the question to [`ixfr`]: over UDP, a current client, no journal,
+    /// or one that does not reach back to the client's serial.
+    async fn ixfr_from_journal(
+        &self,
+        set: &ZoneSet,
+        request: &Request,
+        query: &Query,
+        transport: Transport,
+    ) -> Option<Answer> {
+        let journal = self.journal.as_ref()?;
+        if transport == Transport::Udp {
+            return None;
+        }
+        let zone = set
+            .zone_for(query.name())
+            .filter(|z| super::same_name(z.origin(), query.name()))?;
+        let ours = soa_serial(zone.soa())?;
+        let theirs = request.authorities.iter().find_map(soa_serial)?;
+        if !serial_newer(ours, theirs) {
+            return None;
+        }
+        let records = journal
+            .ixfr(&zone.origin().to_string(), theirs, zone.soa())
+            .await?;
+        let mut message = response_to(request, true);
+        message.metadata.authoritative = true;
+        message.answers = records;
+        message.edns = request.edns.as_ref().map(our_opt);
+        Some(finish(message, request, transport))
+    }
+
     async fn respond(
         &self,
         set: &ZoneSet,
@@ -278,6 +361,12 @@ impl Engine {
                 return error_reply(request, ResponseCode::Refused, true);
             }
             if qtype == RecordType::IXFR {
+                if let Some(answer) = self
+                    .ixfr_from_journal(set, request, query.original(), transport)
+                    .await
+                {
+                    return answer;
+                }
                 return ixfr(set, request, query.original(), transport);
             }
         }
@@ -381,7 +470,7 @@ fn soa_serial(record: &Record) -> Option<u32> {
 
 /// Serial number arithmetic (RFC 1982 §3.2): whether `a` is newer than `b`,
 /// counting across the wrap at 2^32.
-fn serial_newer(a: u32, b: u32) -> bool {
+pub(crate) fn serial_newer(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < 1 << 31
 }
 
@@ -485,6 +574,10 @@ pub(crate) fn rcode_name(rcode: ResponseCode) -> &'static str {
         ResponseCode::Refused => "REFUSED",
         ResponseCode::NotAuth => "NOTAUTH",
         ResponseCode::BADVERS => "BADVERS",
+        ResponseCode::YXDomain => "YXDOMAIN",
+        ResponseCode::YXRRSet => "YXRRSET",
+        ResponseCode::NXRRSet => "NXRRSET",
+        ResponseCode::NotZone => "NOTZONE",
         _ => "OTHER",
     }
 }

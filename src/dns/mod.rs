@@ -14,11 +14,15 @@ pub(crate) mod authorities;
 pub(crate) mod cache;
 pub(crate) mod doh;
 pub(crate) mod engine;
+pub(crate) mod journal;
 pub(crate) mod lookup;
+pub(crate) mod notify;
 mod peer;
 pub(crate) mod probe;
 pub(crate) mod recursor;
 pub(crate) mod server;
+pub(crate) mod tsig;
+pub(crate) mod update;
 pub(crate) mod zonefile;
 
 use std::collections::{BTreeMap, HashSet};
@@ -478,6 +482,43 @@ impl Zones {
             }
         }
         report
+    }
+
+    /// Replaces the zone whose apex is `origin` with what `change` makes of it,
+    /// as one step: queries see the old zone or the new one, never a mix, and the
+    /// answer cache goes with the old set. The write lock is held throughout, so
+    /// two changes never race. `None` when no zone has that apex; `Ok(None)` when
+    /// `change` changed nothing; `failed` when the new set cannot be built.
+    pub(crate) fn change_zone<E>(
+        &self,
+        origin: &Name,
+        change: impl FnOnce(&ParsedZone) -> Result<Option<ParsedZone>, E>,
+        failed: E,
+    ) -> Option<Result<Option<u32>, E>> {
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        let (file, zone) = current
+            .zones
+            .iter()
+            .find(|(_, z)| same_name(z.origin(), origin))?;
+        let file = file.clone();
+        let next = match change(&zone.parsed) {
+            Ok(Some(next)) => next,
+            Ok(None) => return Some(Ok(None)),
+            Err(e) => return Some(Err(e)),
+        };
+        let serial = next.serial;
+        let mut zones = current.zones.clone();
+        zones.insert(file, Arc::new(Zone::new(next)));
+        match ZoneSet::build(zones, self.axfr) {
+            Ok(set) => {
+                *current = Arc::new(set);
+                Some(Ok(Some(serial)))
+            }
+            Err(e) => {
+                tracing::error!("zone change not applied: {e:#}");
+                Some(Err(failed))
+            }
+        }
     }
 
     /// The zones served, by name: `foobar.com` (and `.` for the root).

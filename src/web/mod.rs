@@ -23,6 +23,7 @@ pub(crate) mod front;
 pub(crate) mod health;
 mod io;
 mod live;
+pub(crate) mod records;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

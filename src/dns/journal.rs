@@ -1,0 +1,399 @@
+//! Keeps every zone equal to its file plus the changes made since, across
+//! restarts, reloads and `kill -9`.
+//!
+//! The rule when both the file and the journal changed is Knot's
+//! `zonefile-load: difference`: the journal holds the changes made by UPDATE
+//! (and the fixture API); when the user edits the zone file, the difference
+//! between the file as last seen and the file now is applied as one more change
+//! on top, with a new serial. Nothing is lost silently: an UPDATE's record stays
+//! unless the file's edit removes that very record, and a record the file adds
+//! is added even if an UPDATE deleted it before.
+
+use std::sync::Arc;
+
+use hickory_server::proto::rr::{RData, Record, RecordType};
+use hickory_server::proto::serialize::binary::{BinDecodable, BinEncodable};
+
+use super::Zones;
+use super::zonefile::{Location, ParsedZone};
+use crate::db::Db;
+use crate::db::journal::{JournalEntry, ZoneBase};
+
+/// The journal of every zone, in the database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Journal {
+    db: Db,
+    /// Held by every change (UPDATE, reload): one at a time, so each is computed
+    /// from the zone the previous one left.
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+fn encode(records: &[(Record, Location)]) -> Vec<Vec<u8>> {
+    records
+        .iter()
+        .filter_map(|(r, _)| r.to_bytes().ok())
+        .collect()
+}
+
+fn decode(records: &[Vec<u8>]) -> Vec<Record> {
+    records
+        .iter()
+        .filter_map(|bytes| Record::from_bytes(bytes).ok())
+        .collect()
+}
+
+fn serial_of(records: &[Record]) -> Option<u32> {
+    records.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    })
+}
+
+/// Applies one journal entry: its removed records out, its added records in.
+fn replay(records: &mut Vec<Record>, entry: &JournalEntry) {
+    let removed = decode(&entry.removed);
+    records.retain(|r| !removed.contains(r));
+    for record in decode(&entry.added) {
+        if !records.contains(&record) {
+            records.push(record);
+        }
+    }
+}
+
+/// What changed from `before` to `after`, as the journal stores it.
+pub(crate) fn difference(before: &[Record], after: &[Record]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let bytes = |r: &Record| r.to_bytes().ok();
+    let removed = before
+        .iter()
+        .filter(|r| !after.contains(r))
+        .filter_map(bytes)
+        .collect();
+    let added = after
+        .iter()
+        .filter(|r| !before.contains(r))
+        .filter_map(bytes)
+        .collect();
+    (removed, added)
+}
+
+fn with_records(parsed: &ParsedZone, records: Vec<Record>) -> ParsedZone {
+    let mut next = parsed.clone();
+    if let Some(serial) = serial_of(&records) {
+        next.serial = serial;
+    }
+    if let Some(soa) = records.iter().find(|r| r.record_type() == RecordType::SOA)
+        && let RData::SOA(data) = &soa.data
+    {
+        next.negative_ttl = soa.ttl.min(data.minimum);
+    }
+    next.records = records
+        .into_iter()
+        .map(|r| {
+            let at = parsed
+                .records
+                .iter()
+                .find(|(old, _)| *old == r)
+                .map(|(_, at)| at.clone())
+                .unwrap_or(Location {
+                    file: "journal".into(),
+                    line: 0,
+                });
+            (r, at)
+        })
+        .collect();
+    next
+}
+
+fn now() -> u64 {
+    super::tsig::now()
+}
+
+impl Journal {
+    pub(crate) fn new(db: Db) -> Self {
+        Self {
+            db,
+            lock: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Taken around every change to the zones.
+    pub(crate) async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.lock.lock().await
+    }
+
+    /// Journals one change to `zone` (the caller holds [`Journal::lock`]);
+    /// returns once it is durable.
+    pub(crate) async fn record(
+        &self,
+        zone: &str,
+        before: &ParsedZone,
+        after: &ParsedZone,
+        by: String,
+    ) -> anyhow::Result<()> {
+        let old: Vec<Record> = before.records.iter().map(|(r, _)| r.clone()).collect();
+        let new: Vec<Record> = after.records.iter().map(|(r, _)| r.clone()).collect();
+        let (removed, added) = difference(&old, &new);
+        let entry = JournalEntry {
+            serial_from: before.serial,
+            serial_to: after.serial,
+            removed,
+            added,
+            at: now(),
+            by,
+        };
+        // A zone never synced (no base yet) gets its base in the same
+        // transaction; checked there, not by reading the journal (O(1) per update).
+        let base = ZoneBase {
+            records: encode(&before.records),
+            file_digest: before.digest,
+            file_records: encode(&before.records),
+        };
+        self.db
+            .journal_append(zone.to_string(), Some(entry), Some(base), true)
+            .await?;
+        Ok(())
+    }
+
+    /// The answer to an IXFR from `theirs` (RFC 1995 §4): the current SOA, then
+    /// for each change since, the old SOA and the records removed, the new SOA
+    /// and the records added, and the current SOA again. `None` when the journal
+    /// does not reach back to `theirs` (compacted, or a serial it never had):
+    /// the caller then sends the whole zone.
+    pub(crate) async fn ixfr(
+        &self,
+        zone: &str,
+        theirs: u32,
+        current: &Record,
+    ) -> Option<Vec<Record>> {
+        let (_, entries) = self.db.zone_journal(zone.to_string()).await.ok()?;
+        let start = entries.iter().position(|e| e.serial_from == theirs)?;
+        let mut answer = vec![current.clone()];
+        let mut expected = theirs;
+        for entry in &entries[start..] {
+            if entry.serial_from != expected {
+                return None;
+            }
+            let removed = decode(&entry.removed);
+            let added = decode(&entry.added);
+            let soa = |list: &[Record]| {
+                list.iter()
+                    .find(|r| r.record_type() == RecordType::SOA)
+                    .cloned()
+            };
+            let (old_soa, new_soa) = (soa(&removed)?, soa(&added)?);
+            answer.push(old_soa);
+            answer.extend(
+                removed
+                    .into_iter()
+                    .filter(|r| r.record_type() != RecordType::SOA),
+            );
+            answer.push(new_soa);
+            answer.extend(
+                added
+                    .into_iter()
+                    .filter(|r| r.record_type() != RecordType::SOA),
+            );
+            expected = entry.serial_to;
+        }
+        let RData::SOA(now) = &current.data else {
+            return None;
+        };
+        if expected != now.serial {
+            return None;
+        }
+        answer.push(current.clone());
+        Some(answer)
+    }
+
+    /// Brings every zone to its file plus its journal, after a start or a
+    /// reload (the caller holds [`Journal::lock`]). A zone whose file changed
+    /// since it was last seen gets the file's edits as one more journaled change.
+    pub(crate) async fn sync(&self, zones: &Zones) -> anyhow::Result<()> {
+        let set = zones.snapshot();
+        for zone in set.zones.values() {
+            let parsed = &zone.parsed;
+            let name = parsed.origin.to_string();
+            let (base, entries) = self.db.zone_journal(name.clone()).await?;
+            let Some(base) = base else {
+                let base = ZoneBase {
+                    records: encode(&parsed.records),
+                    file_digest: parsed.digest,
+                    file_records: encode(&parsed.records),
+                };
+                self.db
+                    .journal_append(name, None, Some(base), false)
+                    .await?;
+                continue;
+            };
+            let mut current = decode(&base.records);
+            for entry in &entries {
+                replay(&mut current, entry);
+            }
+            let journal_serial = serial_of(&current).unwrap_or(parsed.serial);
+            if parsed.digest == base.file_digest && parsed.serial == journal_serial {
+                continue; // Already file + journal.
+            }
+            if parsed.digest != base.file_digest {
+                let file_old = decode(&base.file_records);
+                let file_new: Vec<Record> = parsed.records.iter().map(|(r, _)| r.clone()).collect();
+                let before = current.clone();
+                apply_file_edit(&mut current, &file_old, &file_new);
+                let (removed, added) = difference(&before, &current);
+                let entry = (!removed.is_empty() || !added.is_empty()).then(|| JournalEntry {
+                    serial_from: serial_of(&before).unwrap_or(0),
+                    serial_to: serial_of(&current).unwrap_or(0),
+                    removed,
+                    added,
+                    at: now(),
+                    by: "zone file".into(),
+                });
+                let new_base = ZoneBase {
+                    records: base.records.clone(),
+                    file_digest: parsed.digest,
+                    file_records: encode(&parsed.records),
+                };
+                if let Some(entry) = &entry {
+                    tracing::info!(
+                        "zone {name}: the file's edits applied on top of {} journaled changes: serial {}",
+                        entries.len(),
+                        entry.serial_to
+                    );
+                }
+                self.db
+                    .journal_append(name.clone(), entry, Some(new_base), false)
+                    .await?;
+            }
+            let next = with_records(parsed, current);
+            let origin = parsed.origin.clone();
+            let _ = zones.change_zone(&origin, |_| Ok::<_, ()>(Some(next)), ());
+        }
+        Ok(())
+    }
+}
+
+/// The file's edits (old file → new file) applied to the current zone. The SOA
+/// is special: its fields come from the new file, and its serial is the file's
+/// when that is newer, else one more than the current one (RFC 1982).
+fn apply_file_edit(current: &mut Vec<Record>, file_old: &[Record], file_new: &[Record]) {
+    let not_soa = |r: &&Record| r.record_type() != RecordType::SOA;
+    let removed: Vec<&Record> = file_old
+        .iter()
+        .filter(not_soa)
+        .filter(|r| !file_new.contains(r))
+        .collect();
+    let added: Vec<&Record> = file_new
+        .iter()
+        .filter(not_soa)
+        .filter(|r| !file_old.contains(r))
+        .collect();
+    let old_soa = current
+        .iter()
+        .find(|r| r.record_type() == RecordType::SOA)
+        .cloned();
+    current.retain(|r| !removed.contains(&r));
+    for record in added {
+        if !current.contains(record) {
+            current.push(record.clone());
+        }
+    }
+    let file_soa = file_new.iter().find(|r| r.record_type() == RecordType::SOA);
+    if let (Some(old), Some(file_soa)) = (old_soa, file_soa)
+        && let (RData::SOA(old_data), RData::SOA(file_data)) = (&old.data, &file_soa.data)
+    {
+        let mut soa = file_soa.clone();
+        if let RData::SOA(data) = &mut soa.data {
+            data.serial = if super::engine::serial_newer(file_data.serial, old_data.serial) {
+                file_data.serial
+            } else {
+                old_data.serial.wrapping_add(1)
+            };
+        }
+        current.retain(|r| r.record_type() != RecordType::SOA);
+        current.insert(0, soa);
+    }
+}
+
+/// `onebox zone export ZONE`: the zone as onebox would serve it (its file plus
+/// the journal), as a master file. Opens the database, so the server must be
+/// stopped; a file edited since it last ran is journaled now, as it would be
+/// at the next start.
+pub(crate) fn export(
+    zone: &str,
+    zones_dir: &std::path::Path,
+    data: &std::path::Path,
+) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let zones = Zones::load(zones_dir, false)?;
+    let db = Db::open(data)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    let journal = Journal::new(db.clone());
+    runtime.block_on(journal.sync(&zones))?;
+    db.close();
+    let wanted = zone.trim_end_matches('.').to_ascii_lowercase();
+    let set = zones.snapshot();
+    let Some(found) = set.zones.values().find(|z| {
+        z.origin()
+            .to_string()
+            .trim_end_matches('.')
+            .to_ascii_lowercase()
+            == wanted
+    }) else {
+        anyhow::bail!(
+            "no zone {zone} in {}: the zones are {}",
+            zones_dir.display(),
+            zones.names().join(", ")
+        );
+    };
+    let mut out = format!(
+        "; {} as served by onebox: its file plus the journaled changes\n$ORIGIN {}\n",
+        found.origin(),
+        found.origin()
+    );
+    // A transfer's order: the SOA first, as every master-file reader expects,
+    // then the rest; not the closing SOA.
+    let records = found.transfer();
+    for record in &records[..records.len().saturating_sub(1)] {
+        out.push_str(&presentation(record));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// A record in master-file form. hickory's `Display` is right for most types but
+/// prints TXT strings bare and run together, so TXT is written here: each
+/// string quoted, `"` and `\\` escaped, other bytes outside printable ASCII as
+/// `\\DDD` (RFC 1035 §5.1).
+fn presentation(record: &Record) -> String {
+    let RData::TXT(txt) = &record.data else {
+        return record.to_string();
+    };
+    let strings: Vec<String> = txt
+        .txt_data
+        .iter()
+        .map(|bytes| {
+            let mut text = String::from("\"");
+            for &b in bytes.iter() {
+                match b {
+                    b'"' | b'\\' => {
+                        text.push('\\');
+                        text.push(char::from(b));
+                    }
+                    0x20..=0x7E => text.push(char::from(b)),
+                    _ => text.push_str(&format!("\\{b:03}")),
+                }
+            }
+            text.push('"');
+            text
+        })
+        .collect();
+    format!(
+        "{} {} {} TXT {}",
+        record.name,
+        record.ttl,
+        record.dns_class,
+        strings.join(" ")
+    )
+}

@@ -1,0 +1,753 @@
+//! DNS UPDATE (RFC 2136) on onebox's own zone model, authenticated with TSIG.
+//!
+//! hickory-server 0.26 implements UPDATE only in its SQLite store, so we do it
+//! here, on the records parsed from the zone files: check the TSIG on the raw
+//! bytes, then the prerequisites (§3.2), then prescan the update section
+//! (§3.4.1), then apply every change to a copy of the zone and swap the copy in
+//! as a whole. A failure at any step leaves the zone untouched: the update is
+//! atomic. The answer cache belongs to the zone set being replaced, so it goes
+//! with it and no stale answer survives a change.
+
+use std::net::SocketAddr;
+
+use hickory_server::proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
+
+use super::Zones;
+use super::journal::Journal;
+use super::tsig::{self, TsigKey};
+use super::zonefile::{Location, ParsedZone};
+
+/// The most records one zone may hold after an update: beyond it an UPDATE is
+/// REFUSED, so a runaway script cannot grow the server without bound.
+pub(crate) const MAX_RECORDS_PER_ZONE: usize = 100_000;
+/// RFC 2181 §8: a TTL is at most 2^31 - 1.
+const MAX_TTL: u32 = i32::MAX as u32;
+
+/// What an update did, for the log and the live view.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub(crate) rcode: ResponseCode,
+    pub(crate) zone: String,
+    /// The new serial when something changed.
+    pub(crate) serial: Option<u32>,
+}
+
+/// Answers one UPDATE message. `key` is the one TSIG key that may change our
+/// zones; without a key (tests, the fuzzer) every update is refused.
+pub(crate) async fn handle(
+    zones: &Zones,
+    journal: Option<&Journal>,
+    key: Option<&TsigKey>,
+    packet: &[u8],
+    client: SocketAddr,
+) -> (Vec<u8>, Outcome) {
+    let now = tsig::now();
+    let signature = tsig::find(packet);
+    let mut outcome = Outcome {
+        rcode: ResponseCode::Refused,
+        zone: String::new(),
+        serial: None,
+    };
+    // The message without its TSIG record, with the original ID: what hickory parses.
+    let body = match &signature {
+        Some(sig) => {
+            let mut body = packet[..sig.start].to_vec();
+            let ar = u16::from_be_bytes([body[10], body[11]]).saturating_sub(1);
+            body[10..12].copy_from_slice(&ar.to_be_bytes());
+            body
+        }
+        None => packet.to_vec(),
+    };
+    let parsed = Message::from_vec(&body).ok();
+    let reply = |rcode: ResponseCode, message: Option<&Message>| -> Vec<u8> {
+        response(packet, message, rcode)
+    };
+
+    let (Some(key), Some(sig)) = (key, signature.as_ref()) else {
+        // No key configured, or an unsigned request: a policy refusal, as BIND
+        // gives when its update-policy does not match (no TSIG error applies).
+        tracing::warn!(%client, "update refused: not signed with the onebox TSIG key");
+        return (reply(ResponseCode::Refused, parsed.as_ref()), outcome);
+    };
+    if let Err(error) = tsig::verify(packet, sig, key, now) {
+        // RFC 8945 §5.2: NOTAUTH with the TSIG error; only BADTIME is signed.
+        tracing::warn!(%client, "update refused: {error}");
+        outcome.rcode = ResponseCode::NotAuth;
+        let bytes = reply(ResponseCode::NotAuth, parsed.as_ref());
+        let signed = error == tsig::TsigError::BadTime;
+        return (
+            tsig::sign_response(bytes, key, sig, error.code(), signed, now),
+            outcome,
+        );
+    }
+    let sign = |bytes: Vec<u8>| tsig::sign_response(bytes, key, sig, 0, true, now);
+    let Some(message) = parsed else {
+        outcome.rcode = ResponseCode::FormErr;
+        return (sign(reply(ResponseCode::FormErr, None)), outcome);
+    };
+    let rcode = match apply(zones, journal, &message, format!("update {client}")).await {
+        Ok((zone, serial)) => {
+            outcome.zone = zone;
+            outcome.serial = serial;
+            ResponseCode::NoError
+        }
+        Err((zone, rcode)) => {
+            outcome.zone = zone;
+            rcode
+        }
+    };
+    outcome.rcode = rcode;
+    match outcome.serial {
+        Some(serial) => tracing::info!(%client, zone = %outcome.zone, serial, "zone updated"),
+        None => tracing::info!(%client, zone = %outcome.zone, rcode = %rcode, "update not applied"),
+    }
+    (sign(reply(rcode, Some(&message))), outcome)
+}
+
+/// The reply: the request's ID and zone section, our rcode. Built by hand when
+/// the request could not be parsed, so even garbage gets a well-formed FORMERR.
+fn response(packet: &[u8], request: Option<&Message>, rcode: ResponseCode) -> Vec<u8> {
+    let id = u16::from_be_bytes([packet[0], packet[1]]);
+    let mut message = Message::new(id, MessageType::Response, OpCode::Update);
+    message.metadata.response_code = rcode;
+    if let Some(request) = request {
+        message.queries.extend(request.queries.iter().cloned());
+    }
+    message.to_vec().unwrap_or_else(|_| {
+        // A header alone always encodes: ID, QR + opcode 5, the rcode, no records.
+        let mut header = vec![0; 12];
+        header[..2].copy_from_slice(&id.to_be_bytes());
+        header[2] = 0x80 | (5 << 3);
+        header[3] = rcode.low();
+        header
+    })
+}
+
+/// Checks the zone section, then applies the update to that zone: computed on
+/// a copy, journaled durably, then swapped in. On success, the zone's name and
+/// the new serial (`None` when nothing changed).
+async fn apply(
+    zones: &Zones,
+    journal: Option<&Journal>,
+    message: &Message,
+    by: String,
+) -> Result<(String, Option<u32>), (String, ResponseCode)> {
+    // §3.1.1: exactly one zone, of type SOA.
+    let [zone] = message.queries.as_slice() else {
+        return Err((String::new(), ResponseCode::FormErr));
+    };
+    let origin = zone.name().clone();
+    let shown = origin.to_string();
+    if zone.query_type() != RecordType::SOA || zone.query_class() != DNSClass::IN {
+        return Err((shown, ResponseCode::FormErr));
+    }
+    // One change at a time: each is computed from the zone the last one left.
+    let _turn = match journal {
+        Some(journal) => Some(journal.lock().await),
+        None => None,
+    };
+    let set = zones.snapshot();
+    let Some(current) = set
+        .zones
+        .values()
+        .find(|z| super::same_name(z.origin(), &origin))
+        .cloned()
+    else {
+        return Err((shown, ResponseCode::NotAuth));
+    };
+    drop(set);
+    let parsed = &current.parsed;
+    let next = match compute(parsed, message) {
+        Ok(Some(next)) => next,
+        Ok(None) => return Ok((shown, None)),
+        Err(rcode) => return Err((shown, rcode)),
+    };
+    // Durable before it is served or answered: a change the client saw
+    // acknowledged survives kill -9.
+    if let Some(journal) = journal
+        && let Err(e) = journal.record(&shown, parsed, &next, by).await
+    {
+        tracing::error!("update not applied: the journal write failed: {e:#}");
+        return Err((shown, ResponseCode::ServFail));
+    }
+    let serial = next.serial;
+    match zones.change_zone(&origin, |_| Ok(Some(next)), ResponseCode::ServFail) {
+        None => Err((shown, ResponseCode::NotAuth)),
+        Some(Ok(_)) => Ok((shown, Some(serial))),
+        Some(Err(rcode)) => Err((shown, rcode)),
+    }
+}
+
+/// The zone after the update, `None` when it changes nothing, or the rcode
+/// that refuses it.
+fn compute(parsed: &ParsedZone, message: &Message) -> Result<Option<ParsedZone>, ResponseCode> {
+    let mut records: Vec<Record> = parsed.records.iter().map(|(r, _)| r.clone()).collect();
+    check_prerequisites(&parsed.origin, &records, &message.answers)?;
+    prescan(&parsed.origin, &message.authorities)?;
+    let before = records.clone();
+    for update in &message.authorities {
+        apply_one(&parsed.origin, &mut records, update);
+    }
+    if records == before {
+        return Ok(None);
+    }
+    if records.len() > MAX_RECORDS_PER_ZONE {
+        tracing::warn!(
+            "update refused: zone {} would hold more than {MAX_RECORDS_PER_ZONE} records",
+            parsed.origin
+        );
+        return Err(ResponseCode::Refused);
+    }
+    Ok(Some(rebuild(parsed, records, &before)))
+}
+
+/// The zone with its new records, and the serial bumped (RFC 1982: add one,
+/// wrapping) unless the update itself set a newer one.
+fn rebuild(parsed: &ParsedZone, mut records: Vec<Record>, before: &[Record]) -> ParsedZone {
+    let old_soa = before.iter().find(|r| r.record_type() == RecordType::SOA);
+    let serial_of = |r: Option<&Record>| match r.map(|r| &r.data) {
+        Some(RData::SOA(soa)) => Some(soa.serial),
+        _ => None,
+    };
+    let old_serial = serial_of(old_soa).unwrap_or(parsed.serial);
+    let mut new_serial = old_serial;
+    let mut negative_ttl = parsed.negative_ttl;
+    if let Some(soa) = records
+        .iter_mut()
+        .find(|r| r.record_type() == RecordType::SOA)
+        && let RData::SOA(data) = &mut soa.data
+    {
+        if data.serial == old_serial {
+            data.serial = old_serial.wrapping_add(1);
+        }
+        new_serial = data.serial;
+        negative_ttl = soa.ttl.min(data.minimum);
+    }
+    let mut next = parsed.clone();
+    // Records keep the place in the file they came from; new ones say "update".
+    let mut located: Vec<(Record, Location)> = Vec::with_capacity(records.len());
+    for record in records {
+        let at = parsed
+            .records
+            .iter()
+            .find(|(r, _)| {
+                same_record(r, &record)
+                    || (r.record_type() == RecordType::SOA
+                        && record.record_type() == RecordType::SOA)
+            })
+            .map(|(_, at)| at.clone())
+            .unwrap_or(Location {
+                file: "update".into(),
+                line: 0,
+            });
+        located.push((record, at));
+    }
+    next.records = located;
+    next.serial = new_serial;
+    next.negative_ttl = negative_ttl;
+    next
+}
+
+fn lower(name: &Name) -> LowerName {
+    LowerName::from(name)
+}
+
+/// The same owner, type and data (RFC 2136 §1.1.1: TTL does not count).
+fn same_record(a: &Record, b: &Record) -> bool {
+    lower(&a.name) == lower(&b.name) && a.record_type() == b.record_type() && a.data == b.data
+}
+
+/// §3.2: every prerequisite must hold, or the update is refused with the
+/// rcode that names the first one that does not.
+fn check_prerequisites(
+    origin: &Name,
+    records: &[Record],
+    prereqs: &[Record],
+) -> Result<(), ResponseCode> {
+    let at = |name: &Name| {
+        let name = lower(name);
+        records
+            .iter()
+            .filter(move |r| lower(&r.name) == name)
+            .collect::<Vec<_>>()
+    };
+    // Value-dependent prerequisites (class IN) are compared as whole RRsets.
+    let mut wanted: Vec<&Record> = Vec::new();
+    for pre in prereqs {
+        if pre.ttl != 0 {
+            return Err(ResponseCode::FormErr);
+        }
+        if !origin.zone_of(&pre.name) {
+            return Err(ResponseCode::NotZone);
+        }
+        let rtype = pre.record_type();
+        let empty = matches!(pre.data, RData::Update0(_));
+        match pre.dns_class {
+            DNSClass::ANY => {
+                if !empty {
+                    return Err(ResponseCode::FormErr);
+                }
+                let here = at(&pre.name);
+                if rtype == RecordType::ANY {
+                    if here.is_empty() {
+                        return Err(ResponseCode::NXDomain);
+                    }
+                } else if !here.iter().any(|r| r.record_type() == rtype) {
+                    return Err(ResponseCode::NXRRSet);
+                }
+            }
+            DNSClass::NONE => {
+                if !empty {
+                    return Err(ResponseCode::FormErr);
+                }
+                let here = at(&pre.name);
+                if rtype == RecordType::ANY {
+                    if !here.is_empty() {
+                        return Err(ResponseCode::YXDomain);
+                    }
+                } else if here.iter().any(|r| r.record_type() == rtype) {
+                    return Err(ResponseCode::YXRRSet);
+                }
+            }
+            DNSClass::IN => {
+                if empty || rtype == RecordType::ANY {
+                    return Err(ResponseCode::FormErr);
+                }
+                wanted.push(pre);
+            }
+            _ => return Err(ResponseCode::NotAuth),
+        }
+    }
+    // §3.2.3: each named RRset must equal exactly the records listed for it.
+    let mut checked: Vec<(LowerName, RecordType)> = Vec::new();
+    for pre in &wanted {
+        let key = (lower(&pre.name), pre.record_type());
+        if checked.contains(&key) {
+            continue;
+        }
+        let listed: Vec<&&Record> = wanted
+            .iter()
+            .filter(|r| lower(&r.name) == key.0 && r.record_type() == key.1)
+            .collect();
+        let present: Vec<&Record> = records
+            .iter()
+            .filter(|r| lower(&r.name) == key.0 && r.record_type() == key.1)
+            .collect();
+        let equal = present.len() == listed.len()
+            && present
+                .iter()
+                .all(|p| listed.iter().any(|l| l.data == p.data))
+            && listed
+                .iter()
+                .all(|l| present.iter().any(|p| l.data == p.data));
+        if !equal {
+            return Err(ResponseCode::NXRRSet);
+        }
+        checked.push(key);
+    }
+    Ok(())
+}
+
+/// §3.4.1: the whole update section is checked before anything is applied.
+fn prescan(origin: &Name, updates: &[Record]) -> Result<(), ResponseCode> {
+    for update in updates {
+        if !origin.zone_of(&update.name) {
+            return Err(ResponseCode::NotZone);
+        }
+        let rtype = update.record_type();
+        let meta = matches!(
+            rtype,
+            RecordType::AXFR | RecordType::IXFR | RecordType::OPT | RecordType::TSIG
+        ) || u16::from(rtype) == 253
+            || u16::from(rtype) == 254;
+        let empty = matches!(update.data, RData::Update0(_));
+        if meta || update.ttl > MAX_TTL {
+            return Err(ResponseCode::FormErr);
+        }
+        match update.dns_class {
+            DNSClass::IN => {
+                if rtype == RecordType::ANY || empty {
+                    return Err(ResponseCode::FormErr);
+                }
+            }
+            DNSClass::ANY => {
+                if update.ttl != 0 || !empty {
+                    return Err(ResponseCode::FormErr);
+                }
+            }
+            DNSClass::NONE => {
+                if update.ttl != 0 || rtype == RecordType::ANY || empty {
+                    return Err(ResponseCode::FormErr);
+                }
+            }
+            _ => return Err(ResponseCode::FormErr),
+        }
+    }
+    Ok(())
+}
+
+/// §3.4.2: applies one change. Changes the RFC says to ignore (a CNAME beside
+/// other data, deleting the apex SOA or the last apex NS) are ignored silently,
+/// as BIND and Knot do, and logged.
+fn apply_one(origin: &Name, records: &mut Vec<Record>, update: &Record) {
+    let name = lower(&update.name);
+    let apex = name == lower(origin);
+    let rtype = update.record_type();
+    let at_name = |records: &Vec<Record>, keep: &dyn Fn(&Record) -> bool| {
+        records
+            .iter()
+            .filter(|r| lower(&r.name) == name && keep(r))
+            .count()
+    };
+    match update.dns_class {
+        DNSClass::IN => {
+            let cnames = at_name(records, &|r| r.record_type() == RecordType::CNAME);
+            let others = at_name(records, &|r| r.record_type() != RecordType::CNAME);
+            if rtype == RecordType::CNAME && others > 0 {
+                tracing::warn!(
+                    "update ignored: a CNAME cannot sit beside other data at {}",
+                    update.name
+                );
+                return;
+            }
+            if rtype != RecordType::CNAME && cnames > 0 {
+                tracing::warn!(
+                    "update ignored: {} has a CNAME, which allows no other data",
+                    update.name
+                );
+                return;
+            }
+            let mut record = update.clone();
+            record.dns_class = DNSClass::IN;
+            if rtype == RecordType::SOA {
+                // Only the apex has an SOA, and only a newer serial replaces it.
+                if !apex {
+                    return;
+                }
+                let (RData::SOA(new), Some(old)) = (
+                    &record.data,
+                    records
+                        .iter_mut()
+                        .find(|r| r.record_type() == RecordType::SOA),
+                ) else {
+                    return;
+                };
+                if let RData::SOA(current) = &old.data
+                    && super::engine::serial_newer(new.serial, current.serial)
+                {
+                    *old = record;
+                }
+                return;
+            }
+            if matches!(rtype, RecordType::CNAME) {
+                records
+                    .retain(|r| !(lower(&r.name) == name && r.record_type() == RecordType::CNAME));
+            }
+            // One TTL per RRset (RFC 2181 §5.2): the new record's TTL applies to all.
+            for r in records
+                .iter_mut()
+                .filter(|r| lower(&r.name) == name && r.record_type() == rtype)
+            {
+                r.ttl = record.ttl;
+            }
+            if !records.iter().any(|r| same_record(r, &record)) {
+                records.push(record);
+            }
+        }
+        DNSClass::ANY => {
+            let protected =
+                |r: &Record| apex && matches!(r.record_type(), RecordType::SOA | RecordType::NS);
+            records.retain(|r| {
+                lower(&r.name) != name
+                    || protected(r)
+                    || (rtype != RecordType::ANY && r.record_type() != rtype)
+            });
+        }
+        DNSClass::NONE => {
+            if rtype == RecordType::SOA {
+                return;
+            }
+            if apex && rtype == RecordType::NS {
+                let servers = at_name(records, &|r| r.record_type() == RecordType::NS);
+                let matching = at_name(records, &|r| same_record(r, update));
+                if servers <= matching {
+                    tracing::warn!("update ignored: it would delete the last NS of {origin}");
+                    return;
+                }
+            }
+            records.retain(|r| !same_record(r, update));
+        }
+        _ => {}
+    }
+}
+
+/// One record as the fixture API names it: `{"name","type","value","ttl"}`.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub(crate) struct RecordSpec {
+    pub(crate) name: String,
+    #[serde(rename = "type")]
+    pub(crate) rtype: String,
+    pub(crate) value: String,
+    #[serde(default = "default_ttl")]
+    pub(crate) ttl: u32,
+}
+
+fn default_ttl() -> u32 {
+    60
+}
+
+/// Why the fixture API could not make a change; each maps to an HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ChangeError {
+    #[error("{0}")]
+    BadInput(String),
+    #[error("no zone served here contains {0}")]
+    NotOurs(String),
+    #[error("the change was refused ({0})")]
+    Refused(&'static str),
+}
+
+/// Adds (`add`) or deletes one record: the fixture API's path into the very
+/// same UPDATE code, so the validation, the serial and the journal are the
+/// same as for `nsupdate`. Returns the zone's serial afterwards.
+pub(crate) async fn change_record(
+    zones: &Zones,
+    journal: Option<&Journal>,
+    spec: &RecordSpec,
+    add: bool,
+    by: String,
+) -> Result<u32, ChangeError> {
+    use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, TXT};
+    // Names in the API are absolute whether or not they end in a dot.
+    let fqdn = |text: &str| {
+        Name::from_utf8(text).map(|mut n| {
+            n.set_fqdn(true);
+            n
+        })
+    };
+    let name = fqdn(&spec.name)
+        .map_err(|e| ChangeError::BadInput(format!("bad name {:?}: {e}", spec.name)))?;
+    let bad = |what: &str| ChangeError::BadInput(format!("bad {what} value {:?}", spec.value));
+    let rdata = match spec.rtype.to_ascii_uppercase().as_str() {
+        "A" => RData::A(A(spec.value.parse().map_err(|_| bad("A"))?)),
+        "AAAA" => RData::AAAA(AAAA(spec.value.parse().map_err(|_| bad("AAAA"))?)),
+        "CNAME" => RData::CNAME(CNAME(fqdn(&spec.value).map_err(|_| bad("CNAME"))?)),
+        "TXT" => {
+            if spec.value.len() > 255 {
+                return Err(ChangeError::BadInput(
+                    "a TXT value is at most 255 bytes".into(),
+                ));
+            }
+            RData::TXT(TXT::new(vec![spec.value.clone()]))
+        }
+        "MX" => {
+            let (pref, host) = spec.value.split_once(' ').ok_or_else(|| bad("MX"))?;
+            RData::MX(MX::new(
+                pref.trim().parse().map_err(|_| bad("MX"))?,
+                fqdn(host.trim()).map_err(|_| bad("MX"))?,
+            ))
+        }
+        other => {
+            return Err(ChangeError::BadInput(format!(
+                "type {other} is not offered: use A, AAAA, CNAME, TXT or MX"
+            )));
+        }
+    };
+    let origin = zones
+        .snapshot()
+        .zone_for(&name)
+        .map(|z| z.origin().clone())
+        .ok_or_else(|| ChangeError::NotOurs(spec.name.clone()))?;
+    let mut record = Record::from_rdata(name, if add { spec.ttl } else { 0 }, rdata);
+    if !add {
+        record.dns_class = DNSClass::NONE;
+    }
+    let mut message = Message::new(0, MessageType::Query, OpCode::Update);
+    let mut zone = hickory_server::proto::op::Query::query(origin, RecordType::SOA);
+    zone.set_query_class(DNSClass::IN);
+    message.queries.push(zone);
+    message.authorities.push(record);
+    let refused = |rcode: ResponseCode| match rcode {
+        ResponseCode::FormErr => {
+            ChangeError::BadInput("malformed record (a TTL out of range?)".into())
+        }
+        ResponseCode::NotZone | ResponseCode::NotAuth => ChangeError::NotOurs(spec.name.clone()),
+        ResponseCode::Refused => ChangeError::Refused("the zone is at its record limit"),
+        _ => ChangeError::Refused("server failure"),
+    };
+    match apply(zones, journal, &message, by).await {
+        Ok((_, Some(serial))) => Ok(serial),
+        Ok((_, None)) => Ok(zones
+            .snapshot()
+            .zone_for(&message.queries[0].name().clone())
+            .map(|z| z.parsed.serial)
+            .unwrap_or(0)),
+        Err((_, rcode)) => Err(refused(rcode)),
+    }
+}
+
+/// Every A, AAAA, CNAME, TXT and MX record served, as the fixture API lists them.
+pub(crate) fn list_records(zones: &Zones) -> Vec<RecordSpec> {
+    let set = zones.snapshot();
+    let mut out = Vec::new();
+    for zone in set.zones.values() {
+        for (record, _) in &zone.parsed.records {
+            let value = match &record.data {
+                RData::A(a) => a.0.to_string(),
+                RData::AAAA(a) => a.0.to_string(),
+                RData::CNAME(c) => c.0.to_string(),
+                RData::MX(mx) => format!("{} {}", mx.preference, mx.exchange),
+                RData::TXT(txt) => txt
+                    .txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(""),
+                _ => continue,
+            };
+            out.push(RecordSpec {
+                name: record.name.to_string().trim_end_matches('.').to_string(),
+                rtype: record.record_type().to_string(),
+                value,
+                ttl: record.ttl,
+            });
+        }
+    }
+    out
+}
+
+/// The fuzzer's way past TSIG (which it cannot forge): parses and applies an
+/// UPDATE exactly as a signed one would be, on `zones`, with no journal.
+pub(crate) async fn apply_unsigned(zones: &Zones, packet: &[u8]) -> Option<ResponseCode> {
+    let message = Message::from_vec(packet).ok()?;
+    Some(match apply(zones, None, &message, "fuzz".into()).await {
+        Ok(_) => ResponseCode::NoError,
+        Err((_, rcode)) => rcode,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_server::proto::op::Query;
+    use hickory_server::proto::rr::rdata::A;
+
+    use super::*;
+
+    fn zones() -> Zones {
+        Zones::load(std::path::Path::new("/nonexistent-onebox-zones"), false).unwrap()
+    }
+
+    fn update(records: Vec<Record>, zone_count: usize) -> Vec<u8> {
+        let mut message = Message::new(7, MessageType::Query, OpCode::Update);
+        for _ in 0..zone_count {
+            let mut zone = Query::query(Name::from_ascii("foobar.com.").unwrap(), RecordType::SOA);
+            zone.set_query_class(DNSClass::IN);
+            message.queries.push(zone);
+        }
+        message.authorities = records;
+        message.to_vec().unwrap()
+    }
+
+    fn a(name: &str, ttl: u32) -> Record {
+        Record::from_rdata(
+            Name::from_ascii(name).unwrap(),
+            ttl,
+            RData::A(A::new(192, 0, 2, 1)),
+        )
+    }
+
+    fn run(zones: &Zones, packet: &[u8]) -> Option<ResponseCode> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(apply_unsigned(zones, packet))
+    }
+
+    #[test]
+    fn malformed_updates_are_formerr_and_change_nothing() {
+        let zones = zones();
+        let serial = zones
+            .snapshot()
+            .zones
+            .values()
+            .next()
+            .unwrap()
+            .parsed
+            .serial;
+        // No zone, two zones.
+        assert_eq!(
+            run(&zones, &update(vec![a("x.foobar.com.", 60)], 0)),
+            Some(ResponseCode::FormErr)
+        );
+        assert_eq!(
+            run(&zones, &update(vec![a("x.foobar.com.", 60)], 2)),
+            Some(ResponseCode::FormErr)
+        );
+        // A TTL above 2^31 - 1.
+        assert_eq!(
+            run(&zones, &update(vec![a("x.foobar.com.", u32::MAX)], 1)),
+            Some(ResponseCode::FormErr)
+        );
+        // Class ANY with a TTL or with data: only "delete the RRset" has that class.
+        let mut any = a("x.foobar.com.", 0);
+        any.dns_class = DNSClass::ANY;
+        assert_eq!(
+            run(&zones, &update(vec![any], 1)),
+            Some(ResponseCode::FormErr)
+        );
+        // Class NONE with a TTL.
+        let mut none = a("x.foobar.com.", 60);
+        none.dns_class = DNSClass::NONE;
+        assert_eq!(
+            run(&zones, &update(vec![none], 1)),
+            Some(ResponseCode::FormErr)
+        );
+        // Outside the zone.
+        assert_eq!(
+            run(&zones, &update(vec![a("x.example.net.", 60)], 1)),
+            Some(ResponseCode::NotZone)
+        );
+        let after = zones
+            .snapshot()
+            .zones
+            .values()
+            .next()
+            .unwrap()
+            .parsed
+            .serial;
+        assert_eq!(after, serial, "nothing was applied");
+        // And a good one is applied, with the serial bumped by one.
+        assert_eq!(
+            run(&zones, &update(vec![a("x.foobar.com.", 60)], 1)),
+            Some(ResponseCode::NoError)
+        );
+        let after = zones
+            .snapshot()
+            .zones
+            .values()
+            .next()
+            .unwrap()
+            .parsed
+            .serial;
+        assert_eq!(after, serial.wrapping_add(1));
+    }
+
+    #[test]
+    fn random_bytes_after_a_valid_header_never_panic() {
+        let zones = zones();
+        let base = update(vec![a("x.foobar.com.", 60)], 1);
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..3000 {
+            let mut packet = base.clone();
+            for _ in 0..4 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let at = 2 + (state as usize) % (packet.len() - 2);
+                packet[at] = (state >> 32) as u8;
+            }
+            let _ = run(&zones, &packet);
+        }
+    }
+}

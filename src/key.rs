@@ -1,0 +1,99 @@
+//! The commands around changing records while onebox runs: `onebox key print`
+//! (the TSIG key that DNS UPDATE clients sign with, for `nsupdate -k`,
+//! `knsupdate` and scripts) and `onebox zone export` (a zone as served).
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::{KeyAction, KeyArgs, ZoneAction, ZoneArgs};
+use crate::dns::tsig::TsigKey;
+
+/// The file in the data folder that holds the fixture API's admin token.
+pub(crate) const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// Loads the admin token in `dir`, making it (owner-only, 0600) on first use: a
+/// random 256-bit value in hex, sent as `Authorization: Bearer TOKEN`.
+pub(crate) fn admin_token(dir: &std::path::Path) -> anyhow::Result<(String, std::path::PathBuf)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(ADMIN_TOKEN_FILE);
+    let token: String = rand::random::<[u8; 32]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(mut file) => {
+            file.write_all(format!("{token}\n").as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok((token, path))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let token = text.trim().to_string();
+            if token.is_empty() {
+                anyhow::bail!("{} is empty: delete it to make a new token", path.display());
+            }
+            Ok((token, path))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+pub fn run(args: KeyArgs) -> anyhow::Result<ExitCode> {
+    match args.action {
+        KeyAction::Print {
+            json: _,
+            admin: true,
+        } => {
+            std::fs::create_dir_all(&args.data)
+                .with_context(|| format!("cannot create {}", args.data.display()))?;
+            let (token, _) = admin_token(&args.data)?;
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{token}")?;
+            stdout.flush()?;
+        }
+        KeyAction::Print { json, admin: false } => {
+            // The same file the server makes on first start: printing before the
+            // first start makes it, so the two can never disagree.
+            std::fs::create_dir_all(&args.data)
+                .with_context(|| format!("cannot create {}", args.data.display()))?;
+            let (key, _) = TsigKey::load_or_create(&args.data)?;
+            let text = if json {
+                let mut line = serde_json::json!({
+                    "name": key.name,
+                    "algorithm": "hmac-sha256",
+                    "secret": key.secret_base64(),
+                })
+                .to_string();
+                line.push('\n');
+                line
+            } else {
+                key.to_bind()
+            };
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn zone(args: ZoneArgs) -> anyhow::Result<ExitCode> {
+    match args.action {
+        ZoneAction::Export { zone, data, zones } => {
+            let text = crate::dns::journal::export(&zone, &zones, &data)?;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
