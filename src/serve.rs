@@ -555,7 +555,7 @@ fn spawn_web(
 ) -> anyhow::Result<()> {
     // The resolver's cache view, as JSON: only when the toy Internet runs.
     let mut extra = axum::Router::new();
-    if let Some(recursor) = recursor {
+    if let Some(recursor) = recursor.clone() {
         extra = extra.route(
             "/_onebox/api/resolver/cache",
             axum::routing::get(move || {
@@ -579,6 +579,7 @@ fn spawn_web(
         })
         .merge(extra),
         engine: shared.engine,
+        recursor,
         live: shared.live,
         maintenance: shared.maintenance,
         https: Some((https, state.certs.server_config(&[b"h2", b"http/1.1"])?)),

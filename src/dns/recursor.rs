@@ -21,6 +21,11 @@
 //!   and [`MAX_CNAMES`] CNAME links per resolution.
 //! - Only loopback servers are ever asked, so no packet leaves the machine, and only
 //!   loopback clients are answered, so it is never an open resolver.
+//! - A query with RD clear (`dig +norecurse`) is answered from the cache only, and
+//!   REFUSED (with an Extended DNS Error) when the cache does not hold it. RFC 1034
+//!   §4.3.1 says a server recurses only when RD asks for it; answering from cache
+//!   is what BIND and Unbound do too, and it lets a learner look into the cache
+//!   (cache snooping, harmless here: only this machine may ask).
 //! - A server that does not answer, or answers REFUSED or SERVFAIL, is lame: the
 //!   next one is tried, and when none is left the client gets SERVFAIL with an
 //!   Extended DNS Error (RFC 8914) saying which.
@@ -99,6 +104,8 @@ enum Single {
     Negative(ResponseCode, Option<Box<Record>>),
     /// Nobody could answer: the Extended DNS Error to send.
     Fail(u16, String),
+    /// RD was clear and the cache does not hold the name: nothing was asked.
+    Uncached,
 }
 
 /// The work spent on one resolution, against the bounds above.
@@ -244,7 +251,8 @@ impl Recursor {
     }
 
     /// Resolves `qname`/`qtype` from the cache or the toy servers, following CNAMEs.
-    async fn resolve(&self, qname: &Name, qtype: RecordType) -> Outcome {
+    /// With `cache_only` (RD clear) no server is asked.
+    async fn resolve(&self, qname: &Name, qtype: RecordType, cache_only: bool) -> Outcome {
         let mut outcome = Outcome {
             rcode: ResponseCode::NoError,
             answers: Vec::new(),
@@ -256,7 +264,7 @@ impl Recursor {
         let mut name = qname.to_lowercase();
         for _ in 0..=MAX_CNAMES {
             match self
-                .resolve_one(&name, qtype, &mut outcome.steps, &mut budget)
+                .resolve_one(&name, qtype, cache_only, &mut outcome.steps, &mut budget)
                 .await
             {
                 Single::Records(records) => {
@@ -283,6 +291,17 @@ impl Recursor {
                     outcome.ede = Some((code, text));
                     return outcome;
                 }
+                Single::Uncached => {
+                    outcome.rcode = ResponseCode::Refused;
+                    outcome.answers.clear();
+                    outcome.ede = Some((
+                        EDE_OTHER,
+                        format!(
+                            "{name} is not in the cache and RD is clear: set RD (dig +recurse) to let the resolver ask"
+                        ),
+                    ));
+                    return outcome;
+                }
             }
         }
         outcome.rcode = ResponseCode::ServFail;
@@ -299,11 +318,15 @@ impl Recursor {
         &self,
         name: &Name,
         qtype: RecordType,
+        cache_only: bool,
         steps: &mut Vec<Step>,
         budget: &mut Budget,
     ) -> Single {
         if let Some(hit) = self.cached(name, qtype) {
             return hit;
+        }
+        if cache_only {
+            return Single::Uncached;
         }
         let (mut zone, mut servers) = self.closest_cut(name);
         // RFC 9156: ask each server for one label below the zone it serves.
@@ -632,7 +655,10 @@ impl Recursor {
                 (rcode, false, Vec::new(), String::new(), String::new())
             }
             Ok(query) => {
-                let outcome = self.resolve(query.name(), query.query_type()).await;
+                let cache_only = !request.metadata.recursion_desired;
+                let outcome = self
+                    .resolve(query.name(), query.query_type(), cache_only)
+                    .await;
                 reply.metadata.response_code = outcome.rcode;
                 reply.answers = outcome.answers;
                 reply.authorities = outcome.authorities;
@@ -657,7 +683,8 @@ impl Recursor {
                 }
                 (
                     outcome.rcode,
-                    outcome.steps.is_empty(),
+                    // A REFUSED cache miss (RD clear) asked nobody, but the cache did not answer it either.
+                    outcome.steps.is_empty() && outcome.rcode != ResponseCode::Refused,
                     servers,
                     query.name().to_lowercase().to_ascii(),
                     query.query_type().to_string(),
@@ -1052,7 +1079,7 @@ pub(crate) async fn trace(root: SocketAddr, host: &str) -> anyhow::Result<Trace>
     // wire, and holds only what this trace learns (the rest of a CNAME chain
     // that came in the same answer, as any resolver would use it).
     let recursor = Recursor::new(vec![root.ip()], root.port());
-    let outcome = recursor.resolve(&name, RecordType::A).await;
+    let outcome = recursor.resolve(&name, RecordType::A, false).await;
     let addresses = outcome
         .answers
         .iter()

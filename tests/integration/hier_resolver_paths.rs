@@ -1,0 +1,100 @@
+//! The toy Internet's resolver reaches the other ways in: DoH answers through it,
+//! it answers RD-clear questions from its cache only, and the home page shows the
+//! path a name took to reach the browser.
+#![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hickory_server::proto::op::ResponseCode;
+use hickory_server::proto::rr::RecordType;
+
+use crate::harness::*;
+
+/// `onebox serve --zones internet`: the root, com and the resolver run too.
+fn internet() -> Onebox {
+    Onebox::spawn().zones(repo_path("internet")).start()
+}
+
+/// One DoH GET for `name`/A with RD set, verified against the server's CA.
+fn doh_get(server: &Onebox, name: &str) -> (u16, String, Vec<u8>) {
+    let mut message = query(name, RecordType::A);
+    message.metadata.id = 0; // RFC 8484 §4.1: 0 keeps GETs cacheable
+    message.metadata.recursion_desired = true;
+    let https = server.ready_addr("https");
+    let url = format!(
+        "https://127.0.0.1:{}/dns-query?dns={}",
+        https.port(),
+        URL_SAFE_NO_PAD.encode(encode(&message))
+    );
+    let ca = server.ready_path("ca");
+    curl(&[
+        "--cacert",
+        ca.to_str().unwrap(),
+        "-H",
+        "accept: application/dns-message",
+        &url,
+    ])
+}
+
+#[test]
+fn doh_answers_through_the_resolver_when_the_toy_internet_runs() {
+    skip_unless!(require_tool("curl", "curl"));
+    let server = internet();
+    let (status, head, body) = doh_get(&server, "www.foobar.com.");
+    assert_eq!(status, 200, "{head}");
+    let reply = decode(&body);
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    // A resolver's answer: RA set, AA never (the authoritative engine sets AA).
+    assert!(reply.metadata.recursion_available, "{reply:?}");
+    assert!(!reply.metadata.authoritative, "{reply:?}");
+    assert_eq!(types(&reply.answers), ["CNAME", "A"], "{reply:?}");
+    // And the resolver did the walk: its cache view has the resolution.
+    let view = http_get(&server, "www.foobar.com", "/_onebox/api/resolver/cache").json();
+    let walked = view["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == "www.foobar.com." && r["from_cache"] == false);
+    assert!(walked, "DoH did not go through the resolver: {view:#}");
+}
+
+#[test]
+fn doh_stays_authoritative_without_a_root_zone() {
+    skip_unless!(require_tool("curl", "curl"));
+    let server = Onebox::start();
+    let (status, head, body) = doh_get(&server, "www.foobar.com.");
+    assert_eq!(status, 200, "{head}");
+    let reply = decode(&body);
+    assert!(reply.metadata.authoritative, "{reply:?}");
+    assert!(!reply.metadata.recursion_available, "{reply:?}");
+}
+
+#[test]
+fn the_resolver_answers_rd_clear_from_its_cache_only() {
+    skip_unless!(require_tool("dig", "bind9-dnsutils"));
+    let server = internet();
+    let resolver = server.ready_addr("resolver");
+    // The harness's dig sends RD clear: a cold cache must not make it recurse.
+    let cold = dig(resolver, &["www.foobar.com", "A"]);
+    assert_eq!(cold.status, "REFUSED", "{}", cold.stdout);
+    assert!(cold.answer.is_empty(), "{}", cold.stdout);
+    let view = http_get(&server, "www.foobar.com", "/_onebox/api/resolver/cache").json();
+    assert_eq!(
+        view["entries"].as_array().map(Vec::len),
+        Some(0),
+        "an RD-clear question filled the cache: {view:#}"
+    );
+    // With RD the resolver walks the chain; RD clear then answers from the cache.
+    let walked = dig(resolver, &["+rec", "www.foobar.com", "A"]);
+    assert_eq!(walked.status, "NOERROR", "{}", walked.stdout);
+    let cached = dig(resolver, &["www.foobar.com", "A"]);
+    assert_eq!(cached.status, "NOERROR", "{}", cached.stdout);
+    assert!(cached.has_flag("ra"), "{}", cached.stdout);
+    assert!(!cached.has_flag("aa"), "{}", cached.stdout);
+    assert_eq!(
+        rtypes(&cached.answer),
+        rtypes(&walked.answer),
+        "{}",
+        cached.stdout
+    );
+}
