@@ -192,7 +192,21 @@ struct Recent {
     rcode: String,
     from_cache: bool,
     servers: Vec<SocketAddr>,
+    /// Who asked: the home page shows a client the path of its own resolution.
+    client: IpAddr,
+    /// Each server asked, with the zone it was asked as, in order.
+    asked: Vec<(String, SocketAddr)>,
     micros: u64,
+}
+
+/// How one name was resolved for one client, for the web page's panel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Walk {
+    /// The zones asked, in order, each with its server; when the cache answered,
+    /// the walk that filled the cache, if still among the recent resolutions.
+    pub(crate) asked: Vec<(String, SocketAddr)>,
+    pub(crate) from_cache: bool,
+    pub(crate) age: Duration,
 }
 
 #[derive(Default)]
@@ -649,6 +663,7 @@ impl Recursor {
             (None, [query]) => Ok(query.clone()),
             (None, _) => Err(ResponseCode::FormErr),
         };
+        let mut asked: Vec<(String, SocketAddr)> = Vec::new();
         let (rcode, from_cache, servers, name, rtype) = match question {
             Err(rcode) => {
                 reply.metadata.response_code = rcode;
@@ -679,6 +694,10 @@ impl Recursor {
                 for step in &outcome.steps {
                     if !servers.contains(&step.server) {
                         servers.push(step.server);
+                    }
+                    let zone = (step.zone.clone(), step.server);
+                    if !asked.contains(&zone) {
+                        asked.push(zone);
                     }
                 }
                 (
@@ -724,6 +743,8 @@ impl Recursor {
                 rcode: super::engine::rcode_name(rcode).to_string(),
                 from_cache,
                 servers,
+                client: client.ip(),
+                asked,
                 micros,
             });
         }
@@ -740,6 +761,38 @@ impl Recursor {
             return reply.to_vec().ok();
         }
         Some(bytes)
+    }
+
+    /// The latest resolution of `host` (no trailing dot needed, any case) that
+    /// `client` asked for within `window`, among the recent ones. A browser asks
+    /// for a name just before it connects, from the same address, so this is how
+    /// the page it then loads found its way.
+    pub(crate) fn latest_walk(&self, host: &str, client: IpAddr, window: Duration) -> Option<Walk> {
+        let mut name = host.trim_end_matches('.').to_ascii_lowercase();
+        name.push('.');
+        let now = crate::live::now_ms();
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let cache = self.lock();
+        let latest = cache.recent.iter().rev().find(|r| {
+            r.name == name && r.client == client && now.saturating_sub(r.at_ms) <= window_ms
+        })?;
+        let asked = if latest.from_cache {
+            // The walk that filled the cache, by whichever client asked first.
+            cache
+                .recent
+                .iter()
+                .rev()
+                .find(|r| r.name == name && !r.from_cache && !r.asked.is_empty())
+                .map(|r| r.asked.clone())
+                .unwrap_or_default()
+        } else {
+            latest.asked.clone()
+        };
+        Some(Walk {
+            asked,
+            from_cache: latest.from_cache,
+            age: Duration::from_millis(now.saturating_sub(latest.at_ms)),
+        })
     }
 
     /// The cache as JSON, for `GET /_onebox/api/resolver/cache`: each answer with

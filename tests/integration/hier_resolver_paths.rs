@@ -98,3 +98,53 @@ fn the_resolver_answers_rd_clear_from_its_cache_only() {
         cached.stdout
     );
 }
+
+#[test]
+fn the_home_page_shows_the_path_the_resolver_took_for_this_client() {
+    skip_unless!(require_tool("dig", "bind9-dnsutils"));
+    let server = internet();
+    let resolver = server.ready_addr("resolver");
+    let port = server.dns.port();
+    let panel = |page: &str| -> Option<String> {
+        let start = page.find(">Resolver<")?;
+        let end = page[start..]
+            .find(">DNS<")
+            .map_or(page.len(), |e| start + e);
+        Some(page[start..end].to_string())
+    };
+
+    // Nothing resolved yet by this client: no resolver step on the page.
+    let before = http_get(&server, "www.foobar.com", "/").text();
+    assert_eq!(panel(&before), None, "{before}");
+
+    // dig and the HTTP client both come from 127.0.0.1, as a browser's lookup and
+    // its connection do.
+    let walked = dig(resolver, &["+rec", "www.foobar.com", "A"]);
+    assert_eq!(walked.status, "NOERROR", "{}", walked.stdout);
+    let page = http_get(&server, "www.foobar.com", "/").text();
+    let shown = panel(&page).unwrap_or_else(|| panic!("no resolver step: {page}"));
+    let root = format!("the root at <code>127.0.0.2:{port}</code>");
+    let com = format!("<code>com.</code> at <code>127.0.0.3:{port}</code>");
+    let foobar = format!("<code>foobar.com.</code> at <code>127.0.0.1:{port}</code>");
+    let at = |needle: &str| {
+        shown
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in {shown}"))
+    };
+    assert!(at(&root) < at(&com) && at(&com) < at(&foobar), "{shown}");
+    assert!(!shown.contains("from its cache"), "{shown}");
+
+    // The same name again comes from the cache, and the page says so.
+    dig(resolver, &["+rec", "www.foobar.com", "A"]);
+    let page = http_get(&server, "www.foobar.com", "/").text();
+    let shown = panel(&page).unwrap_or_else(|| panic!("no resolver step: {page}"));
+    assert!(shown.contains("from its cache"), "{shown}");
+    assert!(
+        shown.contains(&root),
+        "the walk that filled the cache: {shown}"
+    );
+
+    // Another name's resolution is not this page's.
+    let page = http_get(&server, "foobar.com", "/").text();
+    assert_eq!(panel(&page), None, "{page}");
+}
