@@ -148,3 +148,57 @@ fn the_home_page_shows_the_path_the_resolver_took_for_this_client() {
     let page = http_get(&server, "foobar.com", "/").text();
     assert_eq!(panel(&page), None, "{page}");
 }
+
+#[test]
+fn the_os_hook_sends_only_the_website_zones_to_the_resolver() {
+    let internet = repo_path("internet");
+    let internet = internet.to_str().unwrap();
+    let sd = |extra: &[&str]| {
+        let mut args = vec![
+            "resolver",
+            "print",
+            "--platform",
+            "systemd-resolved",
+            "--zones",
+            internet,
+            "--dns",
+            "127.0.0.1:5300",
+        ];
+        args.extend_from_slice(extra);
+        onebox_ok(args).stdout
+    };
+    // The resolver, on the DNS port by default (as serve picks it), for
+    // foobar.com only: never the root or com, which would capture every .com name.
+    let out = sd(&[]);
+    assert!(out.contains("DNS=127.0.0.53:5300\n"), "{out}");
+    assert!(out.contains("Domains=~foobar.com\n"), "{out}");
+    let out = sd(&["--resolver", "127.0.0.54:5301"]);
+    assert!(out.contains("DNS=127.0.0.54:5301\n"), "{out}");
+    assert!(out.contains("--resolver 127.0.0.54:5301"), "{out}");
+
+    // A plain zones folder: --dns as before, and --resolver is an error.
+    let plain = onebox_ok([
+        "resolver",
+        "print",
+        "--platform",
+        "systemd-resolved",
+        "--dns",
+        "127.0.0.1:5300",
+    ])
+    .stdout;
+    assert!(plain.contains("DNS=127.0.0.1:5300\n"), "{plain}");
+    let refused = onebox([
+        "resolver",
+        "print",
+        "--platform",
+        "systemd-resolved",
+        "--resolver",
+        "127.0.0.53:5300",
+    ]);
+    assert_ne!(refused.code, Some(0), "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("no root zone"),
+        "{}",
+        refused.stderr
+    );
+}
