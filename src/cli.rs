@@ -355,6 +355,10 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
 
+    /// When the zones include a root (the toy Internet): the recursive resolver to check. Default: 127.0.0.53 on --dns's port, as serve.
+    #[arg(long, value_name = "ADDR")]
+    pub resolver: Option<SocketAddr>,
+
     /// Print one JSON document instead of the text view.
     #[arg(long)]
     pub json: bool,

@@ -202,3 +202,45 @@ fn the_os_hook_sends_only_the_website_zones_to_the_resolver() {
         refused.stderr
     );
 }
+
+/// `doctor --json` against `server` with the toy Internet's zones.
+fn doctor_internet(server: &Onebox, extra: &[&str]) -> serde_json::Value {
+    let internet = repo_path("internet");
+    let mut args = vec!["--json", "--zones", internet.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let run = server.doctor(&args);
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("doctor --json ({e}): {}\n{}", run.stdout, run.stderr))
+}
+
+#[test]
+fn doctor_checks_the_website_zones_and_the_resolver_in_the_toy_internet() {
+    let server = internet();
+    let resolver = server.ready_addr("resolver");
+    let report = doctor_internet(&server, &[]);
+    // Only the website zone: the root and com are not served at --dns.
+    assert_eq!(
+        report["zones"],
+        serde_json::json!(["foobar.com"]),
+        "{report:#}"
+    );
+    assert_eq!(report["resolver"], resolver.to_string(), "{report:#}");
+    let status = |report: &serde_json::Value, check: &str| -> Vec<String> {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["check"] == check)
+            .map(|c| c["status"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(status(&report, "dns"), ["pass"], "{report:#}");
+    assert_eq!(status(&report, "resolver"), ["pass"], "{report:#}");
+
+    // A resolver address where nothing listens fails, with the fix.
+    let silent = free_port();
+    let wrong = format!("127.0.0.53:{silent}");
+    let report = doctor_internet(&server, &["--resolver", &wrong]);
+    assert_eq!(status(&report, "resolver"), ["fail"], "{report:#}");
+    assert_eq!(report["ok"], false, "{report:#}");
+}
