@@ -244,3 +244,44 @@ fn doctor_checks_the_website_zones_and_the_resolver_in_the_toy_internet() {
     assert_eq!(status(&report, "resolver"), ["fail"], "{report:#}");
     assert_eq!(report["ok"], false, "{report:#}");
 }
+
+#[test]
+fn the_com_server_follows_a_zone_reload() {
+    skip_unless!(require_tool("dig", "bind9-dnsutils"));
+    let dir = TempDir::new("hier-reload");
+    for file in ["root.zone", "com.zone", "foobar.com.zone"] {
+        std::fs::copy(repo_path("internet").join(file), dir.join(file)).unwrap();
+    }
+    let server = Onebox::spawn().zones(dir.path()).start();
+    let com = std::net::SocketAddr::from(([127, 0, 0, 3], server.dns.port()));
+    let before = dig(com, &["www.bar.com", "A"]);
+    assert_eq!(before.status, "NXDOMAIN", "{}", before.stdout);
+
+    // A new delegation in com, with a new serial, then a reload.
+    let text = std::fs::read_to_string(dir.join("com.zone"))
+        .unwrap()
+        .replace("2026112601 ; serial", "2026112602 ; serial")
+        + "bar          172800 IN  NS  ns1.bar.com.\nns1.bar      172800 IN  A   127.0.0.1\n";
+    std::fs::write(dir.join("com.zone"), text).unwrap();
+    server.signal(libc::SIGHUP);
+
+    // The com server at 127.0.0.3 now refers bar.com (bounded wait for the reload).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let after = dig(com, &["www.bar.com", "A"]);
+        if after.status == "NOERROR"
+            && after
+                .authority
+                .iter()
+                .any(|r| r.rtype == "NS" && r.name == "bar.com.")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the com server still serves the old zone: {}",
+            after.stdout
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
