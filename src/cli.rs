@@ -400,6 +400,10 @@ pub struct ResolverArgs {
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_DNS, global = true)]
     pub dns: SocketAddr,
 
+    /// When the zones include a root (the toy Internet): the recursive resolver's address, where the OS then sends the website zones. Default: 127.0.0.53 on --dns's port, as serve.
+    #[arg(long, value_name = "ADDR", global = true)]
+    pub resolver: Option<SocketAddr>,
+
     /// Prefix every path with this folder (to try the hook out, or for tests).
     #[arg(long, value_name = "DIR", global = true)]
     pub root: Option<PathBuf>,
@@ -439,6 +443,10 @@ pub struct DoctorArgs {
     /// The CA onebox serve uses (the "ca" path in its ready line); without it HTTPS is not checked.
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
+
+    /// When the zones include a root (the toy Internet): the recursive resolver to check. Default: 127.0.0.53 on --dns's port, as serve.
+    #[arg(long, value_name = "ADDR")]
+    pub resolver: Option<SocketAddr>,
 
     /// Print one JSON document instead of the text view.
     #[arg(long)]

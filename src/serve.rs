@@ -634,6 +634,28 @@ fn spawn_servers(
     Ok((servers, addrs))
 }
 
+/// How recent a resolution must be for the home page to show it as the way the
+/// page was found: a browser connects right after it resolves, and keeps the
+/// address for about a minute (Chromium's host cache).
+const RESOLUTION_WINDOW: Duration = Duration::from_secs(60);
+
+/// The app's view of the resolver: the latest walk for a name and client, in
+/// the app's plain terms (the app must not know the resolver's types).
+fn resolutions(recursor: dns::recursor::Recursor) -> crate::app::Resolutions {
+    crate::app::Resolutions::new(move |host, client| {
+        let walk = recursor.latest_walk(host, client, RESOLUTION_WINDOW)?;
+        Some(crate::app::ResolutionPath {
+            asked: walk
+                .asked
+                .into_iter()
+                .map(|(zone, server)| (zone, server.to_string()))
+                .collect(),
+            from_cache: walk.from_cache,
+            seconds_ago: walk.age.as_secs(),
+        })
+    })
+}
+
 /// The web server (HTTP and HTTPS): everything it is handed is assembled here.
 #[allow(clippy::too_many_arguments)]
 fn spawn_web(
@@ -648,7 +670,7 @@ fn spawn_web(
 ) -> anyhow::Result<()> {
     // The resolver's cache view, as JSON: only when the toy Internet runs.
     let mut extra = axum::Router::new();
-    if let Some(recursor) = recursor {
+    if let Some(recursor) = recursor.clone() {
         extra = extra.route(
             "/_onebox/api/resolver/cache",
             axum::routing::get(move || {
@@ -667,6 +689,7 @@ fn spawn_web(
         router: crate::app::router(crate::app::AppConfig {
             store: state.db.clone(),
             zones: config.zones.clone(),
+            resolutions: recursor.clone().map(resolutions),
             session_ttl: config.session_ttl,
             post_rate: config.args.post_rate,
         })
@@ -679,6 +702,7 @@ fn spawn_web(
             state.admin.0.clone(),
         )),
         engine: shared.engine,
+        recursor,
         live: shared.live,
         maintenance: shared.maintenance,
         https: Some((https, state.certs.server_config(&[b"h2", b"http/1.1"])?)),

@@ -41,11 +41,56 @@ use auth::Csrf;
 /// many sign-ups and logins arrive. Beyond it, requests wait their turn.
 const MAX_HASHES: usize = 4;
 
+/// How a recursive resolver found a name for one client, for the "How this page
+/// reached you" panel. Plain strings: the app knows nothing of DNS messages or of
+/// the resolver that produced them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ResolutionPath {
+    /// The zones whose servers were asked, in order, each with the server:
+    /// `(".", "127.0.0.2:53")`, `("com.", "127.0.0.3:53")`, ...
+    pub(crate) asked: Vec<(String, String)>,
+    /// The resolver answered from its cache; `asked` is then the walk that
+    /// filled the cache, when it is still remembered.
+    pub(crate) from_cache: bool,
+    /// How long ago the resolution happened.
+    pub(crate) seconds_ago: u64,
+}
+
+/// Finds the latest resolution of a host name (no trailing dot, any case) asked
+/// by a client address. serve.rs builds it over the toy Internet's resolver; it
+/// is absent when no resolver runs.
+#[derive(Clone)]
+pub(crate) struct Resolutions(Arc<LookupFn>);
+
+/// The lookup behind [`Resolutions`]: host name and client address in, path out.
+type LookupFn = dyn Fn(&str, std::net::IpAddr) -> Option<ResolutionPath> + Send + Sync;
+
+impl Resolutions {
+    pub(crate) fn new(
+        lookup: impl Fn(&str, std::net::IpAddr) -> Option<ResolutionPath> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(lookup))
+    }
+
+    fn lookup(&self, host: &str, client: std::net::IpAddr) -> Option<ResolutionPath> {
+        (self.0)(host, client)
+    }
+}
+
+impl std::fmt::Debug for Resolutions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resolutions(..)")
+    }
+}
+
 /// What the application needs from the rest of onebox.
 #[derive(Debug)]
 pub(crate) struct AppConfig {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) zones: Zones,
+    /// The toy Internet's resolver, when it runs: the home page shows how it
+    /// found the name.
+    pub(crate) resolutions: Option<Resolutions>,
     pub(crate) session_ttl: Duration,
     /// `--post-rate`: posts per minute per account; 0 turns the limit off.
     pub(crate) post_rate: u32,
@@ -55,6 +100,7 @@ pub(crate) struct AppConfig {
 pub(crate) struct App {
     store: Arc<dyn Store>,
     zones: Zones,
+    resolutions: Option<Resolutions>,
     session_ttl: Duration,
     csrf: Csrf,
     /// The argon2 hash a login for an unknown name is checked against, computed
@@ -71,6 +117,7 @@ pub(crate) fn router(config: AppConfig) -> Router {
     let app = Arc::new(App {
         store: config.store,
         zones: config.zones,
+        resolutions: config.resolutions,
         session_ttl: config.session_ttl,
         csrf: Csrf::new(),
         decoy_hash: OnceLock::new(),

@@ -342,6 +342,11 @@ fn reached(app: &App, ctx: &Ctx, visits: Option<u64>) -> Reached {
         db_ms: millis(snapshot.db),
         so_far_ms: millis(snapshot.elapsed),
         visits,
+        resolution: app
+            .resolutions
+            .as_ref()
+            .zip(ctx.conn.as_ref())
+            .and_then(|(resolutions, conn)| resolutions.lookup(&ctx.host, conn.peer.ip())),
     }
 }
 

@@ -37,6 +37,8 @@ pub(crate) struct Reached {
     pub(crate) so_far_ms: String,
     /// `None` when the counter could not be written (a full disk).
     pub(crate) visits: Option<u64>,
+    /// How the toy Internet's resolver found the name for this client, when it did.
+    pub(crate) resolution: Option<super::ResolutionPath>,
 }
 
 pub(crate) fn page(frame: &Frame<'_>, body: Markup) -> Markup {
@@ -170,6 +172,30 @@ fn reached_panel(r: &Reached) -> Markup {
                 li {
                     span.step { "Name" }
                     p { "You asked for " code { (r.host) } "." }
+                }
+                @if let Some(path) = &r.resolution {
+                    li {
+                        span.step { "Resolver" }
+                        p {
+                            "Your resolver (onebox's, " (path.seconds_ago) " s ago) "
+                            @if path.from_cache {
+                                "answered " strong { "from its cache" } "."
+                                @if !path.asked.is_empty() { " It had learnt the name by asking:" }
+                            } @else {
+                                "found the name by asking, from the root down:"
+                            }
+                        }
+                        @if !path.asked.is_empty() {
+                            ol.resolution {
+                                @for (zone, server) in &path.asked {
+                                    li {
+                                        @if zone == "." { "the root " } @else { code { (zone) } " " }
+                                        "at " code { (server) }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
                 li {
                     span.step { "DNS" }

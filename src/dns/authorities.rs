@@ -66,9 +66,30 @@ impl Zones {
         out
     }
 
-    /// A fixed view of only the zones named (by [`zone_label`]): what the server at
-    /// one address serves. It does not follow reloads (a restart does).
+    /// A view of only the zones named (by [`zone_label`]): what the server at one
+    /// address serves. Every reload of `self` refreshes it, so the root and com
+    /// servers serve an edited zone as soon as the --dns server does.
     pub(crate) fn only(&self, labels: &[String]) -> anyhow::Result<Zones> {
+        let set = self.subset(labels)?;
+        let current = Arc::new(RwLock::new(Arc::new(set)));
+        self.followers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(super::Follower {
+                labels: labels.to_vec(),
+                current: Arc::downgrade(&current),
+            });
+        Ok(Zones {
+            current,
+            // No folder: the view is reloaded through its parent, never on its own.
+            dir: None,
+            axfr: self.axfr,
+            followers: Arc::default(),
+        })
+    }
+
+    /// The zones named, from the current set.
+    fn subset(&self, labels: &[String]) -> anyhow::Result<ZoneSet> {
         let set = self.snapshot();
         let zones = set
             .zones
@@ -76,12 +97,26 @@ impl Zones {
             .filter(|(_, z)| labels.contains(&zone_label(z.origin())))
             .map(|(file, z)| (file.clone(), z.clone()))
             .collect();
-        let set = ZoneSet::build(zones, self.axfr)?;
-        Ok(Zones {
-            current: Arc::new(RwLock::new(Arc::new(set))),
-            dir: None,
-            axfr: self.axfr,
-        })
+        ZoneSet::build(zones, self.axfr)
+    }
+
+    /// After a reload: each view from [`Zones::only`] takes the new zones. A view
+    /// whose zones no longer build keeps what it served.
+    pub(super) fn refresh_followers(&self) {
+        let mut followers = self.followers.lock().unwrap_or_else(|e| e.into_inner());
+        followers.retain(|f| f.current.strong_count() > 0);
+        for follower in followers.iter() {
+            let Some(current) = follower.current.upgrade() else {
+                continue;
+            };
+            match self.subset(&follower.labels) {
+                Ok(set) => *current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set),
+                Err(e) => tracing::error!(
+                    "zones {} not refreshed after the reload: {e:#}",
+                    follower.labels.join(", ")
+                ),
+            }
+        }
     }
 
     /// The names of the root's own servers with their addresses: the "root

@@ -4,12 +4,19 @@
 //! POST, while browsers (Chromium's secure DNS, Firefox's TRR) send GET with the
 //! query base64url-encoded in `?dns=`; serving it from our HTTP stack gives both,
 //! and every answer comes from the same engine as the other transports.
+//!
+//! In the toy Internet (`--zones internet`) the recursive resolver runs too, and
+//! DoH answers through it instead: a browser using DoH then gets the whole chain
+//! (root → com → foobar.com), with RA set and no AA, exactly as a stub asking
+//! the resolver over UDP would. Without a root zone nothing changes: DoH answers
+//! authoritatively from the engine.
 use std::net::SocketAddr;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hickory_server::proto::op::Message;
 
+use super::recursor::Recursor;
 use super::{Engine, Transport};
 
 pub(crate) const CONTENT_TYPE: &str = "application/dns-message";
@@ -37,9 +44,11 @@ impl DohReply {
 }
 
 /// Answers one DoH request. `query` is the URI's query string; `content_type` the
-/// request's Content-Type header.
+/// request's Content-Type header. With `recursor`, the question goes to the
+/// recursive resolver rather than to the authoritative engine.
 pub(crate) async fn handle(
     engine: &Engine,
+    recursor: Option<&Recursor>,
     method: &str,
     query: Option<&str>,
     content_type: Option<&str>,
@@ -81,7 +90,12 @@ pub(crate) async fn handle(
     if packet.len() > usize::from(u16::MAX) {
         return DohReply::error(413, "a DNS message is at most 65535 bytes");
     }
-    let Some(reply) = engine.answer(&packet, client, Transport::Https).await else {
+    // Not UDP: an HTTP body is never truncated, whatever the EDNS buffer says.
+    let reply = match recursor {
+        Some(recursor) => recursor.answer(&packet, client, false).await,
+        None => engine.answer(&packet, client, Transport::Https).await,
+    };
+    let Some(reply) = reply else {
         return DohReply::error(400, "not a DNS query");
     };
     DohReply {
@@ -125,8 +139,17 @@ mod tests {
         let engine = engine();
         let client: SocketAddr = "127.0.0.1:443".parse().unwrap();
         let query = format!("dns={}", URL_SAFE_NO_PAD.encode(WWW_A));
-        let get = handle(&engine, "GET", Some(&query), None, b"", client).await;
-        let post = handle(&engine, "POST", None, Some(CONTENT_TYPE), WWW_A, client).await;
+        let get = handle(&engine, None, "GET", Some(&query), None, b"", client).await;
+        let post = handle(
+            &engine,
+            None,
+            "POST",
+            None,
+            Some(CONTENT_TYPE),
+            WWW_A,
+            client,
+        )
+        .await;
         assert_eq!(get.status, 200);
         assert_eq!(get, post);
         assert_eq!(get.max_age, Some(3600));
@@ -139,29 +162,49 @@ mod tests {
         let engine = engine();
         let client: SocketAddr = "127.0.0.1:443".parse().unwrap();
         assert_eq!(
-            handle(&engine, "GET", None, None, b"", client).await.status,
-            400
-        );
-        assert_eq!(
-            handle(&engine, "GET", Some("dns=!!"), None, b"", client)
+            handle(&engine, None, "GET", None, None, b"", client)
                 .await
                 .status,
             400
         );
         assert_eq!(
-            handle(&engine, "POST", None, Some("text/plain"), WWW_A, client)
+            handle(&engine, None, "GET", Some("dns=!!"), None, b"", client)
                 .await
                 .status,
+            400
+        );
+        assert_eq!(
+            handle(
+                &engine,
+                None,
+                "POST",
+                None,
+                Some("text/plain"),
+                WWW_A,
+                client
+            )
+            .await
+            .status,
             415
         );
         assert_eq!(
-            handle(&engine, "PUT", None, None, b"", client).await.status,
+            handle(&engine, None, "PUT", None, None, b"", client)
+                .await
+                .status,
             405
         );
         assert_eq!(
-            handle(&engine, "POST", None, Some(CONTENT_TYPE), b"short", client)
-                .await
-                .status,
+            handle(
+                &engine,
+                None,
+                "POST",
+                None,
+                Some(CONTENT_TYPE),
+                b"short",
+                client
+            )
+            .await
+            .status,
             400
         );
     }

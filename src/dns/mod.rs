@@ -296,6 +296,16 @@ pub(crate) struct Zones {
     /// `None` serves the built-in zone.
     dir: Option<PathBuf>,
     axfr: AxfrPolicy,
+    /// Views of some of these zones (the toy Internet's per-address servers, see
+    /// `Zones::only`), refreshed from every reload so they never serve stale data.
+    followers: Arc<std::sync::Mutex<Vec<Follower>>>,
+}
+
+/// A view over some zones (by label) that a reload of its parent refreshes.
+struct Follower {
+    labels: Vec<String>,
+    /// Weak: a view nobody uses any more is dropped, not kept alive by its parent.
+    current: std::sync::Weak<RwLock<Arc<ZoneSet>>>,
 }
 
 impl std::fmt::Debug for Zones {
@@ -357,6 +367,7 @@ impl Zones {
         }
         let set = ZoneSet::build(zones, axfr)?;
         Ok(Self {
+            followers: Arc::default(),
             current: Arc::new(RwLock::new(Arc::new(set))),
             dir,
             axfr,
@@ -475,7 +486,10 @@ impl Zones {
             }
         }
         match ZoneSet::build(zones, self.axfr) {
-            Ok(set) => *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set),
+            Ok(set) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+                self.refresh_followers();
+            }
             Err(e) => {
                 tracing::error!("reload failed, keeping the zones being served: {e:#}");
                 report.failed.push(format!("{e:#}"));

@@ -21,6 +21,11 @@
 //!   and [`MAX_CNAMES`] CNAME links per resolution.
 //! - Only loopback servers are ever asked, so no packet leaves the machine, and only
 //!   loopback clients are answered, so it is never an open resolver.
+//! - A query with RD clear (`dig +norecurse`) is answered from the cache only, and
+//!   REFUSED (with an Extended DNS Error) when the cache does not hold it. RFC 1034
+//!   §4.3.1 says a server recurses only when RD asks for it; answering from cache
+//!   is what BIND and Unbound do too, and it lets a learner look into the cache
+//!   (cache snooping, harmless here: only this machine may ask).
 //! - A server that does not answer, or answers REFUSED or SERVFAIL, is lame: the
 //!   next one is tried, and when none is left the client gets SERVFAIL with an
 //!   Extended DNS Error (RFC 8914) saying which.
@@ -99,6 +104,8 @@ enum Single {
     Negative(ResponseCode, Option<Box<Record>>),
     /// Nobody could answer: the Extended DNS Error to send.
     Fail(u16, String),
+    /// RD was clear and the cache does not hold the name: nothing was asked.
+    Uncached,
 }
 
 /// The work spent on one resolution, against the bounds above.
@@ -185,7 +192,21 @@ struct Recent {
     rcode: String,
     from_cache: bool,
     servers: Vec<SocketAddr>,
+    /// Who asked: the home page shows a client the path of its own resolution.
+    client: IpAddr,
+    /// Each server asked, with the zone it was asked as, in order.
+    asked: Vec<(String, SocketAddr)>,
     micros: u64,
+}
+
+/// How one name was resolved for one client, for the web page's panel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Walk {
+    /// The zones asked, in order, each with its server; when the cache answered,
+    /// the walk that filled the cache, if still among the recent resolutions.
+    pub(crate) asked: Vec<(String, SocketAddr)>,
+    pub(crate) from_cache: bool,
+    pub(crate) age: Duration,
 }
 
 #[derive(Default)]
@@ -244,7 +265,8 @@ impl Recursor {
     }
 
     /// Resolves `qname`/`qtype` from the cache or the toy servers, following CNAMEs.
-    async fn resolve(&self, qname: &Name, qtype: RecordType) -> Outcome {
+    /// With `cache_only` (RD clear) no server is asked.
+    async fn resolve(&self, qname: &Name, qtype: RecordType, cache_only: bool) -> Outcome {
         let mut outcome = Outcome {
             rcode: ResponseCode::NoError,
             answers: Vec::new(),
@@ -256,7 +278,7 @@ impl Recursor {
         let mut name = qname.to_lowercase();
         for _ in 0..=MAX_CNAMES {
             match self
-                .resolve_one(&name, qtype, &mut outcome.steps, &mut budget)
+                .resolve_one(&name, qtype, cache_only, &mut outcome.steps, &mut budget)
                 .await
             {
                 Single::Records(records) => {
@@ -283,6 +305,17 @@ impl Recursor {
                     outcome.ede = Some((code, text));
                     return outcome;
                 }
+                Single::Uncached => {
+                    outcome.rcode = ResponseCode::Refused;
+                    outcome.answers.clear();
+                    outcome.ede = Some((
+                        EDE_OTHER,
+                        format!(
+                            "{name} is not in the cache and RD is clear: set RD (dig +recurse) to let the resolver ask"
+                        ),
+                    ));
+                    return outcome;
+                }
             }
         }
         outcome.rcode = ResponseCode::ServFail;
@@ -299,11 +332,15 @@ impl Recursor {
         &self,
         name: &Name,
         qtype: RecordType,
+        cache_only: bool,
         steps: &mut Vec<Step>,
         budget: &mut Budget,
     ) -> Single {
         if let Some(hit) = self.cached(name, qtype) {
             return hit;
+        }
+        if cache_only {
+            return Single::Uncached;
         }
         let (mut zone, mut servers) = self.closest_cut(name);
         // RFC 9156: ask each server for one label below the zone it serves.
@@ -626,13 +663,17 @@ impl Recursor {
             (None, [query]) => Ok(query.clone()),
             (None, _) => Err(ResponseCode::FormErr),
         };
+        let mut asked: Vec<(String, SocketAddr)> = Vec::new();
         let (rcode, from_cache, servers, name, rtype) = match question {
             Err(rcode) => {
                 reply.metadata.response_code = rcode;
                 (rcode, false, Vec::new(), String::new(), String::new())
             }
             Ok(query) => {
-                let outcome = self.resolve(query.name(), query.query_type()).await;
+                let cache_only = !request.metadata.recursion_desired;
+                let outcome = self
+                    .resolve(query.name(), query.query_type(), cache_only)
+                    .await;
                 reply.metadata.response_code = outcome.rcode;
                 reply.answers = outcome.answers;
                 reply.authorities = outcome.authorities;
@@ -654,10 +695,15 @@ impl Recursor {
                     if !servers.contains(&step.server) {
                         servers.push(step.server);
                     }
+                    let zone = (step.zone.clone(), step.server);
+                    if !asked.contains(&zone) {
+                        asked.push(zone);
+                    }
                 }
                 (
                     outcome.rcode,
-                    outcome.steps.is_empty(),
+                    // A REFUSED cache miss (RD clear) asked nobody, but the cache did not answer it either.
+                    outcome.steps.is_empty() && outcome.rcode != ResponseCode::Refused,
                     servers,
                     query.name().to_lowercase().to_ascii(),
                     query.query_type().to_string(),
@@ -697,6 +743,8 @@ impl Recursor {
                 rcode: super::engine::rcode_name(rcode).to_string(),
                 from_cache,
                 servers,
+                client: client.ip(),
+                asked,
                 micros,
             });
         }
@@ -713,6 +761,38 @@ impl Recursor {
             return reply.to_vec().ok();
         }
         Some(bytes)
+    }
+
+    /// The latest resolution of `host` (no trailing dot needed, any case) that
+    /// `client` asked for within `window`, among the recent ones. A browser asks
+    /// for a name just before it connects, from the same address, so this is how
+    /// the page it then loads found its way.
+    pub(crate) fn latest_walk(&self, host: &str, client: IpAddr, window: Duration) -> Option<Walk> {
+        let mut name = host.trim_end_matches('.').to_ascii_lowercase();
+        name.push('.');
+        let now = crate::live::now_ms();
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let cache = self.lock();
+        let latest = cache.recent.iter().rev().find(|r| {
+            r.name == name && r.client == client && now.saturating_sub(r.at_ms) <= window_ms
+        })?;
+        let asked = if latest.from_cache {
+            // The walk that filled the cache, by whichever client asked first.
+            cache
+                .recent
+                .iter()
+                .rev()
+                .find(|r| r.name == name && !r.from_cache && !r.asked.is_empty())
+                .map(|r| r.asked.clone())
+                .unwrap_or_default()
+        } else {
+            latest.asked.clone()
+        };
+        Some(Walk {
+            asked,
+            from_cache: latest.from_cache,
+            age: Duration::from_millis(now.saturating_sub(latest.at_ms)),
+        })
     }
 
     /// The cache as JSON, for `GET /_onebox/api/resolver/cache`: each answer with
@@ -1052,7 +1132,7 @@ pub(crate) async fn trace(root: SocketAddr, host: &str) -> anyhow::Result<Trace>
     // wire, and holds only what this trace learns (the rest of a CNAME chain
     // that came in the same answer, as any resolver would use it).
     let recursor = Recursor::new(vec![root.ip()], root.port());
-    let outcome = recursor.resolve(&name, RecordType::A).await;
+    let outcome = recursor.resolve(&name, RecordType::A, false).await;
     let addresses = outcome
         .answers
         .iter()

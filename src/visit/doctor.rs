@@ -1,7 +1,9 @@
 //! `onebox doctor`: checks each path a visitor depends on, in the order a browser
 //! uses them, and prints pass, fail or skip with the exact fix for each failure.
 //!
-//! 1. onebox's DNS answers for each zone (SOA at `--dns`);
+//! 1. onebox's DNS answers for each zone (SOA at `--dns`); in the toy Internet
+//!    (the zones include a root) only the website zones are checked, and the
+//!    recursive resolver (`--resolver`) must resolve each from the root too;
 //! 2. the OS resolver (getaddrinfo, what browsers and curl use) reaches it and gets
 //!    an address onebox's A or AAAA records give;
 //! 3. the web server at those addresses (IPv6 first, as `onebox visit` tries them)
@@ -11,7 +13,7 @@
 //!
 //! The report is a value first (`Report`), printed second (text or `--json`).
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -52,17 +54,38 @@ pub(crate) struct Check {
 pub(crate) struct Report {
     pub(crate) ok: bool,
     pub(crate) dns: SocketAddr,
+    /// The toy Internet's resolver, when the zones include a root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) resolver: Option<SocketAddr>,
     pub(crate) zones: Vec<String>,
     pub(crate) checks: Vec<Check>,
 }
 
 pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
-    let zones = lookup::zone_names(&args.stack.zones)?;
+    let mut zones = lookup::zone_names(&args.stack.zones)?;
+    // zone_names gives the root as "". With a root, serve runs the toy Internet:
+    // --dns serves only the zones whose glue points there, and a browser reaches
+    // the website zones through the resolver, so those are what is checked.
+    let resolver = if zones.iter().any(String::is_empty) {
+        zones.retain(|z| z.contains('.'));
+        Some(args.resolver.unwrap_or(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53)),
+            args.stack.dns.port(),
+        )))
+    } else {
+        if let Some(resolver) = args.resolver {
+            anyhow::bail!(
+                "--resolver {resolver}: the zones in {} include no root zone, so serve runs no resolver (try --zones internet)",
+                args.stack.zones.display()
+            );
+        }
+        None
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    let report = runtime.block_on(diagnose(&args, zones))?;
+    let report = runtime.block_on(diagnose(&args, zones, resolver))?;
     let text = if args.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
@@ -76,8 +99,13 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Report> {
+async fn diagnose(
+    args: &DoctorArgs,
+    zones: Vec<String>,
+    resolver: Option<SocketAddr>,
+) -> anyhow::Result<Report> {
     let lookup = Lookup::new(args.stack.dns)?;
+    let recursive = resolver.map(Lookup::new).transpose()?;
     let trust = match &args.cacert {
         Some(path) => hops::load_certs(path)?,
         None => Vec::new(),
@@ -90,6 +118,9 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
     }
     if args.stack.dns.to_string() != crate::cli::DEFAULT_DNS {
         same.push_str(&format!(" --dns {}", args.stack.dns));
+    }
+    if let Some(resolver) = args.resolver {
+        same.push_str(&format!(" --resolver {resolver}"));
     }
 
     for zone in &zones {
@@ -127,6 +158,28 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
                 check("dns", Status::Fail, summary, Some(fix))
             }
         });
+
+        // 1b. The toy Internet: the resolver finds the zone from the root.
+        if let (Some(recursive), Some(at)) = (&recursive, resolver) {
+            checks.push(match recursive.ask(zone, Ask::Soa).await {
+                Ok(_) => check(
+                    "resolver",
+                    Status::Pass,
+                    format!("the resolver at {at} finds {zone} from the root"),
+                    None,
+                ),
+                Err(err) => check(
+                    "resolver",
+                    Status::Fail,
+                    format!("the resolver at {at} does not resolve {zone}: {err}"),
+                    Some(format!(
+                        "serve starts the resolver when the zones include a root: onebox serve --zones {} --dns {} (or give doctor the --resolver serve uses)",
+                        args.stack.zones.display(),
+                        args.stack.dns
+                    )),
+                ),
+            });
+        }
 
         // The name a visitor types, and the address onebox's own records give it.
         // (`www` when the zone has it, else the apex.) With DNS down, don't wait again.
@@ -203,6 +256,7 @@ async fn diagnose(args: &DoctorArgs, zones: Vec<String>) -> anyhow::Result<Repor
     Ok(Report {
         ok: checks.iter().all(|c| c.status != Status::Fail),
         dns: args.stack.dns,
+        resolver,
         zones,
         checks,
     })

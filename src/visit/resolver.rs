@@ -7,12 +7,18 @@
 //! NetworkManager dnsmasq `server=/zone/addr#port` line. The hook routes only our
 //! zones, never a whole TLD, so every other name resolves exactly as before.
 //!
+//! In the toy Internet (the zones include a root, `--zones internet`) the hook
+//! sends the website zones (`foobar.com`) to onebox's recursive resolver instead
+//! (`--resolver`, by default 127.0.0.53 on the DNS port, as `serve` picks it), so
+//! a browser's lookup walks root → com → foobar.com. The root and `com` are never
+//! routed: that would send every .com name on the machine to the toy.
+//!
 //! `print` (the default) shows the exact files and commands and changes nothing;
 //! `install --yes` writes them with a marker line, and `uninstall --yes` removes
 //! only files bearing that marker.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -223,6 +229,38 @@ fn rooted(root: Option<&Path>, path: &Path) -> PathBuf {
     }
 }
 
+/// The zones the OS sends to onebox, and the address it sends them to: `--dns`
+/// for a plain zones folder; in the toy Internet, the website zones only (not the
+/// root, not a TLD) and the recursive resolver.
+fn routed(args: &ResolverArgs) -> anyhow::Result<(Vec<String>, SocketAddr)> {
+    let names = zone_names(&args.zones)?;
+    // zone_names gives the root as "" (its name without the trailing dot).
+    if !names.iter().any(String::is_empty) {
+        if let Some(resolver) = args.resolver {
+            bail!(
+                "--resolver {resolver}: the zones in {} include no root zone, so serve runs no resolver (try --zones internet)",
+                args.zones.display()
+            );
+        }
+        return Ok((names, args.dns));
+    }
+    let websites: Vec<String> = names.into_iter().filter(|n| n.contains('.')).collect();
+    if websites.is_empty() {
+        bail!(
+            "the zones in {} have a root and TLDs but no website zone to route",
+            args.zones.display()
+        );
+    }
+    let resolver = args.resolver.unwrap_or(SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53)),
+        args.dns.port(),
+    ));
+    if resolver.ip().is_unspecified() || resolver.port() == 0 {
+        bail!("--resolver {resolver} is not an address a resolver can send questions to");
+    }
+    Ok((websites, resolver))
+}
+
 pub fn run(args: ResolverArgs) -> anyhow::Result<ExitCode> {
     let action = args.action.unwrap_or(ResolverAction::Print);
     let root = args.root.as_deref();
@@ -235,7 +273,7 @@ pub fn run(args: ResolverArgs) -> anyhow::Result<ExitCode> {
     }
     match action {
         ResolverAction::Print => {
-            let zones = zone_names(&args.zones)?;
+            let (zones, to) = routed(&args)?;
             let (platforms, note) = match chosen(args.platform) {
                 Some(p) => (p, None),
                 None => match detect() {
@@ -255,12 +293,15 @@ pub fn run(args: ResolverArgs) -> anyhow::Result<ExitCode> {
             if args.dns.to_string() != "127.0.0.1:1053" {
                 let _ = write!(same, " --dns {}", args.dns);
             }
+            if let Some(resolver) = args.resolver {
+                let _ = write!(same, " --resolver {resolver}");
+            }
             let mut out = note.unwrap_or_default().to_string();
             for (i, platform) in platforms.iter().enumerate() {
                 if i > 0 {
                     out.push('\n');
                 }
-                out.push_str(&print(&hook(*platform, &zones, args.dns), root, &same));
+                out.push_str(&print(&hook(*platform, &zones, to), root, &same));
             }
             print!("{out}");
             Ok(ExitCode::SUCCESS)
@@ -271,7 +312,7 @@ pub fn run(args: ResolverArgs) -> anyhow::Result<ExitCode> {
                     "install changes system files: see them with `onebox resolver print`, then run `onebox resolver install --yes`"
                 );
             }
-            let zones = zone_names(&args.zones)?;
+            let (zones, to) = routed(&args)?;
             let platforms = match chosen(args.platform) {
                 Some(p) if p.len() > 1 && root.is_none() => bail!(
                     "--platform all installs hooks for three different systems: choose one, or use --root DIR to try them in a folder"
@@ -288,10 +329,7 @@ pub fn run(args: ResolverArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            let hooks: Vec<Hook> = platforms
-                .iter()
-                .map(|p| hook(*p, &zones, args.dns))
-                .collect();
+            let hooks: Vec<Hook> = platforms.iter().map(|p| hook(*p, &zones, to)).collect();
             let written = install(&hooks, root)?;
             for path in &written {
                 println!("wrote {}", path.display());

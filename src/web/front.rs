@@ -397,6 +397,7 @@ async fn dns_query(web: &Web, req: Request) -> Response {
     };
     let reply = doh::handle(
         &web.engine,
+        web.recursor.as_ref(),
         &method,
         query.as_deref(),
         content_type.as_deref(),

@@ -92,6 +92,9 @@ pub(crate) struct WebConfig {
     pub(crate) router: axum::Router,
     /// The DNS engine, for DNS over HTTPS at `/dns-query`.
     pub(crate) engine: Engine,
+    /// The toy Internet's recursive resolver, when it runs: DoH answers through
+    /// it, so a browser sees the whole delegation chain.
+    pub(crate) recursor: Option<crate::dns::recursor::Recursor>,
     /// Where HTTP requests are published for the live view.
     pub(crate) live: Live,
     /// Set by `onebox maintenance on`: the site answers 503.
@@ -115,6 +118,7 @@ pub(crate) struct Web {
     pub(crate) db: Arc<dyn Store>,
     pub(crate) dns_addr: SocketAddr,
     pub(crate) engine: Engine,
+    pub(crate) recursor: Option<crate::dns::recursor::Recursor>,
     pub(crate) live: Live,
     pub(crate) maintenance: Maintenance,
     /// Long-lived responses (the live view's stream) end when the server stops.
@@ -139,6 +143,7 @@ pub(crate) async fn serve(
         db: config.db.clone(),
         dns_addr: config.dns_addr,
         engine: config.engine.clone(),
+        recursor: config.recursor.clone(),
         live: config.live.clone(),
         maintenance: config.maintenance.clone(),
         shutdown: shutdown.clone(),

@@ -40,6 +40,7 @@ mod harden_tls;
 mod harden_visit_happy_eyeballs;
 mod harden_web_abuse;
 mod hier_internet;
+mod hier_resolver_paths;
 mod https;
 mod live;
 mod maintenance;
