@@ -7,11 +7,11 @@
 //! `prometheus-client` crate's encoders: the Prometheus text format by default,
 //! OpenMetrics when the scraper's `Accept` asks for it (as Prometheus does).
 //!
-//! - [`dns`], [`web`], [`site`]: the series of each box, named as CoreDNS names its
+//! - `dns`, `web`, `site`: the series of each box, named as CoreDNS names its
 //!   own with an `onebox_` prefix.
-//! - [`process`]: the standard `process_*` series.
-//! - [`sharded`]: the per-thread counters that keep recording cheap.
-//! - [`server`]: the listener; [`top`]: the terminal view.
+//! - `process`: the standard `process_*` series.
+//! - `sharded`: the per-thread counters that keep recording cheap.
+//! - `server`: the listener; [`top`]: the terminal view.
 
 pub(crate) mod dns;
 mod encode;
