@@ -302,7 +302,9 @@ impl Recursor {
         steps: &mut Vec<Step>,
         budget: &mut Budget,
     ) -> Single {
-        if let Some(hit) = self.cached(name, qtype) {
+        let hit = self.cached(name, qtype);
+        crate::metrics::resolver::lookup(hit.is_some());
+        if let Some(hit) = hit {
             return hit;
         }
         let (mut zone, mut servers) = self.closest_cut(name);
@@ -479,6 +481,7 @@ impl Recursor {
             }
         }
         cache.entries.insert((owner, rtype), entry);
+        crate::metrics::resolver::cache_entries(cache.entries.len());
     }
 
     /// The deepest zone cut we know above `name`, and its servers; the root hints
@@ -534,6 +537,9 @@ impl Recursor {
                     format!("more than {MAX_QUERIES} queries for {ask}"),
                 ));
             }
+            crate::metrics::resolver::upstream(crate::metrics::resolver::Level::of_zone(
+                usize::from(zone.num_labels()),
+            ));
             let started = Instant::now();
             let result = exchange(*server, ask, qtype).await;
             step.micros = started.elapsed().as_micros() as u64;
