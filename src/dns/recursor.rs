@@ -106,6 +106,8 @@ enum Single {
 struct Budget {
     queries: usize,
     referrals: usize,
+    /// Some name of the chain was not in the cache: the resolution is a cache miss.
+    missed_cache: bool,
 }
 
 /// A cached answer or negative answer.
@@ -245,6 +247,16 @@ impl Recursor {
 
     /// Resolves `qname`/`qtype` from the cache or the toy servers, following CNAMEs.
     async fn resolve(&self, qname: &Name, qtype: RecordType) -> Outcome {
+        let mut budget = Budget::default();
+        let outcome = self.resolve_chain(qname, qtype, &mut budget).await;
+        // One hit or miss per question, as the cache view's `from_cache` says:
+        // a CNAME chain is a hit only when every link came from the cache.
+        crate::metrics::resolver::lookup(!budget.missed_cache);
+        outcome
+    }
+
+    /// [`Self::resolve`]'s work, with the budget it spends.
+    async fn resolve_chain(&self, qname: &Name, qtype: RecordType, budget: &mut Budget) -> Outcome {
         let mut outcome = Outcome {
             rcode: ResponseCode::NoError,
             answers: Vec::new(),
@@ -252,11 +264,10 @@ impl Recursor {
             ede: None,
             steps: Vec::new(),
         };
-        let mut budget = Budget::default();
         let mut name = qname.to_lowercase();
         for _ in 0..=MAX_CNAMES {
             match self
-                .resolve_one(&name, qtype, &mut outcome.steps, &mut budget)
+                .resolve_one(&name, qtype, &mut outcome.steps, budget)
                 .await
             {
                 Single::Records(records) => {
@@ -302,11 +313,10 @@ impl Recursor {
         steps: &mut Vec<Step>,
         budget: &mut Budget,
     ) -> Single {
-        let hit = self.cached(name, qtype);
-        crate::metrics::resolver::lookup(hit.is_some());
-        if let Some(hit) = hit {
+        if let Some(hit) = self.cached(name, qtype) {
             return hit;
         }
+        budget.missed_cache = true;
         let (mut zone, mut servers) = self.closest_cut(name);
         // RFC 9156: ask each server for one label below the zone it serves.
         let mut labels = usize::from(zone.num_labels()) + 1;

@@ -44,7 +44,7 @@ impl Level {
     }
 }
 
-/// A name and type looked up in the cache: found there (`hit`) or not.
+/// A question resolved: wholly from the cache (`hit`), or not.
 pub(crate) fn lookup(hit: bool) {
     COUNTERS.add(if hit { HITS } else { MISSES }, 1);
 }
@@ -73,13 +73,13 @@ pub(crate) fn encode(e: &mut DescriptorEncoder) -> std::fmt::Result {
     counter(
         e,
         "resolver_cache_hits",
-        "Lookups of a name and type that the resolver's cache answered.",
+        "Questions the resolver answered wholly from its cache (every CNAME link).",
         &[(vec![], COUNTERS.get(HITS))],
     )?;
     counter(
         e,
         "resolver_cache_misses",
-        "Lookups of a name and type that the cache could not answer (servers were asked).",
+        "Questions the cache could not answer alone (some name was asked upstream).",
         &[(vec![], COUNTERS.get(MISSES))],
     )?;
     let upstream: Vec<_> = LEVELS
