@@ -290,7 +290,7 @@ fn sessions_active_counts_the_unexpired_sessions_at_scrape_time() {
 
 #[test]
 fn the_resolver_counts_upstream_queries_by_level_and_cache_hits_and_misses() {
-    let server = Onebox::spawn().zones(&repo_path("internet")).start();
+    let server = Onebox::spawn().zones(repo_path("internet")).start();
     let resolver = server.ready_addr("resolver");
     let mut question = query("www.foobar.com.", RecordType::A);
     question.metadata.recursion_desired = true;
