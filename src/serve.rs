@@ -727,7 +727,7 @@ fn spawn_metrics(
 ) {
     let (zones, db, certs) = (config.zones.clone(), state.db.clone(), state.certs.clone());
     let serial_zones = config.zones.clone();
-    let ready_db = db.clone();
+    let (ready_db, sessions_db) = (db.clone(), db.clone());
     crate::metrics::set_probes(crate::metrics::Probes {
         ready: Box::new(move || {
             let (zones, db) = (zones.clone(), ready_db.clone());
@@ -737,6 +737,18 @@ fn spawn_metrics(
         db_bytes: Box::new(move || std::fs::metadata(db.location()).ok().map(|m| m.len())),
         certificate_expiry: Box::new(move || certs.earliest_expiry()),
         zone_serials: Box::new(move || serial_zones.serials()),
+        sessions_active: Box::new(move || {
+            let db = sessions_db.clone();
+            Box::pin(async move {
+                match db.sessions_active(crate::app::now()).await {
+                    Ok(n) => Some(n),
+                    Err(e) => {
+                        tracing::warn!("metrics: counting active sessions failed: {e}");
+                        None
+                    }
+                }
+            })
+        }),
     });
     let shutdown = servers.shutdown.child_token();
     servers.spawn(

@@ -285,6 +285,24 @@ impl Db {
         .await
     }
 
+    /// How many sessions have not expired at `now`. A scan of the table: redb keeps
+    /// no secondary index, and a scrape every few seconds over the toy's sessions
+    /// costs less than maintaining one on every login.
+    pub(crate) async fn sessions_active(&self, now: u64) -> Result<u64, DbError> {
+        self.read(move |tx| {
+            let sessions = tx.open_table(SESSIONS).map_err(storage)?;
+            let mut active = 0;
+            for entry in sessions.iter().map_err(storage)? {
+                let (_, row) = entry.map_err(storage)?;
+                if row.value().decode()?.expires_at > now {
+                    active += 1;
+                }
+            }
+            Ok(active)
+        })
+        .await
+    }
+
     /// Removes a session; true if it existed.
     pub(crate) async fn delete_session(&self, token_hash: [u8; 32]) -> Result<bool, DbError> {
         self.write(move |tx| {

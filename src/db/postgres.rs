@@ -483,6 +483,22 @@ impl Store for Pg {
         }))
     }
 
+    fn sessions_active(&self, now: u64) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let row = self
+                .with(async move |c| {
+                    c.query_one(
+                        "SELECT count(*) FROM sessions WHERE expires_at > $1",
+                        &[&to_i64(now)],
+                    )
+                    .await
+                })
+                .await?;
+            // count(*) is a bigint, never negative.
+            to_u64(row.get(0))
+        })
+    }
+
     fn create_post(&self, post: NewPost) -> StoreFuture<'_, u64> {
         Box::pin(async move {
             let (reply, answer) = oneshot::channel();

@@ -40,6 +40,8 @@ pub(crate) trait Store: Send + Sync + fmt::Debug {
     fn session(&self, token_hash: [u8; 32], now: u64) -> StoreFuture<'_, Option<Session>>;
     /// Removes a session; true if it existed.
     fn delete_session(&self, token_hash: [u8; 32]) -> StoreFuture<'_, bool>;
+    /// How many sessions have not expired at `now` (the sessions-active gauge).
+    fn sessions_active(&self, now: u64) -> StoreFuture<'_, u64>;
     /// Stores a post and returns its id (ids follow commit order).
     fn create_post(&self, post: NewPost) -> StoreFuture<'_, u64>;
     /// Up to `limit` posts, newest first, with ids below `before` when given.
@@ -79,6 +81,9 @@ impl Store for Db {
     }
     fn delete_session(&self, token_hash: [u8; 32]) -> StoreFuture<'_, bool> {
         Box::pin(Db::delete_session(self, token_hash))
+    }
+    fn sessions_active(&self, now: u64) -> StoreFuture<'_, u64> {
+        Box::pin(Db::sessions_active(self, now))
     }
     fn create_post(&self, post: NewPost) -> StoreFuture<'_, u64> {
         Box::pin(Db::create_post(self, post))

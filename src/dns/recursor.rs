@@ -113,6 +113,8 @@ enum Single {
 struct Budget {
     queries: usize,
     referrals: usize,
+    /// Some name of the chain was not in the cache: the resolution is a cache miss.
+    missed_cache: bool,
 }
 
 /// A cached answer or negative answer.
@@ -267,6 +269,24 @@ impl Recursor {
     /// Resolves `qname`/`qtype` from the cache or the toy servers, following CNAMEs.
     /// With `cache_only` (RD clear) no server is asked.
     async fn resolve(&self, qname: &Name, qtype: RecordType, cache_only: bool) -> Outcome {
+        let mut budget = Budget::default();
+        let outcome = self
+            .resolve_chain(qname, qtype, cache_only, &mut budget)
+            .await;
+        // One hit or miss per question, as the cache view's `from_cache` says:
+        // a CNAME chain is a hit only when every link came from the cache.
+        crate::metrics::resolver::lookup(!budget.missed_cache);
+        outcome
+    }
+
+    /// [`Self::resolve`]'s work, with the budget it spends.
+    async fn resolve_chain(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        cache_only: bool,
+        budget: &mut Budget,
+    ) -> Outcome {
         let mut outcome = Outcome {
             rcode: ResponseCode::NoError,
             answers: Vec::new(),
@@ -274,11 +294,10 @@ impl Recursor {
             ede: None,
             steps: Vec::new(),
         };
-        let mut budget = Budget::default();
         let mut name = qname.to_lowercase();
         for _ in 0..=MAX_CNAMES {
             match self
-                .resolve_one(&name, qtype, cache_only, &mut outcome.steps, &mut budget)
+                .resolve_one(&name, qtype, cache_only, &mut outcome.steps, budget)
                 .await
             {
                 Single::Records(records) => {
@@ -339,6 +358,9 @@ impl Recursor {
         if let Some(hit) = self.cached(name, qtype) {
             return hit;
         }
+        // A question the cache cannot answer is a miss, even when RD is clear
+        // and nothing is asked.
+        budget.missed_cache = true;
         if cache_only {
             return Single::Uncached;
         }
@@ -516,6 +538,7 @@ impl Recursor {
             }
         }
         cache.entries.insert((owner, rtype), entry);
+        crate::metrics::resolver::cache_entries(cache.entries.len());
     }
 
     /// The deepest zone cut we know above `name`, and its servers; the root hints
@@ -571,6 +594,9 @@ impl Recursor {
                     format!("more than {MAX_QUERIES} queries for {ask}"),
                 ));
             }
+            crate::metrics::resolver::upstream(crate::metrics::resolver::Level::of_zone(
+                usize::from(zone.num_labels()),
+            ));
             let started = Instant::now();
             let result = exchange(*server, ask, qtype).await;
             step.micros = started.elapsed().as_micros() as u64;

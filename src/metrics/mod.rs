@@ -7,7 +7,7 @@
 //! `prometheus-client` crate's encoders: the Prometheus text format by default,
 //! OpenMetrics when the scraper's `Accept` asks for it (as Prometheus does).
 //!
-//! - `dns`, `web`, `site`: the series of each box, named as CoreDNS names its
+//! - `dns`, `web`, `site`, `resolver`: the series of each box, named as CoreDNS names its
 //!   own with an `onebox_` prefix.
 //! - `process`: the standard `process_*` series.
 //! - `sharded`: the per-thread counters that keep recording cheap.
@@ -16,6 +16,7 @@
 pub(crate) mod dns;
 mod encode;
 pub(crate) mod process;
+pub(crate) mod resolver;
 pub(crate) mod server;
 mod sharded;
 pub(crate) mod site;
@@ -59,6 +60,8 @@ pub(crate) struct Probes {
     pub(crate) certificate_expiry: Box<dyn Fn() -> Option<i64> + Send + Sync>,
     /// Each zone and the SOA serial it serves now.
     pub(crate) zone_serials: Box<dyn Fn() -> Vec<(String, u32)> + Send + Sync>,
+    /// How many sessions have not expired (`None` when the database did not answer).
+    pub(crate) sessions_active: Box<dyn Fn() -> BoxFuture<Option<u64>> + Send + Sync>,
 }
 
 /// A future the probes return; boxed because each caller's is a different type.
@@ -69,12 +72,18 @@ static PROBES: OnceLock<Probes> = OnceLock::new();
 /// The last readiness answer: -1 before any scrape asked, then 0 or 1.
 static READY: AtomicI64 = AtomicI64::new(-1);
 
-/// Asks the readiness probe, once per scrape, before the series are written
-/// (encoding is synchronous; the probe is not).
-pub(crate) async fn refresh_ready() {
+/// The last count of unexpired sessions: -1 before any scrape asked, or when the
+/// database did not answer (the gauge is then left out rather than shown as 0).
+static SESSIONS_ACTIVE: AtomicI64 = AtomicI64::new(-1);
+
+/// Asks the asynchronous probes (readiness, sessions active), once per scrape,
+/// before the series are written (encoding is synchronous; the probes are not).
+pub(crate) async fn refresh_probes() {
     if let Some(probes) = PROBES.get() {
-        let ready = (probes.ready)().await;
+        let (ready, sessions) = tokio::join!((probes.ready)(), (probes.sessions_active)());
         READY.store(i64::from(ready), Ordering::Relaxed);
+        let sessions = sessions.and_then(|n| i64::try_from(n).ok()).unwrap_or(-1);
+        SESSIONS_ACTIVE.store(sessions, Ordering::Relaxed);
     }
 }
 
@@ -93,6 +102,7 @@ impl Collector for OneboxCollector {
         dns::encode(&mut e, &serials)?;
         web::encode(&mut e)?;
         site::encode(&mut e)?;
+        resolver::encode(&mut e)?;
         let Some(probes) = PROBES.get() else {
             return Ok(());
         };
@@ -103,6 +113,15 @@ impl Collector for OneboxCollector {
                 "ready",
                 "1 when /readyz would answer 200 (DNS and database work), 0 for 503.",
                 &[(vec![], ready)],
+            )?;
+        }
+        let sessions = SESSIONS_ACTIVE.load(Ordering::Relaxed);
+        if sessions >= 0 {
+            gauge(
+                &mut e,
+                "app_sessions_active",
+                "Sessions that have not expired (logged in and not logged out).",
+                &[(vec![], sessions)],
             )?;
         }
         if let Some(bytes) = (probes.db_bytes)() {

@@ -27,7 +27,7 @@ pub(crate) async fn serve(
 async fn scrape(headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::from_accept(accept);
-    super::refresh_ready().await;
+    super::refresh_probes().await;
     match render(format) {
         Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
         Err(_) => (

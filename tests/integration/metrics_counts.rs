@@ -253,3 +253,92 @@ fn accounts_logins_posts_and_commits_are_counted() {
     );
     assert_eq!(rose("onebox_db_write_errors_total", &[]), 0.0);
 }
+
+#[test]
+fn sessions_active_counts_the_unexpired_sessions_at_scrape_time() {
+    let server = Onebox::start();
+    let creds = r#"{"username":"bea","password":"correct horse"}"#;
+    assert_eq!(
+        api(&server, "POST", "/api/v1/users", &[], creds).status,
+        201
+    );
+    // Two logins are two sessions; logging one out leaves exactly one.
+    let tokens: Vec<String> = (0..2)
+        .map(|_| {
+            let r = api(&server, "POST", "/api/v1/sessions", &[], creds);
+            assert_eq!(r.status, 201, "{}", r.text());
+            r.json()["token"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let two = scrape(&server);
+    assert_eq!(value(&two, "onebox_app_sessions_active", &[]), 2.0, "{two}");
+    let bearer = format!("Bearer {}", tokens[0]);
+    assert_eq!(
+        api(
+            &server,
+            "DELETE",
+            "/api/v1/sessions",
+            &[("Authorization", &bearer)],
+            ""
+        )
+        .status,
+        204
+    );
+    let one = scrape(&server);
+    assert_eq!(value(&one, "onebox_app_sessions_active", &[]), 1.0, "{one}");
+}
+
+#[test]
+fn the_resolver_counts_upstream_queries_by_level_and_cache_hits_and_misses() {
+    let server = Onebox::spawn().zones(repo_path("internet")).start();
+    let resolver = server.ready_addr("resolver");
+    let mut question = query("www.foobar.com.", RecordType::A);
+    question.metadata.recursion_desired = true;
+    let before = scrape(&server);
+
+    // The first resolution walks the hierarchy: root, then com, then foobar.com.
+    let first = ask_udp(resolver, &question);
+    assert_eq!(first.metadata.response_code.to_string(), "No Error");
+    assert!(!first.answers.is_empty(), "{first:?}");
+    let walked = scrape(&server);
+    let rose = |after: &str, name: &str, labels: &[(&str, &str)]| {
+        value(after, name, labels) - value(&before, name, labels)
+    };
+    for level in ["root", "tld", "other"] {
+        assert!(
+            rose(
+                &walked,
+                "onebox_resolver_upstream_queries_total",
+                &[("level", level)]
+            ) >= 1.0,
+            "no upstream query at level {level}: {walked}"
+        );
+    }
+    assert_eq!(
+        rose(&walked, "onebox_resolver_cache_misses_total", &[]),
+        1.0
+    );
+    assert_eq!(rose(&walked, "onebox_resolver_cache_hits_total", &[]), 0.0);
+    let entries = value(&walked, "onebox_resolver_cache_entries", &[]);
+    assert!(entries >= 2.0, "the CNAME and the A are cached: {walked}");
+
+    // The same question again: one hit, and not one more query upstream.
+    question.metadata.id = question.metadata.id.wrapping_add(1);
+    let second = ask_udp(resolver, &question);
+    assert_eq!(second.answers.len(), first.answers.len(), "{second:?}");
+    let cached = scrape(&server);
+    assert_eq!(rose(&cached, "onebox_resolver_cache_hits_total", &[]), 1.0);
+    assert_eq!(
+        rose(&cached, "onebox_resolver_cache_misses_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        value(&cached, "onebox_resolver_upstream_queries_total", &[]),
+        value(&walked, "onebox_resolver_upstream_queries_total", &[]),
+        "{cached}"
+    );
+    assert_eq!(
+        value(&cached, "onebox_resolver_cache_entries", &[]),
+        entries
+    );
+}
