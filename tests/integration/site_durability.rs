@@ -24,7 +24,9 @@ fn everything_survives_a_restart() {
     let before = all_posts(&server);
     let (clean, log) = server.stop();
     assert!(clean, "{log}");
-    assert_eq!(dir.join("onebox.redb").is_file(), test_db().is_none());
+    // On redb the file holds everything; on PostgreSQL it holds only the DNS
+    // journal (the PostgreSQL schema has no journal yet), so it is there too.
+    assert!(dir.join("onebox.redb").is_file());
 
     let server = Onebox::start_unthrottled_on(&dir);
     assert_eq!(all_posts(&server), before);
