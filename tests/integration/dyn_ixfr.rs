@@ -1,30 +1,7 @@
 //! IXFR (RFC 1995) from the journal: real differences for a serial the journal
 //! covers, a single SOA for the current serial, the whole zone otherwise.
 
-use std::process::{Command, Stdio};
-
 use crate::harness::*;
-
-fn nsupdate_ok(server: &Onebox, line: &str) {
-    let dir = TempDir::new("nsupdate");
-    let dns = server.dns_addr();
-    let script = format!(
-        "server {} {}\nzone foobar.com\n{line}\nsend\n",
-        dns.ip(),
-        dns.port()
-    );
-    let file = dir.write("script", &script);
-    let mut command = Command::new("nsupdate");
-    command
-        .arg("-k")
-        .arg(server.ready_path("tsig"))
-        .arg(&file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let (status, stdout, stderr) = run_bounded(command);
-    assert!(status.success(), "{line}: {stdout}{stderr}");
-}
 
 /// The transfer as (type, serial-or-data) pairs: an SOA shows its serial.
 fn ixfr(server: &Onebox, serial: u32) -> Vec<(String, String)> {
@@ -59,9 +36,8 @@ fn dyn_ixfr_sends_the_journaled_differences() {
         .zones(&zones)
         .args(["--allow-transfer", "127.0.0.0/8"])
         .start();
-    nsupdate_ok(&server, "update add api.foobar.com 60 A 192.0.2.10");
-    nsupdate_ok(
-        &server,
+    server.nsupdate_ok("update add api.foobar.com 60 A 192.0.2.10");
+    server.nsupdate_ok(
         "update delete api.foobar.com A 192.0.2.10\nupdate add api.foobar.com 60 A 192.0.2.11",
     );
 

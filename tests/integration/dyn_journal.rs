@@ -5,49 +5,6 @@ use std::process::{Command, Stdio};
 
 use crate::harness::*;
 
-fn serial(server: &Onebox) -> u32 {
-    let dig = server.dig(&["foobar.com", "SOA"]);
-    let soa = dig.answers_of("SOA");
-    assert_eq!(soa.len(), 1, "{}", dig.stdout);
-    soa[0]
-        .data
-        .split_whitespace()
-        .nth(2)
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-fn nsupdate_ok(server: &Onebox, line: &str) {
-    let dir = TempDir::new("nsupdate");
-    let dns = server.dns_addr();
-    let script = format!(
-        "server {} {}\nzone foobar.com\n{line}\nsend\n",
-        dns.ip(),
-        dns.port()
-    );
-    let file = dir.write("script", &script);
-    let mut command = Command::new("nsupdate");
-    command
-        .arg("-k")
-        .arg(server.ready_path("tsig"))
-        .arg(&file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let (status, stdout, stderr) = run_bounded(command);
-    assert!(status.success(), "{line}: {stdout}{stderr}");
-}
-
-fn a_of(server: &Onebox, name: &str) -> Vec<String> {
-    server
-        .dig(&[name, "A"])
-        .answers_of("A")
-        .iter()
-        .map(|r| r.data.clone())
-        .collect()
-}
-
 #[test]
 fn dyn_an_acknowledged_update_survives_kill_9() {
     skip_unless!(
@@ -57,18 +14,18 @@ fn dyn_an_acknowledged_update_survives_kill_9() {
     let zones = test_zones("");
     let data = TempDir::new("data");
     let server = Onebox::spawn().zones(&zones).data(data.path()).start();
-    nsupdate_ok(&server, "update add api.foobar.com 60 A 192.0.2.10");
-    nsupdate_ok(&server, "update add api.foobar.com 60 A 192.0.2.11");
-    let after = serial(&server);
+    server.nsupdate_ok("update add api.foobar.com 60 A 192.0.2.10");
+    server.nsupdate_ok("update add api.foobar.com 60 A 192.0.2.11");
+    let after = server.soa_serial("foobar.com");
     assert_eq!(after, 9);
     server.kill9();
 
     let server = Onebox::spawn().zones(&zones).data(data.path()).start();
-    let mut seen = a_of(&server, "api.foobar.com");
+    let mut seen = server.dig_a("api.foobar.com");
     seen.sort();
     assert_eq!(seen, ["192.0.2.10", "192.0.2.11"]);
     assert_eq!(
-        serial(&server),
+        server.soa_serial("foobar.com"),
         after,
         "the journal's serial, not the file's"
     );
@@ -83,8 +40,8 @@ fn dyn_an_edited_zone_file_applies_on_top_of_the_journal() {
     let zones = test_zones("old 60 IN A 192.0.2.1\n");
     let data = TempDir::new("data");
     let server = Onebox::spawn().zones(&zones).data(data.path()).start();
-    nsupdate_ok(&server, "update add api.foobar.com 60 A 192.0.2.10");
-    assert_eq!(serial(&server), 8);
+    server.nsupdate_ok("update add api.foobar.com 60 A 192.0.2.10");
+    assert_eq!(server.soa_serial("foobar.com"), 8);
 
     // The user edits the file while onebox runs, without bumping its serial:
     // removes `old`, adds `edit`. The watcher reloads it.
@@ -93,7 +50,7 @@ fn dyn_an_edited_zone_file_applies_on_top_of_the_journal() {
         &format!("{TEST_ZONE_HEAD}edit 60 IN A 192.0.2.2\n"),
     );
     let deadline = std::time::Instant::now() + DEADLINE;
-    while a_of(&server, "edit.foobar.com").is_empty() {
+    while server.dig_a("edit.foobar.com").is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "the edit never showed"
@@ -101,16 +58,16 @@ fn dyn_an_edited_zone_file_applies_on_top_of_the_journal() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(
-        a_of(&server, "api.foobar.com"),
+        server.dig_a("api.foobar.com"),
         ["192.0.2.10"],
         "the update is kept"
     );
     assert!(
-        a_of(&server, "old.foobar.com").is_empty(),
+        server.dig_a("old.foobar.com").is_empty(),
         "the file's removal applies"
     );
     assert_eq!(
-        serial(&server),
+        server.soa_serial("foobar.com"),
         9,
         "the edit is one more change, with its own serial"
     );
@@ -118,10 +75,10 @@ fn dyn_an_edited_zone_file_applies_on_top_of_the_journal() {
     // And the same after a restart: file + journal, nothing lost, no new change.
     drop(server);
     let server = Onebox::spawn().zones(&zones).data(data.path()).start();
-    assert_eq!(a_of(&server, "api.foobar.com"), ["192.0.2.10"]);
-    assert_eq!(a_of(&server, "edit.foobar.com"), ["192.0.2.2"]);
-    assert!(a_of(&server, "old.foobar.com").is_empty());
-    assert_eq!(serial(&server), 9);
+    assert_eq!(server.dig_a("api.foobar.com"), ["192.0.2.10"]);
+    assert_eq!(server.dig_a("edit.foobar.com"), ["192.0.2.2"]);
+    assert!(server.dig_a("old.foobar.com").is_empty());
+    assert_eq!(server.soa_serial("foobar.com"), 9);
 }
 
 #[test]
@@ -134,12 +91,9 @@ fn dyn_zone_export_writes_file_plus_journal_that_checkers_accept() {
     let zones = test_zones("");
     let data = TempDir::new("data");
     let server = Onebox::spawn().zones(&zones).data(data.path()).start();
-    nsupdate_ok(&server, "update add api.foobar.com 60 A 192.0.2.10");
-    nsupdate_ok(
-        &server,
-        "update add t.foobar.com 60 TXT \"say \\\"hi\\\"\" \"two\"",
-    );
-    nsupdate_ok(&server, "update delete www.foobar.com CNAME");
+    server.nsupdate_ok("update add api.foobar.com 60 A 192.0.2.10");
+    server.nsupdate_ok("update add t.foobar.com 60 TXT \"say \\\"hi\\\"\" \"two\"");
+    server.nsupdate_ok("update delete www.foobar.com CNAME");
     drop(server);
 
     let zones_arg = zones.path().display().to_string();

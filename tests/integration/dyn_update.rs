@@ -10,44 +10,6 @@ use hickory_server::proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use crate::harness::*;
 
-/// The serial of foobar.com as dig sees it now.
-fn serial(server: &Onebox) -> u32 {
-    let dig = server.dig(&["foobar.com", "SOA"]);
-    let soa = dig.answers_of("SOA");
-    assert_eq!(soa.len(), 1, "{}", dig.stdout);
-    soa[0]
-        .data
-        .split_whitespace()
-        .nth(2)
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// Runs `nsupdate ARGS SCRIPT` (the script is a file: nsupdate reads it as it
-/// would stdin) and returns (exit code, stdout + stderr).
-fn nsupdate(server: &Onebox, args: &[&str], lines: &[&str]) -> (Option<i32>, String) {
-    assert_tool("nsupdate", "bind9-dnsutils");
-    let dir = TempDir::new("nsupdate");
-    let dns = server.dns_addr();
-    let mut script = format!("server {} {}\nzone foobar.com\n", dns.ip(), dns.port());
-    for line in lines {
-        script.push_str(line);
-        script.push('\n');
-    }
-    script.push_str("send\n");
-    let file = dir.write("script", &script);
-    let mut command = Command::new("nsupdate");
-    command
-        .args(args)
-        .arg(&file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let (status, stdout, stderr) = run_bounded(command);
-    (status.code(), format!("{stdout}{stderr}"))
-}
-
 fn key_file(server: &Onebox) -> String {
     server.ready_path("tsig").display().to_string()
 }
@@ -118,7 +80,7 @@ fn dyn_nsupdate_adds_changes_and_deletes_a_txt_and_cname() {
     let server = Onebox::start_with_zones(&zones);
     let key = key_file(&server);
     let k = ["-k", key.as_str()];
-    let start = serial(&server);
+    let start = server.soa_serial("foobar.com");
 
     let steps: [Step; 6] = [
         (
@@ -163,12 +125,12 @@ fn dyn_nsupdate_adds_changes_and_deletes_a_txt_and_cname() {
     ];
     let mut expected_serial = start;
     for (lines, name, rtype, want) in steps {
-        let (code, out) = nsupdate(&server, &k, lines);
+        let (code, out) = server.nsupdate(&k, lines);
         assert_eq!(code, Some(0), "{lines:?}: {out}");
         expected_serial += 1;
         assert_eq!(look(&server, name, rtype), want, "{lines:?}");
         assert_eq!(
-            serial(&server),
+            server.soa_serial("foobar.com"),
             expected_serial,
             "{lines:?}: one bump per update"
         );
@@ -217,16 +179,16 @@ fn dyn_knsupdate_adds_and_deletes_with_the_printed_key() {
         let (status, stdout, stderr) = run_bounded(command);
         assert_eq!(status.code(), Some(0), "{body}: {stdout}{stderr}");
     };
-    let start = serial(&server);
+    let start = server.soa_serial("foobar.com");
     run("update add knot 60 TXT \"from-knot\"");
     assert_eq!(
         look(&server, "knot.foobar.com", "TXT"),
         vec![("TXT".to_string(), "\"from-knot\"".to_string())]
     );
-    assert_eq!(serial(&server), start + 1);
+    assert_eq!(server.soa_serial("foobar.com"), start + 1);
     run("update delete knot TXT");
     assert!(look(&server, "knot.foobar.com", "TXT").is_empty());
-    assert_eq!(serial(&server), start + 2);
+    assert_eq!(server.soa_serial("foobar.com"), start + 2);
 }
 
 /// Signs `message` with hmac-sha256 the way RFC 8945 §4.3 says, written here
@@ -318,22 +280,18 @@ fn dyn_unsigned_wrong_key_bad_time_and_out_of_zone_updates_change_nothing() {
     let zones = test_zones("");
     let data = TempDir::new("data");
     let server = Onebox::spawn().zones(&zones).data(data.path()).start();
-    let before = serial(&server);
+    let before = server.soa_serial("foobar.com");
     let transfer = |s: &Onebox| s.dig(&["foobar.com", "SOA"]).answer.clone();
     let soa_before = transfer(&server);
 
     // No key at all: REFUSED.
-    let (code, out) = nsupdate(&server, &[], &["update add x.foobar.com 60 A 192.0.2.1"]);
+    let (code, out) = server.nsupdate(&[], &["update add x.foobar.com 60 A 192.0.2.1"]);
     assert_ne!(code, Some(0), "{out}");
     assert!(out.contains("REFUSED"), "{out}");
 
     // Another secret under our key's name: NOTAUTH, BADSIG.
     let wrong = "hmac-sha256:onebox-update.:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=";
-    let (code, out) = nsupdate(
-        &server,
-        &["-y", wrong],
-        &["update add x.foobar.com 60 A 192.0.2.1"],
-    );
+    let (code, out) = server.nsupdate(&["-y", wrong], &["update add x.foobar.com 60 A 192.0.2.1"]);
     assert_ne!(code, Some(0), "{out}");
     assert!(out.contains("NOTAUTH") || out.contains("BADSIG"), "{out}");
 
@@ -379,14 +337,14 @@ fn dyn_unsigned_wrong_key_bad_time_and_out_of_zone_updates_change_nothing() {
     );
     // And nsupdate with the right key but an out-of-zone name fails too.
     let key = key_file(&server);
-    let (code, out) = nsupdate(
-        &server,
-        &["-k", &key],
-        &["update add x.example.net 60 A 192.0.2.1"],
-    );
+    let (code, out) = server.nsupdate(&["-k", &key], &["update add x.example.net 60 A 192.0.2.1"]);
     assert_ne!(code, Some(0), "{out}");
 
-    assert_eq!(serial(&server), before, "nothing was applied");
+    assert_eq!(
+        server.soa_serial("foobar.com"),
+        before,
+        "nothing was applied"
+    );
     assert_eq!(transfer(&server), soa_before);
     assert_eq!(server.dig(&["x.foobar.com", "A"]).status, "NXDOMAIN");
 
@@ -397,7 +355,7 @@ fn dyn_unsigned_wrong_key_bad_time_and_out_of_zone_updates_change_nothing() {
         rcode_and_tsig_error(&tcp_raw(server.dns_addr(), &good)),
         (0, Some(0))
     );
-    assert_eq!(serial(&server), before + 1);
+    assert_eq!(server.soa_serial("foobar.com"), before + 1);
 }
 
 #[test]
@@ -410,12 +368,11 @@ fn dyn_rules_protect_the_apex_and_cname_and_prerequisites_are_honoured() {
     let server = Onebox::start_with_zones(&zones);
     let key = key_file(&server);
     let k = ["-k", key.as_str()];
-    let before = serial(&server);
+    let before = server.soa_serial("foobar.com");
 
     // Deleting the apex SOA and the only apex NS is ignored (RFC 2136 §3.4.2.3-4),
     // and a CNAME beside the apex A is ignored (§3.4.2.2): nothing changes.
-    let (code, out) = nsupdate(
-        &server,
+    let (code, out) = server.nsupdate(
         &k,
         &[
             "update delete foobar.com SOA",
@@ -424,13 +381,16 @@ fn dyn_rules_protect_the_apex_and_cname_and_prerequisites_are_honoured() {
         ],
     );
     assert_eq!(code, Some(0), "{out}");
-    assert_eq!(serial(&server), before, "no change, no new serial");
+    assert_eq!(
+        server.soa_serial("foobar.com"),
+        before,
+        "no change, no new serial"
+    );
     assert_eq!(look(&server, "foobar.com", "NS").len(), 1);
 
     // A prerequisite that fails (the name must not exist, but it does): YXDOMAIN,
     // and the update in the same message is not applied: all or nothing.
-    let (code, out) = nsupdate(
-        &server,
+    let (code, out) = server.nsupdate(
         &k,
         &[
             "prereq nxdomain www.foobar.com",
@@ -440,11 +400,10 @@ fn dyn_rules_protect_the_apex_and_cname_and_prerequisites_are_honoured() {
     assert_ne!(code, Some(0), "{out}");
     assert!(out.contains("YXDOMAIN"), "{out}");
     assert!(look(&server, "new.foobar.com", "A").is_empty());
-    assert_eq!(serial(&server), before);
+    assert_eq!(server.soa_serial("foobar.com"), before);
 
     // A prerequisite that holds lets the update through.
-    let (code, out) = nsupdate(
-        &server,
+    let (code, out) = server.nsupdate(
         &k,
         &[
             "prereq yxrrset www.foobar.com CNAME",

@@ -41,16 +41,6 @@ fn wait_for_a(server: &Onebox, name: &str, address: &str) {
     }
 }
 
-/// The A records `dig` sees for `name`.
-fn dig_a(server: &Onebox, name: &str) -> Vec<String> {
-    server
-        .dig(&[name, "A"])
-        .answers_of("A")
-        .iter()
-        .map(|r| r.data.clone())
-        .collect()
-}
-
 /// Replaces `path`'s contents so that its modification time and length stay what
 /// they were: a file watcher comparing those cannot notice, only SIGHUP can.
 fn replace_unnoticed(path: &Path, text: &str) {
@@ -84,7 +74,7 @@ fn sighup_reloads_the_zone() {
     let Some((_zones, file, server)) = onebox_on_test_zone() else {
         return;
     };
-    assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
+    assert_eq!(server.dig_a("foobar.com"), ["127.0.0.1"]);
 
     // Same length: 127.0.0.1 → 127.0.0.2, serial 7 → 8.
     let text = TEST_ZONE_HEAD
@@ -95,12 +85,12 @@ fn sighup_reloads_the_zone() {
     server.signal(libc::SIGHUP);
 
     wait_for_a(&server, "foobar.com.", "127.0.0.2");
-    assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.2"]);
+    assert_eq!(server.dig_a("foobar.com"), ["127.0.0.2"]);
     // www follows its CNAME to the new address.
     let dig = server.dig(&["www.foobar.com", "A"]);
     assert_eq!(dig.answers_of("A")[0].data, "127.0.0.2", "{}", dig.stdout);
     // ns1 kept its own address.
-    assert_eq!(dig_a(&server, "ns1.foobar.com"), ["127.0.0.1"]);
+    assert_eq!(server.dig_a("ns1.foobar.com"), ["127.0.0.1"]);
     server.wait_for_log("zone foobar.com reloaded: serial 8, 5 records", mark);
 }
 
@@ -109,7 +99,7 @@ fn an_edited_file_is_picked_up_without_a_signal() {
     let Some((_zones, file, server)) = onebox_on_test_zone() else {
         return;
     };
-    assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
+    assert_eq!(server.dig_a("foobar.com"), ["127.0.0.1"]);
 
     let mark = server.stderr().len();
     let text = format!("{TEST_ZONE_HEAD}mail 3600 IN A 192.0.2.25\n")
@@ -118,7 +108,7 @@ fn an_edited_file_is_picked_up_without_a_signal() {
     std::fs::write(&file, text).unwrap();
 
     wait_for_a(&server, "foobar.com.", "127.0.0.42");
-    assert_eq!(dig_a(&server, "mail.foobar.com"), ["192.0.2.25"]);
+    assert_eq!(server.dig_a("mail.foobar.com"), ["192.0.2.25"]);
     server.wait_for_log("zone foobar.com reloaded: serial 9, 6 records", mark);
 }
 
@@ -141,7 +131,7 @@ fn a_bad_edit_keeps_the_old_zone_serving() {
     let mark = server.stderr().len();
     server.signal(libc::SIGHUP);
     server.wait_for_log(&format!("{}:8: ", file.display()), mark);
-    assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
+    assert_eq!(server.dig_a("foobar.com"), ["127.0.0.1"]);
     let dig = server.dig(&["www.foobar.com", "A"]);
     let rtypes = rtypes(&dig.answer);
     assert_eq!(
@@ -198,7 +188,7 @@ fn a_new_zone_file_is_served() {
     zones.write("example.net.zone", EXAMPLE_NET_ZONE);
     wait_for_a(&server, "example.net.", "192.0.2.80");
     // The first zone is untouched.
-    assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
+    assert_eq!(server.dig_a("foobar.com"), ["127.0.0.1"]);
 }
 
 /// An edit to an `$INCLUDE`d file is an edit to the zone: the watcher sees it.
@@ -208,14 +198,14 @@ fn an_edited_include_file_is_picked_up() {
     let zones = test_zones("$INCLUDE hosts.inc\n");
     zones.write("hosts.inc", "mail 3600 IN A 192.0.2.25\n");
     let server = Onebox::start_with_zones(&zones);
-    assert_eq!(dig_a(&server, "mail.foobar.com"), ["192.0.2.25"]);
+    assert_eq!(server.dig_a("mail.foobar.com"), ["192.0.2.25"]);
 
     zones.write(
         "hosts.inc",
         "mail 3600 IN A 192.0.2.26\nmx2 3600 IN A 192.0.2.27\n",
     );
     wait_for_a(&server, "mail.foobar.com.", "192.0.2.26");
-    assert_eq!(dig_a(&server, "mx2.foobar.com"), ["192.0.2.27"]);
+    assert_eq!(server.dig_a("mx2.foobar.com"), ["192.0.2.27"]);
 }
 
 /// A zone whose file is deleted stops being served; the others carry on.
@@ -225,7 +215,7 @@ fn a_removed_zone_file_stops_being_served() {
     let zones = test_zones("");
     let extra = zones.write("example.net.zone", EXAMPLE_NET_ZONE);
     let server = Onebox::start_with_zones(&zones);
-    assert_eq!(dig_a(&server, "example.net"), ["192.0.2.80"]);
+    assert_eq!(server.dig_a("example.net"), ["192.0.2.80"]);
 
     std::fs::remove_file(extra).unwrap();
     let deadline = Instant::now() + DEADLINE;
@@ -237,5 +227,5 @@ fn a_removed_zone_file_stops_being_served() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert_eq!(dig_a(&server, "foobar.com"), ["127.0.0.1"]);
+    assert_eq!(server.dig_a("foobar.com"), ["127.0.0.1"]);
 }

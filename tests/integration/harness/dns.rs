@@ -79,6 +79,62 @@ impl Onebox {
     pub fn dig_udp_and_tcp(&self, args: &[&str]) -> [Dig; 2] {
         ["+notcp", "+tcp"].map(|transport| self.dig(&[&[transport], args].concat()))
     }
+
+    /// The serial of `zone`'s SOA as dig sees it now.
+    pub fn soa_serial(&self, zone: &str) -> u32 {
+        let dig = self.dig(&[zone, "SOA"]);
+        let soa = dig.answers_of("SOA");
+        assert_eq!(soa.len(), 1, "{}", dig.stdout);
+        soa[0]
+            .data
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// The A records `dig` sees for `name`.
+    pub fn dig_a(&self, name: &str) -> Vec<String> {
+        self.dig(&[name, "A"])
+            .answers_of("A")
+            .iter()
+            .map(|r| r.data.clone())
+            .collect()
+    }
+
+    /// Runs `nsupdate ARGS SCRIPT` against this server for zone foobar.com (the
+    /// script, `LINES` then `send`, is a file: nsupdate reads it as it would
+    /// stdin) and returns (exit code, stdout + stderr).
+    pub fn nsupdate(&self, args: &[&str], lines: &[&str]) -> (Option<i32>, String) {
+        super::assert_tool("nsupdate", "bind9-dnsutils");
+        let dir = super::TempDir::new("nsupdate");
+        let dns = self.dns_addr();
+        let mut script = format!("server {} {}\nzone foobar.com\n", dns.ip(), dns.port());
+        for line in lines {
+            script.push_str(line);
+            script.push('\n');
+        }
+        script.push_str("send\n");
+        let file = dir.write("script", &script);
+        let mut command = Command::new("nsupdate");
+        command
+            .args(args)
+            .arg(&file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let (status, stdout, stderr) = super::run_bounded(command);
+        (status.code(), format!("{stdout}{stderr}"))
+    }
+
+    /// One update `line` signed with onebox's TSIG key; fails the test unless
+    /// nsupdate succeeds.
+    pub fn nsupdate_ok(&self, line: &str) {
+        let key = self.ready_path("tsig").display().to_string();
+        let (code, out) = self.nsupdate(&["-k", &key], &[line]);
+        assert_eq!(code, Some(0), "{line}: {out}");
+    }
 }
 
 /// `Onebox::start()` for a test that asks it with dig: `None`, and the test
