@@ -633,19 +633,9 @@ impl Daemon {
                 // minimally, so compare against NSD's minimal mode. RRL is on by
                 // default in Debian's NSD and would slip (TC=1) a burst from one
                 // client; onebox exempts loopback.
+                let head = nsd_conf_head(dir, port);
                 let conf = format!(
-                    r#"server:
-    server-count: 1
-    ip-address: 127.0.0.1@{port}
-    username: ""
-    chroot: ""
-    zonesdir: "{d}"
-    database: ""
-    zonelistfile: "{d}/zone.list"
-    xfrdfile: "{d}/xfrd.state"
-    xfrdir: "{d}"
-    pidfile: "{d}/nsd.pid"
-    logfile: "{d}/nsd.log"
+                    r#"{head}    logfile: "{d}/nsd.log"
     verbosity: 1
     minimal-responses: yes
     rrl-ratelimit: 0

@@ -35,19 +35,7 @@ impl Secondary {
             (
                 "/usr/sbin/knotd",
                 format!(
-                    r#"server:
-    rundir: "{d}"
-    pidfile: "{d}/knot.pid"
-    listen: 127.0.0.1@{port}
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-control:
-    listen: "{d}/knot.sock"
-log:
-  - target: stderr
-    any: info
-remote:
+                    r#"{head}remote:
   - id: onebox
     address: 127.0.0.1@{primary}
 acl:
@@ -63,7 +51,8 @@ zone:
   - domain: foobar.com
     master: onebox
     acl: from_onebox
-"#
+"#,
+                    head = knot_conf_head(dir, port)
                 ),
                 vec!["-c".into(), format!("{d}/secondary.conf")],
             )
@@ -71,18 +60,7 @@ zone:
             (
                 "/usr/sbin/nsd",
                 format!(
-                    r#"server:
-    server-count: 1
-    ip-address: 127.0.0.1@{port}
-    username: ""
-    chroot: ""
-    zonesdir: "{d}"
-    database: ""
-    zonelistfile: "{d}/zone.list"
-    xfrdfile: "{d}/xfrd.state"
-    xfrdir: "{d}"
-    pidfile: "{d}/nsd.pid"
-    verbosity: 2
+                    r#"{head}    verbosity: 2
 remote-control:
     control-enable: no
 zone:
@@ -90,7 +68,8 @@ zone:
     zonefile: "{d}/foobar.com.zone"
     allow-notify: 127.0.0.1 NOKEY
     request-xfr: 127.0.0.1@{primary} NOKEY
-"#
+"#,
+                    head = nsd_conf_head(dir, port)
                 ),
                 vec!["-d".into(), "-c".into(), format!("{d}/secondary.conf")],
             )

@@ -686,3 +686,26 @@ log:
 "#
     )
 }
+
+/// The start of an NSD configuration for tests that compare with or transfer to
+/// NSD: one server process, listening on `127.0.0.1@port`, run as the current
+/// user without chroot, every file it writes (zone list, transfer state, pid) in
+/// `dir`. It ends inside `server:`: callers add their own server options (such as
+/// `verbosity:`), then their `remote-control:` and `zone:` sections.
+pub fn nsd_conf_head(dir: &Path, port: u16) -> String {
+    let d = dir.display();
+    format!(
+        r#"server:
+    server-count: 1
+    ip-address: 127.0.0.1@{port}
+    username: ""
+    chroot: ""
+    zonesdir: "{d}"
+    database: ""
+    zonelistfile: "{d}/zone.list"
+    xfrdfile: "{d}/xfrd.state"
+    xfrdir: "{d}"
+    pidfile: "{d}/nsd.pid"
+"#
+    )
+}
