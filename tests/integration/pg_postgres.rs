@@ -124,19 +124,7 @@ fn pg_post_ids_follow_commit_order_under_concurrent_writers() {
                 let mut ids = Vec::new();
                 for n in 0..25 {
                     let body = serde_json::json!({ "body": format!("w{w} n{n}") }).to_string();
-                    let auth = format!("Bearer {token}");
-                    let r = http(
-                        addr,
-                        "POST",
-                        "/api/v1/posts",
-                        "foobar.com",
-                        &[
-                            ("Authorization", &auth),
-                            ("Content-Type", "application/json"),
-                        ],
-                        body.as_bytes(),
-                    )
-                    .unwrap();
+                    let r = try_post_as(addr, &token, &body).unwrap();
                     assert_eq!(r.status, 201, "{}", r.text());
                     ids.push(r.json()["id"].as_u64().unwrap());
                 }

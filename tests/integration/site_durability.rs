@@ -74,18 +74,7 @@ fn kill_9_during_a_stream_of_posts_loses_no_acknowledged_post() {
                         let body =
                             format!("round {round} writer {w} post {n} {}", "x".repeat(n % 50));
                         let json = serde_json::json!({ "body": body }).to_string();
-                        let auth = format!("Bearer {token}");
-                        let r = http(
-                            addr,
-                            "POST",
-                            "/api/v1/posts",
-                            "foobar.com",
-                            &[
-                                ("Authorization", &auth),
-                                ("Content-Type", "application/json"),
-                            ],
-                            json.as_bytes(),
-                        );
+                        let r = try_post_as(addr, &token, &json);
                         match r {
                             Ok(r) if r.status == 201 => {
                                 let id = r.json()["id"].as_u64().unwrap();

@@ -164,6 +164,24 @@ pub fn post_as(server: &Onebox, token: &str, body: &str) -> Response {
     )
 }
 
+/// `POST /api/v1/posts` to `addr` as `foobar.com` with the JSON `body`, signed
+/// in with the bearer `token`. The error comes back too, for writers that run
+/// until the server goes away.
+pub fn try_post_as(addr: SocketAddr, token: &str, body: &str) -> std::io::Result<Response> {
+    let auth = format!("Bearer {token}");
+    http(
+        addr,
+        "POST",
+        "/api/v1/posts",
+        "foobar.com",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+}
+
 /// Registers `name` and logs in; returns the bearer token.
 pub fn user_token(server: &Onebox, name: &str) -> String {
     let password = format!("{name}-password");
