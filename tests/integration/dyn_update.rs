@@ -67,18 +67,27 @@ fn dyn_ephemeral_keeps_the_key_in_its_temporary_folder() {
     );
 }
 
+/// onebox on the test zones, for a test that updates it with nsupdate and checks
+/// with dig: the zones folder (to keep), the server and its TSIG key file; `None`,
+/// and the test returns, where dig or nsupdate is missing.
+fn nsupdate_onebox() -> Option<(TempDir, Onebox, String)> {
+    let tools = require_tool("dig", "bind9-dnsutils") && require_tool("nsupdate", "bind9-dnsutils");
+    tools.then(|| {
+        let zones = test_zones("");
+        let server = Onebox::start_with_zones(&zones);
+        let key = key_file(&server);
+        (zones, server, key)
+    })
+}
+
 /// One nsupdate run: its lines, then the name and type to dig and what dig must see.
 type Step<'a> = (&'a [&'a str], &'a str, &'a str, Vec<(String, String)>);
 
 #[test]
 fn dyn_nsupdate_adds_changes_and_deletes_a_txt_and_cname() {
-    skip_unless!(
-        require_tool("dig", "bind9-dnsutils"),
-        require_tool("nsupdate", "bind9-dnsutils")
-    );
-    let zones = test_zones("");
-    let server = Onebox::start_with_zones(&zones);
-    let key = key_file(&server);
+    let Some((_zones, server, key)) = nsupdate_onebox() else {
+        return;
+    };
     let k = ["-k", key.as_str()];
     let start = server.soa_serial("foobar.com");
 
@@ -360,13 +369,9 @@ fn dyn_unsigned_wrong_key_bad_time_and_out_of_zone_updates_change_nothing() {
 
 #[test]
 fn dyn_rules_protect_the_apex_and_cname_and_prerequisites_are_honoured() {
-    skip_unless!(
-        require_tool("dig", "bind9-dnsutils"),
-        require_tool("nsupdate", "bind9-dnsutils")
-    );
-    let zones = test_zones("");
-    let server = Onebox::start_with_zones(&zones);
-    let key = key_file(&server);
+    let Some((_zones, server, key)) = nsupdate_onebox() else {
+        return;
+    };
     let k = ["-k", key.as_str()];
     let before = server.soa_serial("foobar.com");
 
