@@ -11,9 +11,7 @@ fn dyn_an_acknowledged_update_survives_kill_9() {
         require_tool("dig", "bind9-dnsutils"),
         require_tool("nsupdate", "bind9-dnsutils")
     );
-    let zones = test_zones("");
-    let data = TempDir::new("data");
-    let server = Onebox::spawn().zones(&zones).data(data.path()).start();
+    let (zones, data, server) = onebox_with_data("");
     server.nsupdate_ok("update add api.foobar.com 60 A 192.0.2.10");
     server.nsupdate_ok("update add api.foobar.com 60 A 192.0.2.11");
     let after = server.soa_serial("foobar.com");
@@ -37,9 +35,7 @@ fn dyn_an_edited_zone_file_applies_on_top_of_the_journal() {
         require_tool("dig", "bind9-dnsutils"),
         require_tool("nsupdate", "bind9-dnsutils")
     );
-    let zones = test_zones("old 60 IN A 192.0.2.1\n");
-    let data = TempDir::new("data");
-    let server = Onebox::spawn().zones(&zones).data(data.path()).start();
+    let (zones, data, server) = onebox_with_data("old 60 IN A 192.0.2.1\n");
     server.nsupdate_ok("update add api.foobar.com 60 A 192.0.2.10");
     assert_eq!(server.soa_serial("foobar.com"), 8);
 
@@ -88,9 +84,7 @@ fn dyn_zone_export_writes_file_plus_journal_that_checkers_accept() {
         require_tool("nsupdate", "bind9-dnsutils"),
         require_tool("named-checkzone", "bind9-utils")
     );
-    let zones = test_zones("");
-    let data = TempDir::new("data");
-    let server = Onebox::spawn().zones(&zones).data(data.path()).start();
+    let (zones, data, server) = onebox_with_data("");
     server.nsupdate_ok("update add api.foobar.com 60 A 192.0.2.10");
     server.nsupdate_ok("update add t.foobar.com 60 TXT \"say \\\"hi\\\"\" \"two\"");
     server.nsupdate_ok("update delete www.foobar.com CNAME");

@@ -152,9 +152,7 @@ fn dyn_knsupdate_adds_and_deletes_with_the_printed_key() {
         require_tool("dig", "bind9-dnsutils"),
         require_tool("knsupdate", "knot-dnsutils")
     );
-    let zones = test_zones("");
-    let data = TempDir::new("data");
-    let server = Onebox::spawn().zones(&zones).data(data.path()).start();
+    let (_zones, data, server) = onebox_with_data("");
     let json = onebox_ok([
         "key",
         "--data",
@@ -286,9 +284,7 @@ fn dyn_unsigned_wrong_key_bad_time_and_out_of_zone_updates_change_nothing() {
         require_tool("dig", "bind9-dnsutils"),
         require_tool("nsupdate", "bind9-dnsutils")
     );
-    let zones = test_zones("");
-    let data = TempDir::new("data");
-    let server = Onebox::spawn().zones(&zones).data(data.path()).start();
+    let (_zones, data, server) = onebox_with_data("");
     let before = server.soa_serial("foobar.com");
     let transfer = |s: &Onebox| s.dig(&["foobar.com", "SOA"]).answer.clone();
     let soa_before = transfer(&server);

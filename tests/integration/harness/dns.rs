@@ -153,6 +153,16 @@ pub fn dig_onebox_on(extra: &str) -> Option<(super::TempDir, Onebox)> {
     })
 }
 
+/// onebox on a zones folder of [`TEST_ZONE_HEAD`](super::TEST_ZONE_HEAD) + `extra`
+/// and a data folder of its own (where the zone journal and the TSIG key live);
+/// both folders come back too, to keep them for the test (and restart on them).
+pub fn onebox_with_data(extra: &str) -> (super::TempDir, super::TempDir, Onebox) {
+    let zones = super::test_zones(extra);
+    let data = super::TempDir::new("data");
+    let server = Onebox::spawn().zones(&zones).data(data.path()).start();
+    (zones, data, server)
+}
+
 /// Runs `dig @SERVER -p PORT +time=2 +tries=1 +norec ARGS...` and parses its output.
 /// Fails the test if dig is not installed.
 pub fn dig(server: SocketAddr, args: &[&str]) -> Dig {
