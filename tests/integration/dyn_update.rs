@@ -41,7 +41,7 @@ fn dyn_key_file_is_made_on_first_start_and_printed_in_bind_format() {
     let data_arg = data.path().display().to_string();
     let printed = onebox_ok(["key", "--data", &data_arg, "print"]);
     assert_eq!(printed.stdout, text, "print gives the file as it is");
-    let json = onebox_ok(["key", "--data", &data_arg, "print", "--json"]).json();
+    let json = printed_key(&data);
     assert_eq!(json["name"], "onebox-update.");
     assert_eq!(json["algorithm"], "hmac-sha256");
     assert!(text.contains(json["secret"].as_str().unwrap()));
@@ -65,6 +65,12 @@ fn dyn_ephemeral_keeps_the_key_in_its_temporary_folder() {
         tree(data.path()).is_empty(),
         "nothing written where it runs"
     );
+}
+
+/// The TSIG key in `data` as `onebox key --data DATA print --json` prints it.
+fn printed_key(data: &TempDir) -> serde_json::Value {
+    let data_arg = data.path().display().to_string();
+    onebox_ok(["key", "--data", &data_arg, "print", "--json"]).json()
 }
 
 /// onebox on the test zones, for a test that updates it with nsupdate and checks
@@ -153,14 +159,7 @@ fn dyn_knsupdate_adds_and_deletes_with_the_printed_key() {
         require_tool("knsupdate", "knot-dnsutils")
     );
     let (_zones, data, server) = onebox_with_data("");
-    let json = onebox_ok([
-        "key",
-        "--data",
-        &data.path().display().to_string(),
-        "print",
-        "--json",
-    ])
-    .json();
+    let json = printed_key(&data);
     let secret = format!(
         "{}:{}:{}",
         json["algorithm"].as_str().unwrap(),
@@ -301,14 +300,7 @@ fn dyn_unsigned_wrong_key_bad_time_and_out_of_zone_updates_change_nothing() {
     assert!(out.contains("NOTAUTH") || out.contains("BADSIG"), "{out}");
 
     // Raw packets, to control the key name and the clock.
-    let json = onebox_ok([
-        "key",
-        "--data",
-        &data.path().display().to_string(),
-        "print",
-        "--json",
-    ])
-    .json();
+    let json = printed_key(&data);
     use base64::Engine as _;
     let secret = base64::engine::general_purpose::STANDARD
         .decode(json["secret"].as_str().unwrap())
