@@ -893,6 +893,17 @@ struct Tally {
 }
 
 impl Tally {
+    /// Fails the test if a query differed without an allowance or a known bug.
+    fn assert_all_explained(&self, summary: &str) {
+        assert!(
+            self.failures.is_empty(),
+            "{} of {} queries differ without an allowance or a known bug:\n\n{}\n{summary}",
+            self.failures.len(),
+            self.queries,
+            self.failures.join("\n")
+        );
+    }
+
     fn run(&mut self, zone: &str, servers: &Servers, cases: &[Case]) {
         let addrs = servers.addrs();
         for (n, case) in cases.iter().enumerate() {
@@ -1085,13 +1096,7 @@ fn onebox_answers_like_nsd_and_knot() {
         .flat_map(|bug| bug.queries)
         .filter(|query| !tally.known.contains_key(*query))
         .collect();
-    assert!(
-        tally.failures.is_empty(),
-        "{} of {} queries differ without an allowance or a known bug:\n\n{}\n{summary}",
-        tally.failures.len(),
-        tally.queries,
-        tally.failures.join("\n")
-    );
+    tally.assert_all_explained(&summary);
     assert!(
         stale.is_empty(),
         "these KNOWN_ONEBOX_BUGS entries no longer differ (fixed? remove them): {stale:?}"
@@ -1128,11 +1133,5 @@ fn the_root_and_com_zones_answer_like_nsd_and_knot() {
     }
     let summary = tally.summary();
     println!("{summary}");
-    assert!(
-        tally.failures.is_empty(),
-        "{} of {} queries differ without an allowance or a known bug:\n\n{}\n{summary}",
-        tally.failures.len(),
-        tally.queries,
-        tally.failures.join("\n")
-    );
+    tally.assert_all_explained(&summary);
 }
