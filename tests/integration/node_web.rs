@@ -213,29 +213,16 @@ fn maintenance_drains_a_web_node_and_off_brings_it_back() {
 
 #[test]
 fn flags_that_cannot_work_on_a_web_node_are_refused() {
-    for (args, why, says) in [
-        (
-            vec!["--node-name", "node 1"],
-            "a node name with a space",
-            "--node-name",
-        ),
-        (
-            vec!["--node-name", "node1\r\nx-injected: 1"],
-            "a node name that would split a header",
-            "--node-name",
-        ),
-        (
-            vec!["--notify", "127.0.0.1:5300"],
-            "--notify with --dns off",
-            "--notify needs DNS",
-        ),
-        (
-            vec!["--dot", "127.0.0.1:0"],
-            "--dot with --dns off",
-            "--dot needs DNS",
-        ),
-    ] {
-        let failed = Onebox::spawn().dns("off").args(args).refused(why);
+    // (arguments besides --dns off, what the refusal must say)
+    let refusals: [(&[&str], &str); 4] = [
+        (&["--node-name", "node 1"], "--node-name"),
+        (&["--node-name", "node1\r\nx-injected: 1"], "--node-name"),
+        (&["--notify", "127.0.0.1:5300"], "--notify needs DNS"),
+        (&["--dot", "127.0.0.1:0"], "--dot needs DNS"),
+    ];
+    for (args, says) in refusals {
+        let why = format!("with --dns off {args:?}");
+        let failed = Onebox::spawn().dns("off").args(args).refused(&why);
         assert!(failed.stderr.contains(says), "{why}: {}", failed.stderr);
     }
     let internet = Onebox::spawn()
