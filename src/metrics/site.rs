@@ -6,7 +6,7 @@
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::encode::{counter, histogram};
+use super::encode::{counter, histogram, totals};
 use super::sharded::{HistogramLayout, Sharded};
 
 /// How a login attempt ended.
@@ -81,36 +81,16 @@ pub(crate) fn write_error() {
 
 /// Writes the application and database series.
 pub(crate) fn encode(e: &mut DescriptorEncoder) -> std::fmt::Result {
-    counter(
-        e,
-        "app_registrations",
-        "Accounts created.",
-        &[(vec![], COUNTERS.get(REGISTRATIONS))],
-    )?;
-    let logins: Vec<_> = ["ok", "failed", "throttled"]
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (vec![("result", *r)], COUNTERS.get(LOGINS + i)))
-        .collect();
+    #[rustfmt::skip]
+    let table = [
+        ("app_registrations", "Accounts created.", COUNTERS.get(REGISTRATIONS)),
+        ("app_posts", "Posts created.", COUNTERS.get(POSTS)),
+        ("db_commits", "Write transactions committed durably (each holds one or more requests).", COUNTERS.get(COMMITS)),
+        ("db_write_errors", "Writes that failed: a commit that failed, or a write refused for lack of disk.", COUNTERS.get(WRITE_ERRORS)),
+    ];
+    totals(e, &table)?;
+    let logins = COUNTERS.by_label("result", &["ok", "failed", "throttled"], LOGINS);
     counter(e, "app_logins", "Login attempts, by result.", &logins)?;
-    counter(
-        e,
-        "app_posts",
-        "Posts created.",
-        &[(vec![], COUNTERS.get(POSTS))],
-    )?;
-    counter(
-        e,
-        "db_commits",
-        "Write transactions committed durably (each holds one or more requests).",
-        &[(vec![], COUNTERS.get(COMMITS))],
-    )?;
-    counter(
-        e,
-        "db_write_errors",
-        "Writes that failed: a commit that failed, or a write refused for lack of disk.",
-        &[(vec![], COUNTERS.get(WRITE_ERRORS))],
-    )?;
     histogram(
         e,
         "db_commit_requests",
