@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::encode::{counter, gauge, histogram, totals};
+use super::encode::{counters, gauge, histogram, one};
 use super::sharded::{HistogramLayout, OpenGuard, Sharded};
 
 pub(crate) const PROTOS: [&str; 4] = ["udp", "tcp", "tls", "https"];
@@ -173,12 +173,6 @@ pub(crate) fn encode(e: &mut DescriptorEncoder, serials: &[(String, u32)]) -> st
             }
         }
     }
-    counter(
-        e,
-        "dns_requests",
-        "DNS queries answered, by protocol, address family and query type.",
-        &requests,
-    )?;
     let responses: Vec<_> = RCODES
         .iter()
         .enumerate()
@@ -190,7 +184,29 @@ pub(crate) fn encode(e: &mut DescriptorEncoder, serials: &[(String, u32)]) -> st
         })
         .filter(|(_, n)| *n > 0)
         .collect();
-    counter(e, "dns_responses", "DNS responses, by rcode.", &responses)?;
+    let transfers = vec![
+        (vec![("type", "AXFR")], transfers[0]),
+        (vec![("type", "IXFR")], transfers[1]),
+    ];
+    let reloads = {
+        let r = reloads();
+        vec![
+            (vec![("result", "ok")], r.ok),
+            (vec![("result", "failed")], r.failed),
+        ]
+    };
+    #[rustfmt::skip]
+    let table = [
+        ("dns_requests", "DNS queries answered, by protocol, address family and query type.", requests),
+        ("dns_responses", "DNS responses, by rcode.", responses),
+        ("dns_cache_hits", "Queries answered by replaying a cached answer (the fast path).", one(COUNTERS.get(CACHE_HITS))),
+        ("dns_transfers", "Zone transfer requests (AXFR and IXFR), allowed or refused.", transfers),
+        ("dns_rrl_drops", "UDP answers not sent because of response rate limiting.", one(COUNTERS.get(RRL_DROPS))),
+        ("dns_rrl_slips", "UDP answers sent truncated (TC=1) because of response rate limiting.", one(COUNTERS.get(RRL_SLIPS))),
+        ("dns_connections_shed", "DNS TCP and TLS connections closed to make room for a new one.", COUNTERS.by_label("proto", &STREAMS, CONN_SHED)),
+        ("zone_reloads", "Zone reloads, by result (a failed reload keeps the old zones).", reloads),
+    ];
+    counters(e, &table)?;
     let per_proto = |layout: fn(usize) -> HistogramLayout, scale: f64| -> Vec<_> {
         let series = PROTOS.iter().enumerate();
         let labels = |proto| vec![("zone", "."), ("proto", proto)];
@@ -210,34 +226,12 @@ pub(crate) fn encode(e: &mut DescriptorEncoder, serials: &[(String, u32)]) -> st
         "Size of the DNS answers sent, in bytes.",
         &per_proto(size_layout, 1.0),
     )?;
-    counter(
-        e,
-        "dns_transfers",
-        "Zone transfer requests (AXFR and IXFR), allowed or refused.",
-        &[
-            (vec![("type", "AXFR")], transfers[0]),
-            (vec![("type", "IXFR")], transfers[1]),
-        ],
-    )?;
-    #[rustfmt::skip]
-    let table = [
-        ("dns_cache_hits", "Queries answered by replaying a cached answer (the fast path).", COUNTERS.get(CACHE_HITS)),
-        ("dns_rrl_drops", "UDP answers not sent because of response rate limiting.", COUNTERS.get(RRL_DROPS)),
-        ("dns_rrl_slips", "UDP answers sent truncated (TC=1) because of response rate limiting.", COUNTERS.get(RRL_SLIPS)),
-    ];
-    totals(e, &table)?;
     let open = COUNTERS.open_by_label("proto", &STREAMS, (CONN_OPENED, CONN_CLOSED));
     gauge(
         e,
         "dns_connections_open",
         "DNS TCP and TLS connections open now.",
         &open,
-    )?;
-    counter(
-        e,
-        "dns_connections_shed",
-        "DNS TCP and TLS connections closed to make room for a new one.",
-        &COUNTERS.by_label("proto", &STREAMS, CONN_SHED),
     )?;
     let serials: Vec<_> = serials
         .iter()
@@ -248,15 +242,5 @@ pub(crate) fn encode(e: &mut DescriptorEncoder, serials: &[(String, u32)]) -> st
         "zone_serial",
         "The SOA serial each zone serves now.",
         &serials,
-    )?;
-    let r = reloads();
-    counter(
-        e,
-        "zone_reloads",
-        "Zone reloads, by result (a failed reload keeps the old zones).",
-        &[
-            (vec![("result", "ok")], r.ok),
-            (vec![("result", "failed")], r.failed),
-        ],
     )
 }

@@ -37,18 +37,6 @@ fn family<V>(
     Ok(())
 }
 
-/// A counter family; `name` without the `_total` the encoder adds.
-pub(crate) fn counter(
-    e: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    series: &[(Labels, u64)],
-) -> Out {
-    family(e, name, help, MetricType::Counter, series, |m, v| {
-        m.encode_counter::<NoLabelSet, _, u64>(v, None)
-    })
-}
-
 /// A gauge family.
 pub(crate) fn gauge<V: EncodeGaugeValue>(
     e: &mut DescriptorEncoder,
@@ -78,12 +66,23 @@ pub(crate) fn histogram(
     )
 }
 
-/// Counter families of one unlabelled series each, from a `(name, help, value)` table.
-pub(crate) fn totals(e: &mut DescriptorEncoder, table: &[(&str, &str, u64)]) -> Out {
-    for (name, help, value) in table {
-        counter(e, name, help, &[(vec![], *value)])?;
+/// Counter families from a `(name, help, series)` table, so a collector's counters
+/// read as a list of what it counts; `name` without the `_total` the encoder adds.
+pub(crate) fn counters(
+    e: &mut DescriptorEncoder,
+    table: &[(&str, &str, Vec<(Labels, u64)>)],
+) -> Out {
+    for (name, help, series) in table {
+        family(e, name, help, MetricType::Counter, series, |m, v| {
+            m.encode_counter::<NoLabelSet, _, u64>(v, None)
+        })?;
     }
     Ok(())
+}
+
+/// The one unlabelled series of a family.
+pub(crate) fn one<V>(value: V) -> Vec<(Labels<'static>, V)> {
+    vec![(vec![], value)]
 }
 
 /// Gauge families of one unlabelled series each, from a `(name, help, value)` table;

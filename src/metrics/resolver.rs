@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::encode::{counter, gauge, totals};
+use super::encode::{counters, gauge, one};
 use super::sharded::Sharded;
 
 /// The levels of the hierarchy a query can be sent to, in counter order.
@@ -68,20 +68,15 @@ pub(crate) fn encode(e: &mut DescriptorEncoder) -> std::fmt::Result {
         e,
         "resolver_cache_entries",
         "Answers (positive and negative) held in the resolver's cache.",
-        &[(vec![], CACHE_ENTRIES.load(Ordering::Relaxed))],
+        &one(CACHE_ENTRIES.load(Ordering::Relaxed)),
     )?;
     #[rustfmt::skip]
     let table = [
-        ("resolver_cache_hits", "Questions the resolver answered wholly from its cache (every CNAME link).", COUNTERS.get(HITS)),
-        ("resolver_cache_misses", "Questions the cache could not answer alone (some name was asked upstream).", COUNTERS.get(MISSES)),
+        ("resolver_cache_hits", "Questions the resolver answered wholly from its cache (every CNAME link).", one(COUNTERS.get(HITS))),
+        ("resolver_cache_misses", "Questions the cache could not answer alone (some name was asked upstream).", one(COUNTERS.get(MISSES))),
+        ("resolver_upstream_queries", "Queries the resolver sent to authoritative servers, by the level of the zone asked.", COUNTERS.by_label("level", &LEVELS, UPSTREAM)),
     ];
-    totals(e, &table)?;
-    counter(
-        e,
-        "resolver_upstream_queries",
-        "Queries the resolver sent to authoritative servers, by the level of the zone asked.",
-        &COUNTERS.by_label("level", &LEVELS, UPSTREAM),
-    )
+    counters(e, &table)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::encode::{counter, gauge, histogram, totals};
+use super::encode::{counters, gauge, histogram, one};
 use super::sharded::{HistogramLayout, OpenGuard, Sharded};
 
 pub(crate) const HOSTS: [&str; 2] = ["site", "other"];
@@ -126,35 +126,25 @@ pub(crate) fn encode(e: &mut DescriptorEncoder) -> std::fmt::Result {
             }
         }
     }
-    counter(
-        e,
-        "http_requests",
-        "HTTP requests answered, by host class, method, status class, protocol and TLS.",
-        &requests,
-    )?;
+    #[rustfmt::skip]
+    let table = [
+        ("http_requests", "HTTP requests answered, by host class, method, status class, protocol and TLS.", requests),
+        ("http_response_bytes", "Response body bytes handed to the connection.", one(COUNTERS.get(BYTES_OUT))),
+        ("http_connections_shed", "Idle HTTP connections closed to make room for a new one.", one(COUNTERS.get(CONN_SHED))),
+        ("http_connections_refused", "New HTTP connections closed at once because every connection was busy.", COUNTERS.by_label("listener", &LISTENERS, CONN_REFUSED)),
+    ];
+    counters(e, &table)?;
     histogram(
         e,
         "http_request_duration_seconds",
         "Time from a request's arrival to the end of its response body.",
-        &[(vec![], DURATION_LAYOUT.snapshot(&COUNTERS, 1e-6))],
+        &one(DURATION_LAYOUT.snapshot(&COUNTERS, 1e-6)),
     )?;
-    #[rustfmt::skip]
-    let table = [
-        ("http_response_bytes", "Response body bytes handed to the connection.", COUNTERS.get(BYTES_OUT)),
-        ("http_connections_shed", "Idle HTTP connections closed to make room for a new one.", COUNTERS.get(CONN_SHED)),
-    ];
-    totals(e, &table)?;
     let open = COUNTERS.open_by_label("listener", &LISTENERS, (CONN_OPENED, CONN_CLOSED));
     gauge(
         e,
         "http_connections_open",
         "HTTP connections open now.",
         &open,
-    )?;
-    counter(
-        e,
-        "http_connections_refused",
-        "New HTTP connections closed at once because every connection was busy.",
-        &COUNTERS.by_label("listener", &LISTENERS, CONN_REFUSED),
     )
 }
