@@ -10,6 +10,9 @@ use prometheus_client::metrics::MetricType;
 /// A series' labels: fixed names, values from short fixed lists.
 pub(crate) type Labels<'a> = Vec<(&'static str, &'a str)>;
 
+/// A family's series: each one's labels and value.
+pub(crate) type Series<'a, V> = Vec<(Labels<'a>, V)>;
+
 /// Buckets `(upper bound, count in that bucket alone)`, the sum and the count.
 pub(crate) type HistogramValue = (Vec<(f64, u64)>, f64, u64);
 
@@ -68,10 +71,7 @@ pub(crate) fn histogram(
 
 /// Counter families from a `(name, help, series)` table, so a collector's counters
 /// read as a list of what it counts; `name` without the `_total` the encoder adds.
-pub(crate) fn counters(
-    e: &mut DescriptorEncoder,
-    table: &[(&str, &str, Vec<(Labels, u64)>)],
-) -> Out {
+pub(crate) fn counters(e: &mut DescriptorEncoder, table: &[(&str, &str, Series<u64>)]) -> Out {
     for (name, help, series) in table {
         family(e, name, help, MetricType::Counter, series, |m, v| {
             m.encode_counter::<NoLabelSet, _, u64>(v, None)
@@ -81,7 +81,7 @@ pub(crate) fn counters(
 }
 
 /// The one unlabelled series of a family.
-pub(crate) fn one<V>(value: V) -> Vec<(Labels<'static>, V)> {
+pub(crate) fn one<V>(value: V) -> Series<'static, V> {
     vec![(vec![], value)]
 }
 

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use super::encode::Labels;
+use super::encode::Series;
 
 /// Enough shards that the UDP workers and tokio's threads rarely share one.
 const SHARDS: usize = 16;
@@ -69,7 +69,7 @@ impl<const N: usize> Sharded<N> {
         label: &'static str,
         values: &[&'a str],
         base: usize,
-    ) -> Vec<(Labels<'a>, u64)> {
+    ) -> Series<'a, u64> {
         self.series(label, values, |i| self.get(base + i))
     }
 
@@ -80,7 +80,7 @@ impl<const N: usize> Sharded<N> {
         label: &'static str,
         values: &[&'a str],
         (opened, closed): (usize, usize),
-    ) -> Vec<(Labels<'a>, i64)> {
+    ) -> Series<'a, i64> {
         self.series(label, values, |i| {
             self.get(opened + i).saturating_sub(self.get(closed + i)) as i64
         })
@@ -91,7 +91,7 @@ impl<const N: usize> Sharded<N> {
         label: &'static str,
         values: &[&'a str],
         value: impl Fn(usize) -> V,
-    ) -> Vec<(Labels<'a>, V)> {
+    ) -> Series<'a, V> {
         let series = values.iter().enumerate();
         series.map(|(i, v)| (vec![(label, *v)], value(i))).collect()
     }
