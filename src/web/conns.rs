@@ -37,17 +37,7 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// [`IDLE_TIMEOUT`], or `ONEBOX_HTTP_IDLE_SECS` (read by `serve`) so a test can
 /// watch an idle connection close without waiting 75 s.
 pub(crate) fn idle_timeout_from_env() -> anyhow::Result<Duration> {
-    match std::env::var("ONEBOX_HTTP_IDLE_SECS") {
-        Ok(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs)
-            .ok_or_else(|| {
-                anyhow::anyhow!("ONEBOX_HTTP_IDLE_SECS={text}: expected whole seconds above 0")
-            }),
-        Err(_) => Ok(IDLE_TIMEOUT),
-    }
+    crate::request::seconds_from_env("ONEBOX_HTTP_IDLE_SECS", IDLE_TIMEOUT)
 }
 
 /// The registry: cheap to share, locked only to admit, shed or forget.
