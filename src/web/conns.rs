@@ -280,14 +280,17 @@ mod tests {
         fn admit(&self, last: u8) -> Result<Slot, Refused> {
             self.conns.admit(ip(last), &self.stop)
         }
+
+        /// Admits one connection from each 127.0.0.`last`, in order, all within the limits.
+        fn admit_all<const N: usize>(&self, lasts: [u8; N]) -> [Slot; N] {
+            lasts.map(|last| self.admit(last).unwrap())
+        }
     }
 
     #[test]
     fn the_longest_idle_is_shed_and_busy_ones_are_kept() {
         let table = Table::new(3, 10);
-        let a = table.admit(1).unwrap();
-        let b = table.admit(1).unwrap();
-        let c = table.admit(2).unwrap();
+        let [a, b, c] = table.admit_all([1, 1, 2]);
         let _busy = a.activity().begin();
         // b is idle and older than c: b goes.
         std::thread::sleep(Duration::from_millis(5));
@@ -309,9 +312,7 @@ mod tests {
     #[test]
     fn the_per_address_limit_sheds_only_that_address() {
         let table = Table::new(100, 2);
-        let other = table.admit(9).unwrap();
-        let a = table.admit(1).unwrap();
-        let b = table.admit(1).unwrap();
+        let [other, a, b] = table.admit_all([9, 1, 1]);
         let _b_busy = b.activity().begin();
         let c = table.admit(1).unwrap();
         assert!(a.close_token().is_cancelled());
@@ -324,8 +325,7 @@ mod tests {
     #[test]
     fn idle_connections_time_out() {
         let table = Table::new(10, 10);
-        let idle = table.admit(1).unwrap();
-        let busy = table.admit(1).unwrap();
+        let [idle, busy] = table.admit_all([1, 1]);
         let _guard = busy.activity().begin();
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(table.conns.close_idle(Duration::from_millis(10)), 1);
