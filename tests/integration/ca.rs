@@ -280,7 +280,7 @@ fn ca_install_asks_first_and_uninstall_removes_exactly_what_it_added() {
     // Twice is fine and says so.
     let (status, out, _) = onebox_ca(&data, &["uninstall", "--root", root_arg]);
     assert!(status.success());
-    assert!(out.contains("not installed"), "{out}");
+    assert_contains(&out, "not installed");
 }
 
 #[test]

@@ -529,13 +529,7 @@ fn visit_shows_the_tls_hop_and_needs_the_ca() {
     );
     assert_eq!(status.code(), Some(0), "visit with the CA:\n{out}\n{err}");
     let visit: serde_json::Value = serde_json::from_str(&out).expect("visit --json");
-    let hop = |name: &str| -> serde_json::Value {
-        visit["steps"]
-            .as_array()
-            .and_then(|steps| steps.iter().find(|s| s["hop"] == name))
-            .cloned()
-            .unwrap_or_else(|| panic!("no {name} hop: {visit}"))
-    };
+    let hop = |name| step(&visit, name);
     let tls = hop("tls");
     assert_eq!(tls["ok"], true, "{tls}");
     assert_eq!(tls["sni"], "www.foobar.com", "{tls}");

@@ -241,7 +241,7 @@ fn a_wrong_control_path_is_a_clear_error() {
     // A data folder without a server says how to point at one.
     let (code, _, err) = maintenance("status", &["--data", dir.path().to_str().unwrap()]);
     assert_ne!(code, Some(0));
-    assert!(err.contains("--data DIR or --control PATH"), "{err}");
+    assert_contains(&err, "--data DIR or --control PATH");
     // And a state that does not exist is a usage error.
     let (code, _, err) = maintenance("sideways", &[]);
     assert_eq!(code, Some(2), "{err}");

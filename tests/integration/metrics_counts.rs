@@ -195,11 +195,7 @@ fn metrics_off_means_no_listener_and_a_null_in_the_ready_line() {
     let Err(failure) = bad else {
         panic!("a bad --metrics must not start");
     };
-    assert!(
-        failure.stderr.contains("expected ADDR:PORT or off"),
-        "{}",
-        failure.stderr
-    );
+    assert_contains(&failure.stderr, "expected ADDR:PORT or off");
 }
 
 #[test]

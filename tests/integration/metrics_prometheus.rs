@@ -263,8 +263,5 @@ fn onebox_top_once_shows_the_rates_of_one_second() {
 
     let (status, _, stderr) = run_onebox(&["top", "--once", "--metrics", "127.0.0.1:9"], None);
     assert!(!status.success());
-    assert!(
-        stderr.contains("cannot reach the metrics listener"),
-        "{stderr}"
-    );
+    assert_contains(&stderr, "cannot reach the metrics listener");
 }

@@ -407,10 +407,7 @@ fn forms_work_with_their_csrf_token_and_fail_without() {
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(r.header("location"), Some("/"));
     let page = browser.get(&server, "/").text();
-    assert!(
-        page.contains("signed in as <strong>@ann</strong>"),
-        "{page}"
-    );
+    assert_contains(&page, "signed in as <strong>@ann</strong>");
     let token = csrf_field(&page);
 
     let r = browser.post_form(&server, "/posts", "body=no+token");
@@ -422,7 +419,7 @@ fn forms_work_with_their_csrf_token_and_fail_without() {
     );
     assert_eq!(r.status, 303);
     let page = browser.get(&server, "/").text();
-    assert!(page.contains("Hello &lt;b&gt;world&lt;/b&gt;"), "{page}");
+    assert_contains(&page, "Hello &lt;b&gt;world&lt;/b&gt;");
     let r = browser.post_form(&server, "/posts", &format!("body=+&csrf={token}"));
     assert_eq!(r.status, 422);
 

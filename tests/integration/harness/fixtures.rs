@@ -199,12 +199,7 @@ fn read_request(stream: &mut TcpStream) -> Option<String> {
 
 /// The steps of a `visit --json` document, by hop name.
 pub fn step<'a>(visit: &'a serde_json::Value, hop: &str) -> &'a serde_json::Value {
-    visit["steps"]
-        .as_array()
-        .expect("steps is an array")
-        .iter()
-        .find(|s| s["hop"] == hop)
-        .unwrap_or_else(|| panic!("no {hop} step in {visit:#}"))
+    super::find_in(&visit["steps"], "hop", hop)
 }
 
 pub fn hops(visit: &serde_json::Value) -> Vec<String> {

@@ -47,6 +47,24 @@ pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
+/// Asserts that `text` (a program's output, a page, a log) contains `needle`, and
+/// shows the whole text when it does not.
+#[track_caller]
+pub fn assert_contains(text: &str, needle: &str) {
+    assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+}
+
+/// The element of the JSON array `list` whose `key` is `value` (a visit's step, a
+/// cache entry, a header), or a panic that shows the array.
+#[track_caller]
+pub fn find_in<'a>(list: &'a serde_json::Value, key: &str, value: &str) -> &'a serde_json::Value {
+    let items = list
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {list:#}"));
+    let found = items.iter().find(|item| item[key] == value);
+    found.unwrap_or_else(|| panic!("no element with {key} = {value:?} in {list:#}"))
+}
+
 // ---------------------------------------------------------------------------------
 // Temporary folders
 // ---------------------------------------------------------------------------------
@@ -192,21 +210,13 @@ impl Spawn {
     }
 
     /// Extra arguments after `serve ...`.
-    pub fn args<I, S>(mut self, args: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<OsString>,
-    {
+    pub fn args(mut self, args: impl IntoIterator<Item = impl Into<OsString>>) -> Self {
         self.args.extend(args.into_iter().map(Into::into));
         self
     }
 
     /// Arguments before `serve` (e.g. `--log-format json`).
-    pub fn global_args<I, S>(mut self, args: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<OsString>,
-    {
+    pub fn global_args(mut self, args: impl IntoIterator<Item = impl Into<OsString>>) -> Self {
         self.global_args.extend(args.into_iter().map(Into::into));
         self
     }
