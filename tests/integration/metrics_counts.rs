@@ -204,10 +204,7 @@ fn accounts_logins_posts_and_commits_are_counted() {
     let before = scrape(&server);
     let creds = r#"{"username":"ann","password":"correct horse"}"#;
     let wrong = r#"{"username":"ann","password":"wrong horse!"}"#;
-    assert_eq!(
-        api(&server, "POST", "/api/v1/users", &[], creds).status,
-        201
-    );
+    register(&server, creds);
     let r = api(&server, "POST", "/api/v1/sessions", &[], creds);
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(
@@ -254,10 +251,7 @@ fn accounts_logins_posts_and_commits_are_counted() {
 fn sessions_active_counts_the_unexpired_sessions_at_scrape_time() {
     let server = Onebox::start();
     let creds = r#"{"username":"bea","password":"correct horse"}"#;
-    assert_eq!(
-        api(&server, "POST", "/api/v1/users", &[], creds).status,
-        201
-    );
+    register(&server, creds);
     // Two logins are two sessions; logging one out leaves exactly one.
     let tokens: Vec<String> = (0..2)
         .map(|_| {

@@ -47,10 +47,7 @@ fn users_201_409_422_400() {
 fn sessions_201_401_and_204() {
     let server = Onebox::start();
     let creds = r#"{"username":"ann","password":"correct horse"}"#;
-    assert_eq!(
-        api(&server, "POST", "/api/v1/users", &[], creds).status,
-        201
-    );
+    register(&server, creds);
     let r = api(&server, "POST", "/api/v1/sessions", &[], creds);
     assert_eq!(r.status, 201, "{}", r.text());
     let token = r.json()["token"].as_str().unwrap().to_string();
@@ -237,7 +234,7 @@ fn posts_201_401_422_400_and_listing() {
 fn cookie_authenticated_api_writes_need_json_content_type() {
     let server = Onebox::start();
     let creds = r#"{"username":"ann","password":"correct horse"}"#;
-    api(&server, "POST", "/api/v1/users", &[], creds);
+    register(&server, creds);
     let cookie = api(&server, "POST", "/api/v1/sessions", &[], creds)
         .cookie("onebox_session")
         .unwrap();

@@ -183,6 +183,13 @@ pub fn try_post_as(addr: SocketAddr, token: &str, body: &str) -> std::io::Result
 }
 
 /// Registers `name` and logs in; returns the bearer token.
+/// Creates the account `creds` (a JSON body with username and password) through
+/// the API, asserting it was created.
+pub fn register(server: &Onebox, creds: &str) {
+    let r = api(server, "POST", "/api/v1/users", &[], creds);
+    assert_eq!(r.status, 201, "registering {creds}: {}", r.text());
+}
+
 pub fn user_token(server: &Onebox, name: &str) -> String {
     let password = format!("{name}-password");
     let body = serde_json::json!({ "username": name, "password": password }).to_string();

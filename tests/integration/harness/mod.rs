@@ -47,6 +47,20 @@ pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
+/// Reads `pipe` (a child's stdout or stderr) on a thread of its own, handing each
+/// line to `each`, until the child closes it.
+fn each_line(
+    pipe: impl Read + Send + 'static,
+    mut each: impl FnMut(String) + Send + 'static,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            each(line);
+        }
+    })
+}
+
 /// Asserts that `text` (a program's output, a page, a log) contains `needle`, and
 /// shows the whole text when it does not.
 #[track_caller]
@@ -332,13 +346,10 @@ impl Spawn {
         let stderr_thread = {
             let pipe = child.stderr.take().expect("stderr is piped");
             let stderr = stderr.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    let mut all = stderr.lock().unwrap();
-                    all.push_str(&line);
-                    all.push('\n');
-                }
+            each_line(pipe, move |line| {
+                let mut all = stderr.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
             })
         };
 
@@ -349,12 +360,9 @@ impl Spawn {
         let stdout_thread = {
             let pipe = child.stdout.take().expect("stdout is piped");
             let stdout = stdout.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    stdout.lock().unwrap().push(line.clone());
-                    let _ = first_tx.send(line);
-                }
+            each_line(pipe, move |line| {
+                stdout.lock().unwrap().push(line.clone());
+                let _ = first_tx.send(line);
             })
         };
 
