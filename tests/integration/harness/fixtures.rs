@@ -14,8 +14,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{
-    DEADLINE, ONEBOX, Onebox, READY_WAIT, TempDir, assert_tool, repo_path, run_for, signal_pid,
-    wait_timeout,
+    DEADLINE, ONEBOX, Onebox, READY_WAIT, TempDir, assert_tool, kill_and_reap, repo_path, run_for,
+    terminate,
 };
 
 /// What a one-shot `onebox` command did.
@@ -365,8 +365,7 @@ impl TlsServer {
 
 impl Drop for TlsServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_and_reap(&mut self.child);
     }
 }
 
@@ -563,11 +562,7 @@ impl Nginx {
 impl Drop for Nginx {
     fn drop(&mut self) {
         // SIGTERM lets the master stop its worker; then make sure the master is gone.
-        let _ = signal_pid(self.child.id(), libc::SIGTERM);
-        if wait_timeout(&mut self.child, Duration::from_secs(5)).is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        terminate(&mut self.child, Duration::from_secs(5));
     }
 }
 

@@ -651,13 +651,26 @@ impl Drop for Onebox {
             return;
         };
         if child.try_wait().ok().flatten().is_none() {
-            let _ = signal_pid(self.pid, libc::SIGTERM);
-            if wait_timeout(&mut child, Duration::from_secs(5)).is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            terminate(&mut child, Duration::from_secs(5));
         }
     }
+}
+
+/// Kills `child` and reaps it, so no test leaves a process (or a zombie) behind.
+pub fn kill_and_reap(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Asks `child` to stop with SIGTERM (so it cleans up as in production), waits up
+/// to `grace`, then kills it. Its exit status when it stopped by itself in time.
+pub fn terminate(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
+    let _ = signal_pid(child.id(), libc::SIGTERM);
+    let status = wait_timeout(child, grace);
+    if status.is_none() {
+        kill_and_reap(child);
+    }
+    status
 }
 
 pub fn signal_pid(pid: u32, signal: libc::c_int) -> std::io::Result<()> {
@@ -754,8 +767,7 @@ pub fn run_for(mut command: Command, limit: Duration) -> (ExitStatus, String, St
     let status = match wait_timeout(&mut child, limit) {
         Some(status) => status,
         None => {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_and_reap(&mut child);
             panic!("{program} did not finish within {limit:?}");
         }
     };
