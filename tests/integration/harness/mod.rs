@@ -812,6 +812,14 @@ pub fn onebox_ca(data: &Path, args: &[&str]) -> (ExitStatus, String, String) {
     run_onebox(&all, None)
 }
 
+/// [`onebox_ca`], asserting it exits with `code`: (stdout, stderr).
+#[track_caller]
+pub fn onebox_ca_exits(data: &Path, args: &[&str], code: i32) -> (String, String) {
+    let (status, out, err) = onebox_ca(data, args);
+    assert_eq!(status.code(), Some(code), "ca {args:?}:\n{out}\n{err}");
+    (out, err)
+}
+
 /// A path as the `&str` that openssl's argument list takes.
 pub fn path_text(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
