@@ -38,25 +38,6 @@ fn ca_with_zones(data: &Path, zones: &Path, action: &str) -> (ExitStatus, String
     onebox_ca(data, &["--zones", path_text(zones), action])
 }
 
-/// The permitted subtrees of the CA certificate at `ca`, as OpenSSL prints them.
-fn permitted(ca: &Path) -> Vec<String> {
-    let (ok, out, err) = openssl(&[
-        "x509",
-        "-noout",
-        "-ext",
-        "nameConstraints",
-        "-in",
-        path_text(ca),
-    ]);
-    assert!(ok, "openssl cannot read {ca:?}: {err}");
-    assert!(!out.contains("Excluded:"), "{out}");
-    out.lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("DNS:") || l.starts_with("IP:"))
-        .map(String::from)
-        .collect()
-}
-
 #[test]
 fn with_root_and_com_zones_the_ca_permits_only_the_website() {
     let zones = hierarchy();
@@ -72,7 +53,7 @@ fn with_root_and_com_zones_the_ca_permits_only_the_website() {
     );
     let ca = server.ready_path("ca");
     assert_eq!(
-        permitted(&ca),
+        ca_permitted(&ca),
         [
             "DNS:foobar.com",
             "IP:127.0.0.1/255.255.255.255",

@@ -64,13 +64,8 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let mut command = Command::new(ONEBOX);
-    command
-        .args(args)
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = super::piped(ONEBOX);
+    command.args(args).env_remove("NO_COLOR");
     let (status, stdout, stderr) = run_for(command, Duration::from_secs(60));
     Run {
         code: status.code(),

@@ -726,12 +726,8 @@ pub fn strip_ansi(text: &str) -> String {
 /// Runs `onebox` with arbitrary arguments to completion (for `check`), with a
 /// deadline. Returns (status, stdout, stderr).
 pub fn run_onebox(args: &[&str], cwd: Option<&Path>) -> (ExitStatus, String, String) {
-    let mut command = Command::new(ONEBOX);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = piped(ONEBOX);
+    command.args(args);
     if let Some(cwd) = cwd {
         command.current_dir(cwd);
     }
@@ -752,18 +748,16 @@ pub fn run_for(mut command: Command, limit: Duration) -> (ExitStatus, String, St
     let mut child = command
         .spawn()
         .unwrap_or_else(|e| panic!("failed to run {program}: {e}"));
-    let mut out_pipe = child.stdout.take().expect("stdout piped");
-    let mut err_pipe = child.stderr.take().expect("stderr piped");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out_pipe.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err_pipe.read_to_string(&mut s);
-        s
-    });
+    // Both pipes drain on threads of their own, so neither can fill and stall the child.
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = pipe.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = read_all(Box::new(child.stdout.take().expect("stdout piped")));
+    let err = read_all(Box::new(child.stderr.take().expect("stderr piped")));
     let status = match wait_timeout(&mut child, limit) {
         Some(status) => status,
         None => {
@@ -781,13 +775,20 @@ pub fn run_for(mut command: Command, limit: Duration) -> (ExitStatus, String, St
 /// it checks [`require_tool`] first). Returns (status, stdout, stderr).
 pub fn run_tool(program: &str, args: &[&str], package: &str) -> (ExitStatus, String, String) {
     assert_tool(program, package);
+    let mut command = piped(program);
+    command.args(args);
+    run_bounded(command)
+}
+
+/// `program` with stdin closed and both outputs piped back to the test, for the
+/// caller to add arguments and run with [`run_for`] or [`run_bounded`].
+pub fn piped(program: &str) -> Command {
     let mut command = Command::new(program);
     command
-        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    run_bounded(command)
+    command
 }
 
 /// `openssl ARGS...` to completion: (success, stdout, stderr).
@@ -810,6 +811,25 @@ pub fn onebox_ca(data: &Path, args: &[&str]) -> (ExitStatus, String, String) {
     let mut all = vec!["ca", "--data", path_text(data)];
     all.extend_from_slice(args);
     run_onebox(&all, None)
+}
+
+/// The permitted subtrees of the CA certificate at `ca`, as OpenSSL prints them.
+pub fn ca_permitted(ca: &Path) -> Vec<String> {
+    let (ok, out, err) = openssl(&[
+        "x509",
+        "-noout",
+        "-ext",
+        "nameConstraints",
+        "-in",
+        path_text(ca),
+    ]);
+    assert!(ok, "openssl cannot read {ca:?}: {err}");
+    assert!(!out.contains("Excluded:"), "{out}");
+    out.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("DNS:") || l.starts_with("IP:"))
+        .map(String::from)
+        .collect()
 }
 
 /// [`onebox_ca`], asserting it exits with `code`: (stdout, stderr).
