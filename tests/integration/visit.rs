@@ -193,7 +193,7 @@ fn dns_pointing_where_nothing_listens_is_connection_refused() {
     let port = free_port();
     let url = format!("http://www.foobar.com:{port}/");
     let (run, v) = visit_json(server.dns, &url, &[]);
-    assert_eq!(run.code, Some(4), "{v:#}");
+    let message = assert_failed(&run, &v, 4, "connect", "connection_refused");
     assert_eq!(step(&v, "dns")["ok"], true);
     assert_eq!(step(&v, "dns")["address"], "127.0.0.3");
     let answers = step(&v, "dns")["answers"].as_array().unwrap().clone();
@@ -201,10 +201,7 @@ fn dns_pointing_where_nothing_listens_is_connection_refused() {
     let connect = step(&v, "connect");
     assert_eq!(connect["ok"], false);
     assert_eq!(connect["address"], format!("127.0.0.3:{port}"));
-    assert_eq!(v["error"]["hop"], "connect");
-    assert_eq!(v["error"]["kind"], "connection_refused");
     assert_eq!(v["error"]["exit_code"], 4);
-    let message = v["error"]["message"].as_str().unwrap();
     assert_contains(message, "single point of failure");
 }
 
