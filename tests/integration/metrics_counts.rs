@@ -205,8 +205,7 @@ fn accounts_logins_posts_and_commits_are_counted() {
     let creds = r#"{"username":"ann","password":"correct horse"}"#;
     let wrong = r#"{"username":"ann","password":"wrong horse!"}"#;
     register(&server, creds);
-    let r = api(&server, "POST", "/api/v1/sessions", &[], creds);
-    assert_eq!(r.status, 201, "{}", r.text());
+    let r = login(&server, creds);
     assert_eq!(
         api(&server, "POST", "/api/v1/sessions", &[], wrong).status,
         401
@@ -255,9 +254,10 @@ fn sessions_active_counts_the_unexpired_sessions_at_scrape_time() {
     // Two logins are two sessions; logging one out leaves exactly one.
     let tokens: Vec<String> = (0..2)
         .map(|_| {
-            let r = api(&server, "POST", "/api/v1/sessions", &[], creds);
-            assert_eq!(r.status, 201, "{}", r.text());
-            r.json()["token"].as_str().unwrap().to_string()
+            login(&server, creds).json()["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
         })
         .collect();
     let two = scrape(&server);

@@ -48,8 +48,7 @@ fn sessions_201_401_and_204() {
     let server = Onebox::start();
     let creds = r#"{"username":"ann","password":"correct horse"}"#;
     register(&server, creds);
-    let r = api(&server, "POST", "/api/v1/sessions", &[], creds);
-    assert_eq!(r.status, 201, "{}", r.text());
+    let r = login(&server, creds);
     let token = r.json()["token"].as_str().unwrap().to_string();
     assert!(token.len() >= 40);
     let cookie_header = r
@@ -235,9 +234,7 @@ fn cookie_authenticated_api_writes_need_json_content_type() {
     let server = Onebox::start();
     let creds = r#"{"username":"ann","password":"correct horse"}"#;
     register(&server, creds);
-    let cookie = api(&server, "POST", "/api/v1/sessions", &[], creds)
-        .cookie("onebox_session")
-        .unwrap();
+    let cookie = login(&server, creds).cookie("onebox_session").unwrap();
     let r = api(
         &server,
         "POST",

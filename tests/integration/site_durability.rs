@@ -34,10 +34,7 @@ fn everything_survives_a_restart() {
     let r = post_as(&server, &token, r#"{"body":"after restart"}"#);
     assert_eq!(r.status, 201, "{}", r.text());
     let creds = r#"{"username":"ann","password":"ann-password"}"#;
-    assert_eq!(
-        api(&server, "POST", "/api/v1/sessions", &[], creds).status,
-        201
-    );
+    login(&server, creds);
     let page = http_get(&server, "foobar.com", "/").text();
     assert_contains(&page, "visited <strong>2</strong> times");
     drop(server);
@@ -177,10 +174,7 @@ fn sigterm_lets_a_request_in_flight_finish_then_closes_the_database() {
     // And the late registration was committed.
     let server = Onebox::start_unthrottled_on(&dir);
     let creds = r#"{"username":"late","password":"correct horse"}"#;
-    assert_eq!(
-        api(&server, "POST", "/api/v1/sessions", &[], creds).status,
-        201
-    );
+    login(&server, creds);
     drop(server);
 }
 
