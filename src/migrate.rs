@@ -74,7 +74,11 @@ async fn migrate(args: &DbMigrateArgs) -> anyhow::Result<ExitCode> {
 
 /// (table, rows, SHA-256 of its rows in key order) for each table.
 pub(crate) fn summary(dump: &Dump) -> Vec<(&'static str, usize, String)> {
-    fn hash<T>(rows: &[T], encode: impl Fn(&T) -> Vec<String>) -> String {
+    fn table<T>(
+        name: &'static str,
+        rows: &[T],
+        encode: impl Fn(&T) -> Vec<String>,
+    ) -> (&'static str, usize, String) {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         for row in rows {
             // Each field is length-prefixed, so no two different rows encode alike.
@@ -83,52 +87,37 @@ pub(crate) fn summary(dump: &Dump) -> Vec<(&'static str, usize, String)> {
                 ctx.update(field.as_bytes());
             }
         }
-        ctx.finish()
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        (name, rows.len(), hex(ctx.finish().as_ref()))
+    }
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
     vec![
-        (
-            "users",
-            dump.users.len(),
-            hash(&dump.users, |u| {
-                vec![
-                    u.username.clone(),
-                    u.password_hash.clone(),
-                    u.created_at.to_string(),
-                ]
-            }),
-        ),
-        (
-            "sessions",
-            dump.sessions.len(),
-            hash(&dump.sessions, |(h, s)| {
-                vec![
-                    h.iter().map(|b| format!("{b:02x}")).collect(),
-                    s.username.clone(),
-                    s.created_at.to_string(),
-                    s.expires_at.to_string(),
-                ]
-            }),
-        ),
-        (
-            "posts",
-            dump.posts.len(),
-            hash(&dump.posts, |p| {
-                vec![
-                    p.id.to_string(),
-                    p.author.clone(),
-                    p.body.clone(),
-                    p.created_at.to_string(),
-                ]
-            }),
-        ),
-        (
-            "counters",
-            dump.counters.len(),
-            hash(&dump.counters, |(h, v)| vec![h.clone(), v.to_string()]),
-        ),
+        table("users", &dump.users, |u| {
+            vec![
+                u.username.clone(),
+                u.password_hash.clone(),
+                u.created_at.to_string(),
+            ]
+        }),
+        table("sessions", &dump.sessions, |(h, s)| {
+            vec![
+                hex(h),
+                s.username.clone(),
+                s.created_at.to_string(),
+                s.expires_at.to_string(),
+            ]
+        }),
+        table("posts", &dump.posts, |p| {
+            vec![
+                p.id.to_string(),
+                p.author.clone(),
+                p.body.clone(),
+                p.created_at.to_string(),
+            ]
+        }),
+        table("counters", &dump.counters, |(h, v)| {
+            vec![h.clone(), v.to_string()]
+        }),
     ]
 }

@@ -12,6 +12,18 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// `default`, or the whole seconds above 0 in the variable `var`: how a test shortens
+/// a request-side timer (a session's life, an idle connection's) without a flag.
+/// `serve` reads each once at startup; anything else in it is a clear error.
+pub(crate) fn seconds_from_env(var: &str, default: Duration) -> anyhow::Result<Duration> {
+    let Ok(text) = std::env::var(var) else {
+        return Ok(default);
+    };
+    let seconds = text.parse::<u64>().ok().filter(|s| *s > 0);
+    let expected = || anyhow::anyhow!("{var}={text}: expected whole seconds above 0");
+    seconds.map(Duration::from_secs).ok_or_else(expected)
+}
+
 /// The TCP connection a request arrived on, put into every request's extensions by
 /// the accept loop.
 #[derive(Debug, Clone)]

@@ -247,18 +247,8 @@ impl App {
 /// variable is deliberately not a flag: it exists so tests can watch a session
 /// expire. serve.rs reads it once at startup and passes the value down.
 pub(crate) fn session_ttl_from_env() -> anyhow::Result<Duration> {
-    use anyhow::Context as _;
-    match std::env::var("ONEBOX_SESSION_TTL_SECS") {
-        Ok(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs)
-            .with_context(|| {
-                format!("ONEBOX_SESSION_TTL_SECS={text}: expected whole seconds above 0")
-            }),
-        Err(_) => Ok(Duration::from_secs(7 * 24 * 3600)),
-    }
+    let week = Duration::from_secs(7 * 24 * 3600);
+    crate::request::seconds_from_env("ONEBOX_SESSION_TTL_SECS", week)
 }
 
 /// Seconds since the Unix epoch.

@@ -322,76 +322,54 @@ mod tests {
         Some(text.parse().unwrap())
     }
 
+    /// A login attempt by `account` from the address `from`.
+    fn attempt(throttle: &Throttle, account: &str, from: &str) -> Result<LoginTicket, u64> {
+        throttle.reserve_login(Some(account), ip(from))
+    }
+
     #[test]
     fn an_account_is_throttled_after_five_failures_from_anywhere() {
         let throttle = Throttle::new(60);
         for i in 0..5u8 {
-            throttle
-                .reserve_login(Some("ada"), Some(IpAddr::from([10, 0, 0, i])))
-                .expect("within the budget");
+            attempt(&throttle, "ada", &format!("10.0.0.{i}")).expect("within the budget");
         }
-        let wait = throttle
-            .reserve_login(Some("ada"), ip("10.9.9.9"))
-            .expect_err("throttled");
+        let wait = attempt(&throttle, "ada", "10.9.9.9").expect_err("throttled");
         assert!((1..=20).contains(&wait), "{wait}");
-        assert!(
-            throttle
-                .reserve_login(Some("grace"), ip("10.9.9.9"))
-                .is_ok()
-        );
+        assert!(attempt(&throttle, "grace", "10.9.9.9").is_ok());
     }
 
     #[test]
     fn an_address_is_throttled_after_twenty_failures_on_any_accounts() {
         let throttle = Throttle::new(60);
         for i in 0..20 {
-            throttle
-                .reserve_login(Some(&format!("user{i}")), ip("192.0.2.1"))
-                .expect("within the budget");
+            attempt(&throttle, &format!("user{i}"), "192.0.2.1").expect("within the budget");
         }
-        assert!(
-            throttle
-                .reserve_login(Some("someone"), ip("192.0.2.1"))
-                .is_err()
-        );
+        assert!(attempt(&throttle, "someone", "192.0.2.1").is_err());
         // A refused attempt takes nothing from the account.
-        assert!(
-            throttle
-                .reserve_login(Some("someone"), ip("192.0.2.2"))
-                .is_ok()
-        );
+        assert!(attempt(&throttle, "someone", "192.0.2.2").is_ok());
     }
 
     #[test]
     fn a_successful_login_gives_its_tokens_back() {
         let throttle = Throttle::new(60);
         for _ in 0..10 {
-            let ticket = throttle
-                .reserve_login(Some("ada"), ip("192.0.2.1"))
-                .unwrap();
+            let ticket = attempt(&throttle, "ada", "192.0.2.1").unwrap();
             throttle.login_succeeded(ticket);
         }
-        assert!(throttle.reserve_login(Some("ada"), ip("192.0.2.1")).is_ok());
+        assert!(attempt(&throttle, "ada", "192.0.2.1").is_ok());
     }
 
     #[test]
     fn ipv6_is_keyed_by_its_64_and_ipv4_by_its_address() {
+        let key = |text: &str| address_key(text.parse().unwrap());
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
         assert_eq!(
-            address_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd".parse().unwrap()),
-            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+            key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"),
+            ip("2001:db8:1:2::")
         );
-        assert_ne!(
-            address_key("2001:db8:1:3::1".parse().unwrap()),
-            address_key("2001:db8:1:2::1".parse().unwrap())
-        );
-        assert_eq!(
-            address_key("::ffff:192.0.2.7".parse().unwrap()),
-            "192.0.2.7".parse::<IpAddr>().unwrap()
-        );
-        assert_ne!(
-            address_key("127.0.0.1".parse().unwrap()),
-            address_key("127.0.0.2".parse().unwrap())
-        );
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+        assert_eq!(key("::ffff:192.0.2.7"), ip("192.0.2.7"));
+        assert_ne!(key("127.0.0.1"), key("127.0.0.2"));
         // Rotating through a /64 does not reset the budget.
         let throttle = Throttle::new(60);
         for i in 0..20u16 {

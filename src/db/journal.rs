@@ -129,24 +129,20 @@ impl Db {
 mod tests {
     use redb::{Database, ReadableDatabase, TableHandle};
 
+    use super::super::model::tests::set_schema;
     use super::super::model::{META, check_or_init, schema_of};
     use super::*;
 
     #[test]
     fn a_schema_1_file_gains_the_journal_and_keeps_its_data() {
-        let dir = std::env::temp_dir().join(format!("onebox-journal-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = Database::create(dir.join("old.redb")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("old.redb")).unwrap();
         check_or_init(&db).unwrap();
         // Make it what schema 1 wrote: the same tables, no journal, version 1.
         let tx = db.begin_write().unwrap();
         tx.delete_table(JOURNAL).unwrap();
         tx.delete_table(ZONE_BASE).unwrap();
-        tx.open_table(META)
-            .unwrap()
-            .insert("schema", 1u64.to_le_bytes().as_slice())
-            .unwrap();
+        set_schema(&tx, 1);
         tx.commit().unwrap();
 
         check_or_init(&db).unwrap();
@@ -160,7 +156,5 @@ mod tests {
             .collect();
         assert!(tables.contains(&"zone_journal".to_string()), "{tables:?}");
         assert!(tables.contains(&"zone_base".to_string()), "{tables:?}");
-        drop((meta, tx, db));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

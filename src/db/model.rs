@@ -9,7 +9,10 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use redb::{Database, ReadableTable, Table, TableDefinition, TableHandle, TypeName, Value};
+use redb::{
+    AccessGuard, Database, Key, ReadTransaction, ReadableTable, Table, TableDefinition,
+    TableHandle, TypeName, Value,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -155,6 +158,25 @@ impl<T: RowName> Value for Row<T> {
 
 fn storage(e: impl Into<redb::Error>) -> DbError {
     DbError::Storage(e.into().to_string())
+}
+
+/// Calls `row` with each key and value of `table`, in key order (the dump's walk
+/// over every table).
+fn each_row<K: Key + 'static, V: Value + 'static>(
+    tx: &ReadTransaction,
+    table: TableDefinition<K, V>,
+    mut row: impl FnMut(AccessGuard<K>, AccessGuard<V>) -> Result<(), DbError>,
+) -> Result<(), DbError> {
+    for entry in tx
+        .open_table(table)
+        .map_err(storage)?
+        .iter()
+        .map_err(storage)?
+    {
+        let (key, value) = entry.map_err(storage)?;
+        row(key, value)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn schema_of(
@@ -383,35 +405,19 @@ impl Db {
     pub(crate) async fn dump(&self) -> Result<super::store::Dump, DbError> {
         self.read(|tx| {
             let mut dump = super::store::Dump::default();
-            for entry in tx
-                .open_table(USERS)
-                .map_err(storage)?
-                .iter()
-                .map_err(storage)?
-            {
-                let (_, row) = entry.map_err(storage)?;
+            each_row(tx, USERS, |_, row| {
                 dump.users.push(row.value().decode()?);
-            }
-            for entry in tx
-                .open_table(SESSIONS)
-                .map_err(storage)?
-                .iter()
-                .map_err(storage)?
-            {
-                let (key, row) = entry.map_err(storage)?;
+                Ok(())
+            })?;
+            each_row(tx, SESSIONS, |key, row| {
                 let hash: [u8; 32] = key
                     .value()
                     .try_into()
                     .map_err(|_| DbError::Corrupt("a session key is not 32 bytes".into()))?;
                 dump.sessions.push((hash, row.value().decode()?));
-            }
-            for entry in tx
-                .open_table(POSTS)
-                .map_err(storage)?
-                .iter()
-                .map_err(storage)?
-            {
-                let (id, row) = entry.map_err(storage)?;
+                Ok(())
+            })?;
+            each_row(tx, POSTS, |id, row| {
                 let row = row.value().decode()?;
                 dump.posts.push(Post {
                     id: id.value(),
@@ -419,17 +425,13 @@ impl Db {
                     body: row.body,
                     created_at: row.created_at,
                 });
-            }
-            for entry in tx
-                .open_table(COUNTERS)
-                .map_err(storage)?
-                .iter()
-                .map_err(storage)?
-            {
-                let (host, visits) = entry.map_err(storage)?;
+                Ok(())
+            })?;
+            each_row(tx, COUNTERS, |host, visits| {
                 dump.counters
                     .push((host.value().to_string(), visits.value()));
-            }
+                Ok(())
+            })?;
             Ok(dump)
         })
         .await
@@ -495,7 +497,7 @@ fn purge_expired(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn runtime() -> tokio::runtime::Runtime {
@@ -556,14 +558,20 @@ mod tests {
         });
     }
 
+    /// Writes `version` as the file's schema, as an older or newer onebox would have.
+    pub(crate) fn set_schema(tx: &redb::WriteTransaction, version: u64) {
+        tx.open_table(META)
+            .unwrap()
+            .insert("schema", version.to_le_bytes().as_slice())
+            .unwrap();
+    }
+
     #[test]
     fn foreign_and_future_files_are_refused() {
-        let dir = std::env::temp_dir().join(format!("onebox-model-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
         // A redb file with someone else's tables.
         {
-            let db = Database::create(dir.join("other.redb")).unwrap();
+            let db = Database::create(dir.path().join("other.redb")).unwrap();
             let tx = db.begin_write().unwrap();
             tx.open_table(TableDefinition::<&str, u64>::new("stuff"))
                 .unwrap()
@@ -575,17 +583,13 @@ mod tests {
         }
         // Ours, from a newer onebox.
         {
-            let db = Database::create(dir.join("newer.redb")).unwrap();
+            let db = Database::create(dir.path().join("newer.redb")).unwrap();
             check_or_init(&db).unwrap();
             let tx = db.begin_write().unwrap();
-            tx.open_table(META)
-                .unwrap()
-                .insert("schema", 99u64.to_le_bytes().as_slice())
-                .unwrap();
+            set_schema(&tx, 99);
             tx.commit().unwrap();
             let err = check_or_init(&db).unwrap_err();
             assert!(err.contains("newer onebox (schema 99)"), "{err}");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -161,51 +161,17 @@ mod tests {
     async fn bad_requests_get_http_errors() {
         let engine = engine();
         let client: SocketAddr = "127.0.0.1:443".parse().unwrap();
-        assert_eq!(
-            handle(&engine, None, "GET", None, None, b"", client)
-                .await
-                .status,
-            400
-        );
-        assert_eq!(
-            handle(&engine, None, "GET", Some("dns=!!"), None, b"", client)
-                .await
-                .status,
-            400
-        );
-        assert_eq!(
-            handle(
-                &engine,
-                None,
-                "POST",
-                None,
-                Some("text/plain"),
-                WWW_A,
-                client
-            )
-            .await
-            .status,
-            415
-        );
-        assert_eq!(
-            handle(&engine, None, "PUT", None, None, b"", client)
-                .await
-                .status,
-            405
-        );
-        assert_eq!(
-            handle(
-                &engine,
-                None,
-                "POST",
-                None,
-                Some(CONTENT_TYPE),
-                b"short",
-                client
-            )
-            .await
-            .status,
-            400
-        );
+        // (method, query, content type, body, the status it must get)
+        let cases: [(_, _, _, &[u8], _); 5] = [
+            ("GET", None, None, b"", 400),
+            ("GET", Some("dns=!!"), None, b"", 400),
+            ("POST", None, Some("text/plain"), WWW_A, 415),
+            ("PUT", None, None, b"", 405),
+            ("POST", None, Some(CONTENT_TYPE), b"short", 400),
+        ];
+        for (method, query, content_type, body, status) in cases {
+            let reply = handle(&engine, None, method, query, content_type, body, client).await;
+            assert_eq!(reply.status, status, "{method} {query:?} {content_type:?}");
+        }
     }
 }

@@ -11,8 +11,8 @@ use std::sync::Mutex;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::encode::{counter, gauge, histogram};
-use super::sharded::{HistogramLayout, Sharded};
+use super::encode::{counters, gauge, histogram, one};
+use super::sharded::{HistogramLayout, OpenGuard, Sharded};
 
 pub(crate) const PROTOS: [&str; 4] = ["udp", "tcp", "tls", "https"];
 /// CoreDNS's `family` label: 1 for IPv4, 2 for IPv6.
@@ -125,25 +125,12 @@ pub(crate) fn rrl(slipped: bool) {
 
 /// Counts a TCP or TLS connection open until the returned guard is dropped;
 /// `shed` says another connection was closed to make room for it.
-pub(crate) fn connection(kind: &str, shed: bool) -> ConnectionGuard {
+pub(crate) fn connection(kind: &str, shed: bool) -> OpenGuard<WIDTH> {
     let stream = index(&STREAMS, kind);
-    COUNTERS.add(CONN_OPENED + stream, 1);
     if shed {
         COUNTERS.add(CONN_SHED + stream, 1);
     }
-    ConnectionGuard { stream }
-}
-
-/// Counts its connection closed when dropped.
-#[derive(Debug)]
-pub(crate) struct ConnectionGuard {
-    stream: usize,
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        COUNTERS.add(CONN_CLOSED + self.stream, 1);
-    }
+    COUNTERS.open(CONN_OPENED + stream, CONN_CLOSED + stream)
 }
 
 fn reloads() -> std::sync::MutexGuard<'static, Reloads> {
@@ -186,12 +173,6 @@ pub(crate) fn encode(e: &mut DescriptorEncoder, serials: &[(String, u32)]) -> st
             }
         }
     }
-    counter(
-        e,
-        "dns_requests",
-        "DNS queries answered, by protocol, address family and query type.",
-        &requests,
-    )?;
     let responses: Vec<_> = RCODES
         .iter()
         .enumerate()
@@ -203,87 +184,54 @@ pub(crate) fn encode(e: &mut DescriptorEncoder, serials: &[(String, u32)]) -> st
         })
         .filter(|(_, n)| *n > 0)
         .collect();
-    counter(e, "dns_responses", "DNS responses, by rcode.", &responses)?;
-    counter(
-        e,
-        "dns_cache_hits",
-        "Queries answered by replaying a cached answer (the fast path).",
-        &[(vec![], COUNTERS.get(CACHE_HITS))],
-    )?;
-    let durations: Vec<_> = PROTOS
-        .iter()
-        .enumerate()
-        .map(|(p, proto)| {
-            let labels = vec![("zone", "."), ("proto", *proto)];
-            (labels, duration_layout(p).snapshot(&COUNTERS, 1e-6))
-        })
-        .collect();
+    let transfers = vec![
+        (vec![("type", "AXFR")], transfers[0]),
+        (vec![("type", "IXFR")], transfers[1]),
+    ];
+    let reloads = {
+        let r = reloads();
+        vec![
+            (vec![("result", "ok")], r.ok),
+            (vec![("result", "failed")], r.failed),
+        ]
+    };
+    #[rustfmt::skip]
+    let table = [
+        ("dns_requests", "DNS queries answered, by protocol, address family and query type.", requests),
+        ("dns_responses", "DNS responses, by rcode.", responses),
+        ("dns_cache_hits", "Queries answered by replaying a cached answer (the fast path).", one(COUNTERS.get(CACHE_HITS))),
+        ("dns_transfers", "Zone transfer requests (AXFR and IXFR), allowed or refused.", transfers),
+        ("dns_rrl_drops", "UDP answers not sent because of response rate limiting.", one(COUNTERS.get(RRL_DROPS))),
+        ("dns_rrl_slips", "UDP answers sent truncated (TC=1) because of response rate limiting.", one(COUNTERS.get(RRL_SLIPS))),
+        ("dns_connections_shed", "DNS TCP and TLS connections closed to make room for a new one.", COUNTERS.by_label("proto", &STREAMS, CONN_SHED)),
+        ("zone_reloads", "Zone reloads, by result (a failed reload keeps the old zones).", reloads),
+    ];
+    counters(e, &table)?;
+    let per_proto = |layout: fn(usize) -> HistogramLayout, scale: f64| -> Vec<_> {
+        let series = PROTOS.iter().enumerate();
+        let labels = |proto| vec![("zone", "."), ("proto", proto)];
+        series
+            .map(|(p, proto)| (labels(*proto), layout(p).snapshot(&COUNTERS, scale)))
+            .collect()
+    };
     histogram(
         e,
         "dns_request_duration_seconds",
         "Time from a parsed query to its encoded answer.",
-        &durations,
+        &per_proto(duration_layout, 1e-6),
     )?;
-    let sizes: Vec<_> = PROTOS
-        .iter()
-        .enumerate()
-        .map(|(p, proto)| {
-            let labels = vec![("zone", "."), ("proto", *proto)];
-            (labels, size_layout(p).snapshot(&COUNTERS, 1.0))
-        })
-        .collect();
     histogram(
         e,
         "dns_response_size_bytes",
         "Size of the DNS answers sent, in bytes.",
-        &sizes,
+        &per_proto(size_layout, 1.0),
     )?;
-    counter(
-        e,
-        "dns_transfers",
-        "Zone transfer requests (AXFR and IXFR), allowed or refused.",
-        &[
-            (vec![("type", "AXFR")], transfers[0]),
-            (vec![("type", "IXFR")], transfers[1]),
-        ],
-    )?;
-    counter(
-        e,
-        "dns_rrl_drops",
-        "UDP answers not sent because of response rate limiting.",
-        &[(vec![], COUNTERS.get(RRL_DROPS))],
-    )?;
-    counter(
-        e,
-        "dns_rrl_slips",
-        "UDP answers sent truncated (TC=1) because of response rate limiting.",
-        &[(vec![], COUNTERS.get(RRL_SLIPS))],
-    )?;
-    let open: Vec<_> = STREAMS
-        .iter()
-        .enumerate()
-        .map(|(i, kind)| {
-            let opened = COUNTERS.get(CONN_OPENED + i);
-            let closed = COUNTERS.get(CONN_CLOSED + i);
-            (vec![("proto", *kind)], opened.saturating_sub(closed) as i64)
-        })
-        .collect();
+    let open = COUNTERS.open_by_label("proto", &STREAMS, (CONN_OPENED, CONN_CLOSED));
     gauge(
         e,
         "dns_connections_open",
         "DNS TCP and TLS connections open now.",
         &open,
-    )?;
-    let shed: Vec<_> = STREAMS
-        .iter()
-        .enumerate()
-        .map(|(i, kind)| (vec![("proto", *kind)], COUNTERS.get(CONN_SHED + i)))
-        .collect();
-    counter(
-        e,
-        "dns_connections_shed",
-        "DNS TCP and TLS connections closed to make room for a new one.",
-        &shed,
     )?;
     let serials: Vec<_> = serials
         .iter()
@@ -294,15 +242,5 @@ pub(crate) fn encode(e: &mut DescriptorEncoder, serials: &[(String, u32)]) -> st
         "zone_serial",
         "The SOA serial each zone serves now.",
         &serials,
-    )?;
-    let r = reloads();
-    counter(
-        e,
-        "zone_reloads",
-        "Zone reloads, by result (a failed reload keeps the old zones).",
-        &[
-            (vec![("result", "ok")], r.ok),
-            (vec![("result", "failed")], r.failed),
-        ],
     )
 }

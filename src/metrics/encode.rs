@@ -4,30 +4,37 @@
 //! A family is written even when it has no series yet, so `# HELP` and `# TYPE`
 //! tell a reader (and `onebox top`) that it exists.
 
-use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
 /// A series' labels: fixed names, values from short fixed lists.
 pub(crate) type Labels<'a> = Vec<(&'static str, &'a str)>;
 
+/// A family's series: each one's labels and value.
+pub(crate) type Series<'a, V> = Vec<(Labels<'a>, V)>;
+
 /// Buckets `(upper bound, count in that bucket alone)`, the sum and the count.
 pub(crate) type HistogramValue = (Vec<(f64, u64)>, f64, u64);
 
-/// A counter family; `name` without the `_total` the encoder adds.
-pub(crate) fn counter(
+/// What every writer returns: the encoder's error, if the scrape's buffer failed.
+type Out = std::fmt::Result;
+
+/// One family: its `# HELP`/`# TYPE` descriptor, then each series through `write`,
+/// under its labels when it has any (an empty label set would print `{}`).
+fn family<V>(
     e: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    series: &[(Labels, u64)],
-) -> std::fmt::Result {
-    let mut metric = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+    kind: MetricType,
+    series: &[(Labels, V)],
+    write: impl Fn(&mut MetricEncoder, &V) -> Out,
+) -> Out {
+    let mut metric = e.encode_descriptor(name, help, None, kind)?;
     for (labels, value) in series {
         if labels.is_empty() {
-            metric.encode_counter::<NoLabelSet, _, u64>(value, None)?;
+            write(&mut metric, value)?;
         } else {
-            metric
-                .encode_family(labels)?
-                .encode_counter::<NoLabelSet, _, u64>(value, None)?;
+            write(&mut metric.encode_family(labels)?, value)?;
         }
     }
     Ok(())
@@ -39,16 +46,10 @@ pub(crate) fn gauge<V: EncodeGaugeValue>(
     name: &str,
     help: &str,
     series: &[(Labels, V)],
-) -> std::fmt::Result {
-    let mut metric = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, value) in series {
-        if labels.is_empty() {
-            metric.encode_gauge(value)?;
-        } else {
-            metric.encode_family(labels)?.encode_gauge(value)?;
-        }
-    }
-    Ok(())
+) -> Out {
+    family(e, name, help, MetricType::Gauge, series, |m, v| {
+        m.encode_gauge(v)
+    })
 }
 
 /// A histogram family.
@@ -57,27 +58,49 @@ pub(crate) fn histogram(
     name: &str,
     help: &str,
     series: &[(Labels, HistogramValue)],
-) -> std::fmt::Result {
-    let mut metric = e.encode_descriptor(name, help, None, MetricType::Histogram)?;
-    for (labels, (buckets, sum, count)) in series {
-        if labels.is_empty() {
-            metric.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
-        } else {
-            metric
-                .encode_family(labels)?
-                .encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
+) -> Out {
+    family(
+        e,
+        name,
+        help,
+        MetricType::Histogram,
+        series,
+        |m, (buckets, sum, count)| m.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None),
+    )
+}
+
+/// Counter families from a `(name, help, series)` table, so a collector's counters
+/// read as a list of what it counts; `name` without the `_total` the encoder adds.
+pub(crate) fn counters(e: &mut DescriptorEncoder, table: &[(&str, &str, Series<u64>)]) -> Out {
+    for (name, help, series) in table {
+        family(e, name, help, MetricType::Counter, series, |m, v| {
+            m.encode_counter::<NoLabelSet, _, u64>(v, None)
+        })?;
+    }
+    Ok(())
+}
+
+/// The one unlabelled series of a family.
+pub(crate) fn one<V>(value: V) -> Series<'static, V> {
+    vec![(vec![], value)]
+}
+
+/// Gauge families of one unlabelled series each, from a `(name, help, value)` table;
+/// a `None` value (not known in this process) leaves its family out.
+pub(crate) fn levels<V: EncodeGaugeValue + Copy>(
+    e: &mut DescriptorEncoder,
+    table: &[(&str, &str, Option<V>)],
+) -> Out {
+    for (name, help, value) in table {
+        if let Some(value) = value {
+            gauge(e, name, help, &[(vec![], *value)])?;
         }
     }
     Ok(())
 }
 
 /// A counter family of one unlabelled series with a fractional value (CPU seconds).
-pub(crate) fn counter_f64(
-    e: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: f64,
-) -> std::fmt::Result {
+pub(crate) fn counter_f64(e: &mut DescriptorEncoder, name: &str, help: &str, value: f64) -> Out {
     e.encode_descriptor(name, help, None, MetricType::Counter)?
         .encode_counter::<NoLabelSet, _, u64>(&value, None)
 }

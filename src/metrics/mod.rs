@@ -33,7 +33,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Registry;
 
-use encode::gauge;
+use encode::levels;
 
 /// Off with `--metrics off`: the hot-path recorders then return at once.
 static ENABLED: AtomicBool = AtomicBool::new(true);
@@ -106,41 +106,16 @@ impl Collector for OneboxCollector {
         let Some(probes) = PROBES.get() else {
             return Ok(());
         };
-        let ready = READY.load(Ordering::Relaxed);
-        if ready >= 0 {
-            gauge(
-                &mut e,
-                "ready",
-                "1 when /readyz would answer 200 (DNS and database work), 0 for 503.",
-                &[(vec![], ready)],
-            )?;
-        }
-        let sessions = SESSIONS_ACTIVE.load(Ordering::Relaxed);
-        if sessions >= 0 {
-            gauge(
-                &mut e,
-                "app_sessions_active",
-                "Sessions that have not expired (logged in and not logged out).",
-                &[(vec![], sessions)],
-            )?;
-        }
-        if let Some(bytes) = (probes.db_bytes)() {
-            gauge(
-                &mut e,
-                "db_size_bytes",
-                "Size of the database file in bytes.",
-                &[(vec![], bytes as i64)],
-            )?;
-        }
-        if let Some(at) = (probes.certificate_expiry)() {
-            gauge(
-                &mut e,
-                "certificate_expiry_timestamp_seconds",
-                "When the soonest-expiring served certificate expires (Unix time).",
-                &[(vec![], at)],
-            )?;
-        }
-        Ok(())
+        // A negative level is "not set in this process" (no server running).
+        let level = |v: &AtomicI64| Some(v.load(Ordering::Relaxed)).filter(|v| *v >= 0);
+        #[rustfmt::skip]
+        let gauges = [
+            ("ready", "1 when /readyz would answer 200 (DNS and database work), 0 for 503.", level(&READY)),
+            ("app_sessions_active", "Sessions that have not expired (logged in and not logged out).", level(&SESSIONS_ACTIVE)),
+            ("db_size_bytes", "Size of the database file in bytes.", (probes.db_bytes)().map(|b| b as i64)),
+            ("certificate_expiry_timestamp_seconds", "When the soonest-expiring served certificate expires (Unix time).", (probes.certificate_expiry)()),
+        ];
+        levels(&mut e, &gauges)
     }
 }
 

@@ -8,7 +8,7 @@
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::encode::{counter_f64, gauge};
+use super::encode::{counter_f64, levels};
 
 /// What `/proc/self` says now.
 #[derive(Debug, Default, PartialEq)]
@@ -100,44 +100,17 @@ pub(crate) fn encode(e: &mut DescriptorEncoder) -> std::fmt::Result {
             v,
         )?;
     }
+    let f = |v: Option<u64>| v.map(|v| v as f64);
+    #[rustfmt::skip]
     let gauges = [
-        (
-            "process_resident_memory_bytes",
-            "Resident memory size in bytes.",
-            p.resident_bytes.map(|v| v as f64),
-        ),
-        (
-            "process_virtual_memory_bytes",
-            "Virtual memory size in bytes.",
-            p.virtual_bytes.map(|v| v as f64),
-        ),
-        (
-            "process_open_fds",
-            "Number of open file descriptors.",
-            p.open_fds.map(|v| v as f64),
-        ),
-        (
-            "process_max_fds",
-            "Maximum number of open file descriptors.",
-            p.max_fds.map(|v| v as f64),
-        ),
-        (
-            "process_start_time_seconds",
-            "Start time of the process since unix epoch in seconds.",
-            p.start_time_seconds,
-        ),
-        (
-            "process_threads",
-            "Number of OS threads in the process.",
-            p.threads.map(|v| v as f64),
-        ),
+        ("process_resident_memory_bytes", "Resident memory size in bytes.", f(p.resident_bytes)),
+        ("process_virtual_memory_bytes", "Virtual memory size in bytes.", f(p.virtual_bytes)),
+        ("process_open_fds", "Number of open file descriptors.", f(p.open_fds)),
+        ("process_max_fds", "Maximum number of open file descriptors.", f(p.max_fds)),
+        ("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", p.start_time_seconds),
+        ("process_threads", "Number of OS threads in the process.", f(p.threads)),
     ];
-    for (name, help, value) in gauges {
-        if let Some(v) = value {
-            gauge(e, name, help, &[(vec![], v)])?;
-        }
-    }
-    Ok(())
+    levels(e, &gauges)
 }
 
 #[cfg(test)]

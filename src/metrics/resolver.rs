@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::encode::{counter, gauge};
+use super::encode::{counters, gauge, one};
 use super::sharded::Sharded;
 
 /// The levels of the hierarchy a query can be sent to, in counter order.
@@ -68,31 +68,15 @@ pub(crate) fn encode(e: &mut DescriptorEncoder) -> std::fmt::Result {
         e,
         "resolver_cache_entries",
         "Answers (positive and negative) held in the resolver's cache.",
-        &[(vec![], CACHE_ENTRIES.load(Ordering::Relaxed))],
+        &one(CACHE_ENTRIES.load(Ordering::Relaxed)),
     )?;
-    counter(
-        e,
-        "resolver_cache_hits",
-        "Questions the resolver answered wholly from its cache (every CNAME link).",
-        &[(vec![], COUNTERS.get(HITS))],
-    )?;
-    counter(
-        e,
-        "resolver_cache_misses",
-        "Questions the cache could not answer alone (some name was asked upstream).",
-        &[(vec![], COUNTERS.get(MISSES))],
-    )?;
-    let upstream: Vec<_> = LEVELS
-        .iter()
-        .enumerate()
-        .map(|(i, level)| (vec![("level", *level)], COUNTERS.get(UPSTREAM + i)))
-        .collect();
-    counter(
-        e,
-        "resolver_upstream_queries",
-        "Queries the resolver sent to authoritative servers, by the level of the zone asked.",
-        &upstream,
-    )
+    #[rustfmt::skip]
+    let table = [
+        ("resolver_cache_hits", "Questions the resolver answered wholly from its cache (every CNAME link).", one(COUNTERS.get(HITS))),
+        ("resolver_cache_misses", "Questions the cache could not answer alone (some name was asked upstream).", one(COUNTERS.get(MISSES))),
+        ("resolver_upstream_queries", "Queries the resolver sent to authoritative servers, by the level of the zone asked.", COUNTERS.by_label("level", &LEVELS, UPSTREAM)),
+    ];
+    counters(e, &table)
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use super::encode::Series;
+
 /// Enough shards that the UDP workers and tokio's threads rarely share one.
 const SHARDS: usize = 16;
 
@@ -58,6 +60,63 @@ impl<const N: usize> Sharded<N> {
             .filter_map(|s| s.0.get(i))
             .map(|c| c.load(Ordering::Relaxed))
             .fold(0, u64::wrapping_add)
+    }
+
+    /// One series per value of a label's fixed list, the `i`-th value counted at
+    /// `base + i`: how every labelled counter here is laid out.
+    pub(crate) fn by_label<'a>(
+        &self,
+        label: &'static str,
+        values: &[&'a str],
+        base: usize,
+    ) -> Series<'a, u64> {
+        self.series(label, values, |i| self.get(base + i))
+    }
+
+    /// Like [`Self::by_label`], for things open now: what was counted opened at
+    /// `opened + i` less what was counted closed at `closed + i`.
+    pub(crate) fn open_by_label<'a>(
+        &self,
+        label: &'static str,
+        values: &[&'a str],
+        (opened, closed): (usize, usize),
+    ) -> Series<'a, i64> {
+        self.series(label, values, |i| {
+            self.get(opened + i).saturating_sub(self.get(closed + i)) as i64
+        })
+    }
+
+    fn series<'a, V>(
+        &self,
+        label: &'static str,
+        values: &[&'a str],
+        value: impl Fn(usize) -> V,
+    ) -> Series<'a, V> {
+        let series = values.iter().enumerate();
+        series.map(|(i, v)| (vec![(label, *v)], value(i))).collect()
+    }
+
+    /// Counts one opened at `opened` now, and one closed at `closed` when the
+    /// returned guard drops (a connection's life, however it ends).
+    pub(crate) fn open(&'static self, opened: usize, closed: usize) -> OpenGuard<N> {
+        self.add(opened, 1);
+        OpenGuard {
+            block: self,
+            closed,
+        }
+    }
+}
+
+/// Counts its connection closed when dropped.
+#[derive(Debug)]
+pub(crate) struct OpenGuard<const N: usize> {
+    block: &'static Sharded<N>,
+    closed: usize,
+}
+
+impl<const N: usize> Drop for OpenGuard<N> {
+    fn drop(&mut self) {
+        self.block.add(self.closed, 1);
     }
 }
 

@@ -6,7 +6,7 @@
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::encode::{counter, histogram};
+use super::encode::{counters, histogram, one};
 use super::sharded::{HistogramLayout, Sharded};
 
 /// How a login attempt ended.
@@ -81,46 +81,26 @@ pub(crate) fn write_error() {
 
 /// Writes the application and database series.
 pub(crate) fn encode(e: &mut DescriptorEncoder) -> std::fmt::Result {
-    counter(
-        e,
-        "app_registrations",
-        "Accounts created.",
-        &[(vec![], COUNTERS.get(REGISTRATIONS))],
-    )?;
-    let logins: Vec<_> = ["ok", "failed", "throttled"]
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (vec![("result", *r)], COUNTERS.get(LOGINS + i)))
-        .collect();
-    counter(e, "app_logins", "Login attempts, by result.", &logins)?;
-    counter(
-        e,
-        "app_posts",
-        "Posts created.",
-        &[(vec![], COUNTERS.get(POSTS))],
-    )?;
-    counter(
-        e,
-        "db_commits",
-        "Write transactions committed durably (each holds one or more requests).",
-        &[(vec![], COUNTERS.get(COMMITS))],
-    )?;
-    counter(
-        e,
-        "db_write_errors",
-        "Writes that failed: a commit that failed, or a write refused for lack of disk.",
-        &[(vec![], COUNTERS.get(WRITE_ERRORS))],
-    )?;
+    let logins = COUNTERS.by_label("result", &["ok", "failed", "throttled"], LOGINS);
+    #[rustfmt::skip]
+    let table = [
+        ("app_registrations", "Accounts created.", one(COUNTERS.get(REGISTRATIONS))),
+        ("app_logins", "Login attempts, by result.", logins),
+        ("app_posts", "Posts created.", one(COUNTERS.get(POSTS))),
+        ("db_commits", "Write transactions committed durably (each holds one or more requests).", one(COUNTERS.get(COMMITS))),
+        ("db_write_errors", "Writes that failed: a commit that failed, or a write refused for lack of disk.", one(COUNTERS.get(WRITE_ERRORS))),
+    ];
+    counters(e, &table)?;
     histogram(
         e,
         "db_commit_requests",
         "Write requests per committed transaction (the group-commit batch size).",
-        &[(vec![], BATCH_LAYOUT.snapshot(&COUNTERS, 1.0))],
+        &one(BATCH_LAYOUT.snapshot(&COUNTERS, 1.0)),
     )?;
     histogram(
         e,
         "db_commit_duration_seconds",
         "Time to run and durably commit one batch.",
-        &[(vec![], LATENCY_LAYOUT.snapshot(&COUNTERS, 1e-6))],
+        &one(LATENCY_LAYOUT.snapshot(&COUNTERS, 1e-6)),
     )
 }

@@ -244,79 +244,49 @@ fn line(title: &str, rates: &[(String, f64)]) -> String {
 pub(crate) fn render(before: &Scrape, now: &Scrape, secs: f64, addr: SocketAddr) -> String {
     let secs = secs.max(0.001);
     let mut out = format!("onebox top: {addr}, rates over the last {secs:.1} s\n\n");
-    let queries = "onebox_dns_requests_total";
-    out += &line(
-        "DNS by type",
-        &rates(&before.by(queries, "type"), &now.by(queries, "type"), secs),
-    );
-    out += &line(
-        "DNS by proto",
-        &rates(
-            &before.by(queries, "proto"),
-            &now.by(queries, "proto"),
-            secs,
-        ),
-    );
-    let responses = "onebox_dns_responses_total";
-    out += &line(
-        "DNS by rcode",
-        &rates(
-            &before.by(responses, "rcode"),
-            &now.by(responses, "rcode"),
-            secs,
-        ),
-    );
-    let duration = "onebox_dns_request_duration_seconds";
-    let (b, n) = (before.buckets(duration), now.buckets(duration));
-    out += &format!(
-        "{:<14}p50 {}  p99 {}\n\n",
-        "DNS latency",
-        ms(quantile(&b, &n, 0.5)),
-        ms(quantile(&b, &n, 0.99))
-    );
-    let requests = "onebox_http_requests_total";
-    out += &line(
-        "HTTP by status",
-        &rates(
-            &before.by(requests, "status"),
-            &now.by(requests, "status"),
-            secs,
-        ),
-    );
-    let duration = "onebox_http_request_duration_seconds";
-    let (b, n) = (before.buckets(duration), now.buckets(duration));
-    out += &format!(
-        "{:<14}p50 {}  p99 {}\n",
-        "HTTP latency",
-        ms(quantile(&b, &n, 0.5)),
-        ms(quantile(&b, &n, 0.99))
-    );
+    // One line of per-label rates, and one of a histogram's p50 and p99.
+    let by = |title, metric, label| {
+        line(
+            title,
+            &rates(&before.by(metric, label), &now.by(metric, label), secs),
+        )
+    };
+    let latency = |metric| {
+        let (b, n) = (before.buckets(metric), now.buckets(metric));
+        let q = |q| ms(quantile(&b, &n, q));
+        format!("p50 {}  p99 {}", q(0.5), q(0.99))
+    };
+    out += &by("DNS by type", "onebox_dns_requests_total", "type");
+    out += &by("DNS by proto", "onebox_dns_requests_total", "proto");
+    out += &by("DNS by rcode", "onebox_dns_responses_total", "rcode");
+    let dns = latency("onebox_dns_request_duration_seconds");
+    out += &format!("{:<14}{dns}\n\n", "DNS latency");
+    out += &by("HTTP by status", "onebox_http_requests_total", "status");
+    let http = latency("onebox_http_request_duration_seconds");
+    out += &format!("{:<14}{http}\n", "HTTP latency");
     out += &format!(
         "{:<14}{:>9.0} open\n\n",
         "HTTP conns",
         now.total("onebox_http_connections_open")
     );
-    let commits = now.total("onebox_db_commits_total") - before.total("onebox_db_commits_total");
-    let batched =
-        now.total("onebox_db_commit_requests_sum") - before.total("onebox_db_commit_requests_sum");
+    let delta = |metric| now.total(metric) - before.total(metric);
+    let (commits, batched) = (
+        delta("onebox_db_commits_total"),
+        delta("onebox_db_commit_requests_sum"),
+    );
     let batch = if commits > 0.0 {
         format!("{:.1}", batched / commits)
     } else {
         "-".to_string()
     };
-    let latency = "onebox_db_commit_duration_seconds";
-    let (b, n) = (before.buckets(latency), now.buckets(latency));
     out += &format!(
-        "{:<14}{:>9.0}/s  batch {batch} requests/commit  p50 {}  p99 {}\n",
+        "{:<14}{:>9.0}/s  batch {batch} requests/commit  {}\n",
         "DB commits",
         (commits / secs).max(0.0),
-        ms(quantile(&b, &n, 0.5)),
-        ms(quantile(&b, &n, 0.99))
+        latency("onebox_db_commit_duration_seconds")
     );
     let rss = now.total("process_resident_memory_bytes") / (1024.0 * 1024.0);
-    let cpu = (now.total("process_cpu_seconds_total") - before.total("process_cpu_seconds_total"))
-        / secs
-        * 100.0;
+    let cpu = delta("process_cpu_seconds_total") / secs * 100.0;
     out += &format!(
         "{:<14}{rss:>9.1} MiB RSS  CPU {cpu:.0}%  ready {}\n",
         "Process",

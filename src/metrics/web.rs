@@ -8,8 +8,8 @@
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::encode::{counter, gauge, histogram};
-use super::sharded::{HistogramLayout, Sharded};
+use super::encode::{counters, gauge, histogram, one};
+use super::sharded::{HistogramLayout, OpenGuard, Sharded};
 
 pub(crate) const HOSTS: [&str; 2] = ["site", "other"];
 pub(crate) const METHODS: [&str; 8] = [
@@ -86,22 +86,9 @@ pub(crate) fn request(
 }
 
 /// Counts a connection open on the `tls` or plain listener until the guard drops.
-pub(crate) fn connection(tls: bool) -> ConnectionGuard {
+pub(crate) fn connection(tls: bool) -> OpenGuard<WIDTH> {
     let listener = usize::from(tls);
-    COUNTERS.add(CONN_OPENED + listener, 1);
-    ConnectionGuard { listener }
-}
-
-/// Counts its connection closed when dropped.
-#[derive(Debug)]
-pub(crate) struct ConnectionGuard {
-    listener: usize,
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        COUNTERS.add(CONN_CLOSED + self.listener, 1);
-    }
+    COUNTERS.open(CONN_OPENED + listener, CONN_CLOSED + listener)
 }
 
 /// An idle connection was closed to make room for a new one (on either listener:
@@ -139,57 +126,25 @@ pub(crate) fn encode(e: &mut DescriptorEncoder) -> std::fmt::Result {
             }
         }
     }
-    counter(
-        e,
-        "http_requests",
-        "HTTP requests answered, by host class, method, status class, protocol and TLS.",
-        &requests,
-    )?;
+    #[rustfmt::skip]
+    let table = [
+        ("http_requests", "HTTP requests answered, by host class, method, status class, protocol and TLS.", requests),
+        ("http_response_bytes", "Response body bytes handed to the connection.", one(COUNTERS.get(BYTES_OUT))),
+        ("http_connections_shed", "Idle HTTP connections closed to make room for a new one.", one(COUNTERS.get(CONN_SHED))),
+        ("http_connections_refused", "New HTTP connections closed at once because every connection was busy.", COUNTERS.by_label("listener", &LISTENERS, CONN_REFUSED)),
+    ];
+    counters(e, &table)?;
     histogram(
         e,
         "http_request_duration_seconds",
         "Time from a request's arrival to the end of its response body.",
-        &[(vec![], DURATION_LAYOUT.snapshot(&COUNTERS, 1e-6))],
+        &one(DURATION_LAYOUT.snapshot(&COUNTERS, 1e-6)),
     )?;
-    counter(
-        e,
-        "http_response_bytes",
-        "Response body bytes handed to the connection.",
-        &[(vec![], COUNTERS.get(BYTES_OUT))],
-    )?;
-    let per_listener = |base: usize| -> Vec<_> {
-        LISTENERS
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (vec![("listener", *l)], COUNTERS.get(base + i)))
-            .collect()
-    };
-    let open: Vec<_> = LISTENERS
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let open = COUNTERS
-                .get(CONN_OPENED + i)
-                .saturating_sub(COUNTERS.get(CONN_CLOSED + i));
-            (vec![("listener", *l)], open as i64)
-        })
-        .collect();
+    let open = COUNTERS.open_by_label("listener", &LISTENERS, (CONN_OPENED, CONN_CLOSED));
     gauge(
         e,
         "http_connections_open",
         "HTTP connections open now.",
         &open,
-    )?;
-    counter(
-        e,
-        "http_connections_shed",
-        "Idle HTTP connections closed to make room for a new one.",
-        &[(vec![], COUNTERS.get(CONN_SHED))],
-    )?;
-    counter(
-        e,
-        "http_connections_refused",
-        "New HTTP connections closed at once because every connection was busy.",
-        &per_listener(CONN_REFUSED),
     )
 }

@@ -37,17 +37,7 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// [`IDLE_TIMEOUT`], or `ONEBOX_HTTP_IDLE_SECS` (read by `serve`) so a test can
 /// watch an idle connection close without waiting 75 s.
 pub(crate) fn idle_timeout_from_env() -> anyhow::Result<Duration> {
-    match std::env::var("ONEBOX_HTTP_IDLE_SECS") {
-        Ok(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs)
-            .ok_or_else(|| {
-                anyhow::anyhow!("ONEBOX_HTTP_IDLE_SECS={text}: expected whole seconds above 0")
-            }),
-        Err(_) => Ok(IDLE_TIMEOUT),
-    }
+    crate::request::seconds_from_env("ONEBOX_HTTP_IDLE_SECS", IDLE_TIMEOUT)
 }
 
 /// The registry: cheap to share, locked only to admit, shed or forget.
@@ -290,14 +280,17 @@ mod tests {
         fn admit(&self, last: u8) -> Result<Slot, Refused> {
             self.conns.admit(ip(last), &self.stop)
         }
+
+        /// Admits one connection from each 127.0.0.`last`, in order, all within the limits.
+        fn admit_all<const N: usize>(&self, lasts: [u8; N]) -> [Slot; N] {
+            lasts.map(|last| self.admit(last).unwrap())
+        }
     }
 
     #[test]
     fn the_longest_idle_is_shed_and_busy_ones_are_kept() {
         let table = Table::new(3, 10);
-        let a = table.admit(1).unwrap();
-        let b = table.admit(1).unwrap();
-        let c = table.admit(2).unwrap();
+        let [a, b, c] = table.admit_all([1, 1, 2]);
         let _busy = a.activity().begin();
         // b is idle and older than c: b goes.
         std::thread::sleep(Duration::from_millis(5));
@@ -319,9 +312,7 @@ mod tests {
     #[test]
     fn the_per_address_limit_sheds_only_that_address() {
         let table = Table::new(100, 2);
-        let other = table.admit(9).unwrap();
-        let a = table.admit(1).unwrap();
-        let b = table.admit(1).unwrap();
+        let [other, a, b] = table.admit_all([9, 1, 1]);
         let _b_busy = b.activity().begin();
         let c = table.admit(1).unwrap();
         assert!(a.close_token().is_cancelled());
@@ -334,8 +325,7 @@ mod tests {
     #[test]
     fn idle_connections_time_out() {
         let table = Table::new(10, 10);
-        let idle = table.admit(1).unwrap();
-        let busy = table.admit(1).unwrap();
+        let [idle, busy] = table.admit_all([1, 1]);
         let _guard = busy.activity().begin();
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(table.conns.close_idle(Duration::from_millis(10)), 1);

@@ -53,9 +53,9 @@ fn dns_passes_and_the_os_resolver_fails_with_the_fix() {
     assert_eq!(os["status"], "fail", "{os:#}");
     assert!(summary(os).contains("www.foobar.com"), "{os:#}");
     let fix = os["fix"].as_str().unwrap();
-    assert!(fix.contains("sudo onebox resolver install --yes"), "{fix}");
+    assert_contains(fix, "sudo onebox resolver install --yes");
     // The fix repeats the flags that make it act on this very setup.
-    assert!(fix.contains(&format!("--dns {dns}")), "{fix}");
+    assert_contains(fix, &format!("--dns {dns}"));
 
     let web = check(&report, "http", "foobar.com");
     assert_eq!(web["status"], "pass", "{web:#}");

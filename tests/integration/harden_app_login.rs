@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Barrier};
 
-use crate::harness::{Response, Server, api, http};
+use crate::harness::{Response, Server, http, register};
 
 const ATTEMPTS: usize = 200;
 
@@ -66,10 +66,7 @@ fn assert_within_budget(answers: &[Response], budget: usize, what: &str) {
 fn server_with_ann() -> Arc<Server> {
     let server = Arc::new(Server::start());
     let creds = r#"{"username":"ann","password":"correct horse"}"#;
-    assert_eq!(
-        api(&server, "POST", "/api/v1/users", &[], creds).status,
-        201
-    );
+    register(&server, creds);
     server
 }
 

@@ -165,8 +165,7 @@ impl Knot {
 
 impl Drop for Knot {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_and_reap(&mut self.child);
     }
 }
 

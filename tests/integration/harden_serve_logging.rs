@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::{
-    DEADLINE, ONEBOX, encode, query, raw_exchange, repo_path, udp_try, wait_timeout,
+    DEADLINE, ONEBOX, encode, query, raw_exchange, repo_path, terminate, udp_try,
 };
 use hickory_server::proto::rr::RecordType;
 
@@ -73,13 +73,7 @@ fn a_stderr_nobody_reads_never_stops_dns_or_http() {
         let _ = BufReader::new(stderr).read_to_string(&mut text);
         text
     });
-    // SAFETY: kill(2) has no memory-safety preconditions; the pid is our child's.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let status = wait_timeout(&mut child, DEADLINE);
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    let status = terminate(&mut child, DEADLINE);
     let log = reader.join().unwrap();
     assert!(unanswered.is_empty(), "not answered: {unanswered:?}");
     assert!(status.is_some_and(|s| s.success()), "{status:?}");

@@ -6,18 +6,15 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Onebox, TEST_ZONE_HEAD, run_tool, test_zones};
+use crate::harness::{Onebox, TEST_ZONE_HEAD, assert_contains, run_tool, test_zones};
 
 #[test]
 fn a_missing_site_folder_stops_serve_before_the_ready_line() {
     let failed = Onebox::spawn()
         .args(["--site", "/nonexistent-onebox-site"])
         .refused("with a --site folder that does not exist");
-    assert!(
-        failed.stderr.contains("--site /nonexistent-onebox-site"),
-        "the error names the flag: {}",
-        failed.stderr
-    );
+    // The error names the flag.
+    assert_contains(&failed.stderr, "--site /nonexistent-onebox-site");
 }
 
 #[test]

@@ -93,12 +93,9 @@ fn a_site_only_on_ipv6_loopback_is_reached_through_its_aaaa_record() {
 
     let (code, text) = visit_text(server.dns, &url);
     assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("www.foobar.com AAAA+A? asked"), "{text}");
-    assert!(text.contains("AAAA: 1 address · A: NODATA\n"), "{text}");
-    assert!(
-        text.contains(&format!("✓ connect  tcp {}", server.http)),
-        "{text}"
-    );
+    assert_contains(&text, "www.foobar.com AAAA+A? asked");
+    assert_contains(&text, "AAAA: 1 address · A: NODATA\n");
+    assert_contains(&text, &format!("✓ connect  tcp {}", server.http));
 }
 
 #[test]

@@ -665,7 +665,7 @@ fn the_live_and_maintenance_pages_name_the_dns_port_in_use() {
     let wait = Duration::from_secs(5);
     let (status, page) = exchange(local, http, &get("www.foobar.com", "/_onebox/live"), wait);
     assert_eq!(status, 200);
-    assert!(page.contains(&expected), "{page}");
+    assert_contains(&page, &expected);
     assert!(!page.contains("-p 1053"), "{page}");
 
     let control = server.ready_path("control");
@@ -676,6 +676,6 @@ fn the_live_and_maintenance_pages_name_the_dns_port_in_use() {
     assert!(ok.success(), "{out}{err}");
     let (status, page) = exchange(local, http, &get("www.foobar.com", "/"), wait);
     assert_eq!(status, 503);
-    assert!(page.contains(&expected), "{page}");
+    assert_contains(&page, &expected);
     assert!(!page.contains("-p 1053"), "{page}");
 }

@@ -138,7 +138,7 @@ fn the_home_page_shows_the_path_the_resolver_took_for_this_client() {
     dig(resolver, &["+rec", "www.foobar.com", "A"]);
     let page = http_get(&server, "www.foobar.com", "/").text();
     let shown = panel(&page).unwrap_or_else(|| panic!("no resolver step: {page}"));
-    assert!(shown.contains("from its cache"), "{shown}");
+    assert_contains(&shown, "from its cache");
     assert!(
         shown.contains(&root),
         "the walk that filled the cache: {shown}"
@@ -170,11 +170,11 @@ fn the_os_hook_sends_only_the_website_zones_to_the_resolver() {
     // The resolver, on the DNS port by default (as serve picks it), for
     // foobar.com only: never the root or com, which would capture every .com name.
     let out = sd(&[]);
-    assert!(out.contains("DNS=127.0.0.53:5300\n"), "{out}");
-    assert!(out.contains("Domains=~foobar.com\n"), "{out}");
+    assert_contains(&out, "DNS=127.0.0.53:5300\n");
+    assert_contains(&out, "Domains=~foobar.com\n");
     let out = sd(&["--resolver", "127.0.0.54:5301"]);
-    assert!(out.contains("DNS=127.0.0.54:5301\n"), "{out}");
-    assert!(out.contains("--resolver 127.0.0.54:5301"), "{out}");
+    assert_contains(&out, "DNS=127.0.0.54:5301\n");
+    assert_contains(&out, "--resolver 127.0.0.54:5301");
 
     // A plain zones folder: --dns as before, and --resolver is an error.
     let plain = onebox_ok([
@@ -186,7 +186,7 @@ fn the_os_hook_sends_only_the_website_zones_to_the_resolver() {
         "127.0.0.1:5300",
     ])
     .stdout;
-    assert!(plain.contains("DNS=127.0.0.1:5300\n"), "{plain}");
+    assert_contains(&plain, "DNS=127.0.0.1:5300\n");
     let refused = onebox([
         "resolver",
         "print",
@@ -196,11 +196,7 @@ fn the_os_hook_sends_only_the_website_zones_to_the_resolver() {
         "127.0.0.53:5300",
     ]);
     assert_ne!(refused.code, Some(0), "{}", refused.stdout);
-    assert!(
-        refused.stderr.contains("no root zone"),
-        "{}",
-        refused.stderr
-    );
+    assert_contains(&refused.stderr, "no root zone");
 }
 
 /// `doctor --json` against `server` with the toy Internet's zones.

@@ -58,11 +58,12 @@ impl Fixture {
 
     /// `openssl s_client` to `connect` for www.foobar.com, verifying against our
     /// CA, plus `args`: (success, stdout, stderr).
-    fn s_client(&self, connect: &str, args: &[&str]) -> (bool, String, String) {
+    fn s_client(&self, connect: SocketAddr, args: &[&str]) -> (bool, String, String) {
+        let connect = connect.to_string();
         let mut all = vec![
             "s_client",
             "-connect",
-            connect,
+            &connect,
             "-servername",
             "www.foobar.com",
             "-CAfile",
@@ -75,7 +76,7 @@ impl Fixture {
 
     /// [`s_client`](Self::s_client), which must connect with the certificate
     /// verified; its stdout.
-    fn s_client_verified(&self, connect: &str, args: &[&str]) -> String {
+    fn s_client_verified(&self, connect: SocketAddr, args: &[&str]) -> String {
         let (ok, out, err) = self.s_client(connect, args);
         assert!(
             ok && out.contains("Verify return code: 0 (ok)"),
@@ -409,17 +410,9 @@ fn doh_get_and_post_with_curl_and_no_doh_over_plain_http() {
     // Plain HTTP would carry the query in the clear: no DoH there.
     let (url, resolve) = f.http_url("www.foobar.com", "/dns-query");
     let dns_param = URL_SAFE_NO_PAD.encode(std::fs::read(&packet).unwrap());
-    let (code, out, err) = curl_exit(&[
-        "-sS",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "--resolve",
-        &resolve,
-        &format!("{url}?dns={dns_param}"),
-    ]);
-    assert_eq!(code, Some(0), "{err}");
+    let query = format!("{url}?dns={dns_param}");
+    let (status, out, err) = curl_write_out("%{http_code}", &["--resolve", &resolve, &query]);
+    assert!(status.success(), "{err}");
     assert_eq!(out, "404", "/dns-query over plain HTTP");
 }
 
@@ -456,7 +449,6 @@ fn doh_negative_answers_are_cached_no_longer_than_the_soa_minimum() {
 fn only_tls_1_2_and_1_3_are_accepted() {
     skip_unless!(require_tool("openssl", "openssl"));
     let f = Fixture::start();
-    let connect = f.https.to_string();
     for (version, accepted) in [
         ("-tls1", false),
         ("-tls1_1", false),
@@ -464,14 +456,14 @@ fn only_tls_1_2_and_1_3_are_accepted() {
         ("-tls1_3", true),
     ] {
         if accepted {
-            let out = f.s_client_verified(&connect, &[version]);
+            let out = f.s_client_verified(f.https, &[version]);
             let expected = format!("New, TLSv1.{},", version.trim_start_matches("-tls1_"));
             assert!(out.contains(&expected), "{version}:\n{out}");
         } else {
             // OpenSSL 3 refuses TLS 1.0/1.1 itself at its default security level;
             // level 0 makes it really offer them, so the refusal is the server's.
             let args = [version, "-cipher", "DEFAULT@SECLEVEL=0"];
-            let (ok, out, err) = f.s_client(&connect, &args);
+            let (ok, out, err) = f.s_client(f.https, &args);
             assert!(
                 !ok && err.contains("alert") && !err.contains("no protocols available"),
                 "the server must refuse {version} with an alert:\n{out}\n{err}"
@@ -484,9 +476,7 @@ fn only_tls_1_2_and_1_3_are_accepted() {
 fn alpn_offers_h2_and_http11_on_https_and_dot_on_dns_over_tls() {
     skip_unless!(require_tool("openssl", "openssl"));
     let f = Fixture::start();
-    let https = f.https.to_string();
-    let dot = f.dot.to_string();
-    for (addr, alpn) in [(&https, "h2"), (&https, "http/1.1"), (&dot, "dot")] {
+    for (addr, alpn) in [(f.https, "h2"), (f.https, "http/1.1"), (f.dot, "dot")] {
         let out = f.s_client_verified(addr, &["-alpn", alpn]);
         assert!(
             out.contains(&format!("ALPN protocol: {alpn}")),
@@ -529,13 +519,7 @@ fn visit_shows_the_tls_hop_and_needs_the_ca() {
     );
     assert_eq!(status.code(), Some(0), "visit with the CA:\n{out}\n{err}");
     let visit: serde_json::Value = serde_json::from_str(&out).expect("visit --json");
-    let hop = |name: &str| -> serde_json::Value {
-        visit["steps"]
-            .as_array()
-            .and_then(|steps| steps.iter().find(|s| s["hop"] == name))
-            .cloned()
-            .unwrap_or_else(|| panic!("no {name} hop: {visit}"))
-    };
+    let hop = |name| step(&visit, name);
     let tls = hop("tls");
     assert_eq!(tls["ok"], true, "{tls}");
     assert_eq!(tls["sni"], "www.foobar.com", "{tls}");
@@ -648,21 +632,13 @@ fn every_site_name_in_the_zone_verifies_over_https() {
         (f.http_url("shop.eu.foobar.com", "/"), false),
         (f.https_url("shop.eu.foobar.com", "/"), true),
     ] {
-        let mut args = vec![
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--resolve",
-            &resolve,
-        ];
+        let mut args = vec!["--resolve", &resolve];
         if tls {
             args.extend(["--cacert", f.ca()]);
         }
         args.push(&url);
-        let (code, out, err) = curl_exit(&args);
-        assert_eq!(code, Some(0), "{url}: {err}");
+        let (status, out, err) = curl_write_out("%{http_code}", &args);
+        assert!(status.success(), "{url}: {err}");
         assert_eq!(out, "200", "{url}");
     }
 }

@@ -12,19 +12,16 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hickory_server::proto::rr::RecordType;
 
-/// A response as `curl -i` printed it: status, headers (lower-case names), body.
+/// A response as curl saw it: status, header block, body.
 struct Reply {
     status: u16,
-    headers: Vec<(String, String)>,
+    head: String,
     body: String,
 }
 
 impl Reply {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        header_of(&self.head, name)
     }
 }
 
@@ -33,32 +30,15 @@ fn get(addr: SocketAddr, host: &str, path: &str, ca: Option<&Path>) -> Reply {
     let scheme = if ca.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{host}:{}{path}", addr.port());
     let resolve = format!("{host}:{}:{}", addr.port(), addr.ip());
-    let mut args = vec!["-sS", "-i", "--resolve", &resolve];
+    let mut args = vec!["--resolve", &resolve];
     let ca_text = ca.map(|p| p.to_str().unwrap().to_string());
     if let Some(ca) = &ca_text {
         args.extend(["--cacert", ca]);
     }
     args.push(&url);
-    let (status, out, err) = run_tool("curl", &args, "curl");
-    assert!(status.success(), "curl {url}: {err}");
-    let (head, body) = out
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header block from {url}:\n{out}"));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status line from {url}:\n{out}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_string(),
-    }
+    let (status, head, body) = curl(&args);
+    let body = String::from_utf8_lossy(&body).into_owned();
+    Reply { status, head, body }
 }
 
 /// `onebox maintenance STATE --control PATH`: (exit code, stdout, stderr).
@@ -114,8 +94,8 @@ fn maintenance_takes_the_site_down_while_dns_and_the_live_view_stay_up() {
         assert!(
             page.header("content-type")
                 .is_some_and(|t| t.starts_with("text/html")),
-            "{host}: {:?}",
-            page.headers
+            "{host}: {}",
+            page.head
         );
         assert!(
             page.body.contains("Down for maintenance") && page.body.contains("DNS still answers"),
@@ -241,7 +221,7 @@ fn a_wrong_control_path_is_a_clear_error() {
     // A data folder without a server says how to point at one.
     let (code, _, err) = maintenance("status", &["--data", dir.path().to_str().unwrap()]);
     assert_ne!(code, Some(0));
-    assert!(err.contains("--data DIR or --control PATH"), "{err}");
+    assert_contains(&err, "--data DIR or --control PATH");
     // And a state that does not exist is a usage error.
     let (code, _, err) = maintenance("sideways", &[]);
     assert_eq!(code, Some(2), "{err}");

@@ -195,11 +195,7 @@ fn metrics_off_means_no_listener_and_a_null_in_the_ready_line() {
     let Err(failure) = bad else {
         panic!("a bad --metrics must not start");
     };
-    assert!(
-        failure.stderr.contains("expected ADDR:PORT or off"),
-        "{}",
-        failure.stderr
-    );
+    assert_contains(&failure.stderr, "expected ADDR:PORT or off");
 }
 
 #[test]
@@ -208,12 +204,8 @@ fn accounts_logins_posts_and_commits_are_counted() {
     let before = scrape(&server);
     let creds = r#"{"username":"ann","password":"correct horse"}"#;
     let wrong = r#"{"username":"ann","password":"wrong horse!"}"#;
-    assert_eq!(
-        api(&server, "POST", "/api/v1/users", &[], creds).status,
-        201
-    );
-    let r = api(&server, "POST", "/api/v1/sessions", &[], creds);
-    assert_eq!(r.status, 201, "{}", r.text());
+    register(&server, creds);
+    let r = login(&server, creds);
     assert_eq!(
         api(&server, "POST", "/api/v1/sessions", &[], wrong).status,
         401
@@ -258,16 +250,14 @@ fn accounts_logins_posts_and_commits_are_counted() {
 fn sessions_active_counts_the_unexpired_sessions_at_scrape_time() {
     let server = Onebox::start();
     let creds = r#"{"username":"bea","password":"correct horse"}"#;
-    assert_eq!(
-        api(&server, "POST", "/api/v1/users", &[], creds).status,
-        201
-    );
+    register(&server, creds);
     // Two logins are two sessions; logging one out leaves exactly one.
     let tokens: Vec<String> = (0..2)
         .map(|_| {
-            let r = api(&server, "POST", "/api/v1/sessions", &[], creds);
-            assert_eq!(r.status, 201, "{}", r.text());
-            r.json()["token"].as_str().unwrap().to_string()
+            login(&server, creds).json()["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
         })
         .collect();
     let two = scrape(&server);

@@ -150,8 +150,7 @@ impl Prometheus {
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_and_reap(&mut self.child);
     }
 }
 
@@ -263,8 +262,5 @@ fn onebox_top_once_shows_the_rates_of_one_second() {
 
     let (status, _, stderr) = run_onebox(&["top", "--once", "--metrics", "127.0.0.1:9"], None);
     assert!(!status.success());
-    assert!(
-        stderr.contains("cannot reach the metrics listener"),
-        "{stderr}"
-    );
+    assert_contains(&stderr, "cannot reach the metrics listener");
 }

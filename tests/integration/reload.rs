@@ -170,7 +170,7 @@ fn an_edit_without_a_serial_bump_warns_about_the_serial() {
         .lines()
         .find(|l| l.contains("WARN") && l.contains("serial"))
         .unwrap_or_else(|| panic!("no warning about the serial:\n{log}"));
-    assert!(warning.contains("foobar.com"), "{warning}");
+    assert_contains(warning, "foobar.com");
     assert!(
         warning.contains('7'),
         "the warning should name the serial: {warning}"

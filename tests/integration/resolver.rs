@@ -115,7 +115,7 @@ fn print_macos_resolver_file_per_zone() {
         "# or let onebox do it: sudo onebox resolver install --platform macos --zones {} --dns 127.0.0.1:5353 --yes\n",
         zones.path().display()
     );
-    assert!(run.stdout.contains(&install), "{}", run.stdout);
+    assert_contains(&run.stdout, &install);
 }
 
 #[test]
@@ -160,7 +160,7 @@ fn print_changes_nothing() {
     ] {
         args.extend(["--root", root.path().to_str().unwrap(), "--zones", &zones]);
         let run = onebox_ok(&args);
-        assert!(run.stdout.contains("sudo tee "), "{}", run.stdout);
+        assert_contains(&run.stdout, "sudo tee ");
         assert!(run.stdout.contains(root.path().to_str().unwrap()));
     }
     assert!(root.tree().is_empty(), "print wrote {:?}", root.tree());
@@ -180,7 +180,7 @@ fn install_needs_consent() {
         root.path().to_str().unwrap(),
     ]);
     assert_ne!(run.code, Some(0));
-    assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+    assert_contains(&run.stderr, "--yes");
     assert!(root.tree().is_empty(), "wrote {:?}", root.tree());
 
     let run = onebox([
@@ -190,7 +190,7 @@ fn install_needs_consent() {
         root.path().to_str().unwrap(),
     ]);
     assert_ne!(run.code, Some(0));
-    assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+    assert_contains(&run.stderr, "--yes");
 }
 
 #[test]
@@ -268,7 +268,7 @@ fn install_writes_what_print_shows_and_uninstall_removes_exactly_that() {
     assert!(root.tree().is_empty(), "left behind: {:?}", root.tree());
 
     let run = onebox_ok(["resolver", "uninstall", "--yes", "--root", &rootp]);
-    assert!(run.stdout.contains("nothing to remove"), "{}", run.stdout);
+    assert_contains(&run.stdout, "nothing to remove");
 }
 
 #[test]
@@ -361,11 +361,7 @@ fn install_refuses_to_overwrite_a_file_it_did_not_write() {
         &no_zones_dir(),
     ]);
     assert_ne!(run.code, Some(0));
-    assert!(
-        run.stderr.contains("not written by onebox"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "not written by onebox");
     // All or nothing: the other platforms' files were not written either.
     assert_eq!(root.tree(), NETWORK_MANAGER_TREE);
     let path = root.path().join("etc/NetworkManager/dnsmasq.d/onebox.conf");
@@ -373,11 +369,7 @@ fn install_refuses_to_overwrite_a_file_it_did_not_write() {
 
     // And uninstall keeps it, saying why.
     let run = onebox_ok(["resolver", "uninstall", "--yes", "--root", &rootp]);
-    assert!(
-        run.stdout.contains("not written by onebox"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "not written by onebox");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), foreign);
 }
 
@@ -404,6 +396,6 @@ fn a_bind_address_is_not_a_resolver_target() {
         let run = onebox(["resolver", "print", "--platform", "all", "--dns", dns]);
         assert_eq!(run.code, Some(1), "{dns}: {}", run.stdout);
         assert!(run.stdout.is_empty());
-        assert!(run.stderr.contains("serve's ready line"), "{}", run.stderr);
+        assert_contains(&run.stderr, "serve's ready line");
     }
 }

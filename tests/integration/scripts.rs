@@ -131,7 +131,7 @@ fn maintenance_downs_the_site_while_dns_answers() {
         ],
         &out,
     );
-    assert!(out.contains("/readyz → 503"), "{out}");
+    assert_contains(&out, "/readyz → 503");
 }
 
 #[test]

@@ -47,12 +47,8 @@ fn users_201_409_422_400() {
 fn sessions_201_401_and_204() {
     let server = Onebox::start();
     let creds = r#"{"username":"ann","password":"correct horse"}"#;
-    assert_eq!(
-        api(&server, "POST", "/api/v1/users", &[], creds).status,
-        201
-    );
-    let r = api(&server, "POST", "/api/v1/sessions", &[], creds);
-    assert_eq!(r.status, 201, "{}", r.text());
+    register(&server, creds);
+    let r = login(&server, creds);
     let token = r.json()["token"].as_str().unwrap().to_string();
     assert!(token.len() >= 40);
     let cookie_header = r
@@ -237,10 +233,8 @@ fn posts_201_401_422_400_and_listing() {
 fn cookie_authenticated_api_writes_need_json_content_type() {
     let server = Onebox::start();
     let creds = r#"{"username":"ann","password":"correct horse"}"#;
-    api(&server, "POST", "/api/v1/users", &[], creds);
-    let cookie = api(&server, "POST", "/api/v1/sessions", &[], creds)
-        .cookie("onebox_session")
-        .unwrap();
+    register(&server, creds);
+    let cookie = login(&server, creds).cookie("onebox_session").unwrap();
     let r = api(
         &server,
         "POST",
@@ -407,10 +401,7 @@ fn forms_work_with_their_csrf_token_and_fail_without() {
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(r.header("location"), Some("/"));
     let page = browser.get(&server, "/").text();
-    assert!(
-        page.contains("signed in as <strong>@ann</strong>"),
-        "{page}"
-    );
+    assert_contains(&page, "signed in as <strong>@ann</strong>");
     let token = csrf_field(&page);
 
     let r = browser.post_form(&server, "/posts", "body=no+token");
@@ -422,7 +413,7 @@ fn forms_work_with_their_csrf_token_and_fail_without() {
     );
     assert_eq!(r.status, 303);
     let page = browser.get(&server, "/").text();
-    assert!(page.contains("Hello &lt;b&gt;world&lt;/b&gt;"), "{page}");
+    assert_contains(&page, "Hello &lt;b&gt;world&lt;/b&gt;");
     let r = browser.post_form(&server, "/posts", &format!("body=+&csrf={token}"));
     assert_eq!(r.status, 422);
 

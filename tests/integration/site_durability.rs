@@ -34,12 +34,9 @@ fn everything_survives_a_restart() {
     let r = post_as(&server, &token, r#"{"body":"after restart"}"#);
     assert_eq!(r.status, 201, "{}", r.text());
     let creds = r#"{"username":"ann","password":"ann-password"}"#;
-    assert_eq!(
-        api(&server, "POST", "/api/v1/sessions", &[], creds).status,
-        201
-    );
+    login(&server, creds);
     let page = http_get(&server, "foobar.com", "/").text();
-    assert!(page.contains("visited <strong>2</strong> times"), "{page}");
+    assert_contains(&page, "visited <strong>2</strong> times");
     drop(server);
 }
 
@@ -123,7 +120,7 @@ fn a_second_onebox_on_the_same_data_dir_is_refused_by_pid() {
     let err = Onebox::try_start(&["--data", dir.to_str().unwrap()], &[])
         .expect_err("second server must not start");
     let expected = format!("data dir {} in use by pid {}", dir.display(), first.pid);
-    assert!(err.contains(&expected), "{err}");
+    assert_contains(&err, &expected);
     assert!(!err.contains("panicked"), "{err}");
     // After the first one is killed, the folder is free again: the lock died with it.
     first.kill9();
@@ -138,7 +135,7 @@ fn a_foreign_file_is_refused_clearly() {
     std::fs::write(dir.join("onebox.redb"), b"SQLite format 3\0 and more bytes").unwrap();
     let err = Onebox::try_start(&["--data", dir.to_str().unwrap()], &[])
         .expect_err("must not start on a foreign file");
-    assert!(err.contains("is not a onebox database"), "{err}");
+    assert_contains(&err, "is not a onebox database");
 }
 
 #[test]
@@ -177,10 +174,7 @@ fn sigterm_lets_a_request_in_flight_finish_then_closes_the_database() {
     // And the late registration was committed.
     let server = Onebox::start_unthrottled_on(&dir);
     let creds = r#"{"username":"late","password":"correct horse"}"#;
-    assert_eq!(
-        api(&server, "POST", "/api/v1/sessions", &[], creds).status,
-        201
-    );
+    login(&server, creds);
     drop(server);
 }
 
@@ -205,9 +199,6 @@ fn a_file_from_a_newer_onebox_is_refused_clearly() {
     }
     let err = Onebox::try_start(&["--data", dir.to_str().unwrap()], &[])
         .expect_err("must not start on a newer file");
-    assert!(
-        err.contains("was written by a newer onebox (schema 99)"),
-        "{err}"
-    );
+    assert_contains(&err, "was written by a newer onebox (schema 99)");
     assert!(!err.contains("panicked"), "{err}");
 }

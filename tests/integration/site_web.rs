@@ -50,22 +50,16 @@ fn the_panel_shows_the_live_chain_connection_and_layers() {
         .expect("A link");
     assert!(cname < a);
     // The connection as the server saw it.
-    assert!(
-        page.contains(&format!("<code>{}</code>", server.http)),
-        "{page}"
-    );
+    assert_contains(&page, &format!("<code>{}</code>", server.http));
     assert_contains_all(&page, &["<strong>HTTP/1.1</strong>", "no TLS"]);
     // The database work this request did: session lookup absent (no cookie), one
     // counter write, one posts read.
-    assert!(page.contains("1 read, 1 write"), "{page}");
+    assert_contains(&page, "1 read, 1 write");
     // The counter is per host and survives between requests.
     let again = http_get(&server, "www.foobar.com", "/").text();
-    assert!(
-        again.contains("visited <strong>2</strong> times"),
-        "{again}"
-    );
+    assert_contains(&again, "visited <strong>2</strong> times");
     let apex = http_get(&server, "foobar.com", "/").text();
-    assert!(apex.contains("visited <strong>1</strong> time,"), "{apex}");
+    assert_contains(&apex, "visited <strong>1</strong> time,");
     let chain_apex = apex.contains("www.foobar.com.</code>");
     assert!(!chain_apex, "the apex chain has no CNAME");
 }
@@ -384,7 +378,10 @@ fn a_zone_reload_changes_which_names_the_site_answers() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
-    assert!(page.contains("<code class=\"name\">blog.foobar.com.</code><span class=\"rr\"><span class=\"rtype\">CNAME</span> → <code>foobar.com.</code>"), "{page}");
+    assert_contains(
+        &page,
+        "<code class=\"name\">blog.foobar.com.</code><span class=\"rr\"><span class=\"rtype\">CNAME</span> → <code>foobar.com.</code>",
+    );
     drop(server);
     std::fs::remove_dir_all(&zones).unwrap();
 }

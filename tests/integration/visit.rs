@@ -81,12 +81,7 @@ fn www_goes_through_the_cname_and_the_a_record_to_the_page() {
         format!("www.foobar.com:{}", server.http.port())
     );
     assert!(http["first_byte_micros"].is_u64());
-    let timing = http["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["name"] == "server-timing")
-        .unwrap_or_else(|| panic!("no Server-Timing header: {http:#}"));
+    let timing = find_in(&http["headers"], "name", "server-timing");
     // `app;dur=0.21` or `app;desc="application";dur=0.21`: both are valid syntax.
     let value = timing["value"].as_str().unwrap();
     assert!(
@@ -120,19 +115,16 @@ fn text_view_is_aligned_plain_when_piped_and_has_a_timing_line() {
             "foobar.com.      3600  A      127.0.0.1\n",
         ],
     );
-    assert!(
-        out.contains(&format!("✓ connect  tcp {}", server.http)),
-        "{out}"
-    );
-    assert!(out.contains("→ 200 OK"), "{out}");
+    assert_contains(out, &format!("✓ connect  tcp {}", server.http));
+    assert_contains(out, "→ 200 OK");
     let timing = out
         .lines()
         .find(|l| l.starts_with("timing"))
         .unwrap_or_else(|| panic!("no timing line:\n{out}"));
     for part in ["dns ", "connect ", "first byte ", "total "] {
-        assert!(timing.contains(part), "{timing}");
+        assert_contains(timing, part);
     }
-    assert!(out.contains("result     ok, 200 OK"), "{out}");
+    assert_contains(out, "result     ok, 200 OK");
 }
 
 #[test]
@@ -175,10 +167,7 @@ fn a_name_without_an_address_record_is_nodata() {
     let server = Onebox::start_with_zones(&zones);
     let (run, v) = visit_json(server.dns, "http://text.foobar.com/", &[]);
     let message = assert_failed(&run, &v, 3, "dns", "nodata");
-    assert!(
-        message.contains("exists but has no address record"),
-        "{message}"
-    );
+    assert_contains(message, "exists but has no address record");
 }
 
 #[test]
@@ -204,7 +193,7 @@ fn dns_pointing_where_nothing_listens_is_connection_refused() {
     let port = free_port();
     let url = format!("http://www.foobar.com:{port}/");
     let (run, v) = visit_json(server.dns, &url, &[]);
-    assert_eq!(run.code, Some(4), "{v:#}");
+    let message = assert_failed(&run, &v, 4, "connect", "connection_refused");
     assert_eq!(step(&v, "dns")["ok"], true);
     assert_eq!(step(&v, "dns")["address"], "127.0.0.3");
     let answers = step(&v, "dns")["answers"].as_array().unwrap().clone();
@@ -212,11 +201,8 @@ fn dns_pointing_where_nothing_listens_is_connection_refused() {
     let connect = step(&v, "connect");
     assert_eq!(connect["ok"], false);
     assert_eq!(connect["address"], format!("127.0.0.3:{port}"));
-    assert_eq!(v["error"]["hop"], "connect");
-    assert_eq!(v["error"]["kind"], "connection_refused");
     assert_eq!(v["error"]["exit_code"], 4);
-    let message = v["error"]["message"].as_str().unwrap();
-    assert!(message.contains("single point of failure"), "{message}");
+    assert_contains(message, "single point of failure");
 }
 
 #[test]
@@ -253,7 +239,7 @@ fn https_with_the_ca_shows_tls_version_and_alpn() {
         .lines()
         .find(|l| l.starts_with("timing"))
         .unwrap();
-    assert!(timing.contains(" tls "), "{timing}");
+    assert_contains(timing, " tls ");
 
     // An absolute name (trailing dot) resolves the same and sends the same SNI.
     let absolute = format!("https://www.foobar.com.:{}/", tls.addr.port());
@@ -293,7 +279,7 @@ fn an_untrusted_certificate_fails_at_the_tls_hop() {
     // No --cacert: nothing is trusted, and the message says what to pass.
     let (run, v) = visit_json(server.dns, &url, &[]);
     let message = assert_failed(&run, &v, 5, "tls", "tls_untrusted");
-    assert!(message.contains("--cacert FILE"), "{message}");
+    assert_contains(message, "--cacert FILE");
     assert_eq!(hops(&v), ["dns", "connect", "tls"]);
     assert_eq!(step(&v, "tls")["ok"], false);
 
@@ -301,7 +287,7 @@ fn an_untrusted_certificate_fails_at_the_tls_hop() {
     let other = TestCa::new();
     let (run, v) = visit_trusting(&server, &url, &other);
     let message = assert_failed(&run, &v, 5, "tls", "tls_untrusted");
-    assert!(message.contains("(the --cacert file)"), "{message}");
+    assert_contains(message, "(the --cacert file)");
 }
 
 #[test]
@@ -312,7 +298,7 @@ fn a_certificate_for_another_name_is_a_name_mismatch() {
     let (run, v) = visit_trusting(&server, &url, &ca);
     let message = assert_failed(&run, &v, 5, "tls", "tls_name_mismatch");
     assert_eq!(step(&v, "tls")["sni"], "foobar.com");
-    assert!(message.contains("not valid for foobar.com"), "{message}");
+    assert_contains(message, "not valid for foobar.com");
 }
 
 #[test]
@@ -326,11 +312,7 @@ fn a_cacert_without_a_certificate_is_bad_input() {
         "https://www.foobar.com/",
     ]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("holds no PEM certificate"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "holds no PEM certificate");
 }
 
 const MAINTENANCE: &str = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 120\r\n\
@@ -423,22 +405,18 @@ fn an_ip_address_host_skips_dns() {
 fn bad_input_exits_1_and_usage_errors_exit_2() {
     let run = onebox(["visit", "ftp://foobar.com/"]);
     assert_eq!(run.code, Some(1));
-    assert!(
-        run.stderr.contains("unsupported URL scheme"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "unsupported URL scheme");
     assert!(run.stdout.is_empty());
 
     let run = onebox(["visit", "http://foobar.com/", "-H", "no colon"]);
     assert_eq!(run.code, Some(1));
-    assert!(run.stderr.contains("'Name: value'"), "{}", run.stderr);
+    assert_contains(&run.stderr, "'Name: value'");
 
     let run = onebox(["visit"]);
     assert_eq!(run.code, Some(2), "{}", run.stderr);
 
     let help = onebox(["visit", "--help"]);
-    assert!(help.stdout.contains("Exit codes"), "{}", help.stdout);
+    assert_contains(&help.stdout, "Exit codes");
 }
 
 #[test]

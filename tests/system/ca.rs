@@ -63,8 +63,7 @@ impl Drop for Pid1 {
             }
         }
         if wait_timeout(&mut self.unshare, DEADLINE).is_none() {
-            let _ = self.unshare.kill();
-            let _ = self.unshare.wait();
+            kill_and_reap(&mut self.unshare);
         }
     }
 }

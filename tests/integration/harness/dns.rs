@@ -4,7 +4,6 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -117,13 +116,8 @@ impl Onebox {
         }
         script.push_str("send\n");
         let file = dir.write("script", &script);
-        let mut command = Command::new("nsupdate");
-        command
-            .args(args)
-            .arg(&file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut command = super::piped("nsupdate");
+        command.args(args).arg(&file);
         let (status, stdout, stderr) = super::run_bounded(command);
         (status.code(), format!("{stdout}{stderr}"))
     }
@@ -167,16 +161,13 @@ pub fn onebox_with_data(extra: &str) -> (super::TempDir, super::TempDir, Onebox)
 /// Fails the test if dig is not installed.
 pub fn dig(server: SocketAddr, args: &[&str]) -> Dig {
     assert_tool("dig", "bind9-dnsutils");
-    let mut command = Command::new("dig");
+    let mut command = super::piped("dig");
     command
         .arg(format!("@{}", server.ip()))
         .arg("-p")
         .arg(server.port().to_string())
         .args(["+time=2", "+tries=1", "+norec"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .args(args);
     let (status, stdout, stderr) = run_bounded(command);
     let mut dig = parse_dig(&stdout);
     dig.stderr = stderr;

@@ -14,8 +14,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{
-    DEADLINE, ONEBOX, Onebox, READY_WAIT, TempDir, assert_tool, repo_path, run_for, signal_pid,
-    wait_timeout,
+    DEADLINE, ONEBOX, Onebox, READY_WAIT, TempDir, assert_tool, kill_and_reap, repo_path, run_for,
+    terminate,
 };
 
 /// What a one-shot `onebox` command did.
@@ -64,13 +64,8 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let mut command = Command::new(ONEBOX);
-    command
-        .args(args)
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = super::piped(ONEBOX);
+    command.args(args).env_remove("NO_COLOR");
     let (status, stdout, stderr) = run_for(command, Duration::from_secs(60));
     Run {
         code: status.code(),
@@ -199,12 +194,7 @@ fn read_request(stream: &mut TcpStream) -> Option<String> {
 
 /// The steps of a `visit --json` document, by hop name.
 pub fn step<'a>(visit: &'a serde_json::Value, hop: &str) -> &'a serde_json::Value {
-    visit["steps"]
-        .as_array()
-        .expect("steps is an array")
-        .iter()
-        .find(|s| s["hop"] == hop)
-        .unwrap_or_else(|| panic!("no {hop} step in {visit:#}"))
+    super::find_in(&visit["steps"], "hop", hop)
 }
 
 pub fn hops(visit: &serde_json::Value) -> Vec<String> {
@@ -370,8 +360,7 @@ impl TlsServer {
 
 impl Drop for TlsServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_and_reap(&mut self.child);
     }
 }
 
@@ -568,11 +557,7 @@ impl Nginx {
 impl Drop for Nginx {
     fn drop(&mut self) {
         // SIGTERM lets the master stop its worker; then make sure the master is gone.
-        let _ = signal_pid(self.child.id(), libc::SIGTERM);
-        if wait_timeout(&mut self.child, Duration::from_secs(5)).is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        terminate(&mut self.child, Duration::from_secs(5));
     }
 }
 

@@ -183,14 +183,29 @@ pub fn try_post_as(addr: SocketAddr, token: &str, body: &str) -> std::io::Result
 }
 
 /// Registers `name` and logs in; returns the bearer token.
+/// Creates the account `creds` (a JSON body with username and password) through
+/// the API, asserting it was created.
+pub fn register(server: &Onebox, creds: &str) {
+    let r = api(server, "POST", "/api/v1/users", &[], creds);
+    assert_eq!(r.status, 201, "registering {creds}: {}", r.text());
+}
+
+/// Logs in as `creds` through the API, asserting a session was made; the reply
+/// carries the token (JSON) and the session cookie.
+pub fn login(server: &Onebox, creds: &str) -> Response {
+    let r = api(server, "POST", "/api/v1/sessions", &[], creds);
+    assert_eq!(r.status, 201, "logging in as {creds}: {}", r.text());
+    r
+}
+
 pub fn user_token(server: &Onebox, name: &str) -> String {
     let password = format!("{name}-password");
     let body = serde_json::json!({ "username": name, "password": password }).to_string();
-    let r = api(server, "POST", "/api/v1/users", &[], &body);
-    assert_eq!(r.status, 201, "{}", r.text());
-    let r = api(server, "POST", "/api/v1/sessions", &[], &body);
-    assert_eq!(r.status, 201, "{}", r.text());
-    r.json()["token"].as_str().unwrap().to_string()
+    register(server, &body);
+    login(server, &body).json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// Runs curl against the server; returns (status, headers, body). curl brings the

@@ -47,6 +47,38 @@ pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
+/// Reads `pipe` (a child's stdout or stderr) on a thread of its own, handing each
+/// line to `each`, until the child closes it.
+fn each_line(
+    pipe: impl Read + Send + 'static,
+    mut each: impl FnMut(String) + Send + 'static,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            each(line);
+        }
+    })
+}
+
+/// Asserts that `text` (a program's output, a page, a log) contains `needle`, and
+/// shows the whole text when it does not.
+#[track_caller]
+pub fn assert_contains(text: &str, needle: &str) {
+    assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+}
+
+/// The element of the JSON array `list` whose `key` is `value` (a visit's step, a
+/// cache entry, a header), or a panic that shows the array.
+#[track_caller]
+pub fn find_in<'a>(list: &'a serde_json::Value, key: &str, value: &str) -> &'a serde_json::Value {
+    let items = list
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {list:#}"));
+    let found = items.iter().find(|item| item[key] == value);
+    found.unwrap_or_else(|| panic!("no element with {key} = {value:?} in {list:#}"))
+}
+
 // ---------------------------------------------------------------------------------
 // Temporary folders
 // ---------------------------------------------------------------------------------
@@ -194,21 +226,13 @@ impl Spawn {
     }
 
     /// Extra arguments after `serve ...`.
-    pub fn args<I, S>(mut self, args: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<OsString>,
-    {
+    pub fn args(mut self, args: impl IntoIterator<Item = impl Into<OsString>>) -> Self {
         self.args.extend(args.into_iter().map(Into::into));
         self
     }
 
     /// Arguments before `serve` (e.g. `--log-format json`).
-    pub fn global_args<I, S>(mut self, args: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<OsString>,
-    {
+    pub fn global_args(mut self, args: impl IntoIterator<Item = impl Into<OsString>>) -> Self {
         self.global_args.extend(args.into_iter().map(Into::into));
         self
     }
@@ -331,13 +355,10 @@ impl Spawn {
         let stderr_thread = {
             let pipe = child.stderr.take().expect("stderr is piped");
             let stderr = stderr.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    let mut all = stderr.lock().unwrap();
-                    all.push_str(&line);
-                    all.push('\n');
-                }
+            each_line(pipe, move |line| {
+                let mut all = stderr.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
             })
         };
 
@@ -348,12 +369,9 @@ impl Spawn {
         let stdout_thread = {
             let pipe = child.stdout.take().expect("stdout is piped");
             let stdout = stdout.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    stdout.lock().unwrap().push(line.clone());
-                    let _ = first_tx.send(line);
-                }
+            each_line(pipe, move |line| {
+                stdout.lock().unwrap().push(line.clone());
+                let _ = first_tx.send(line);
             })
         };
 
@@ -717,13 +735,26 @@ impl Drop for Onebox {
             return;
         };
         if child.try_wait().ok().flatten().is_none() {
-            let _ = signal_pid(self.pid, libc::SIGTERM);
-            if wait_timeout(&mut child, Duration::from_secs(5)).is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            terminate(&mut child, Duration::from_secs(5));
         }
     }
+}
+
+/// Kills `child` and reaps it, so no test leaves a process (or a zombie) behind.
+pub fn kill_and_reap(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Asks `child` to stop with SIGTERM (so it cleans up as in production), waits up
+/// to `grace`, then kills it. Its exit status when it stopped by itself in time.
+pub fn terminate(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
+    let _ = signal_pid(child.id(), libc::SIGTERM);
+    let status = wait_timeout(child, grace);
+    if status.is_none() {
+        kill_and_reap(child);
+    }
+    status
 }
 
 pub fn signal_pid(pid: u32, signal: libc::c_int) -> std::io::Result<()> {
@@ -779,12 +810,8 @@ pub fn strip_ansi(text: &str) -> String {
 /// Runs `onebox` with arbitrary arguments to completion (for `check`), with a
 /// deadline. Returns (status, stdout, stderr).
 pub fn run_onebox(args: &[&str], cwd: Option<&Path>) -> (ExitStatus, String, String) {
-    let mut command = Command::new(ONEBOX);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = piped(ONEBOX);
+    command.args(args);
     if let Some(cwd) = cwd {
         command.current_dir(cwd);
     }
@@ -805,23 +832,20 @@ pub fn run_for(mut command: Command, limit: Duration) -> (ExitStatus, String, St
     let mut child = command
         .spawn()
         .unwrap_or_else(|e| panic!("failed to run {program}: {e}"));
-    let mut out_pipe = child.stdout.take().expect("stdout piped");
-    let mut err_pipe = child.stderr.take().expect("stderr piped");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out_pipe.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err_pipe.read_to_string(&mut s);
-        s
-    });
+    // Both pipes drain on threads of their own, so neither can fill and stall the child.
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = pipe.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = read_all(Box::new(child.stdout.take().expect("stdout piped")));
+    let err = read_all(Box::new(child.stderr.take().expect("stderr piped")));
     let status = match wait_timeout(&mut child, limit) {
         Some(status) => status,
         None => {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_and_reap(&mut child);
             panic!("{program} did not finish within {limit:?}");
         }
     };
@@ -835,13 +859,20 @@ pub fn run_for(mut command: Command, limit: Duration) -> (ExitStatus, String, St
 /// it checks [`require_tool`] first). Returns (status, stdout, stderr).
 pub fn run_tool(program: &str, args: &[&str], package: &str) -> (ExitStatus, String, String) {
     assert_tool(program, package);
+    let mut command = piped(program);
+    command.args(args);
+    run_bounded(command)
+}
+
+/// `program` with stdin closed and both outputs piped back to the test, for the
+/// caller to add arguments and run with [`run_for`] or [`run_bounded`].
+pub fn piped(program: &str) -> Command {
     let mut command = Command::new(program);
     command
-        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    run_bounded(command)
+    command
 }
 
 /// `openssl ARGS...` to completion: (success, stdout, stderr).
@@ -864,6 +895,33 @@ pub fn onebox_ca(data: &Path, args: &[&str]) -> (ExitStatus, String, String) {
     let mut all = vec!["ca", "--data", path_text(data)];
     all.extend_from_slice(args);
     run_onebox(&all, None)
+}
+
+/// The permitted subtrees of the CA certificate at `ca`, as OpenSSL prints them.
+pub fn ca_permitted(ca: &Path) -> Vec<String> {
+    let (ok, out, err) = openssl(&[
+        "x509",
+        "-noout",
+        "-ext",
+        "nameConstraints",
+        "-in",
+        path_text(ca),
+    ]);
+    assert!(ok, "openssl cannot read {ca:?}: {err}");
+    assert!(!out.contains("Excluded:"), "{out}");
+    out.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("DNS:") || l.starts_with("IP:"))
+        .map(String::from)
+        .collect()
+}
+
+/// [`onebox_ca`], asserting it exits with `code`: (stdout, stderr).
+#[track_caller]
+pub fn onebox_ca_exits(data: &Path, args: &[&str], code: i32) -> (String, String) {
+    let (status, out, err) = onebox_ca(data, args);
+    assert_eq!(status.code(), Some(code), "ca {args:?}:\n{out}\n{err}");
+    (out, err)
 }
 
 /// A path as the `&str` that openssl's argument list takes.
