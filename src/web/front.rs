@@ -281,7 +281,7 @@ pub(crate) async fn route(State(web): State<Arc<Web>>, mut req: Request, next: N
         );
     };
     let hosts = web.zones.serving_hosts();
-    if !hosts.iter().any(|h| *h == host) {
+    if !hosts.contains(&host) {
         // 421 Misdirected Request (RFC 9110 §15.5.20): the connection reached us,
         // but we are not the server for that name.
         return error_response(
