@@ -101,11 +101,7 @@ fn the_fast_path_answers_files_exactly_as_the_ordinary_path() {
     // Every request the fast path answered is in the access log, with its bytes.
     let (clean, log) = fast.stop();
     assert!(clean, "{log}");
-    let access: Vec<serde_json::Value> = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|e| e["target"] == "onebox::web::access")
-        .collect();
+    let access = access_events(&log);
     assert_eq!(access.len(), requests + 2, "{log}");
     for event in &access {
         assert_eq!(event["status"], 200, "{event}");
