@@ -196,6 +196,10 @@ pub struct ServeArgs {
     #[arg(long)]
     pub live_public: bool,
 
+    /// Send every static file request through the router and middleware, as dynamic pages go (by default plain GETs of small files skip them; this shows what those layers cost).
+    #[arg(long)]
+    pub no_static_fast_path: bool,
+
     /// The toy Internet's recursive resolver, started when the zones include a root zone. Default: 127.0.0.53 on the DNS port, where systemd-resolved's stub listens.
     #[arg(long, value_name = "ADDR")]
     pub resolver: Option<SocketAddr>,

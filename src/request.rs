@@ -176,38 +176,38 @@ impl Snapshot {
     /// The `Server-Timing` value (W3C Server Timing): `web` is the whole time inside
     /// the server, then the layer that answered, then the database inside it.
     pub(crate) fn server_timing(&self) -> String {
-        let mut out = format!(
-            "web;desc=\"web server (total)\";dur={}",
-            millis(self.elapsed)
+        use std::fmt::Write;
+        // One buffer, written in place: this runs for every response, static
+        // files included, and each `format!` would be an allocation of its own.
+        let mut out = String::with_capacity(160);
+        let _ = write!(
+            out,
+            "web;desc=\"web server (total)\";dur={:.2}",
+            ms(self.elapsed)
         );
-        match self.layer {
-            Layer::Web => {}
-            Layer::Static => out.push_str(&format!(
-                ", static;desc=\"static file\";dur={}",
-                millis(self.stage)
-            )),
-            Layer::App => out.push_str(&format!(
-                ", app;desc=\"application\";dur={}",
-                millis(self.stage)
-            )),
-            Layer::Dns => out.push_str(&format!(
-                ", dns;desc=\"dns over https\";dur={}",
-                millis(self.stage)
-            )),
+        let stage = match self.layer {
+            Layer::Web => None,
+            Layer::Static => Some("static;desc=\"static file\""),
+            Layer::App => Some("app;desc=\"application\""),
+            Layer::Dns => Some("dns;desc=\"dns over https\""),
+        };
+        if let Some(stage) = stage {
+            let _ = write!(out, ", {stage};dur={:.2}", ms(self.stage));
         }
         if self.db_reads + self.db_writes > 0 {
-            let name = match &self.db_name {
-                Some(name) => format!("{name}, "),
-                None => String::new(),
-            };
-            out.push_str(&format!(
-                ", db;desc=\"database: {name}{} {}, {} {}\";dur={}",
+            out.push_str(", db;desc=\"database: ");
+            if let Some(name) = &self.db_name {
+                let _ = write!(out, "{name}, ");
+            }
+            let _ = write!(
+                out,
+                "{} {}, {} {}\";dur={:.2}",
                 self.db_reads,
                 plural(self.db_reads, "read", "reads"),
                 self.db_writes,
                 plural(self.db_writes, "write", "writes"),
-                millis(self.db)
-            ));
+                ms(self.db)
+            );
         }
         out
     }
@@ -219,7 +219,12 @@ fn plural(n: u32, one: &'static str, many: &'static str) -> &'static str {
 
 /// Milliseconds with two decimals, as Server-Timing expects.
 pub(crate) fn millis(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
+    format!("{:.2}", ms(d))
+}
+
+/// Milliseconds as a number, for formatting in place with `{:.2}`.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 #[cfg(test)]

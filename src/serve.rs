@@ -759,6 +759,7 @@ fn spawn_web(
         maintenance: shared.maintenance,
         https: Some((https, state.certs.server_config(&[b"h2", b"http/1.1"])?)),
         live_public: config.args.live_public,
+        static_fast_path: !config.args.no_static_fast_path,
         conns_per_addr: config.args.http_conns_per_addr as usize,
         idle_timeout: config.http_idle,
         node_name: config.args.node_name.clone(),

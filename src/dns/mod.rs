@@ -253,6 +253,10 @@ pub(crate) struct ZoneSet {
     pub(crate) zones: BTreeMap<String, Arc<Zone>>,
     /// Answers computed from exactly these zones; dropped with them on reload.
     pub(crate) answers: cache::AnswerCache,
+    /// [`Zones::site_hosts`] for exactly these zones, worked out on first use: the
+    /// web server checks every request's `Host` against it, and walking every
+    /// record per request cost more than serving a small file.
+    site_hosts: std::sync::OnceLock<Arc<[String]>>,
 }
 
 impl ZoneSet {
@@ -277,6 +281,7 @@ impl ZoneSet {
             catalog,
             zones,
             answers: cache::AnswerCache::default(),
+            site_hosts: std::sync::OnceLock::new(),
         })
     }
 
@@ -589,30 +594,16 @@ impl Zones {
     /// The names that serve the site: each zone's apex and every name whose CNAME
     /// chain leads to an apex (`www`). Lower case, no trailing dot.
     pub(crate) fn site_hosts(&self) -> Vec<String> {
+        self.serving_hosts().to_vec()
+    }
+
+    /// [`Zones::site_hosts`], shared: computed once per zone version, so checking
+    /// a request's host costs a lock-free read and no allocation.
+    pub(crate) fn serving_hosts(&self) -> Arc<[String]> {
         let set = self.snapshot();
-        let apexes: HashSet<LowerName> = set
-            .zones
-            .values()
-            .map(|z| LowerName::from(z.origin()))
-            .collect();
-        let mut hosts = Vec::new();
-        for zone in set.zones.values() {
-            for (record, _) in &zone.parsed.records {
-                let name = LowerName::from(&record.name);
-                let is_site = match record.record_type() {
-                    RecordType::A | RecordType::AAAA => apexes.contains(&name),
-                    RecordType::CNAME => chain_of(&set, &record.name)
-                        .iter()
-                        .any(|(link, _)| apexes.contains(&LowerName::from(link))),
-                    _ => false,
-                };
-                let host = display_name(&record.name);
-                if is_site && !hosts.contains(&host) {
-                    hosts.push(host);
-                }
-            }
-        }
-        hosts
+        set.site_hosts
+            .get_or_init(|| site_hosts_of(&set).into())
+            .clone()
     }
 
     /// How `host` resolves in our own zones, link by link, read live from the zone
@@ -634,6 +625,33 @@ impl Zones {
             })
             .collect()
     }
+}
+
+/// The site names of one zone set (see [`Zones::site_hosts`]).
+fn site_hosts_of(set: &ZoneSet) -> Vec<String> {
+    let apexes: HashSet<LowerName> = set
+        .zones
+        .values()
+        .map(|z| LowerName::from(z.origin()))
+        .collect();
+    let mut hosts = Vec::new();
+    for zone in set.zones.values() {
+        for (record, _) in &zone.parsed.records {
+            let name = LowerName::from(&record.name);
+            let is_site = match record.record_type() {
+                RecordType::A | RecordType::AAAA => apexes.contains(&name),
+                RecordType::CNAME => chain_of(set, &record.name)
+                    .iter()
+                    .any(|(link, _)| apexes.contains(&LowerName::from(link))),
+                _ => false,
+            };
+            let host = display_name(&record.name);
+            if is_site && !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+    }
+    hosts
 }
 
 /// Follows CNAMEs from `name` through our zones (at most 8 links, as hickory does),

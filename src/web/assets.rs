@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use percent_encoding::percent_decode_str;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -55,6 +55,8 @@ pub(super) struct Assets {
     site: Option<PathBuf>,
     /// When this server started: the `Last-Modified` of the built-in files.
     started: SystemTime,
+    /// The built-in files with their answers rendered once, at start.
+    builtin: Vec<(&'static str, Arc<Prepared>)>,
     /// `--site` lookups, kept for [`FRESH_FOR`]: each file system call is a trip
     /// to tokio's blocking pool and back (a context switch each way), which made
     /// a small static file cost several times what nginx pays. Edits show within
@@ -90,6 +92,67 @@ struct SiteFile {
     len: u64,
     modified: SystemTime,
     body: Option<Bytes>,
+    /// The whole-file answer, for a file kept in memory.
+    prepared: Option<Arc<Prepared>>,
+}
+
+/// A file's plain `200` answer, rendered once when the file is read: the
+/// validators, type and length as header values, and the body. Answering from it
+/// clones `Bytes` (a reference count) and formats nothing. [`respond`] builds the
+/// same headers for the other answers (304, 206, 416), so the two cannot drift.
+#[derive(Debug)]
+pub(super) struct Prepared {
+    pub(super) etag: HeaderValue,
+    pub(super) last_modified: HeaderValue,
+    pub(super) content_type: HeaderValue,
+    pub(super) content_length: HeaderValue,
+    /// Whether the compression layer counts this file as compressible, and so
+    /// adds `Vary: Accept-Encoding` to its answers (see [`compressible`]).
+    pub(super) vary: bool,
+    pub(super) body: Bytes,
+}
+
+impl Prepared {
+    fn new(body: Bytes, mime: &'static str, etag: &str, modified: SystemTime) -> Option<Self> {
+        Some(Self {
+            etag: HeaderValue::from_str(etag).ok()?,
+            last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified)).ok()?,
+            content_type: HeaderValue::from_static(mime),
+            content_length: HeaderValue::from(body.len()),
+            vary: compressible(mime, body.len() as u64),
+            body,
+        })
+    }
+}
+
+/// tower-http's `DefaultPredicate`, which the web server's compression layer
+/// uses: at least 32 bytes, and not an image (SVG aside), gRPC or an event
+/// stream. The fast path adds `Vary` exactly when the layer would; a test
+/// compares the two paths' headers file by file.
+fn compressible(mime: &str, len: u64) -> bool {
+    len >= 32
+        && (!mime.starts_with("image/") || mime.starts_with("image/svg+xml"))
+        && !mime.starts_with("application/grpc")
+        && !mime.starts_with("text/event-stream")
+}
+
+/// A built-in file's strong `ETag`: a hash of its bytes.
+fn builtin_etag(body: &[u8]) -> String {
+    let mut hasher = DefaultHasher::new();
+    body.hash(&mut hasher);
+    format!("\"{:016x}\"", hasher.finish())
+}
+
+/// A `--site` file's strong `ETag`: its date and length, as nginx makes it.
+fn site_etag(modified: SystemTime, len: u64) -> String {
+    format!(
+        "\"{:x}-{:x}\"",
+        modified
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        len
+    )
 }
 
 /// Where a response's bytes come from.
@@ -116,11 +179,44 @@ impl Assets {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
+        let started = UNIX_EPOCH + std::time::Duration::from_secs(now);
+        let builtin = BUILTIN
+            .iter()
+            .filter_map(|b| {
+                let mime = mime_for(Path::new(b.path));
+                let body = Bytes::from_static(b.body);
+                Prepared::new(body, mime, &builtin_etag(b.body), started)
+                    .map(|p| (b.path, Arc::new(p)))
+            })
+            .collect();
         Ok(Self {
             site,
-            started: UNIX_EPOCH + std::time::Duration::from_secs(now),
+            started,
+            builtin,
             cache: Mutex::new(Cache::default()),
         })
+    }
+
+    /// The rendered answer for `path` when it can be had without waiting: a
+    /// built-in file, or a small `--site` file whose lookup is still fresh. `None`
+    /// sends the request the ordinary way (which also refreshes the lookup).
+    pub(super) fn ready(&self, uri_path: &str) -> Option<Arc<Prepared>> {
+        if self.site.is_some() {
+            let key = normalised(uri_path)?;
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let (checked, file) = cache.entries.get(key.as_ref())?;
+            if checked.elapsed() >= FRESH_FOR {
+                return None;
+            }
+            if let Some(file) = file {
+                return file.prepared.clone();
+            }
+            // Fresh, and no such file in the folder: a built-in one may answer.
+        }
+        self.builtin
+            .iter()
+            .find(|(path, _)| *path == uri_path)
+            .map(|(_, prepared)| prepared.clone())
     }
 
     /// The response for a GET/HEAD that names a file, or `None` to hand the
@@ -145,17 +241,14 @@ impl Assets {
                 }
             }
         }
-        let builtin = BUILTIN.iter().find(|b| b.path == path)?;
-        let mut hasher = DefaultHasher::new();
-        builtin.body.hash(&mut hasher);
-        let etag = format!("\"{:016x}\"", hasher.finish());
+        let (builtin, prepared) = self.builtin.iter().find(|(p, _)| *p == path)?;
         Some(respond(
             headers,
             head,
-            Content::Memory(Bytes::from_static(builtin.body)),
-            builtin.body.len() as u64,
-            mime_for(Path::new(builtin.path)),
-            &etag,
+            Content::Memory(prepared.body.clone()),
+            prepared.body.len() as u64,
+            mime_for(Path::new(builtin)),
+            prepared.etag.to_str().unwrap_or_default(),
             self.started,
         ))
     }
@@ -187,14 +280,7 @@ impl Assets {
                 (Content::File(opened), len, modified)
             }
         };
-        let etag = format!(
-            "\"{:x}-{:x}\"",
-            modified
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            len
-        );
+        let etag = site_etag(modified, len);
         Ok(Some(respond(
             headers, head, content, len, mime, &etag, modified,
         )))
@@ -236,11 +322,16 @@ impl Assets {
             } else {
                 None
             };
+            let prepared = body.as_ref().and_then(|body| {
+                let etag = site_etag(modified, len);
+                Prepared::new(body.clone(), mime_for(&path), &etag, modified).map(Arc::new)
+            });
             Ok(Some(SiteFile {
                 path,
                 len,
                 modified,
                 body,
+                prepared,
             }))
         })
         .await
@@ -280,14 +371,20 @@ fn entry_cost(key: &str, file: &Option<Arc<SiteFile>>) -> usize {
 /// segment checked: no `..`, no `.`, no hidden files, no empty segments, no
 /// backslashes or NULs. `None` when it cannot name a file of ours.
 fn normalise(uri_path: &str) -> Option<String> {
-    let decoded = percent_decode_str(uri_path).decode_utf8().ok()?;
-    let rest = decoded.strip_prefix('/')?;
-    for segment in rest.split('/') {
+    normalised(uri_path).map(std::borrow::Cow::into_owned)
+}
+
+/// [`normalise`] without copying when the path has no percent escapes (the
+/// usual case), for the fast path's cache lookups.
+fn normalised(uri_path: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let rest = uri_path.strip_prefix('/')?;
+    let decoded = percent_decode_str(rest).decode_utf8().ok()?;
+    for segment in decoded.split('/') {
         if segment.is_empty() || segment.starts_with('.') || segment.contains(['\\', '\0']) {
             return None;
         }
     }
-    Some(rest.to_string())
+    Some(decoded)
 }
 
 /// The file under `root` that `relative` (from [`normalise`]) names, if it is a

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::Limited;
@@ -19,7 +19,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use super::{MAX_BODY, Web, health, live};
 use crate::dns::doh;
 use crate::live::{Event, Live};
-use crate::request::{ConnInfo, Layer, Trace};
+use crate::request::{ConnInfo, Layer, Snapshot, Trace};
 use std::net::SocketAddr;
 
 pub(crate) use crate::request::SiteHost;
@@ -153,7 +153,33 @@ pub(crate) async fn access(State(web): State<Arc<Web>>, mut req: Request, next: 
             }
         }
     }
-    let headers = response.headers_mut();
+    let snapshot = trace.snapshot();
+    common_headers(response.headers_mut(), &snapshot, web.node_name.as_ref());
+    logged(
+        response,
+        AccessLine {
+            method,
+            host,
+            path,
+            status: StatusCode::OK,
+            layer: snapshot.layer,
+            route: snapshot.route,
+            start,
+            client,
+            live: web.live.clone(),
+            tls,
+            http2,
+        },
+    )
+}
+
+/// The headers every answer gets, whichever path made it: the one place to add
+/// another. The static fast path ([`super::fast`]) calls it too.
+pub(super) fn common_headers(
+    headers: &mut HeaderMap,
+    snapshot: &Snapshot,
+    node: Option<&HeaderValue>,
+) {
     // A compressed body is a different representation: its validator must be weak
     // (RFC 9110 §8.8.1), as nginx does when it gzips.
     if headers.contains_key(header::CONTENT_ENCODING)
@@ -163,7 +189,6 @@ pub(crate) async fn access(State(web): State<Arc<Web>>, mut req: Request, next: 
     {
         headers.insert(header::ETAG, weak);
     }
-    let snapshot = trace.snapshot();
     if let Ok(value) = HeaderValue::from_str(&snapshot.server_timing()) {
         headers.insert("server-timing", value);
     }
@@ -171,30 +196,33 @@ pub(crate) async fn access(State(web): State<Arc<Web>>, mut req: Request, next: 
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    if let Some(node) = &web.node_name {
+    if let Some(node) = node {
         headers.insert(NODE_HEADER, node.clone());
     }
+}
 
+/// Wraps the body so that the access event is written once hyper is done with it
+/// (`line.status` is taken from the response).
+pub(super) fn logged(response: Response, mut line: AccessLine) -> Response {
     let (parts, body) = response.into_parts();
+    line.status = parts.status;
     let logged = LoggedBody {
         inner: body,
         bytes: 0,
-        line: Some(AccessLine {
-            method,
-            host,
-            path,
-            status: parts.status,
-            layer: snapshot.layer,
-            route: snapshot.route,
-            start,
-            client,
-            live: web.live.clone(),
-            tls,
-            http2,
-        }),
+        line: Some(line),
     };
     Response::from_parts(parts, Body::new(logged))
 }
+
+/// Paths the web server answers itself before it looks for a file, so a
+/// `--site` file of the same name never shadows them.
+pub(super) const NOT_FILES: [&str; 5] = [
+    "/healthz",
+    "/readyz",
+    "/dns-query",
+    "/_onebox/live",
+    "/_onebox/live/events",
+];
 
 /// In front of the application: health endpoints, virtual hosts, cross-site and
 /// size checks, then static files or the application.
@@ -274,7 +302,7 @@ pub(crate) async fn route(State(web): State<Arc<Web>>, mut req: Request, next: N
             "this request names no host: send a Host header",
         );
     };
-    let hosts = web.zones.site_hosts();
+    let hosts = web.zones.serving_hosts();
     if !hosts.contains(&host) {
         // 421 Misdirected Request (RFC 9110 §15.5.20): the connection reached us,
         // but we are not the server for that name.
@@ -536,19 +564,20 @@ pub(crate) fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response<Bod
     response
 }
 
-struct AccessLine {
-    method: Method,
-    host: String,
-    path: String,
-    status: StatusCode,
-    layer: Layer,
-    route: Option<String>,
-    start: Instant,
-    client: Option<SocketAddr>,
-    live: Live,
+/// What the access event says about one request.
+pub(super) struct AccessLine {
+    pub(super) method: Method,
+    pub(super) host: String,
+    pub(super) path: String,
+    pub(super) status: StatusCode,
+    pub(super) layer: Layer,
+    pub(super) route: Option<String>,
+    pub(super) start: Instant,
+    pub(super) client: Option<SocketAddr>,
+    pub(super) live: Live,
     /// For the metrics' protocol labels.
-    tls: bool,
-    http2: bool,
+    pub(super) tls: bool,
+    pub(super) http2: bool,
 }
 
 /// The response body, counting the bytes hyper takes from it; the access event is

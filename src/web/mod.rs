@@ -19,6 +19,7 @@
 
 mod assets;
 pub(crate) mod conns;
+mod fast;
 pub(crate) mod front;
 pub(crate) mod health;
 mod io;
@@ -107,6 +108,9 @@ pub(crate) struct WebConfig {
     /// `serve --live-public`: the live view shows every client's events, not
     /// only the viewer's own.
     pub(crate) live_public: bool,
+    /// Answer plain requests for in-memory files from [`fast`] (off with
+    /// `serve --no-static-fast-path`).
+    pub(crate) static_fast_path: bool,
     /// `serve --http-conns-per-addr`: open connections per client address.
     pub(crate) conns_per_addr: usize,
     /// Connections with no request in flight this long are closed
@@ -211,6 +215,7 @@ pub(crate) async fn serve(
         shutdown.clone(),
     ));
     let listeners = Listeners {
+        fast: config.static_fast_path.then_some(web),
         builder: Arc::new(builder),
         service,
         conns,
@@ -260,6 +265,9 @@ async fn sweep_idle(conns: Arc<conns::Conns>, idle: Duration, shutdown: Cancella
 
 /// What every accept loop shares.
 struct Listeners {
+    /// For the static fast path ([`fast`]), which answers before the router;
+    /// `None` when it is off.
+    fast: Option<Arc<Web>>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     service: axum::Router,
     /// One registry for both listeners: the limits bound the whole server.
@@ -310,15 +318,28 @@ impl Listeners {
                 tls: tls.is_some(),
             };
             let service = self.service.clone();
+            let fast = self.fast.clone();
             let activity = slot.activity();
             let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(info.clone());
+                let start = std::time::Instant::now();
                 // The connection counts as busy from here until the response body
                 // is sent or dropped, so it is never shed mid-request.
                 let active = activity.begin();
-                let response = service.clone().oneshot(req.map(Body::new));
+                let answer = fast
+                    .as_ref()
+                    .and_then(|web| fast::serve(web, &req, &info, start));
+                let response = match answer {
+                    Some(answer) => Either::Left(answer),
+                    None => {
+                        req.extensions_mut().insert(info.clone());
+                        Either::Right(service.clone().oneshot(req.map(Body::new)))
+                    }
+                };
                 async move {
-                    let response = response.await?;
+                    let response = match response {
+                        Either::Left(answer) => answer,
+                        Either::Right(routed) => routed.await?,
+                    };
                     Ok::<_, std::convert::Infallible>(response.map(|body| {
                         Body::new(body.map_frame(move |frame| {
                             let _busy = &active;

@@ -54,6 +54,7 @@ mod scripts;
 mod serve;
 mod site_api;
 mod site_durability;
+mod site_fast_path;
 mod site_web;
 mod visit;
 mod zone_compat;

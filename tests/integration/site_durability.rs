@@ -202,3 +202,44 @@ fn a_file_from_a_newer_onebox_is_refused_clearly() {
     assert_contains(&err, "was written by a newer onebox (schema 99)");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// The visits counter on the home page of `page`.
+fn visits_on(page: &str) -> u64 {
+    let (_, rest) = page
+        .split_once("has been visited <strong>")
+        .unwrap_or_else(|| panic!("no visit counter: {page}"));
+    rest.split('<').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn every_counted_visit_survives_kill_9_right_after_its_page() {
+    // The page says the counter was committed before it was sent: concurrent
+    // views share commits, and a crash the moment the last page arrives loses none.
+    let dir = TempDir::new("visits");
+    let server = Onebox::start_on(&dir);
+    let seen: Vec<u64> = (0..8)
+        .map(|_| {
+            let addr = server.http;
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|_| {
+                        let r = http(addr, "GET", "/", "foobar.com", &[], b"").unwrap();
+                        assert_eq!(r.status, 200);
+                        visits_on(&r.text())
+                    })
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    server.kill9();
+    // Each view got its own number: none was counted twice or skipped.
+    let mut sorted = seen.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=80).collect::<Vec<u64>>());
+    let server = Onebox::start_on(&dir);
+    let page = http_get(&server, "foobar.com", "/").text();
+    assert_eq!(visits_on(&page), 81, "{page}");
+}

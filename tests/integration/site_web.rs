@@ -320,11 +320,7 @@ fn server_timing_and_access_log_name_the_layer() {
     assert_eq!(r.status, 404);
     let (clean, log) = server.stop();
     assert!(clean, "SIGTERM exits 0: {log}");
-    let access: Vec<serde_json::Value> = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|e| e["target"] == "onebox::web::access")
-        .collect();
+    let access = access_events(&log);
     assert_eq!(access.len(), 3, "{log}");
     let expect = [
         ("/", 200, "app"),

@@ -125,6 +125,14 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// The access-log events (`onebox::web::access`) in a `--log-format json` log.
+pub fn access_events(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["target"] == "onebox::web::access")
+        .collect()
+}
+
 /// `GET path` with `Host: host` on the server's plain HTTP listener.
 pub fn http_get(server: &Onebox, host: &str, path: &str) -> Response {
     http(server.http, "GET", path, host, &[], b"")

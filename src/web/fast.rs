@@ -1,0 +1,142 @@
+//! The static fast path: a plain `GET` or `HEAD` for a file already in memory is
+//! answered straight from the accept loop's service, without the router and the
+//! tower layers (access, panic guard, compression, timeout, virtual hosts).
+//!
+//! It takes only requests whose answer it can give exactly as the ordinary path
+//! would: HTTP/1.x, no body, one well-formed `Host` that the zone serves, no
+//! maintenance, and no `Range`, conditional or `Accept-Encoding` header (those get
+//! 206, 304 or a compressed body, which the ordinary path makes). The answer is
+//! the file's [`Prepared`] headers and body (reference-counted clones), the
+//! common headers from [`front::common_headers`] and the access event from
+//! [`front::logged`], as on the ordinary path. Everything else, and any file not
+//! yet looked up or no longer fresh, goes the ordinary way.
+//!
+//! Limits still hold: header size and header timeout are hyper's, connection caps
+//! and idle shedding the accept loop's, and there is nothing to time out here.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use hyper::body::{Body as _, Incoming};
+
+use super::Web;
+use super::assets::Prepared;
+use super::front::{self, AccessLine};
+use crate::request::{ConnInfo, Layer, Snapshot};
+
+/// Headers that make the answer something other than the whole file as-is.
+const SLOW_HEADERS: [header::HeaderName; 5] = [
+    header::RANGE,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_RANGE,
+    header::ACCEPT_ENCODING,
+];
+
+/// The answer for `req` when the fast path can give it; `None` sends the
+/// request the ordinary way.
+pub(super) fn serve(
+    web: &Web,
+    req: &Request<Incoming>,
+    conn: &ConnInfo,
+    start: Instant,
+) -> Option<Response<Body>> {
+    let head = match *req.method() {
+        Method::GET => false,
+        Method::HEAD => true,
+        _ => return None,
+    };
+    if !matches!(req.version(), Version::HTTP_11 | Version::HTTP_10)
+        || req.uri().authority().is_some()
+        || !req.body().is_end_stream()
+    {
+        return None;
+    }
+    let headers = req.headers();
+    if SLOW_HEADERS.iter().any(|name| headers.contains_key(name)) {
+        return None;
+    }
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let (Some(raw), None) = (hosts.next(), hosts.next()) else {
+        return None;
+    };
+    let raw = raw.to_str().ok()?;
+    if !front::host_is_well_formed(raw) {
+        return None;
+    }
+    let path = req.uri().path();
+    if front::NOT_FILES.contains(&path) || web.maintenance.is_on() {
+        return None;
+    }
+    let host = served_host(web, raw)?;
+    let prepared = web.assets.ready(path)?;
+
+    let mut response = Response::new(if head {
+        Body::empty()
+    } else {
+        Body::from(prepared.body.clone())
+    });
+    set_file_headers(response.headers_mut(), &prepared, head);
+    let elapsed = start.elapsed();
+    let snapshot = Snapshot {
+        layer: Layer::Static,
+        route: None,
+        elapsed,
+        stage: elapsed,
+        db: Default::default(),
+        db_reads: 0,
+        db_writes: 0,
+        db_name: None,
+    };
+    front::common_headers(response.headers_mut(), &snapshot, web.node_name.as_ref());
+    Some(front::logged(
+        response,
+        AccessLine {
+            method: req.method().clone(),
+            host,
+            path: path.to_string(),
+            status: StatusCode::OK,
+            layer: Layer::Static,
+            route: None,
+            start,
+            client: Some(conn.peer),
+            live: web.live.clone(),
+            tls: conn.tls,
+            http2: false,
+        },
+    ))
+}
+
+/// The site name `raw` (a well-formed `Host` value) names, if the zone serves it:
+/// port and trailing dot dropped, compared without regard to case.
+fn served_host(web: &Web, raw: &str) -> Option<String> {
+    // An address literal names no site of ours (the ordinary path answers 421).
+    if raw.starts_with('[') {
+        return None;
+    }
+    let name = raw.split(':').next().unwrap_or(raw);
+    let name = name.strip_suffix('.').unwrap_or(name);
+    web.zones
+        .serving_hosts()
+        .iter()
+        .find(|host| host.eq_ignore_ascii_case(name))
+        .cloned()
+}
+
+/// The headers of a whole-file `200`, in the order the ordinary path writes them.
+fn set_file_headers(headers: &mut axum::http::HeaderMap, file: &Arc<Prepared>, head: bool) {
+    headers.reserve(12);
+    headers.insert(header::ETAG, file.etag.clone());
+    headers.insert(header::LAST_MODIFIED, file.last_modified.clone());
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(header::CONTENT_TYPE, file.content_type.clone());
+    // The compression layer sizes a HEAD answer by its empty body: too small to
+    // compress, so no `Vary` there.
+    if file.vary && !head {
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    headers.insert(header::CONTENT_LENGTH, file.content_length.clone());
+}
