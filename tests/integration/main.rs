@@ -47,6 +47,7 @@ mod live;
 mod maintenance;
 mod metrics_counts;
 mod metrics_prometheus;
+mod node_web;
 mod pg_postgres;
 mod reload;
 mod resolver;
