@@ -65,6 +65,21 @@ fn up(args: ClusterUpArgs) -> anyhow::Result<ExitCode> {
             args.data.display()
         );
     }
+    // Every address is checked before anything starts, so a busy port is one
+    // clear message rather than an engine failing halfway through.
+    let plan = config::Plan::new(dir.clone(), args.nodes, args.http, args.https, args.dns);
+    let busy: Vec<String> = plan
+        .listeners()
+        .into_iter()
+        .filter(|(_, addr, udp)| status::listening(*addr, *udp))
+        .map(|(name, addr, _)| format!("{addr} ({name})"))
+        .collect();
+    if !busy.is_empty() {
+        bail!(
+            "already in use, so the cluster cannot listen there: {}",
+            busy.join(", ")
+        );
+    }
     let log = dir.join("logs").join("supervisor.log");
     let err = std::fs::File::options()
         .create(true)

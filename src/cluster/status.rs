@@ -292,7 +292,7 @@ fn text(report: &serde_json::Value) -> String {
 
 /// Whether something still listens on `addr` (TCP, and UDP when asked): a bind
 /// that fails with "address in use" means it does.
-fn listening(addr: SocketAddr, udp: bool) -> bool {
+pub(super) fn listening(addr: SocketAddr, udp: bool) -> bool {
     TcpListener::bind(addr).is_err() || (udp && UdpSocket::bind(addr).is_err())
 }
 
