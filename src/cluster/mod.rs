@@ -25,7 +25,7 @@ use anyhow::{Context, bail};
 
 use crate::cli::{ClusterAction, ClusterArgs, ClusterUpArgs};
 
-pub use engines::pg_bin;
+pub use engines::{pg_bin, psql_command};
 
 /// How long `up` waits for the whole cluster (initdb and a base backup
 /// included) before it gives up and stops what started.

@@ -195,20 +195,23 @@ fn cluster_up_balances_two_nodes_serves_dns_from_secondaries_and_down_leaves_not
         shares += node["share"].as_f64().unwrap();
     }
     assert!((shares - 1.0).abs() < 1e-9, "{status}");
-    let roles: Vec<_> = status["postgres"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["role"].clone())
-        .collect();
-    assert_eq!(roles, ["primary", "replica"], "{status}");
-    let serials: Vec<_> = status["dns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["serial"].clone())
-        .collect();
-    assert!(serials.iter().all(|s| *s == serial + 1), "{status}");
+    let column = |list: &str, key: &str| -> Vec<serde_json::Value> {
+        status[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row[key].clone())
+            .collect()
+    };
+    assert_eq!(
+        column("postgres", "role"),
+        ["primary", "replica"],
+        "{status}"
+    );
+    assert!(
+        column("dns", "serial").iter().all(|s| *s == serial + 1),
+        "{status}"
+    );
 
     // down: no process of the tree and no listener on any of its addresses.
     let mut pids: Vec<u64> = vec![
