@@ -805,6 +805,9 @@ impl Spec {
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
+            // Each onebox child gets its database on its command line; one the
+            // user exported for their own serve must not leak into the DNS primary.
+            .env_remove("ONEBOX_DB")
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
             .stderr(out.try_clone()?);
