@@ -49,6 +49,8 @@ pub enum Command {
     /// Database tools: copy the site's data between redb and PostgreSQL.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Run the distributed version on this machine: HAProxy, N web nodes, DNS secondaries, replicated PostgreSQL.
+    Cluster(ClusterArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -376,6 +378,61 @@ pub enum CaAction {
         #[arg(long, value_name = "DIR", hide = true)]
         root: Option<PathBuf>,
     },
+}
+
+/// `onebox cluster`: the remedies of the one-server design on real engines.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub action: ClusterAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterAction {
+    /// Start PostgreSQL (primary + streaming replica), N onebox nodes, HAProxy, a hidden DNS primary with Knot and NSD secondaries; print one JSON line when all are healthy.
+    Up(ClusterUpArgs),
+    /// Show which process is where, its health, DNS serials, PostgreSQL roles and each node's share of requests.
+    Status(ClusterStatusArgs),
+    /// Stop everything `up` started and wait until no process and no listening socket is left.
+    Down(ClusterDataArgs),
+    /// The supervisor `up` starts in its own session (not for direct use).
+    #[command(hide = true)]
+    Supervise(ClusterUpArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClusterUpArgs {
+    /// How many onebox web nodes (on 127.0.1.1 … 127.0.1.N).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=32))]
+    pub nodes: u8,
+    /// Folder for the cluster's state: everything goes under DIR/cluster.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// The balancer's HTTP address (the apex A record's address); each node uses this port on its own address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// The balancer's HTTPS address (TLS passed through to the nodes).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+    pub https: SocketAddr,
+    /// The hidden DNS primary's address; the secondaries use this port on 127.0.2.1 (Knot) and 127.0.2.2 (NSD).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_DNS)]
+    pub dns: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterDataArgs {
+    /// The folder given to `cluster up`.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterStatusArgs {
+    #[command(flatten)]
+    pub folder: ClusterDataArgs,
+    /// One JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const VISIT_EXIT_CODES: &str = "\

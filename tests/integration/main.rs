@@ -11,6 +11,7 @@ mod harness;
 
 mod ca;
 mod check;
+mod cluster_up;
 mod dns_abuse;
 mod dns_answers;
 mod dns_differential;

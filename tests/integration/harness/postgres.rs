@@ -14,20 +14,10 @@ use std::time::{Duration, Instant};
 
 use super::{DEADLINE, TempDir, free_port, need, run_for};
 
-/// The folder holding `pg_ctl`, `initdb`, `psql`: Debian keeps them per version
-/// under /usr/lib/postgresql/NN/bin, off PATH. The newest version wins.
+/// The folder holding `pg_ctl`, `initdb`, `psql` (Debian keeps them per version,
+/// off PATH): the one `onebox cluster` runs.
 pub fn pg_bin() -> Option<PathBuf> {
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .flatten()
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("pg_ctl").is_file().then_some((version, bin))
-        })
-        .collect();
-    versions.sort();
-    versions.pop().map(|(_, bin)| bin)
+    onebox::cluster::pg_bin()
 }
 
 /// Skips (or, under ONEBOX_TEST_STRICT=1, fails) a test when PostgreSQL's server
@@ -297,21 +287,8 @@ fn chown_postgres(path: &Path) {
 }
 
 fn psql(bin: &Path, url: &str, sql: &str) -> String {
-    let mut command = Command::new(bin.join("psql"));
-    command
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            url,
-            "-c",
-            sql,
-        ])
-        .stdin(Stdio::null());
+    let mut command = onebox::cluster::psql_command(bin, url, sql);
+    command.stdin(Stdio::null());
     let (status, stdout, stderr) = bounded(command, Duration::from_secs(30));
     assert!(status.success(), "psql {sql:?} failed: {stderr}");
     stdout.trim().to_string()
