@@ -700,6 +700,8 @@ fn spawn_web(
             config.zones.clone(),
             state.journal.clone(),
             state.admin.0.clone(),
+            shared.live.clone(),
+            config.args.live_public,
         )),
         engine: shared.engine,
         recursor,

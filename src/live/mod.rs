@@ -21,6 +21,12 @@ use tokio::sync::broadcast;
 const HISTORY: usize = 200;
 const CHANNEL: usize = 1024;
 
+/// How many recent DNS questions `/_onebox/api/history/dns` can list: a ring of
+/// their own, so a burst of web requests never pushes out the question a test
+/// script is about to ask about. Each entry is a few hundred bytes at most (a
+/// name is at most 255), so the ring stays under a megabyte.
+pub(crate) const QUESTIONS: usize = 1000;
+
 /// One thing that happened, as the live page shows it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -65,6 +71,8 @@ pub(crate) struct Live {
 struct Inner {
     sender: broadcast::Sender<Arc<Event>>,
     history: Mutex<VecDeque<Arc<Event>>>,
+    /// The last [`QUESTIONS`] DNS events, for the question history.
+    questions: Mutex<VecDeque<Arc<Event>>>,
 }
 
 impl std::fmt::Debug for Live {
@@ -86,6 +94,7 @@ impl Live {
             inner: Arc::new(Inner {
                 sender,
                 history: Mutex::new(VecDeque::with_capacity(HISTORY)),
+                questions: Mutex::new(VecDeque::with_capacity(QUESTIONS)),
             }),
         }
     }
@@ -93,12 +102,9 @@ impl Live {
     /// Records an event and hands it to current viewers. Never blocks on them.
     pub(crate) fn publish(&self, event: Event) {
         let event = Arc::new(event);
-        {
-            let mut history = self.inner.history.lock().unwrap_or_else(|e| e.into_inner());
-            if history.len() == HISTORY {
-                history.pop_front();
-            }
-            history.push_back(event.clone());
+        push_bounded(&self.inner.history, HISTORY, &event);
+        if matches!(*event, Event::Dns { .. }) {
+            push_bounded(&self.inner.questions, QUESTIONS, &event);
         }
         // An error only means nobody is watching right now.
         let _ = self.inner.sender.send(event);
@@ -119,6 +125,25 @@ impl Live {
             .collect();
         (history, receiver)
     }
+
+    /// The recent DNS questions, oldest first (at most [`QUESTIONS`]).
+    pub(crate) fn questions(&self) -> Vec<Arc<Event>> {
+        let questions = self
+            .inner
+            .questions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        questions.iter().cloned().collect()
+    }
+}
+
+/// Appends to a ring, dropping the oldest entry once it holds `cap`.
+fn push_bounded(ring: &Mutex<VecDeque<Arc<Event>>>, cap: usize, event: &Arc<Event>) {
+    let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
+    if ring.len() == cap {
+        ring.pop_front();
+    }
+    ring.push_back(event.clone());
 }
 
 #[cfg(test)]

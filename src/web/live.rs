@@ -66,8 +66,9 @@ impl Drop for Slot {
     }
 }
 
-/// Who is watching, and what they may see.
-struct Viewer {
+/// Who is watching, and what they may see. The question history
+/// (`/_onebox/api/history/dns`) applies the same rules to its caller.
+pub(super) struct Viewer {
     /// The viewer's own address: without `--live-public`, only events it caused.
     ip: Option<IpAddr>,
     /// `serve --live-public`: every client's events (for a classroom projector).
@@ -77,10 +78,23 @@ struct Viewer {
 }
 
 impl Viewer {
+    /// A viewer at `ip` (if known) of `zones`, seeing everyone's events when `public`.
+    pub(super) fn new(ip: Option<IpAddr>, public: bool, zones: &crate::dns::Zones) -> Self {
+        Viewer {
+            ip: ip.map(canonical),
+            public,
+            zones: zones
+                .names()
+                .into_iter()
+                .map(|z| z.trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
     /// The event as this viewer may see it, or `None` to skip it. Never shown to
     /// anyone: query strings (only paths are ever published), cookies, tokens,
     /// `Authorization` (headers are never published at all).
-    fn view(&self, event: &Event) -> Option<Event> {
+    pub(super) fn view(&self, event: &Event) -> Option<Event> {
         let mut event = event.clone();
         match &mut event {
             Event::Dns { client, name, .. } => {
@@ -144,16 +158,7 @@ pub(crate) fn events(web: &Web, viewer: Option<IpAddr>) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         return response;
     };
-    let viewer = Arc::new(Viewer {
-        ip: viewer,
-        public: web.live_public,
-        zones: web
-            .zones
-            .names()
-            .into_iter()
-            .map(|z| z.trim_end_matches('.').to_ascii_lowercase())
-            .collect(),
-    });
+    let viewer = Arc::new(Viewer::new(viewer, web.live_public, &web.zones));
     let (history, receiver) = web.live.subscribe();
     let past: Vec<_> = history
         .iter()

@@ -5,33 +5,55 @@
 //! path as a DNS UPDATE (validation, serial, journal). Every call needs
 //! `Authorization: Bearer TOKEN` with the admin token (`onebox key print
 //! --admin`); without it the answer is 401.
+//!
+//! `/_onebox/api/history/dns?name=…` lists the recent DNS questions (the live
+//! view's per-query events, kept in their own ring of
+//! [`QUESTIONS`](crate::live::QUESTIONS)), so a test can assert "the client asked
+//! for X", like pebble-challtestsrv's `/dns-request-history`. The token does not
+//! widen what the live view would show the caller: without `--live-public` only
+//! the questions from the caller's own address, and names outside our zones hidden.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use super::live::Viewer;
 use crate::dns::Zones;
 use crate::dns::journal::Journal;
 use crate::dns::update::{self, ChangeError, RecordSpec};
+use crate::live::{Event, Live};
+use crate::request::ConnInfo;
 
 struct Api {
     zones: Zones,
     journal: Journal,
     token: String,
+    live: Live,
+    live_public: bool,
 }
 
-/// The routes, to be merged into the router the web server is handed.
-pub(crate) fn router(zones: Zones, journal: Journal, token: String) -> axum::Router {
+/// The routes, to be merged into the router the web server is handed. `live` is
+/// where DNS questions are published, and `live_public` is `serve --live-public`.
+pub(crate) fn router(
+    zones: Zones,
+    journal: Journal,
+    token: String,
+    live: Live,
+    live_public: bool,
+) -> axum::Router {
     axum::Router::new()
         .route("/_onebox/api/records", get(list).post(add).delete(remove))
+        .route("/_onebox/api/history/dns", get(history))
         .with_state(Arc::new(Api {
             zones,
             journal,
             token,
+            live,
+            live_public,
         }))
 }
 
@@ -102,4 +124,76 @@ async fn change(api: &Api, headers: &HeaderMap, body: &[u8], add: bool) -> Respo
         Err(e @ ChangeError::NotOurs(_)) => error(StatusCode::NOT_FOUND, &e.to_string()),
         Err(e @ ChangeError::Refused(_)) => error(StatusCode::TOO_MANY_REQUESTS, &e.to_string()),
     }
+}
+
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    /// Only the questions for this name (any case, trailing dot or not).
+    name: Option<String>,
+}
+
+/// The recent DNS questions the caller may see, newest first.
+async fn history(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    Query(query): Query<HistoryQuery>,
+) -> Response {
+    if !authorized(&api, &headers) {
+        return unauthorized();
+    }
+    let caller = extensions.get::<ConnInfo>().map(|c| c.peer.ip());
+    let viewer = Viewer::new(caller, api.live_public, &api.zones);
+    let wanted = query
+        .name
+        .map(|n| n.trim_end_matches('.').to_ascii_lowercase());
+    let questions: Vec<_> = api
+        .live
+        .questions()
+        .iter()
+        .rev()
+        .filter_map(|event| viewer.view(event))
+        .filter_map(|event| match event {
+            Event::Dns {
+                at_ms,
+                client,
+                transport,
+                name,
+                qtype,
+                rcode,
+                ..
+            } => {
+                let asked = name.trim_end_matches('.').to_ascii_lowercase();
+                if wanted.as_ref().is_some_and(|w| *w != asked) {
+                    return None;
+                }
+                Some(serde_json::json!({
+                    "name": name,
+                    "type": qtype,
+                    "transport": transport,
+                    "client": client.to_string(),
+                    "time": rfc3339(at_ms),
+                    "at_ms": at_ms,
+                    "rcode": rcode,
+                }))
+            }
+            _ => None,
+        })
+        .collect();
+    Json(serde_json::json!({
+        "questions": questions,
+        "capacity": crate::live::QUESTIONS,
+    }))
+    .into_response()
+}
+
+/// Milliseconds since the epoch as an RFC 3339 time in UTC.
+fn rfc3339(at_ms: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }

@@ -19,6 +19,7 @@ mod dns_protocol;
 mod doctor;
 mod dyn_api;
 mod dyn_fixture;
+mod dyn_history;
 mod dyn_ixfr;
 mod dyn_journal;
 mod dyn_secondaries;

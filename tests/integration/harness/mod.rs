@@ -176,6 +176,8 @@ pub struct Spawn {
     data: Option<PathBuf>,
     /// `--http` instead of `127.0.0.1:0` (e.g. `[::1]:0`).
     http: Option<String>,
+    /// `--dns` instead of `127.0.0.1:0`: a restart on the same port.
+    dns: Option<String>,
 }
 
 impl Spawn {
@@ -238,6 +240,13 @@ impl Spawn {
         self
     }
 
+    /// Listen for DNS on `addr` instead of `127.0.0.1:0`, e.g. to restart where
+    /// secondaries expect their primary.
+    pub fn dns(mut self, addr: SocketAddr) -> Self {
+        self.dns = Some(addr.to_string());
+        self
+    }
+
     /// Run the binary in this folder.
     pub fn cwd(mut self, dir: impl AsRef<Path>) -> Self {
         self.cwd = Some(dir.as_ref().to_path_buf());
@@ -281,7 +290,8 @@ impl Spawn {
         let mut command = Command::new(ONEBOX);
         command.args(&self.global_args);
         let http = self.http.as_deref().unwrap_or("127.0.0.1:0");
-        command.args(["serve", "--dns", "127.0.0.1:0", "--http", http]);
+        let dns = self.dns.as_deref().unwrap_or("127.0.0.1:0");
+        command.args(["serve", "--dns", dns, "--http", http]);
         match &self.data {
             Some(dir) => {
                 command.arg("--data").arg(dir);
@@ -624,6 +634,14 @@ impl Onebox {
             .as_str()
             .map(PathBuf::from)
             .unwrap_or_else(|| panic!("ready line has no {key:?} path: {}", self.ready))
+    }
+
+    /// The admin token for `/_onebox/api/...`, read from the ready line's file.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.ready_path("admin_token_file"))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 }
 
