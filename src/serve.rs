@@ -152,7 +152,9 @@ fn validate(args: ServeArgs) -> anyhow::Result<Config> {
     };
     let session_ttl = crate::app::session_ttl_from_env()?;
     let http_idle = web::conns::idle_timeout_from_env()?;
-    let zones = Zones::load(&args.stack.zones, !transfer.is_empty())?;
+    // hickory may always send a transfer: the engine is the gate, admitting the
+    // --allow-transfer networks and requests signed with our TSIG key.
+    let zones = Zones::load(&args.stack.zones, true)?;
     for line in zones.describe() {
         tracing::info!("zone {line}");
     }

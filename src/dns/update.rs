@@ -51,12 +51,7 @@ pub(crate) async fn handle(
     };
     // The message without its TSIG record, with the original ID: what hickory parses.
     let body = match &signature {
-        Some(sig) => {
-            let mut body = packet[..sig.start].to_vec();
-            let ar = u16::from_be_bytes([body[10], body[11]]).saturating_sub(1);
-            body[10..12].copy_from_slice(&ar.to_be_bytes());
-            body
-        }
+        Some(sig) => tsig::strip(packet, sig),
         None => packet.to_vec(),
     };
     let parsed = Message::from_vec(&body).ok();

@@ -1,5 +1,8 @@
 //! A real Knot and a real NSD as secondaries of onebox: after an UPDATE both
-//! serve the new serial within 2 s, through NOTIFY then IXFR.
+//! serve the new serial within 2 s, through NOTIFY then IXFR; after 100 updates
+//! and a restart both converge, and a forced AXFR from each is the zone `onebox
+//! zone export` writes; a Knot holding the TSIG key transfers from outside
+//! `--allow-transfer`.
 
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -28,20 +31,34 @@ impl Drop for Secondary {
 }
 
 impl Secondary {
-    /// Starts `knot` or `nsd` on `port` as a secondary of onebox at `primary`.
-    fn start(name: &str, dir: &Path, primary: u16, port: u16) -> Self {
+    /// Starts `knot` or `nsd` on `port` as a secondary of onebox at `primary`;
+    /// Knot signs its requests with onebox's TSIG key when given its `secret`.
+    /// Both let loopback transfer the zone from them, for the forced AXFR.
+    fn start(name: &str, dir: &Path, primary: u16, port: u16, secret: Option<&str>) -> Self {
         let d = dir.display();
         let (program, conf, args): (&str, String, Vec<String>) = if name == "knot" {
+            let (keys, use_key) = match secret {
+                Some(secret) => (
+                    format!(
+                        "key:\n  - id: onebox-update.\n    algorithm: hmac-sha256\n    secret: {secret}\n"
+                    ),
+                    "    key: onebox-update.\n",
+                ),
+                None => (String::new(), ""),
+            };
             (
                 "/usr/sbin/knotd",
                 format!(
-                    r#"{head}remote:
+                    r#"{head}{keys}remote:
   - id: onebox
     address: 127.0.0.1@{primary}
-acl:
+{use_key}acl:
   - id: from_onebox
     address: 127.0.0.1
     action: notify
+  - id: to_loopback
+    address: 127.0.0.1
+    action: transfer
 template:
   - id: default
     storage: "{d}"
@@ -50,7 +67,7 @@ template:
 zone:
   - domain: foobar.com
     master: onebox
-    acl: from_onebox
+    acl: [from_onebox, to_loopback]
 "#,
                     head = knot_conf_head(dir, port)
                 ),
@@ -68,6 +85,7 @@ zone:
     zonefile: "{d}/foobar.com.zone"
     allow-notify: 127.0.0.1 NOKEY
     request-xfr: 127.0.0.1@{primary} NOKEY
+    provide-xfr: 127.0.0.1 NOKEY
 "#,
                     head = nsd_conf_head(dir, port)
                 ),
@@ -144,8 +162,8 @@ fn dyn_knot_and_nsd_follow_an_update_by_notify_and_ixfr() {
         ])
         .start();
     let primary = server.dns_addr().port();
-    let knot = Secondary::start("knot", &knot_dir, primary, knot_port);
-    let nsd = Secondary::start("nsd", &nsd_dir, primary, nsd_port);
+    let knot = Secondary::start("knot", &knot_dir, primary, knot_port, None);
+    let nsd = Secondary::start("nsd", &nsd_dir, primary, nsd_port, None);
     for (name, secondary) in [("knot", &knot), ("nsd", &nsd)] {
         assert!(
             secondary.wait_serial(7, DEADLINE).is_some(),
@@ -171,4 +189,227 @@ fn dyn_knot_and_nsd_follow_an_update_by_notify_and_ixfr() {
     assert!(knot_log.contains("IXFR, incoming"), "{knot_log}");
     assert!(!knot_log.contains("IXFR not supported"), "{knot_log}");
     assert!(!knot_log.contains("fallback to AXFR"), "{knot_log}");
+}
+
+/// A zone transfer's (or an exported file's) records as a sorted set of lines,
+/// the closing SOA folded into the opening one, for comparing whole zones.
+fn zone_set(listing: &str) -> Vec<String> {
+    let mut records: Vec<String> = axfr_records(listing)
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {}",
+                r.name.to_ascii_lowercase(),
+                r.ttl,
+                r.rtype,
+                r.data
+            )
+        })
+        .collect();
+    records.sort();
+    records.dedup();
+    records
+}
+
+/// The secret of onebox's TSIG key, from the key file the ready line names.
+fn tsig_secret(server: &Onebox) -> String {
+    let file = std::fs::read_to_string(server.ready_path("tsig")).unwrap();
+    file.split('"')
+        .skip_while(|part| !part.trim_end().ends_with("secret"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no secret in the key file: {file}"))
+        .to_string()
+}
+
+#[test]
+fn dyn_secondaries_converge_after_100_updates_and_a_restart() {
+    skip_unless!(
+        require_tool("dig", "bind9-dnsutils"),
+        require_tool("nsupdate", "bind9-dnsutils"),
+        require_tool("knotd", "knot"),
+        require_tool("nsd", "nsd")
+    );
+    let work = TempDir::new("secondaries-100");
+    let (knot_dir, nsd_dir) = (work.path().join("knot"), work.path().join("nsd"));
+    std::fs::create_dir_all(&knot_dir).unwrap();
+    std::fs::create_dir_all(&nsd_dir).unwrap();
+    let zones = test_zones("");
+    let data = TempDir::new("data");
+    let (knot_port, nsd_port) = (free_port(), free_port());
+    let spawn = || {
+        Onebox::spawn().zones(&zones).data(data.path()).args([
+            "--allow-transfer".to_string(),
+            "127.0.0.0/8".to_string(),
+            "--notify".to_string(),
+            format!("127.0.0.1:{knot_port}"),
+            "--notify".to_string(),
+            format!("127.0.0.1:{nsd_port}"),
+        ])
+    };
+    let server = spawn().start();
+    let primary = server.dns_addr();
+    let knot = Secondary::start("knot", &knot_dir, primary.port(), knot_port, None);
+    let nsd = Secondary::start("nsd", &nsd_dir, primary.port(), nsd_port, None);
+
+    // 100 UPDATE messages from one nsupdate run: each `send` is one message.
+    let lines: Vec<String> = (0..100)
+        .flat_map(|i| {
+            [
+                format!("update add n{i}.foobar.com 60 A 192.0.2.{}", i + 1),
+                "send".into(),
+            ]
+        })
+        .take(199) // nsupdate() sends the last one itself
+        .collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let key = server.ready_path("tsig").display().to_string();
+    let (code, out) = server.nsupdate(&["-k", &key], &lines);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(server.soa_serial("foobar.com"), 107);
+
+    // A restart on the same address, and one more change: both secondaries
+    // follow the new process to the same serial.
+    drop(server);
+    let server = spawn().dns(primary).start();
+    assert_eq!(server.soa_serial("foobar.com"), 107, "the journal survived");
+    server.nsupdate_ok("update add after.foobar.com 60 A 192.0.2.200");
+    for (name, secondary) in [("knot", &knot), ("nsd", &nsd)] {
+        assert!(
+            secondary.wait_serial(108, DEADLINE).is_some(),
+            "{name} never reached serial 108:\n{}\n--- onebox ---\n{}",
+            secondary.log(),
+            server.stderr()
+        );
+    }
+
+    // A forced AXFR from onebox and from each secondary: the zone export writes.
+    let from_onebox = zone_set(&server.dig(&["foobar.com", "AXFR"]).stdout);
+    drop(server);
+    let exported = onebox_ok([
+        "zone",
+        "export",
+        "foobar.com",
+        "--data",
+        &data.path().display().to_string(),
+        "--zones",
+        &zones.path().display().to_string(),
+    ])
+    .stdout;
+    let exported = zone_set(&exported);
+    assert!(exported.len() > 100, "{exported:?}");
+    assert!(
+        exported
+            .iter()
+            .any(|r| r.starts_with("n99.foobar.com. 60 A 192.0.2.100"))
+    );
+    assert_eq!(from_onebox, exported, "onebox's AXFR vs zone export");
+    for (name, secondary) in [("knot", &knot), ("nsd", &nsd)] {
+        let axfr = dig(secondary.addr(), &["foobar.com", "AXFR"]);
+        assert_eq!(
+            zone_set(&axfr.stdout),
+            exported,
+            "{name}'s AXFR vs zone export"
+        );
+    }
+}
+
+#[test]
+fn dyn_transfers_signed_with_the_key_pass_from_outside_allow_transfer() {
+    skip_unless!(
+        require_tool("dig", "bind9-dnsutils"),
+        require_tool("kdig", "knot-dnsutils"),
+        require_tool("nsupdate", "bind9-dnsutils"),
+        require_tool("knotd", "knot")
+    );
+    let work = TempDir::new("signed-transfer");
+    let zones = test_zones("");
+    let knot_port = free_port();
+    // Loopback is outside --allow-transfer: only the key opens transfers.
+    let server = Onebox::spawn()
+        .zones(&zones)
+        .args([
+            "--allow-transfer".to_string(),
+            "192.0.2.0/24".to_string(),
+            "--notify".to_string(),
+            format!("127.0.0.1:{knot_port}"),
+        ])
+        .start();
+    let key = server.ready_path("tsig").display().to_string();
+    let secret = tsig_secret(&server);
+
+    for qtype in ["AXFR", "IXFR=1"] {
+        let unsigned = server.dig(&["foobar.com", qtype]);
+        assert!(
+            unsigned.stdout.contains("Transfer failed"),
+            "{qtype}: {}",
+            unsigned.stdout
+        );
+        // dig verifies the response's TSIG (RFC 8945 §5.3) and fails otherwise.
+        let signed = server.dig(&["-k", &key, "foobar.com", qtype]);
+        assert_eq!(
+            signed.exit_code,
+            Some(0),
+            "{qtype}: {}{}",
+            signed.stdout,
+            signed.stderr
+        );
+        assert!(
+            !signed.stdout.contains("failed"),
+            "{qtype}: {}",
+            signed.stdout
+        );
+        assert!(signed.stdout.contains("SOA"), "{qtype}: {}", signed.stdout);
+    }
+    // A wrong key is refused with NOTAUTH/BADSIG, and transfers nothing.
+    let wrong = server.dig(&[
+        "-y",
+        "hmac-sha256:onebox-update.:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0",
+        "foobar.com",
+        "AXFR",
+    ]);
+    assert!(!wrong.stdout.contains("\tNS\t"), "{}", wrong.stdout);
+
+    // kdig speaks the key as -y ALG:NAME:SECRET and checks the signature too.
+    let mut command = std::process::Command::new("kdig");
+    command
+        .arg(format!("@{}", server.dns_addr().ip()))
+        .args(["-p", &server.dns_addr().port().to_string()])
+        .args([
+            "-y",
+            &format!("hmac-sha256:onebox-update.:{secret}"),
+            "foobar.com",
+            "AXFR",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (status, stdout, stderr) = run_bounded(command);
+    assert!(
+        status.success() && stdout.contains("SOA"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        !stdout.contains("failed") && !stderr.contains("failed"),
+        "{stdout}{stderr}"
+    );
+
+    // A Knot secondary with the key follows an update by NOTIFY and signed IXFR.
+    let knot = Secondary::start(
+        "knot",
+        work.path(),
+        server.dns_addr().port(),
+        knot_port,
+        Some(&secret),
+    );
+    assert!(knot.wait_serial(7, DEADLINE).is_some(), "{}", knot.log());
+    server.nsupdate_ok("update add signed.foobar.com 60 A 192.0.2.9");
+    assert!(
+        knot.wait_serial(8, DEADLINE).is_some(),
+        "{}\n--- onebox ---\n{}",
+        knot.log(),
+        server.stderr()
+    );
+    let log = knot.log();
+    assert!(log.contains("IXFR, incoming"), "{log}");
+    assert!(!log.contains("TSIG"), "no TSIG complaints: {log}");
 }
