@@ -476,6 +476,8 @@ struct Shared {
     engine: Engine,
     live: Live,
     maintenance: Maintenance,
+    /// `--update-rate`: one budget per key, shared by UPDATE and the fixture API.
+    update_limit: Option<dns::update::UpdateLimit>,
 }
 
 /// Phase 4: every server runs as one task of one `JoinSet`, so the main loop can
@@ -507,13 +509,16 @@ fn spawn_servers(
     };
     let mut servers = Servers::default();
     let live = Live::new();
+    let update_limit = dns::update::UpdateLimit::new(config.args.update_rate);
     let shared = Shared {
         engine: Engine::new(config.zones.clone(), config.transfer.clone())
             .with_live(live.clone())
             .with_tsig(state.tsig.0.clone())
-            .with_journal(state.journal.clone()),
+            .with_journal(state.journal.clone())
+            .with_update_limit(update_limit.clone()),
         live,
         maintenance: Maintenance::default(),
+        update_limit,
     };
     // In the toy Internet the --dns address is one authority among others and
     // answers only for the zones whose glue points there; DoH keeps them all.
@@ -595,6 +600,7 @@ fn spawn_servers(
         config.zones.clone(),
         config.args.notify.clone(),
         addrs.dns,
+        shared.live.clone(),
         servers.shutdown.child_token(),
     );
     servers.spawn("dns notify", async move {
@@ -698,13 +704,14 @@ fn spawn_web(
         .merge(extra)
         // The fixture API beside the app: the DNS layer's change function
         // behind an admin token; the app knows nothing of it.
-        .merge(web::records::router(
-            config.zones.clone(),
-            state.journal.clone(),
-            state.admin.0.clone(),
-            shared.live.clone(),
-            config.args.live_public,
-        )),
+        .merge(web::records::router(web::records::Api {
+            zones: config.zones.clone(),
+            journal: state.journal.clone(),
+            token: state.admin.0.clone(),
+            live: shared.live.clone(),
+            live_public: config.args.live_public,
+            limit: shared.update_limit,
+        })),
         engine: shared.engine,
         recursor,
         live: shared.live,

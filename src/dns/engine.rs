@@ -62,6 +62,8 @@ pub(crate) struct Engine {
     tsig: Option<Arc<TsigKey>>,
     /// Where UPDATEs are made durable; without one they live in memory only.
     journal: Option<Journal>,
+    /// `--update-rate`: each key's budget of updates per second.
+    update_limit: Option<super::update::UpdateLimit>,
 }
 
 impl Engine {
@@ -73,7 +75,14 @@ impl Engine {
             live: None,
             tsig: None,
             journal: None,
+            update_limit: None,
         }
+    }
+
+    /// Refuses UPDATEs beyond `limit` per key (see `update.rs`).
+    pub(crate) fn with_update_limit(mut self, limit: Option<super::update::UpdateLimit>) -> Self {
+        self.update_limit = limit;
+        self
     }
 
     /// Journals every UPDATE before answering it.
@@ -256,6 +265,22 @@ impl Engine {
         if let [query] = request.queries.queries() {
             event.qname = query.original().name().to_string();
             event.qtype = query.query_type().to_string();
+            // A transfer sent in full over a stream: that secondary now holds the
+            // zone's current serial.
+            if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR)
+                && rcode == ResponseCode::NoError
+                && transport != Transport::Udp
+                && let (Some(live), Some(zone)) =
+                    (&self.live, set.zone_for(query.original().name()))
+            {
+                live.publish(Event::Secondary {
+                    at_ms: live::now_ms(),
+                    zone: zone.origin().to_string(),
+                    serial: zone.parsed.serial,
+                    secondary: client,
+                    state: "caught up",
+                });
+            }
         }
         event.rcode = rcode_name(rcode).to_string();
         if reply.len() >= 12 {
@@ -308,10 +333,19 @@ impl Engine {
             &self.zones,
             self.journal.as_ref(),
             self.tsig.as_deref(),
+            self.update_limit.as_ref(),
             packet,
             client,
         )
         .await;
+        if let (Some(serial), Some(live), Some(key)) = (outcome.serial, &self.live, &self.tsig) {
+            live.publish(Event::Change {
+                at_ms: live::now_ms(),
+                by: key.name.clone(),
+                what: format!("UPDATE of {} from {client}", outcome.zone),
+                serial,
+            });
+        }
         self.record(QueryEvent {
             client,
             transport: transport.as_str(),

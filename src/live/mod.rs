@@ -42,6 +42,23 @@ pub(crate) enum Event {
         answers: u16,
         micros: u64,
     },
+    /// A zone changed: who changed it (the TSIG key's name, or "api"), what, and
+    /// the zone's new serial.
+    Change {
+        at_ms: u64,
+        by: String,
+        what: String,
+        serial: u32,
+    },
+    /// A secondary of ours moved along: `"notified"` when it acknowledged our
+    /// NOTIFY of `serial`, `"caught up"` when it transferred `serial` from us.
+    Secondary {
+        at_ms: u64,
+        zone: String,
+        serial: u32,
+        secondary: SocketAddr,
+        state: &'static str,
+    },
     /// An HTTP request served: which site, which layer answered, how fast.
     Http {
         at_ms: u64,

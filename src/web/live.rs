@@ -105,6 +105,9 @@ impl Viewer {
                     *name = OUTSIDE.to_string();
                 }
             }
+            // Changes to our zones and their secondaries are about public data
+            // (anyone may query the names): every viewer sees them.
+            Event::Change { .. } | Event::Secondary { .. } => {}
             Event::Http { client, path, .. } => {
                 if !self.public && Some(canonical(client.ip())) != self.ip {
                     return None;
@@ -262,6 +265,12 @@ function add(e) {
     tr.className = 'dns' + (e.rcode === 'NOERROR' ? '' : ' bad');
     tr.append(cell(time), cell('DNS', 'kind'), cell(e.client + ' ' + e.transport),
       cell(e.name + ' ' + e.qtype + '?'), cell(e.rcode + ', ' + e.answers + ' answer' + (e.answers === 1 ? '' : 's'), 'result'), cell(e.micros));
+  } else if (e.kind === 'change') {
+    tr.className = 'dns';
+    tr.append(cell(time), cell('CHANGE', 'kind'), cell(e.by), cell(e.what), cell('serial ' + e.serial, 'result'), cell(''));
+  } else if (e.kind === 'secondary') {
+    tr.className = 'dns';
+    tr.append(cell(time), cell('SECONDARY', 'kind'), cell(e.secondary), cell(e.zone), cell(e.state + ' at serial ' + e.serial, 'result'), cell(''));
   } else {
     tr.className = 'http' + (e.status < 400 ? '' : ' bad');
     tr.append(cell(time), cell('HTTP', 'kind'), cell(e.client),
@@ -309,6 +318,8 @@ mod tests {
         match event {
             Event::Dns { name, .. } => name,
             Event::Http { path, .. } => path,
+            Event::Change { what, .. } => what,
+            Event::Secondary { zone, .. } => zone,
         }
     }
 

@@ -24,37 +24,30 @@ use axum::routing::get;
 use super::live::Viewer;
 use crate::dns::Zones;
 use crate::dns::journal::Journal;
-use crate::dns::update::{self, ChangeError, RecordSpec};
+use crate::dns::update::{self, ChangeError, RecordSpec, UpdateLimit};
 use crate::live::{Event, Live};
 use crate::request::ConnInfo;
 
-struct Api {
-    zones: Zones,
-    journal: Journal,
-    token: String,
-    live: Live,
-    live_public: bool,
+/// What the fixture API works on, handed over by serve.rs.
+pub(crate) struct Api {
+    pub(crate) zones: Zones,
+    pub(crate) journal: Journal,
+    /// The admin token every call must bear.
+    pub(crate) token: String,
+    /// Where DNS questions are published, for the question history.
+    pub(crate) live: Live,
+    /// `serve --live-public`: the history shows every client's questions.
+    pub(crate) live_public: bool,
+    /// The `--update-rate` budget the API shares with UPDATE (as key `api`).
+    pub(crate) limit: Option<UpdateLimit>,
 }
 
-/// The routes, to be merged into the router the web server is handed. `live` is
-/// where DNS questions are published, and `live_public` is `serve --live-public`.
-pub(crate) fn router(
-    zones: Zones,
-    journal: Journal,
-    token: String,
-    live: Live,
-    live_public: bool,
-) -> axum::Router {
+/// The routes, to be merged into the router the web server is handed.
+pub(crate) fn router(api: Api) -> axum::Router {
     axum::Router::new()
         .route("/_onebox/api/records", get(list).post(add).delete(remove))
         .route("/_onebox/api/history/dns", get(history))
-        .with_state(Arc::new(Api {
-            zones,
-            journal,
-            token,
-            live,
-            live_public,
-        }))
+        .with_state(Arc::new(api))
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -118,11 +111,40 @@ async fn change(api: &Api, headers: &HeaderMap, body: &[u8], add: bool) -> Respo
             );
         }
     };
-    match update::change_record(&api.zones, Some(&api.journal), &spec, add, "api".into()).await {
-        Ok(serial) => Json(serde_json::json!({ "ok": true, "serial": serial })).into_response(),
+    let journal = Some(&api.journal);
+    match update::change_record(
+        &api.zones,
+        journal,
+        api.limit.as_ref(),
+        &spec,
+        add,
+        "api".into(),
+    )
+    .await
+    {
+        Ok(serial) => {
+            let verb = if add { "add" } else { "delete" };
+            api.live.publish(Event::Change {
+                at_ms: crate::live::now_ms(),
+                by: "api".into(),
+                what: format!("{verb} {} {} {}", spec.name, spec.rtype, spec.value),
+                serial,
+            });
+            Json(serde_json::json!({ "ok": true, "serial": serial })).into_response()
+        }
         Err(e @ ChangeError::BadInput(_)) => error(StatusCode::BAD_REQUEST, &e.to_string()),
         Err(e @ ChangeError::NotOurs(_)) => error(StatusCode::NOT_FOUND, &e.to_string()),
-        Err(e @ ChangeError::Refused(_)) => error(StatusCode::TOO_MANY_REQUESTS, &e.to_string()),
+        // The record limit: retrying will not help, the zone must shrink first.
+        Err(e @ ChangeError::Refused(_)) => error(StatusCode::CONFLICT, &e.to_string()),
+        Err(e @ ChangeError::TooFast(wait)) => {
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, &e.to_string());
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(seconds.max(1)),
+            );
+            response
+        }
     }
 }
 

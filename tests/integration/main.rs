@@ -22,6 +22,8 @@ mod dyn_fixture;
 mod dyn_history;
 mod dyn_ixfr;
 mod dyn_journal;
+mod dyn_limits;
+mod dyn_live;
 mod dyn_secondaries;
 mod dyn_update;
 mod harden_app_login;
