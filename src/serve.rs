@@ -664,6 +664,32 @@ fn resolutions(recursor: dns::recursor::Recursor) -> crate::app::Resolutions {
     })
 }
 
+/// The home page's recent changes, from the live view's change events: the app
+/// sees lines of text, never the events.
+fn changes(live: Live) -> crate::app::Changes {
+    crate::app::Changes::new(move || {
+        live.changes()
+            .iter()
+            .rev()
+            .filter_map(|event| match &**event {
+                crate::live::Event::Change {
+                    by, what, serial, ..
+                } => Some(format!("serial {serial}: {what}, by {by}")),
+                crate::live::Event::Secondary {
+                    zone,
+                    serial,
+                    secondary,
+                    state,
+                    ..
+                } => Some(format!(
+                    "serial {serial}: secondary {secondary} of {zone} {state}"
+                )),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
 /// The web server (HTTP and HTTPS): everything it is handed is assembled here.
 #[allow(clippy::too_many_arguments)]
 fn spawn_web(
@@ -698,6 +724,7 @@ fn spawn_web(
             store: state.db.clone(),
             zones: config.zones.clone(),
             resolutions: recursor.clone().map(resolutions),
+            changes: Some(changes(shared.live.clone())),
             session_ttl: config.session_ttl,
             post_rate: config.args.post_rate,
         })

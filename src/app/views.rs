@@ -39,6 +39,8 @@ pub(crate) struct Reached {
     pub(crate) visits: Option<u64>,
     /// How the toy Internet's resolver found the name for this client, when it did.
     pub(crate) resolution: Option<super::ResolutionPath>,
+    /// The recent changes to our zones, newest first.
+    pub(crate) changes: Vec<String>,
 }
 
 pub(crate) fn page(frame: &Frame<'_>, body: Markup) -> Markup {
@@ -194,6 +196,15 @@ fn reached_panel(r: &Reached) -> Markup {
                                     }
                                 }
                             }
+                        }
+                    }
+                }
+                @if !r.changes.is_empty() {
+                    li {
+                        span.step { "Changes" }
+                        p { "Our zones changed while onebox ran (newest first):" }
+                        ul.changes {
+                            @for change in &r.changes { li { code { (change) } } }
                         }
                     }
                 }

@@ -27,6 +27,10 @@ const CHANNEL: usize = 1024;
 /// name is at most 255), so the ring stays under a megabyte.
 pub(crate) const QUESTIONS: usize = 1000;
 
+/// How many recent zone changes (and their secondaries' progress) the home page
+/// can show.
+pub(crate) const CHANGES: usize = 20;
+
 /// One thing that happened, as the live page shows it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -90,6 +94,8 @@ struct Inner {
     history: Mutex<VecDeque<Arc<Event>>>,
     /// The last [`QUESTIONS`] DNS events, for the question history.
     questions: Mutex<VecDeque<Arc<Event>>>,
+    /// The last [`CHANGES`] change and secondary events, for the home page.
+    changes: Mutex<VecDeque<Arc<Event>>>,
 }
 
 impl std::fmt::Debug for Live {
@@ -112,6 +118,7 @@ impl Live {
                 sender,
                 history: Mutex::new(VecDeque::with_capacity(HISTORY)),
                 questions: Mutex::new(VecDeque::with_capacity(QUESTIONS)),
+                changes: Mutex::new(VecDeque::with_capacity(CHANGES)),
             }),
         }
     }
@@ -120,8 +127,12 @@ impl Live {
     pub(crate) fn publish(&self, event: Event) {
         let event = Arc::new(event);
         push_bounded(&self.inner.history, HISTORY, &event);
-        if matches!(*event, Event::Dns { .. }) {
-            push_bounded(&self.inner.questions, QUESTIONS, &event);
+        match *event {
+            Event::Dns { .. } => push_bounded(&self.inner.questions, QUESTIONS, &event),
+            Event::Change { .. } | Event::Secondary { .. } => {
+                push_bounded(&self.inner.changes, CHANGES, &event);
+            }
+            Event::Http { .. } => {}
         }
         // An error only means nobody is watching right now.
         let _ = self.inner.sender.send(event);
@@ -141,6 +152,13 @@ impl Live {
             .cloned()
             .collect();
         (history, receiver)
+    }
+
+    /// The recent zone changes and secondaries' progress, oldest first (at
+    /// most [`CHANGES`]).
+    pub(crate) fn changes(&self) -> Vec<Arc<Event>> {
+        let changes = self.inner.changes.lock().unwrap_or_else(|e| e.into_inner());
+        changes.iter().cloned().collect()
     }
 
     /// The recent DNS questions, oldest first (at most [`QUESTIONS`]).

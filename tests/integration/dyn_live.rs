@@ -1,6 +1,6 @@
 //! The live view shows each change as it happens: who made it (the TSIG key's
 //! name, or "api"), what, the new serial, and which secondaries acknowledged the
-//! NOTIFY and then transferred the new serial.
+//! NOTIFY and then transferred the new serial. The home page lists them too.
 
 use std::time::Duration;
 
@@ -68,4 +68,21 @@ fn dyn_live_view_shows_each_change_and_its_secondaries() {
     );
     assert_eq!(change["serial"], 9);
     assert_eq!(change["what"], "add t.foobar.com TXT hello");
+
+    // The home page: the same story, newest first.
+    let home = http_get(&server, "foobar.com", "/").text();
+    let lines = [
+        "serial 9: add t.foobar.com TXT hello, by api",
+        " of foobar.com. caught up",
+        &format!("serial 8: secondary {notify} of foobar.com. notified"),
+        "serial 8: UPDATE of foobar.com",
+    ];
+    let at: Vec<usize> = lines
+        .iter()
+        .map(|line| {
+            home.find(*line)
+                .unwrap_or_else(|| panic!("{line:?} not on the home page:\n{home}"))
+        })
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "newest first: {at:?}");
 }
