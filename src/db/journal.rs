@@ -182,6 +182,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fold_applies_an_entry_to_the_base_records() {
+        let mut records = vec![b"a".to_vec(), b"b".to_vec()];
+        let entry = JournalEntry {
+            serial_from: 1,
+            serial_to: 2,
+            removed: vec![b"a".to_vec()],
+            added: vec![b"c".to_vec(), b"b".to_vec()],
+            at: 0,
+            by: "test".into(),
+        };
+        fold(&mut records, &entry);
+        assert_eq!(records, [b"b".to_vec(), b"c".to_vec()]);
+    }
+
+    #[test]
     fn a_schema_1_file_gains_the_journal_and_keeps_its_data() {
         let dir = std::env::temp_dir().join(format!("onebox-journal-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

@@ -691,6 +691,19 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn update_limit_spends_each_keys_bucket_apart() {
+        assert!(UpdateLimit::new(0).is_none(), "0 means no limit");
+        let limit = UpdateLimit::new(2).unwrap();
+        assert!(limit.take("onebox-update.").is_ok());
+        assert!(limit.take("onebox-update.").is_ok());
+        // The third within the same second waits; at most half a second at 2/s.
+        let wait = limit.take("onebox-update.").unwrap_err();
+        assert!(wait <= Duration::from_millis(500), "{wait:?}");
+        // The API's bucket is its own.
+        assert!(limit.take("api").is_ok());
+    }
+
     fn zones() -> Zones {
         Zones::load(std::path::Path::new("/nonexistent-onebox-zones"), false).unwrap()
     }
