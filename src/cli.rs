@@ -186,6 +186,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "CIDR")]
     pub rrl_exempt: Vec<String>,
 
+    /// DNS UPDATEs (and fixture-API changes) per second per key (a bucket of N, refilled at N per second); beyond it REFUSED or 429; 0 turns the limit off.
+    #[arg(long, value_name = "N", default_value_t = crate::dns::update::DEFAULT_UPDATE_RATE)]
+    pub update_rate: u32,
+
     /// Posts per minute per account (a bucket of N, refilled at N per minute); 0 turns the limit off.
     #[arg(long, value_name = "N", default_value_t = 60)]
     pub post_rate: u32,

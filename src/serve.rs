@@ -156,7 +156,9 @@ fn validate(args: ServeArgs) -> anyhow::Result<Config> {
     };
     let session_ttl = crate::app::session_ttl_from_env()?;
     let http_idle = web::conns::idle_timeout_from_env()?;
-    let zones = Zones::load(&args.stack.zones, !transfer.is_empty())?;
+    // hickory may always send a transfer: the engine is the gate, admitting the
+    // --allow-transfer networks and requests signed with our TSIG key.
+    let zones = Zones::load(&args.stack.zones, true)?;
     for line in zones.describe() {
         tracing::info!("zone {line}");
     }
@@ -498,6 +500,8 @@ struct Shared {
     engine: Engine,
     live: Live,
     maintenance: Maintenance,
+    /// `--update-rate`: one budget per key, shared by UPDATE and the fixture API.
+    update_limit: Option<dns::update::UpdateLimit>,
 }
 
 /// Phase 4: every server runs as one task of one `JoinSet`, so the main loop can
@@ -527,13 +531,16 @@ fn spawn_servers(
     };
     let mut servers = Servers::default();
     let live = Live::new();
+    let update_limit = dns::update::UpdateLimit::new(config.args.update_rate);
     let shared = Shared {
         engine: Engine::new(config.zones.clone(), config.transfer.clone())
             .with_live(live.clone())
             .with_tsig(state.tsig.0.clone())
-            .with_journal(state.journal.clone()),
+            .with_journal(state.journal.clone())
+            .with_update_limit(update_limit.clone()),
         live,
         maintenance: Maintenance::default(),
+        update_limit,
     };
     let recursor = match dns {
         Some(dns) => {
@@ -677,6 +684,7 @@ fn spawn_dns(
         config.zones.clone(),
         config.args.notify.clone(),
         dns_addr,
+        shared.live.clone(),
         servers.shutdown.child_token(),
     );
     servers.spawn("dns notify", async move {
@@ -704,6 +712,32 @@ fn resolutions(recursor: dns::recursor::Recursor) -> crate::app::Resolutions {
             from_cache: walk.from_cache,
             seconds_ago: walk.age.as_secs(),
         })
+    })
+}
+
+/// The home page's recent changes, from the live view's change events: the app
+/// sees lines of text, never the events.
+fn changes(live: Live) -> crate::app::Changes {
+    crate::app::Changes::new(move || {
+        live.changes()
+            .iter()
+            .rev()
+            .filter_map(|event| match &**event {
+                crate::live::Event::Change {
+                    by, what, serial, ..
+                } => Some(format!("serial {serial}: {what}, by {by}")),
+                crate::live::Event::Secondary {
+                    zone,
+                    serial,
+                    secondary,
+                    state,
+                    ..
+                } => Some(format!(
+                    "serial {serial}: secondary {secondary} of {zone} {state}"
+                )),
+                _ => None,
+            })
+            .collect()
     })
 }
 
@@ -741,6 +775,7 @@ fn spawn_web(
             store: state.db.clone(),
             zones: config.zones.clone(),
             resolutions: recursor.clone().map(resolutions),
+            changes: Some(changes(shared.live.clone())),
             session_ttl: config.session_ttl,
             post_rate: config.args.post_rate,
             node_name: config.args.node_name.clone(),
@@ -748,11 +783,14 @@ fn spawn_web(
         .merge(extra)
         // The fixture API beside the app: the DNS layer's change function
         // behind an admin token; the app knows nothing of it.
-        .merge(web::records::router(
-            config.zones.clone(),
-            state.journal.clone(),
-            state.admin.0.clone(),
-        )),
+        .merge(web::records::router(web::records::Api {
+            zones: config.zones.clone(),
+            journal: state.journal.clone(),
+            token: state.admin.0.clone(),
+            live: shared.live.clone(),
+            live_public: config.args.live_public,
+            limit: shared.update_limit,
+        })),
         engine: shared.engine,
         recursor,
         live: shared.live,

@@ -83,6 +83,28 @@ impl std::fmt::Debug for Resolutions {
     }
 }
 
+/// The recent changes to our zones, newest first, one line each ("serial 8:
+/// UPDATE of foobar.com. by onebox-update."): serve.rs builds it over the live
+/// view's events, so the home page can show them without knowing DNS.
+#[derive(Clone)]
+pub(crate) struct Changes(Arc<dyn Fn() -> Vec<String> + Send + Sync>);
+
+impl Changes {
+    pub(crate) fn new(recent: impl Fn() -> Vec<String> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(recent))
+    }
+
+    fn recent(&self) -> Vec<String> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Changes(..)")
+    }
+}
+
 /// What the application needs from the rest of onebox.
 #[derive(Debug)]
 pub(crate) struct AppConfig {
@@ -91,6 +113,8 @@ pub(crate) struct AppConfig {
     /// The toy Internet's resolver, when it runs: the home page shows how it
     /// found the name.
     pub(crate) resolutions: Option<Resolutions>,
+    /// The recent changes to our zones, for the home page.
+    pub(crate) changes: Option<Changes>,
     pub(crate) session_ttl: Duration,
     /// `--post-rate`: posts per minute per account; 0 turns the limit off.
     pub(crate) post_rate: u32,
@@ -103,6 +127,7 @@ pub(crate) struct App {
     store: Arc<dyn Store>,
     zones: Zones,
     resolutions: Option<Resolutions>,
+    changes: Option<Changes>,
     session_ttl: Duration,
     node_name: Option<String>,
     csrf: Csrf,
@@ -121,6 +146,7 @@ pub(crate) fn router(config: AppConfig) -> Router {
         store: config.store,
         zones: config.zones,
         resolutions: config.resolutions,
+        changes: config.changes,
         session_ttl: config.session_ttl,
         node_name: config.node_name,
         csrf: Csrf::new(),

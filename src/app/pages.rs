@@ -351,6 +351,7 @@ fn reached(app: &App, ctx: &Ctx, visits: Result<u64, views::NotCounted>) -> Reac
             .as_ref()
             .zip(ctx.conn.as_ref())
             .and_then(|(resolutions, conn)| resolutions.lookup(&ctx.host, conn.peer.ip())),
+        changes: app.changes.as_ref().map(|c| c.recent()).unwrap_or_default(),
     }
 }
 

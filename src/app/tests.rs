@@ -21,6 +21,7 @@ use crate::request::ConnInfo;
 fn app_with(post_rate: u32) -> Router {
     router(AppConfig {
         resolutions: None,
+        changes: None,
         store: Arc::new(Db::in_memory().expect("in-memory database")),
         // A folder that does not exist: the built-in foobar.com zone.
         zones: Zones::load(Path::new("/nonexistent/onebox-app-tests"), false)

@@ -50,6 +50,8 @@ pub(crate) struct Reached {
     pub(crate) resolution: Option<super::ResolutionPath>,
     /// `--node-name`: which of several nodes built this page.
     pub(crate) node: Option<String>,
+    /// The recent changes to our zones, newest first.
+    pub(crate) changes: Vec<String>,
 }
 
 pub(crate) fn page(frame: &Frame<'_>, body: Markup) -> Markup {
@@ -205,6 +207,15 @@ fn reached_panel(r: &Reached) -> Markup {
                                     }
                                 }
                             }
+                        }
+                    }
+                }
+                @if !r.changes.is_empty() {
+                    li {
+                        span.step { "Changes" }
+                        p { "Our zones changed while onebox ran (newest first):" }
+                        ul.changes {
+                            @for change in &r.changes { li { code { (change) } } }
                         }
                     }
                 }

@@ -30,6 +30,14 @@ pub(crate) struct JournalEntry {
     pub(crate) by: String,
 }
 
+/// The most entries one zone's journal holds. Past it the oldest half are
+/// folded into the zone's base (their records applied to it, the entries
+/// dropped), so the file stays bounded however many updates come; an IXFR from
+/// a serial before the base then gets the whole zone, as RFC 1995 §4 allows.
+/// Folding half at a time makes the cost of rewriting the base once per 500
+/// updates, not once per update.
+pub(crate) const MAX_ENTRIES: u64 = 1000;
+
 /// Where a zone's journal starts: the records it applies to, and the zone file
 /// as last seen (its digest and records), to tell when the user edited it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -118,10 +126,51 @@ impl Db {
                 journal
                     .insert((zone.as_str(), next), json(entry)?.as_slice())
                     .map_err(storage)?;
+                let first = match journal
+                    .range((zone.as_str(), 0)..=(zone.as_str(), u64::MAX))
+                    .map_err(storage)?
+                    .next()
+                {
+                    Some(row) => row.map_err(storage)?.0.value().1,
+                    None => next,
+                };
+                if next - first + 1 > MAX_ENTRIES {
+                    let mut bases = tx.open_table(ZONE_BASE).map_err(storage)?;
+                    let base: Option<ZoneBase> = match bases.get(zone.as_str()).map_err(storage)? {
+                        Some(raw) => Some(unjson(raw.value())?),
+                        None => None,
+                    };
+                    // Without a base there is nothing to fold into: keep the entries.
+                    if let Some(mut base) = base {
+                        let last = next - MAX_ENTRIES / 2;
+                        for seq in first..=last {
+                            let Some(raw) =
+                                journal.remove((zone.as_str(), seq)).map_err(storage)?
+                            else {
+                                continue;
+                            };
+                            fold(&mut base.records, &unjson(raw.value())?);
+                        }
+                        bases
+                            .insert(zone.as_str(), json(&base)?.as_slice())
+                            .map_err(storage)?;
+                    }
+                }
             }
             Ok(())
         })
         .await
+    }
+}
+
+/// Applies one entry to a base's records: its removed records out, its added
+/// records in (once), as the DNS layer replays it.
+fn fold(records: &mut Vec<Vec<u8>>, entry: &JournalEntry) {
+    records.retain(|r| !entry.removed.contains(r));
+    for record in &entry.added {
+        if !records.contains(record) {
+            records.push(record.clone());
+        }
     }
 }
 
@@ -132,6 +181,21 @@ mod tests {
     use super::super::model::tests::set_schema;
     use super::super::model::{META, check_or_init, schema_of};
     use super::*;
+
+    #[test]
+    fn fold_applies_an_entry_to_the_base_records() {
+        let mut records = vec![b"a".to_vec(), b"b".to_vec()];
+        let entry = JournalEntry {
+            serial_from: 1,
+            serial_to: 2,
+            removed: vec![b"a".to_vec()],
+            added: vec![b"c".to_vec(), b"b".to_vec()],
+            at: 0,
+            by: "test".into(),
+        };
+        fold(&mut records, &entry);
+        assert_eq!(records, [b"b".to_vec(), b"c".to_vec()]);
+    }
 
     #[test]
     fn a_schema_1_file_gains_the_journal_and_keeps_its_data() {

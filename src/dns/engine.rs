@@ -27,7 +27,7 @@ use hickory_server::zone_handler::MessageResponse;
 use super::cache::{self, AnswerCache, Cached};
 use super::journal::Journal;
 use super::peer::{Cidr, Transport};
-use super::tsig::TsigKey;
+use super::tsig::{self, TsigKey};
 use super::{ZoneSet, Zones};
 use crate::live::{self, Event, Live};
 
@@ -62,6 +62,8 @@ pub(crate) struct Engine {
     tsig: Option<Arc<TsigKey>>,
     /// Where UPDATEs are made durable; without one they live in memory only.
     journal: Option<Journal>,
+    /// `--update-rate`: each key's budget of updates per second.
+    update_limit: Option<super::update::UpdateLimit>,
 }
 
 impl Engine {
@@ -73,7 +75,14 @@ impl Engine {
             live: None,
             tsig: None,
             journal: None,
+            update_limit: None,
         }
+    }
+
+    /// Refuses UPDATEs beyond `limit` per key (see `update.rs`).
+    pub(crate) fn with_update_limit(mut self, limit: Option<super::update::UpdateLimit>) -> Self {
+        self.update_limit = limit;
+        self
     }
 
     /// Journals every UPDATE before answering it.
@@ -179,7 +188,22 @@ impl Engine {
         if (packet[2] >> 3) & 0x0F == 5 {
             return Some(self.update(packet, client, transport, started).await);
         }
-        let Ok(request) = Request::from_bytes(packet.to_vec(), client, transport.protocol()) else {
+        // A query signed with our TSIG key (RFC 8945): typically a secondary that
+        // holds the key, which may then transfer from outside --allow-transfer.
+        // The MAC covers the raw bytes, so it is checked here; hickory parses the
+        // message without its TSIG record, and the answer is signed in turn (§5.3).
+        let signature = tsig::find(packet);
+        let body = signature.as_ref().map(|sig| tsig::strip(packet, sig));
+        let now = tsig::now();
+        let verdict = signature.as_ref().map(|sig| match self.tsig.as_deref() {
+            Some(key) => tsig::verify(packet, sig, key, now),
+            None => Err(tsig::TsigError::BadKey),
+        });
+        let Ok(request) = Request::from_bytes(
+            body.unwrap_or_else(|| packet.to_vec()),
+            client,
+            transport.protocol(),
+        ) else {
             let reply = formerr(packet);
             let micros = started.elapsed().as_micros() as u64;
             let ipv6 = client.is_ipv6();
@@ -200,9 +224,34 @@ impl Engine {
         let Answer {
             bytes: mut reply,
             rcode,
-        } = self.respond(&set, &request, client, transport).await;
+        } = match verdict {
+            Some(Err(error)) => {
+                // §5.2: NOTAUTH carrying the TSIG error; nothing is answered.
+                tracing::warn!(%client, "signed query refused: {error}");
+                error_reply(&request, ResponseCode::NotAuth, true)
+            }
+            _ => {
+                self.respond(&set, &request, client, transport, verdict.is_some())
+                    .await
+            }
+        };
         if wants_padding(&request, transport) {
             reply = pad(reply);
+        }
+        // The TSIG record goes last, after any padding (§5.3). Only BADTIME is
+        // signed among the errors (§5.3.2); without a key there is nothing to sign with.
+        if let (Some(sig), Some(key)) = (&signature, self.tsig.as_deref()) {
+            reply = match verdict {
+                Some(Err(error)) => tsig::sign_response(
+                    reply,
+                    key,
+                    sig,
+                    error.code(),
+                    error == tsig::TsigError::BadTime,
+                    now,
+                ),
+                _ => tsig::sign_response(reply, key, sig, 0, true, now),
+            };
         }
         let mut event = QueryEvent {
             client,
@@ -216,6 +265,22 @@ impl Engine {
         if let [query] = request.queries.queries() {
             event.qname = query.original().name().to_string();
             event.qtype = query.query_type().to_string();
+            // A transfer sent in full over a stream: that secondary now holds the
+            // zone's current serial.
+            if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR)
+                && rcode == ResponseCode::NoError
+                && transport != Transport::Udp
+                && let (Some(live), Some(zone)) =
+                    (&self.live, set.zone_for(query.original().name()))
+            {
+                live.publish(Event::Secondary {
+                    at_ms: live::now_ms(),
+                    zone: zone.origin().to_string(),
+                    serial: zone.parsed.serial,
+                    secondary: client,
+                    state: "caught up",
+                });
+            }
         }
         event.rcode = rcode_name(rcode).to_string();
         if reply.len() >= 12 {
@@ -268,10 +333,19 @@ impl Engine {
             &self.zones,
             self.journal.as_ref(),
             self.tsig.as_deref(),
+            self.update_limit.as_ref(),
             packet,
             client,
         )
         .await;
+        if let (Some(serial), Some(live), Some(key)) = (outcome.serial, &self.live, &self.tsig) {
+            live.publish(Event::Change {
+                at_ms: live::now_ms(),
+                by: key.name.clone(),
+                what: format!("UPDATE of {} from {client}", outcome.zone),
+                serial,
+            });
+        }
         self.record(QueryEvent {
             client,
             transport: transport.as_str(),
@@ -322,6 +396,7 @@ impl Engine {
         request: &Request,
         client: SocketAddr,
         transport: Transport,
+        signed: bool,
     ) -> Answer {
         let metadata = &request.metadata;
         let queries = request.queries.queries();
@@ -350,11 +425,12 @@ impl Engine {
         }
         let qtype = query.query_type();
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-            // Only to the networks --allow-transfer lists, and never over UDP (RFC 5936
+            // Only to the networks --allow-transfer lists (or with our TSIG key), and never over UDP (RFC 5936
             // §4.2): TCP, or TLS as XoT (RFC 9103). The one exception is IXFR over
             // UDP, which RFC 1995 §2 answers with the current SOA alone, telling a
             // secondary whether to come back over TCP.
-            let allowed = self.transfer.iter().any(|net| net.contains(client.ip()))
+            // A request validly signed with our key may transfer from anywhere.
+            let allowed = (signed || self.transfer.iter().any(|net| net.contains(client.ip())))
                 && (matches!(transport, Transport::Tcp | Transport::Tls)
                     || (qtype == RecordType::IXFR && transport == Transport::Udp));
             if !allowed {

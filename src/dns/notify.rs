@@ -16,6 +16,7 @@ use hickory_server::proto::rr::{DNSClass, Name, RData, RecordType};
 use tokio_util::sync::CancellationToken;
 
 use super::Zones;
+use crate::live::{Event, Live};
 
 /// How often the watcher looks at the serials.
 const WATCH_EVERY: Duration = Duration::from_millis(200);
@@ -61,6 +62,7 @@ pub(crate) async fn watch(
     zones: Zones,
     extra: Vec<SocketAddr>,
     own: SocketAddr,
+    live: Live,
     shutdown: CancellationToken,
 ) {
     let mut seen: HashMap<String, u32> = zones
@@ -86,11 +88,19 @@ pub(crate) async fn watch(
                 continue;
             }
             for target in targets(&zones, &origin, &extra, own) {
-                let (origin, stop) = (origin.clone(), shutdown.clone());
+                let (origin, stop, live) = (origin.clone(), shutdown.clone(), live.clone());
                 tokio::spawn(async move {
                     tokio::select! {
                         () = stop.cancelled() => {}
-                        () = send(origin, serial, target) => {}
+                        acked = send(origin.clone(), serial, target) => if acked {
+                            live.publish(Event::Secondary {
+                                at_ms: crate::live::now_ms(),
+                                zone: origin.to_string(),
+                                serial,
+                                secondary: target,
+                                state: "notified",
+                            });
+                        }
                     }
                 });
             }
@@ -98,8 +108,9 @@ pub(crate) async fn watch(
     }
 }
 
-/// Sends one NOTIFY until it is acknowledged or the tries run out.
-async fn send(origin: Name, serial: u32, target: SocketAddr) {
+/// Sends one NOTIFY until it is acknowledged or the tries run out; whether the
+/// secondary acknowledged it.
+async fn send(origin: Name, serial: u32, target: SocketAddr) -> bool {
     let bind: SocketAddr = if target.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
@@ -109,7 +120,7 @@ async fn send(origin: Name, serial: u32, target: SocketAddr) {
         Ok(socket) => socket,
         Err(e) => {
             tracing::warn!("notify {target} for {origin}: cannot open a socket: {e}");
-            return;
+            return false;
         }
     };
     let id: u16 = rand::random();
@@ -119,7 +130,7 @@ async fn send(origin: Name, serial: u32, target: SocketAddr) {
     query.set_query_class(DNSClass::IN);
     message.queries.push(query);
     let Ok(packet) = message.to_vec() else {
-        return;
+        return false;
     };
     let mut wait = FIRST_WAIT;
     for attempt in 1..=TRIES {
@@ -145,11 +156,11 @@ async fn send(origin: Name, serial: u32, target: SocketAddr) {
         match acked {
             Ok(0) => {
                 tracing::info!(zone = %origin, serial, secondary = %target, "notify acknowledged");
-                return;
+                return true;
             }
             Ok(rcode) => {
                 tracing::warn!(zone = %origin, serial, secondary = %target, rcode, "notify refused");
-                return;
+                return false;
             }
             Err(_) => {
                 tracing::debug!(zone = %origin, secondary = %target, attempt, "notify not answered yet");
@@ -158,4 +169,5 @@ async fn send(origin: Name, serial: u32, target: SocketAddr) {
         }
     }
     tracing::warn!(zone = %origin, serial, secondary = %target, "notify never acknowledged after {TRIES} tries");
+    false
 }

@@ -329,6 +329,15 @@ fn unsigned_part(packet: &[u8], tsig: &TsigRecord) -> Vec<u8> {
     message
 }
 
+/// The message without its TSIG record (ARCOUNT one less): what hickory parses,
+/// the signature having been checked on the raw bytes.
+pub(crate) fn strip(packet: &[u8], tsig: &TsigRecord) -> Vec<u8> {
+    let mut body = packet[..tsig.start].to_vec();
+    let ar = u16::from_be_bytes([body[10], body[11]]).saturating_sub(1);
+    body[10..12].copy_from_slice(&ar.to_be_bytes());
+    body
+}
+
 /// Checks a request's TSIG against `key`, in the order RFC 8945 §5.2 gives:
 /// key and algorithm, then the MAC, then the time.
 pub(crate) fn verify(

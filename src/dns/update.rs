@@ -9,6 +9,7 @@
 //! with it and no stale answer survives a change.
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use hickory_server::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
@@ -23,6 +24,46 @@ use super::zonefile::{Location, ParsedZone};
 pub(crate) const MAX_RECORDS_PER_ZONE: usize = 100_000;
 /// RFC 2181 §8: a TTL is at most 2^31 - 1.
 const MAX_TTL: u32 = i32::MAX as u32;
+
+/// `serve --update-rate N`'s default: each key may apply this many updates in a
+/// burst, refilled at this many per second.
+pub(crate) const DEFAULT_UPDATE_RATE: u32 = 200;
+
+/// The updates-per-second budget of each key (`onebox-update.` for UPDATE,
+/// `api` for the fixture API): a token bucket of `rate` updates refilled at
+/// `rate` per second. Every update is a durable commit and a rebuild of the
+/// zone's catalog, so a runaway script would otherwise starve the rest. There
+/// are only ever as many buckets as keys, so the map stays tiny.
+#[derive(Debug, Clone)]
+pub(crate) struct UpdateLimit {
+    rate: f64,
+    buckets: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (f64, Instant)>>>,
+}
+
+impl UpdateLimit {
+    /// `None` for 0: no limit.
+    pub(crate) fn new(per_second: u32) -> Option<Self> {
+        (per_second > 0).then(|| Self {
+            rate: f64::from(per_second),
+            buckets: std::sync::Arc::default(),
+        })
+    }
+
+    /// Takes one update from `key`'s bucket, or says how long until one is back.
+    pub(crate) fn take(&self, key: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, at) = buckets.entry(key.to_string()).or_insert((self.rate, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.rate);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - *tokens) / self.rate))
+        }
+    }
+}
 
 /// What an update did, for the log and the live view.
 #[derive(Debug, Clone)]
@@ -39,6 +80,7 @@ pub(crate) async fn handle(
     zones: &Zones,
     journal: Option<&Journal>,
     key: Option<&TsigKey>,
+    limit: Option<&UpdateLimit>,
     packet: &[u8],
     client: SocketAddr,
 ) -> (Vec<u8>, Outcome) {
@@ -51,12 +93,7 @@ pub(crate) async fn handle(
     };
     // The message without its TSIG record, with the original ID: what hickory parses.
     let body = match &signature {
-        Some(sig) => {
-            let mut body = packet[..sig.start].to_vec();
-            let ar = u16::from_be_bytes([body[10], body[11]]).saturating_sub(1);
-            body[10..12].copy_from_slice(&ar.to_be_bytes());
-            body
-        }
+        Some(sig) => tsig::strip(packet, sig),
         None => packet.to_vec(),
     };
     let parsed = Message::from_vec(&body).ok();
@@ -82,6 +119,16 @@ pub(crate) async fn handle(
         );
     }
     let sign = |bytes: Vec<u8>| tsig::sign_response(bytes, key, sig, 0, true, now);
+    if let Some(Err(wait)) = limit.map(|l| l.take(&sig.key_name)) {
+        // Signed, so the client can trust the refusal; it may retry after `wait`.
+        tracing::warn!(
+            %client,
+            key = %sig.key_name,
+            "update refused: over the key's rate (--update-rate); one more in {} ms",
+            wait.as_millis()
+        );
+        return (sign(reply(ResponseCode::Refused, parsed.as_ref())), outcome);
+    }
     let Some(message) = parsed else {
         outcome.rcode = ResponseCode::FormErr;
         return (sign(reply(ResponseCode::FormErr, None)), outcome);
@@ -506,6 +553,8 @@ pub(crate) enum ChangeError {
     NotOurs(String),
     #[error("the change was refused ({0})")]
     Refused(&'static str),
+    #[error("too many changes: over --update-rate for the api; retry in {} ms", .0.as_millis())]
+    TooFast(Duration),
 }
 
 /// Adds (`add`) or deletes one record: the fixture API's path into the very
@@ -514,6 +563,7 @@ pub(crate) enum ChangeError {
 pub(crate) async fn change_record(
     zones: &Zones,
     journal: Option<&Journal>,
+    limit: Option<&UpdateLimit>,
     spec: &RecordSpec,
     add: bool,
     by: String,
@@ -576,6 +626,13 @@ pub(crate) async fn change_record(
         ResponseCode::Refused => ChangeError::Refused("the zone is at its record limit"),
         _ => ChangeError::Refused("server failure"),
     };
+    if let Some(Err(wait)) = limit.map(|l| l.take("api")) {
+        tracing::warn!(
+            "api change refused: over --update-rate; one more in {} ms",
+            wait.as_millis()
+        );
+        return Err(ChangeError::TooFast(wait));
+    }
     match apply(zones, journal, &message, by).await {
         Ok((_, Some(serial))) => Ok(serial),
         Ok((_, None)) => Ok(zones
@@ -633,6 +690,19 @@ mod tests {
     use hickory_server::proto::rr::rdata::A;
 
     use super::*;
+
+    #[test]
+    fn update_limit_spends_each_keys_bucket_apart() {
+        assert!(UpdateLimit::new(0).is_none(), "0 means no limit");
+        let limit = UpdateLimit::new(2).unwrap();
+        assert!(limit.take("onebox-update.").is_ok());
+        assert!(limit.take("onebox-update.").is_ok());
+        // The third within the same second waits; at most half a second at 2/s.
+        let wait = limit.take("onebox-update.").unwrap_err();
+        assert!(wait <= Duration::from_millis(500), "{wait:?}");
+        // The API's bucket is its own.
+        assert!(limit.take("api").is_ok());
+    }
 
     fn zones() -> Zones {
         Zones::load(std::path::Path::new("/nonexistent-onebox-zones"), false).unwrap()

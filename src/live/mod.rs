@@ -21,6 +21,16 @@ use tokio::sync::broadcast;
 const HISTORY: usize = 200;
 const CHANNEL: usize = 1024;
 
+/// How many recent DNS questions `/_onebox/api/history/dns` can list: a ring of
+/// their own, so a burst of web requests never pushes out the question a test
+/// script is about to ask about. Each entry is a few hundred bytes at most (a
+/// name is at most 255), so the ring stays under a megabyte.
+pub(crate) const QUESTIONS: usize = 1000;
+
+/// How many recent zone changes (and their secondaries' progress) the home page
+/// can show.
+pub(crate) const CHANGES: usize = 20;
+
 /// One thing that happened, as the live page shows it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -35,6 +45,23 @@ pub(crate) enum Event {
         rcode: String,
         answers: u16,
         micros: u64,
+    },
+    /// A zone changed: who changed it (the TSIG key's name, or "api"), what, and
+    /// the zone's new serial.
+    Change {
+        at_ms: u64,
+        by: String,
+        what: String,
+        serial: u32,
+    },
+    /// A secondary of ours moved along: `"notified"` when it acknowledged our
+    /// NOTIFY of `serial`, `"caught up"` when it transferred `serial` from us.
+    Secondary {
+        at_ms: u64,
+        zone: String,
+        serial: u32,
+        secondary: SocketAddr,
+        state: &'static str,
     },
     /// An HTTP request served: which site, which layer answered, how fast.
     Http {
@@ -65,6 +92,10 @@ pub(crate) struct Live {
 struct Inner {
     sender: broadcast::Sender<Arc<Event>>,
     history: Mutex<VecDeque<Arc<Event>>>,
+    /// The last [`QUESTIONS`] DNS events, for the question history.
+    questions: Mutex<VecDeque<Arc<Event>>>,
+    /// The last [`CHANGES`] change and secondary events, for the home page.
+    changes: Mutex<VecDeque<Arc<Event>>>,
 }
 
 impl std::fmt::Debug for Live {
@@ -86,6 +117,8 @@ impl Live {
             inner: Arc::new(Inner {
                 sender,
                 history: Mutex::new(VecDeque::with_capacity(HISTORY)),
+                questions: Mutex::new(VecDeque::with_capacity(QUESTIONS)),
+                changes: Mutex::new(VecDeque::with_capacity(CHANGES)),
             }),
         }
     }
@@ -93,12 +126,13 @@ impl Live {
     /// Records an event and hands it to current viewers. Never blocks on them.
     pub(crate) fn publish(&self, event: Event) {
         let event = Arc::new(event);
-        {
-            let mut history = self.inner.history.lock().unwrap_or_else(|e| e.into_inner());
-            if history.len() == HISTORY {
-                history.pop_front();
+        push_bounded(&self.inner.history, HISTORY, &event);
+        match *event {
+            Event::Dns { .. } => push_bounded(&self.inner.questions, QUESTIONS, &event),
+            Event::Change { .. } | Event::Secondary { .. } => {
+                push_bounded(&self.inner.changes, CHANGES, &event);
             }
-            history.push_back(event.clone());
+            Event::Http { .. } => {}
         }
         // An error only means nobody is watching right now.
         let _ = self.inner.sender.send(event);
@@ -119,6 +153,32 @@ impl Live {
             .collect();
         (history, receiver)
     }
+
+    /// The recent zone changes and secondaries' progress, oldest first (at
+    /// most [`CHANGES`]).
+    pub(crate) fn changes(&self) -> Vec<Arc<Event>> {
+        let changes = self.inner.changes.lock().unwrap_or_else(|e| e.into_inner());
+        changes.iter().cloned().collect()
+    }
+
+    /// The recent DNS questions, oldest first (at most [`QUESTIONS`]).
+    pub(crate) fn questions(&self) -> Vec<Arc<Event>> {
+        let questions = self
+            .inner
+            .questions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        questions.iter().cloned().collect()
+    }
+}
+
+/// Appends to a ring, dropping the oldest entry once it holds `cap`.
+fn push_bounded(ring: &Mutex<VecDeque<Arc<Event>>>, cap: usize, event: &Arc<Event>) {
+    let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
+    if ring.len() == cap {
+        ring.pop_front();
+    }
+    ring.push_back(event.clone());
 }
 
 #[cfg(test)]

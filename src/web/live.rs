@@ -66,8 +66,9 @@ impl Drop for Slot {
     }
 }
 
-/// Who is watching, and what they may see.
-struct Viewer {
+/// Who is watching, and what they may see. The question history
+/// (`/_onebox/api/history/dns`) applies the same rules to its caller.
+pub(super) struct Viewer {
     /// The viewer's own address: without `--live-public`, only events it caused.
     ip: Option<IpAddr>,
     /// `serve --live-public`: every client's events (for a classroom projector).
@@ -77,10 +78,23 @@ struct Viewer {
 }
 
 impl Viewer {
+    /// A viewer at `ip` (if known) of `zones`, seeing everyone's events when `public`.
+    pub(super) fn new(ip: Option<IpAddr>, public: bool, zones: &crate::dns::Zones) -> Self {
+        Viewer {
+            ip: ip.map(canonical),
+            public,
+            zones: zones
+                .names()
+                .into_iter()
+                .map(|z| z.trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
     /// The event as this viewer may see it, or `None` to skip it. Never shown to
     /// anyone: query strings (only paths are ever published), cookies, tokens,
     /// `Authorization` (headers are never published at all).
-    fn view(&self, event: &Event) -> Option<Event> {
+    pub(super) fn view(&self, event: &Event) -> Option<Event> {
         let mut event = event.clone();
         match &mut event {
             Event::Dns { client, name, .. } => {
@@ -91,6 +105,9 @@ impl Viewer {
                     *name = OUTSIDE.to_string();
                 }
             }
+            // Changes to our zones and their secondaries are about public data
+            // (anyone may query the names): every viewer sees them.
+            Event::Change { .. } | Event::Secondary { .. } => {}
             Event::Http { client, path, .. } => {
                 if !self.public && Some(canonical(client.ip())) != self.ip {
                     return None;
@@ -144,16 +161,7 @@ pub(crate) fn events(web: &Web, viewer: Option<IpAddr>) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         return response;
     };
-    let viewer = Arc::new(Viewer {
-        ip: viewer,
-        public: web.live_public,
-        zones: web
-            .zones
-            .names()
-            .into_iter()
-            .map(|z| z.trim_end_matches('.').to_ascii_lowercase())
-            .collect(),
-    });
+    let viewer = Arc::new(Viewer::new(viewer, web.live_public, &web.zones));
     let (history, receiver) = web.live.subscribe();
     let past: Vec<_> = history
         .iter()
@@ -268,6 +276,12 @@ function add(e) {
     tr.className = 'dns' + (e.rcode === 'NOERROR' ? '' : ' bad');
     tr.append(cell(time), cell('DNS', 'kind'), cell(e.client + ' ' + e.transport),
       cell(e.name + ' ' + e.qtype + '?'), cell(e.rcode + ', ' + e.answers + ' answer' + (e.answers === 1 ? '' : 's'), 'result'), cell(e.micros));
+  } else if (e.kind === 'change') {
+    tr.className = 'dns';
+    tr.append(cell(time), cell('CHANGE', 'kind'), cell(e.by), cell(e.what), cell('serial ' + e.serial, 'result'), cell(''));
+  } else if (e.kind === 'secondary') {
+    tr.className = 'dns';
+    tr.append(cell(time), cell('SECONDARY', 'kind'), cell(e.secondary), cell(e.zone), cell(e.state + ' at serial ' + e.serial, 'result'), cell(''));
   } else {
     tr.className = 'http' + (e.status < 400 ? '' : ' bad');
     tr.append(cell(time), cell('HTTP', 'kind'), cell(e.client),
@@ -315,6 +329,8 @@ mod tests {
         match event {
             Event::Dns { name, .. } => name,
             Event::Http { path, .. } => path,
+            Event::Change { what, .. } => what,
+            Event::Secondary { zone, .. } => zone,
         }
     }
 

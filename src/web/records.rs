@@ -5,34 +5,49 @@
 //! path as a DNS UPDATE (validation, serial, journal). Every call needs
 //! `Authorization: Bearer TOKEN` with the admin token (`onebox key print
 //! --admin`); without it the answer is 401.
+//!
+//! `/_onebox/api/history/dns?name=…` lists the recent DNS questions (the live
+//! view's per-query events, kept in their own ring of
+//! [`QUESTIONS`](crate::live::QUESTIONS)), so a test can assert "the client asked
+//! for X", like pebble-challtestsrv's `/dns-request-history`. The token does not
+//! widen what the live view would show the caller: without `--live-public` only
+//! the questions from the caller's own address, and names outside our zones hidden.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use super::live::Viewer;
 use crate::dns::Zones;
 use crate::dns::journal::Journal;
-use crate::dns::update::{self, ChangeError, RecordSpec};
+use crate::dns::update::{self, ChangeError, RecordSpec, UpdateLimit};
+use crate::live::{Event, Live};
+use crate::request::ConnInfo;
 
-struct Api {
-    zones: Zones,
-    journal: Journal,
-    token: String,
+/// What the fixture API works on, handed over by serve.rs.
+pub(crate) struct Api {
+    pub(crate) zones: Zones,
+    pub(crate) journal: Journal,
+    /// The admin token every call must bear.
+    pub(crate) token: String,
+    /// Where DNS questions are published, for the question history.
+    pub(crate) live: Live,
+    /// `serve --live-public`: the history shows every client's questions.
+    pub(crate) live_public: bool,
+    /// The `--update-rate` budget the API shares with UPDATE (as key `api`).
+    pub(crate) limit: Option<UpdateLimit>,
 }
 
 /// The routes, to be merged into the router the web server is handed.
-pub(crate) fn router(zones: Zones, journal: Journal, token: String) -> axum::Router {
+pub(crate) fn router(api: Api) -> axum::Router {
     axum::Router::new()
         .route("/_onebox/api/records", get(list).post(add).delete(remove))
-        .with_state(Arc::new(Api {
-            zones,
-            journal,
-            token,
-        }))
+        .route("/_onebox/api/history/dns", get(history))
+        .with_state(Arc::new(api))
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -96,10 +111,111 @@ async fn change(api: &Api, headers: &HeaderMap, body: &[u8], add: bool) -> Respo
             );
         }
     };
-    match update::change_record(&api.zones, Some(&api.journal), &spec, add, "api".into()).await {
-        Ok(serial) => Json(serde_json::json!({ "ok": true, "serial": serial })).into_response(),
+    let journal = Some(&api.journal);
+    match update::change_record(
+        &api.zones,
+        journal,
+        api.limit.as_ref(),
+        &spec,
+        add,
+        "api".into(),
+    )
+    .await
+    {
+        Ok(serial) => {
+            let verb = if add { "add" } else { "delete" };
+            api.live.publish(Event::Change {
+                at_ms: crate::live::now_ms(),
+                by: "api".into(),
+                what: format!("{verb} {} {} {}", spec.name, spec.rtype, spec.value),
+                serial,
+            });
+            Json(serde_json::json!({ "ok": true, "serial": serial })).into_response()
+        }
         Err(e @ ChangeError::BadInput(_)) => error(StatusCode::BAD_REQUEST, &e.to_string()),
         Err(e @ ChangeError::NotOurs(_)) => error(StatusCode::NOT_FOUND, &e.to_string()),
-        Err(e @ ChangeError::Refused(_)) => error(StatusCode::TOO_MANY_REQUESTS, &e.to_string()),
+        // The record limit: retrying will not help, the zone must shrink first.
+        Err(e @ ChangeError::Refused(_)) => error(StatusCode::CONFLICT, &e.to_string()),
+        Err(e @ ChangeError::TooFast(wait)) => {
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, &e.to_string());
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(seconds.max(1)),
+            );
+            response
+        }
     }
+}
+
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    /// Only the questions for this name (any case, trailing dot or not).
+    name: Option<String>,
+}
+
+/// The recent DNS questions the caller may see, newest first.
+async fn history(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    Query(query): Query<HistoryQuery>,
+) -> Response {
+    if !authorized(&api, &headers) {
+        return unauthorized();
+    }
+    let caller = extensions.get::<ConnInfo>().map(|c| c.peer.ip());
+    let viewer = Viewer::new(caller, api.live_public, &api.zones);
+    let wanted = query
+        .name
+        .map(|n| n.trim_end_matches('.').to_ascii_lowercase());
+    let questions: Vec<_> = api
+        .live
+        .questions()
+        .iter()
+        .rev()
+        .filter_map(|event| viewer.view(event))
+        .filter_map(|event| match event {
+            Event::Dns {
+                at_ms,
+                client,
+                transport,
+                name,
+                qtype,
+                rcode,
+                ..
+            } => {
+                let asked = name.trim_end_matches('.').to_ascii_lowercase();
+                if wanted.as_ref().is_some_and(|w| *w != asked) {
+                    return None;
+                }
+                Some(serde_json::json!({
+                    "name": name,
+                    "type": qtype,
+                    "transport": transport,
+                    "client": client.to_string(),
+                    "time": rfc3339(at_ms),
+                    "at_ms": at_ms,
+                    "rcode": rcode,
+                }))
+            }
+            _ => None,
+        })
+        .collect();
+    Json(serde_json::json!({
+        "questions": questions,
+        "capacity": crate::live::QUESTIONS,
+    }))
+    .into_response()
+}
+
+/// Milliseconds since the epoch as an RFC 3339 time in UTC.
+fn rfc3339(at_ms: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }

@@ -24,10 +24,7 @@ fn dyn_records_api_adds_lists_and_deletes_behind_the_admin_token() {
         .data(data.path())
         .args(["--allow-transfer", "127.0.0.0/8"])
         .start();
-    let token = std::fs::read_to_string(server.ready_path("admin_token_file"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let token = server.admin_token();
     let printed = onebox_ok([
         "key",
         "--data",

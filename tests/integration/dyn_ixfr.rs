@@ -27,15 +27,8 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn dyn_ixfr_sends_the_journaled_differences() {
-    skip_unless!(
-        require_tool("dig", "bind9-dnsutils"),
-        require_tool("nsupdate", "bind9-dnsutils")
-    );
-    let zones = test_zones("");
-    let server = Onebox::spawn()
-        .zones(&zones)
-        .args(["--allow-transfer", "127.0.0.0/8"])
-        .start();
+    skip_unless!(nsupdate_tools());
+    let (_zones, server) = onebox_on_test_zones(&["--allow-transfer", "127.0.0.0/8"]);
     server.nsupdate_ok("update add api.foobar.com 60 A 192.0.2.10");
     server.nsupdate_ok(
         "update delete api.foobar.com A 192.0.2.10\nupdate add api.foobar.com 60 A 192.0.2.11",

@@ -97,6 +97,23 @@ impl Onebox {
         nsupdate_at(self.dns_addr(), args, lines)
     }
 
+    /// Sends each of `messages` (its update lines) as one UPDATE, signed with
+    /// onebox's TSIG key, all from one nsupdate run; returns (exit code, output).
+    pub fn nsupdate_messages(&self, messages: &[Vec<String>]) -> (Option<i32>, String) {
+        let key = self.ready_path("tsig").display().to_string();
+        let last = messages.len().saturating_sub(1);
+        let lines: Vec<&str> = messages
+            .iter()
+            .enumerate()
+            .flat_map(|(i, lines)| {
+                // nsupdate() sends the last message itself.
+                let send = (i < last).then_some("send");
+                lines.iter().map(String::as_str).chain(send)
+            })
+            .collect();
+        self.nsupdate(&["-k", &key], &lines)
+    }
+
     /// One update `line` signed with onebox's TSIG key; fails the test unless
     /// nsupdate succeeds.
     pub fn nsupdate_ok(&self, line: &str) {
@@ -137,6 +154,21 @@ pub fn dig_onebox_on(extra: &str) -> Option<(super::TempDir, Onebox)> {
         let server = Onebox::start_with_zones(&zones);
         (zones, server)
     })
+}
+
+/// Whether dig and nsupdate are both here (see [`require_tool`](super::require_tool)):
+/// what a test that updates onebox and checks with dig needs.
+pub fn nsupdate_tools() -> bool {
+    super::require_tool("dig", "bind9-dnsutils")
+        && super::require_tool("nsupdate", "bind9-dnsutils")
+}
+
+/// onebox on a zones folder of [`TEST_ZONE_HEAD`](super::TEST_ZONE_HEAD) with
+/// serve `args`; the folder comes back too, to keep it for the test.
+pub fn onebox_on_test_zones(args: &[&str]) -> (super::TempDir, Onebox) {
+    let zones = super::test_zones("");
+    let server = Onebox::spawn().zones(&zones).args(args).start();
+    (zones, server)
 }
 
 /// onebox on a zones folder of [`TEST_ZONE_HEAD`](super::TEST_ZONE_HEAD) + `extra`

@@ -208,7 +208,7 @@ pub struct Spawn {
     data: Option<PathBuf>,
     /// `--http` instead of `127.0.0.1:0` (e.g. `[::1]:0`).
     http: Option<String>,
-    /// `--dns` instead of `127.0.0.1:0` (e.g. `off`).
+    /// `--dns` instead of `127.0.0.1:0` (e.g. `off`, or an address to restart on).
     dns: Option<String>,
 }
 
@@ -264,8 +264,9 @@ impl Spawn {
         self
     }
 
-    /// `--dns VALUE` instead of `127.0.0.1:0`: `"off"` makes a web node.
-    pub fn dns(mut self, value: &str) -> Self {
+    /// `--dns VALUE` instead of `127.0.0.1:0`: `"off"` makes a web node; an address
+    /// restarts where secondaries expect their primary.
+    pub fn dns(mut self, value: impl ToString) -> Self {
         self.dns = Some(value.to_string());
         self
     }
@@ -672,6 +673,14 @@ impl Onebox {
     /// Every socket the server holds that listens (TCP) or is bound (UDP).
     pub fn sockets(&self) -> Vec<(&'static str, SocketAddr)> {
         bound_sockets(self.pid)
+    }
+
+    /// The admin token for `/_onebox/api/...`, read from the ready line's file.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.ready_path("admin_token_file"))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 }
 
