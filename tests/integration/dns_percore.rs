@@ -55,11 +55,15 @@ fn each_udp_worker_has_its_own_socket_and_none_serves_a_stale_answer() {
     let server = Onebox::spawn().zones(zones.path()).start();
     // One worker per core the server may run on; it inherits our CPU affinity.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    assert_eq!(
-        udp_sockets_on(server.dns_addr().port()),
-        workers,
-        "one SO_REUSEPORT socket per worker"
-    );
+    // The workers' sockets open as the DNS server starts, maybe just after the
+    // ready line: wait for them.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let mut sockets = udp_sockets_on(server.dns_addr().port());
+    while sockets < workers && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        sockets = udp_sockets_on(server.dns_addr().port());
+    }
+    assert_eq!(sockets, workers, "one SO_REUSEPORT socket per worker");
 
     // Twice from every port: the second answer comes from the worker's own copy
     // of the cache, which must not outlive the zones it was made from.
