@@ -893,6 +893,8 @@ mod tests {
         full.use_cache = false;
         let client: SocketAddr = "127.0.0.1:5353".parse().unwrap();
         let mut hits = 0;
+        // A UDP worker's own copy of the cache, as `server::udp` keeps one.
+        let mut local = cache::Local::default();
         for query in corpus(4000) {
             for transport in [Transport::Udp, Transport::Tcp] {
                 let expected = full.answer(&query, client, transport).await;
@@ -903,6 +905,8 @@ mod tests {
                     hits += 1;
                     assert_eq!(cached, expected, "cached answer differs for {query:02x?}");
                 }
+                let own = fast.answer_local(&mut local, &query, client, transport);
+                assert_eq!(own, cached, "worker's copy differs for {query:02x?}");
             }
         }
         assert!(
