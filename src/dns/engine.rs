@@ -119,16 +119,19 @@ impl Engine {
         client: SocketAddr,
         transport: Transport,
     ) -> Option<Vec<u8>> {
-        if let Some(reply) = self.answer_cached(packet, client, transport) {
+        if let Some(reply) = self.answer_cached(None, packet, client, transport) {
             return Some(reply);
         }
         self.answer_full(packet, client, transport).await
     }
 
     /// The fast path: a cached answer for a plain query, without touching hickory
-    /// or the async runtime. `None` means "take the full path".
+    /// or the async runtime. `None` means "take the full path". A UDP worker
+    /// passes its own copy of the cache (`local`), which a hit reads without a
+    /// lock or a shared write; other callers read the zone set's shared cache.
     pub(crate) fn answer_cached(
         &self,
+        local: Option<&mut cache::Local>,
         packet: &[u8],
         client: SocketAddr,
         transport: Transport,
@@ -137,25 +140,15 @@ impl Engine {
             return None;
         }
         let started = Instant::now();
-        let key = AnswerCache::key(packet, transport)?;
-        let cached = self.zones.snapshot().answers.get(&key)?;
-        Some(self.replay(&cached, packet, client, transport, started))
-    }
-
-    /// The UDP workers' fast path: [`Self::answer_cached`] from the worker's own
-    /// copy of the cache, which a hit reads without a lock or a shared write.
-    pub(crate) fn answer_local(
-        &self,
-        local: &mut cache::Local,
-        packet: &[u8],
-        client: SocketAddr,
-        transport: Transport,
-    ) -> Option<Vec<u8>> {
-        if !self.use_cache {
-            return None;
-        }
-        let started = Instant::now();
-        let cached = local.get(packet, transport, || self.zones.snapshot())?;
+        let shared;
+        let cached: &Cached = match local {
+            Some(local) => local.get(packet, transport, || self.zones.snapshot())?,
+            None => {
+                let key = AnswerCache::key(packet, transport)?;
+                shared = self.zones.snapshot().answers.get(&key)?;
+                &shared
+            }
+        };
         Some(self.replay(cached, packet, client, transport, started))
     }
 
@@ -899,13 +892,13 @@ mod tests {
             for transport in [Transport::Udp, Transport::Tcp] {
                 let expected = full.answer(&query, client, transport).await;
                 let first = fast.answer(&query, client, transport).await;
-                let cached = fast.answer_cached(&query, client, transport);
+                let cached = fast.answer_cached(None, &query, client, transport);
                 assert_eq!(first, expected, "first answer differs for {query:02x?}");
                 if cached.is_some() {
                     hits += 1;
                     assert_eq!(cached, expected, "cached answer differs for {query:02x?}");
                 }
-                let own = fast.answer_local(&mut local, &query, client, transport);
+                let own = fast.answer_cached(Some(&mut local), &query, client, transport);
                 assert_eq!(own, cached, "worker's copy differs for {query:02x?}");
             }
         }

@@ -135,7 +135,8 @@ pub(super) fn worker(
             let Some((packet, client)) = batch.packet(i) else {
                 continue;
             };
-            let reply = match engine.answer_local(&mut local, packet, client, Transport::Udp) {
+            let reply = match engine.answer_cached(Some(&mut local), packet, client, Transport::Udp)
+            {
                 Some(reply) => Some(reply),
                 None => runtime.block_on(engine.answer(packet, client, Transport::Udp)),
             };
