@@ -4,6 +4,8 @@
 #
 #   bash scripts/bench.sh           full run (3 interleaved rounds of 10 s, ~10 min)
 #   bash scripts/bench.sh --quick   2 rounds of 4 s, under 3 minutes
+#   bash scripts/bench.sh --cores 1,2,4,8   DNS UDP and static HTTP only, with the
+#                                   servers on the first N cores and the load on the rest
 #
 # 1. installs dnsperf, nsd, knot, nginx, wrk, h2load and postgresql with apt-get if missing, and
 #    stops the system services those packages start (we run our own copies);
@@ -28,6 +30,12 @@ Options:
   --seconds S      length of each load run (default 10)
   --metrics-only   only the cost of metrics: onebox with metrics on (the default)
                    against --metrics off, DNS UDP and static HTTP, per CPU-second
+  --cores LIST     comma-separated server core counts (e.g. 1,2,4,8): for each N,
+                   DNS UDP and static HTTP with every server pinned to cores 0..N-1
+                   (N workers each) and the load generators on the other cores;
+                   each N must leave at least one core for the load
+  --connections N  wrk connections for the static file (default 32; the default
+                   run adds a 256-connection row)
   --binary PATH    benchmark this onebox binary instead of building one
   --out FILE       results file (default target/bench/results-DATE.md)
 EOF
@@ -42,12 +50,16 @@ startups=15
 binary=""
 out=""
 only=all
+cores=""
+connections=32
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) mode=quick rounds=2 latency_rounds=3 latency_seconds=2 seconds=4 startups=5 ;;
         --rounds) rounds="$2"; shift ;;
         --seconds) seconds="$2"; shift ;;
         --metrics-only) only=metrics ;;
+        --cores) cores="${2:-}"; shift ;;
+        --connections) connections="${2:-}"; shift ;;
         --binary) binary="$2"; shift ;;
         --out) out="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -55,6 +67,32 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+
+positive() {
+    [[ "$1" =~ ^[1-9][0-9]*$ ]]
+}
+if ! positive "$connections"; then
+    echo "bench.sh: --connections takes a positive number, not '$connections'" >&2
+    exit 2
+fi
+# Checked before anything is installed or built: a core count this machine cannot
+# split into servers and load is refused with the largest it can.
+if [ -n "$cores" ]; then
+    if ! [[ "$cores" =~ ^[0-9]+(,[0-9]+)*$ ]]; then
+        echo "bench.sh: --cores takes a comma-separated list of core counts (e.g. 1,2,4,8), not '$cores'" >&2
+        exit 2
+    fi
+    total="$(nproc)"
+    for n in ${cores//,/ }; do
+        if ! positive "$n" || [ "$n" -ge "$total" ]; then
+            allowed="1"
+            [ "$total" -gt 2 ] && allowed="1 to $((total - 1))"
+            echo "bench.sh: --cores $n cannot be measured on this machine: it has $total cores and the load" \
+                "generators need at least one of their own, so each count must be $allowed" >&2
+            exit 2
+        fi
+    done
+fi
 
 section() {
     printf '\n==> %s\n' "$*" >&2
@@ -178,11 +216,17 @@ trap 'exit 143' TERM
 cp "$binary" "$work/onebox"
 
 out="${out:-target/bench/results-$(date -u +%Y%m%d-%H%M%S).md}"
-section "measuring ($mode run); servers on core 0, load on core 1"
-# The driver itself (its probes and bookkeeping) stays off the servers' core too.
-taskset -c 1 python3 -B scripts/bench/bench.py \
+if [ -n "$cores" ]; then
+    section "measuring ($mode run); servers on the first N cores for N in $cores, load on the rest"
+else
+    section "measuring ($mode run); servers on core 0, load on core 1"
+fi
+# The driver itself (its probes and bookkeeping) stays off the servers' cores too:
+# the last core is a load core whatever --cores says.
+taskset -c "$(($(nproc) - 1))" python3 -B scripts/bench/bench.py \
     --binary "$work/onebox" --work "$work" --zone zones/foobar.com.zone --out "$out" \
     --rounds "$rounds" --latency-rounds "$latency_rounds" --latency-seconds "$latency_seconds" --seconds "$seconds" \
-    --startups "$startups" --mode "$mode" --only "$only"
+    --startups "$startups" --mode "$mode" --only "$only" --connections "$connections" \
+    ${cores:+--cores "$cores"}
 cp "$out" target/bench/latest.md
 section "written to $out (and target/bench/latest.md)"

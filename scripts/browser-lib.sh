@@ -8,6 +8,8 @@
 # log in $WORK/server.log. Sets SERVER_PID, stops the server when the script
 # exits, waits (bounded) for the ready line and prints it.
 serve_and_wait() {
+  # The per-query DNS event is at debug level as shipped; the tests read it.
+  RUST_LOG="${RUST_LOG:-info,hickory_server=warn,hickory_proto=warn,onebox::dns::query=debug}" \
   "$ONEBOX_BIN" serve --zones /nonexistent --ephemeral --log-format json "$@" \
     > "$WORK/ready.json" 2> "$WORK/server.log" &
   SERVER_PID=$!

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# taskset CPU lists; --cores moves both (see use_cores).
 SERVER_CPU = "0"  # every server runs here
 CLIENT_CPU = "1"  # dnsperf, wrk and the Python probes run here
 HOST = "foobar.com"
@@ -118,14 +119,40 @@ def udp_rcvbuf_errors() -> int:
         return 0
 
 
-def core_busy(core: str) -> tuple[int, int]:
-    """(busy ticks, total ticks) of one core from /proc/stat."""
+def cpu_list(spec: str) -> list[int]:
+    """The cores of a taskset list such as "0", "0-3" or "0,2-3"."""
+    cores: list[int] = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        cores.extend(range(int(lo), int(hi or lo) + 1))
+    return cores
+
+
+def core_busy(spec: str) -> tuple[int, int]:
+    """(busy ticks, total ticks) of the cores in a taskset list, from /proc/stat."""
+    wanted = {f"cpu{c}" for c in cpu_list(spec)}
+    busy, total = 0, 0
     for line in Path("/proc/stat").read_text().splitlines():
-        if line.startswith(f"cpu{core} "):
-            v = [int(x) for x in line.split()[1:]]
-            idle = v[3] + v[4]
-            return sum(v[:8]) - idle, sum(v[:8])
-    return 0, 1
+        fields = line.split()
+        if fields and fields[0] in wanted:
+            v = [int(x) for x in fields[1:]]
+            busy += sum(v[:8]) - v[3] - v[4]
+            total += sum(v[:8])
+    return (busy, total) if total else (0, 1)
+
+
+def use_cores(servers: int) -> None:
+    """Pins the servers to the first `servers` cores and the load to the rest."""
+    global SERVER_CPU, CLIENT_CPU
+    n = os.cpu_count() or 1
+    if not 0 < servers < n:
+        raise ValueError(f"cannot give {servers} core(s) to the servers and keep one for the load on {n} cores")
+    SERVER_CPU = "0" if servers == 1 else f"0-{servers - 1}"
+    CLIENT_CPU = str(servers) if servers == n - 1 else f"{servers}-{n - 1}"
+
+
+def load_cores() -> int:
+    return len(cpu_list(CLIENT_CPU))
 
 
 class Procs:
@@ -341,10 +368,10 @@ def read_ready(p: subprocess.Popen, timeout: float) -> dict:
 
 
 def onebox_env() -> dict:
+    """onebox as shipped: the default log level whatever the caller's shell says
+    (stderr goes to a file, as a service manager would keep it)."""
     env = dict(os.environ)
-    # The per-query info event would dominate the profile (one formatted log line
-    # per query); warnings and errors still print.
-    env["RUST_LOG"] = "warn"
+    env.pop("RUST_LOG", None)
     return env
 
 
@@ -366,13 +393,15 @@ def start_onebox(procs: Procs, binary: str, work: Path, tag: str, extra_args: li
     return s
 
 
-def nsd_conf(work: Path, zone: Path, port: int) -> Path:
+def nsd_conf(work: Path, zone: Path, port: int, workers: int = 1) -> Path:
     d = work / "nsd"
     d.mkdir(exist_ok=True)
     conf = d / "nsd.conf"
     conf.write_text(
         f"""server:
-    server-count: 1
+    server-count: {workers}
+    # One socket per server process, as onebox has one per worker.
+    reuseport: {"yes" if workers > 1 else "no"}
     ip-address: 127.0.0.1@{port}
     username: ""
     chroot: ""
@@ -398,7 +427,7 @@ zone:
     return conf
 
 
-def knot_conf(work: Path, zone: Path, port: int) -> Path:
+def knot_conf(work: Path, zone: Path, port: int, workers: int = 1) -> Path:
     d = work / "knot"
     d.mkdir(exist_ok=True)
     conf = d / "knot.conf"
@@ -407,8 +436,8 @@ def knot_conf(work: Path, zone: Path, port: int) -> Path:
     rundir: "{d}"
     pidfile: "{d}/knot.pid"
     listen: 127.0.0.1@{port}
-    udp-workers: 1
-    tcp-workers: 1
+    udp-workers: {workers}
+    tcp-workers: {workers}
     background-workers: 1
 control:
     listen: "{d}/knot.sock"
@@ -431,12 +460,12 @@ zone:
     return conf
 
 
-def nginx_conf(work: Path, site: Path, port: int) -> Path:
+def nginx_conf(work: Path, site: Path, port: int, workers: int = 1) -> Path:
     d = work / "nginx"
     d.mkdir(exist_ok=True)
     conf = d / "nginx.conf"
     conf.write_text(
-        f"""worker_processes 1;
+        f"""worker_processes {workers};
 daemon off;
 master_process on;
 pid {d}/nginx.pid;
@@ -466,9 +495,9 @@ http {{
     return conf
 
 
-def start_nsd(procs: Procs, work: Path, zone: Path) -> Server:
+def start_nsd(procs: Procs, work: Path, zone: Path, workers: int = 1) -> Server:
     port = free_port()
-    conf = nsd_conf(work, zone, port)
+    conf = nsd_conf(work, zone, port, workers)
     p = procs.start(["nsd", "-d", "-c", str(conf)], stderr=(work / "nsd.stderr").open("wb"))
     s = Server("NSD", p, dns_port=port)
     if not wait_dns(port, time.monotonic() + 20):
@@ -476,9 +505,9 @@ def start_nsd(procs: Procs, work: Path, zone: Path) -> Server:
     return s
 
 
-def start_knot(procs: Procs, work: Path, zone: Path) -> Server:
+def start_knot(procs: Procs, work: Path, zone: Path, workers: int = 1) -> Server:
     port = free_port()
-    conf = knot_conf(work, zone, port)
+    conf = knot_conf(work, zone, port, workers)
     p = procs.start(["knotd", "-c", str(conf)], stderr=(work / "knot.stderr").open("wb"))
     s = Server("Knot", p, dns_port=port)
     if not wait_dns(port, time.monotonic() + 20):
@@ -486,9 +515,9 @@ def start_knot(procs: Procs, work: Path, zone: Path) -> Server:
     return s
 
 
-def start_nginx(procs: Procs, work: Path, site: Path) -> Server:
+def start_nginx(procs: Procs, work: Path, site: Path, workers: int = 1) -> Server:
     port = free_port()
-    conf = nginx_conf(work, site, port)
+    conf = nginx_conf(work, site, port, workers)
     p = procs.start(
         ["nginx", "-e", str(work / "nginx" / "error.log"), "-p", str(work / "nginx"), "-c", str(conf)],
         stderr=(work / "nginx.stderr").open("wb"),
@@ -752,7 +781,7 @@ class Bench:
 
     def wrk(self, server: Server, path: str, conns: int, seconds: float, tag: str, script: Path | None = None, env=None):
         argv = [
-            "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "5s", "--latency",
+            "wrk", f"-t{min(load_cores(), conns)}", f"-c{conns}", f"-d{seconds}s", "--timeout", "5s", "--latency",
             "-H", f"Host: {HOST}",
         ]  # fmt: skip
         if script:
@@ -1046,12 +1075,82 @@ class Bench:
         )
         return head + "\n" + "\n".join(rows)
 
+    def static_figures(self, runs: list[tuple[Server, dict]]):
+        """The static file at --connections and, unless that was it, at 256."""
+        a = self.args
+        static_kw = {"path": "/bench.txt", "conns": a.connections, "seconds": a.seconds, "tag": "static"}
+        self.http_figure("static", "HTTP static 2 KB", [(s, dict(static_kw)) for s, _ in runs], a.rounds)
+        if a.connections != 256:
+            wide = dict(static_kw, conns=256, tag="static256")
+            self.http_figure("static256", "HTTP static 2 KB, 256 conns", [(s, dict(wide)) for s, _ in runs], a.rounds)
+
+    # -- --cores: the same comparisons on 1, 2, 4... cores --
+
+    def scaling(self):
+        """DNS UDP and static HTTP with the servers pinned to the first N cores and
+        the load on the others, for each N of --cores. Every server gets N workers
+        (onebox sizes itself from its CPU affinity)."""
+        a = self.args
+        self.scale: dict[int, dict] = {}
+        for n in a.cores:
+            use_cores(n)
+            load = load_cores()
+            log(f"--cores {n}: servers on cores {SERVER_CPU}, load on {CLIENT_CPU}")
+            self.results = {}
+            onebox = start_onebox(self.procs, a.binary, self.work, f"onebox-{n}", ["--ephemeral", "--site", str(self.site)])
+            nsd = start_nsd(self.procs, self.work, self.zone, n)
+            knot = start_knot(self.procs, self.work, self.zone, n)
+            time.sleep(1)
+            # Enough dnsperf threads and queries in flight to keep N cores of
+            # servers busy: one thread per load core, 8 sockets and 500
+            # outstanding queries each, as the one-core run has.
+            extra = ["-c", str(8 * load), "-q", str(500 * load), "-T", str(load)]
+            self.dns_throughput([onebox, nsd, knot], "udp", f"UDP on {n} core(s)", extra)
+            self.procs.stop(nsd)
+            self.procs.stop(knot)
+            nginx = start_nginx(self.procs, self.work, self.site, n)
+            self.static_figures([(onebox, {}), (nginx, {})])
+            self.procs.stop(nginx)
+            self.procs.stop(onebox)
+            self.scale[n] = self.results
+
+    def scaling_table(self) -> str:
+        rows = []
+        for n, R in self.scale.items():
+            def get(key, who):
+                v = R.get(key, {}).get(who)
+                return v if isinstance(v, float) and v == v else None
+
+            def ratio(mine, *peers):
+                peers = [p for p in peers if p]
+                return f"{mine / max(peers):.2f}×" if mine and peers else "n/a"
+
+            dns = [get("dns-udp-percpu", w) for w in ("onebox", "NSD", "Knot")]
+            qps = [get("dns-udp-qps", w) for w in ("onebox", "NSD", "Knot")]
+            cells = [f"{n}", *(fmt(x, "int") for x in dns), ratio(*dns), *(fmt(x, "int") for x in qps)]
+            for fig in ("static", "static256"):
+                web = [get(f"{fig}-percpu", w) for w in ("onebox", "nginx")]
+                cells += [*(fmt(x, "int") for x in web), ratio(*web)]
+            rows.append("| " + " | ".join(cells) + " |")
+        conns = self.args.connections
+        head = (
+            "| cores | onebox DNS q/CPU-s | NSD | Knot | onebox / best | onebox q/s | NSD q/s | Knot q/s "
+            f"| onebox static req/CPU-s ({conns} conns) | nginx | onebox / nginx "
+            "| onebox static (256 conns) | nginx | onebox / nginx |\n"
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        )
+        return head + "\n" + "\n".join(rows)
+
     # -- the run --
 
     def run(self):
         a = self.args
         t_start = time.monotonic()
         log(f"work folder {self.work}; {a.rounds} round(s) of {a.seconds} s per figure")
+        if a.cores:
+            self.scaling()
+            self.elapsed = time.monotonic() - t_start
+            return
 
         onebox = start_onebox(self.procs, a.binary, self.work, "onebox", ["--ephemeral", "--site", str(self.site)])
         if a.only == "metrics":
@@ -1093,8 +1192,7 @@ class Bench:
             runs = [(nginx, {})]
         else:
             runs = [(onebox, {}), (nginx, {})]
-        static_kw = {"path": "/bench.txt", "conns": 32, "seconds": a.seconds, "tag": "static"}
-        self.http_figure("static", "HTTP static 2 KB", [(s, dict(static_kw)) for s, _ in runs], a.rounds)
+        self.static_figures(runs)
         self.procs.stop(nginx)
         if not static_problem:
             self.metrics_cost(onebox)
@@ -1195,8 +1293,12 @@ class Bench:
         row(f"DNS UDP latency p99 at {LATENCY_QPS // 1000}k q/s, µs (lower is better)", "dns-p99", dns, "int", "≤ 1.00×", True)
         row("DNS TCP pipelined, queries/s", "dns-tcp-qps", dns, "int")
         row("**DNS TCP pipelined, queries per server CPU-second**", "dns-tcp-percpu", dns, "int", "≥ 1.00×")
-        row("HTTP static 2 KB, 32 conns, requests/s", "static-rps", web, "int")
-        row("**HTTP static 2 KB, requests per server CPU-second**", "static-percpu", web, "int", "≥ 1.00×")
+        conns = self.args.connections
+        row(f"HTTP static 2 KB, {conns} conns, requests/s", "static-rps", web, "int")
+        row(f"**HTTP static 2 KB, {conns} conns, requests per server CPU-second**", "static-percpu", web, "int", "≥ 1.00×")
+        if conns != 256:
+            row("HTTP static 2 KB, 256 conns, requests/s", "static256-rps", web, "int")
+            row("**HTTP static 2 KB, 256 conns, requests per server CPU-second**", "static256-percpu", web, "int", "≥ 1.00×")
         row("HTTP home page from the DB, requests/s", "home-rps", ("onebox",), "int")
         row(
             "**HTTP home page, requests per server CPU-second** (vs nginx static)",
@@ -1328,6 +1430,11 @@ def main() -> int:
     ap.add_argument("--startups", type=int, default=15)
     ap.add_argument("--mode", default="full")
     ap.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL write figures")
+    ap.add_argument("--connections", type=int, default=32, help="wrk connections for the static file")
+    ap.add_argument(
+        "--cores", type=lambda text: [int(n) for n in text.split(",")], default=[],
+        help="comma-separated server core counts: DNS UDP and static HTTP only, servers on the first N cores",
+    )  # fmt: skip
     ap.add_argument(
         "--only", choices=["all", "metrics"], default="all",
         help="metrics: only the metrics-on vs --metrics off comparison",
@@ -1360,20 +1467,34 @@ def main() -> int:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    table = bench.metrics_table() if args.only == "metrics" else bench.table() + "\n\n" + bench.metrics_table()
+    if args.cores:
+        table = bench.scaling_table()
+    elif args.only == "metrics":
+        table = bench.metrics_table()
+    else:
+        table = bench.table() + "\n\n" + bench.metrics_table()
     others = bench.interference or [0.0]
     busy, busy_max = f"{statistics.median(others):.0%}", f"{max(others):.0%}"
     run_kind = "cost of metrics only" if args.only == "metrics" else f"{args.mode} run"
+    if args.cores:
+        run_kind = f"{args.mode} run, servers on {','.join(map(str, args.cores))} core(s)"
+    pinning = (
+        f"Each server pinned to core {SERVER_CPU} (`taskset`), the load generator to core {CLIENT_CPU}."
+        if not args.cores
+        else f"For each N of {','.join(map(str, args.cores))}: every server pinned to cores 0..N-1 with N workers "
+        f"(NSD `server-count: N` with `reuseport`, Knot `udp-workers: N`, nginx `worker_processes N`, onebox one per core it may use), "
+        f"the load generators (dnsperf `-T` one thread per load core, wrk `-t` likewise) to the other {os.cpu_count()}-N cores."
+    )
     header = f"""## onebox benchmark, {now} ({run_kind})
 
 Machine: {before['cpu']}, {before['nproc']} cores, {before['mem']} RAM, {before['os']}, Linux {before['kernel']}.
 onebox {versions['onebox']} (commit {commit}{', uncommitted changes' if dirty else ''}, release build); NSD {versions['NSD']}, Knot {versions['Knot']}, nginx {versions['nginx']}; load from dnsperf {versions['dnsperf']} and wrk {versions['wrk']}.
-Each server pinned to core {SERVER_CPU} (`taskset`), the load generator to core {CLIENT_CPU}. Medians of {args.rounds} interleaved round(s) of {args.seconds:g} s per figure (latency: {args.latency_rounds} rounds of {args.latency_seconds} s at {LATENCY_QPS:,} q/s, percentiles over all answers; startup: {args.startups} starts). Load average {before['load']} before, {after['load']} after; other programs kept the servers' core busy {busy} of the time during the load runs (median; max {busy_max}). Total {bench.elapsed:.0f} s.
+{pinning} Medians of {args.rounds} interleaved round(s) of {args.seconds:g} s per figure (latency: {args.latency_rounds} rounds of {args.latency_seconds} s at {LATENCY_QPS:,} q/s, percentiles over all answers; startup: {args.startups} starts). Load average {before['load']} before, {after['load']} after; other programs kept the servers' core busy {busy} of the time during the load runs (median; max {busy_max}). Total {bench.elapsed:.0f} s.
 """
     legend = f"""
 How to read it: "per server CPU-second" is work done ÷ (user+system CPU time of the server's whole process group, from /proc/PID/stat, before and after the run). On 2 cores the load generator saturates its own core first, so the raw rates above are mostly dnsperf's and wrk's ceiling; the per-CPU figures compare the servers.
-Peers: NSD `server-count: 1` with RRL off (Debian's NSD rate-limits loopback by default); Knot `udp-workers: 1`, `tcp-workers: 1`, `background-workers: 1`; nginx `worker_processes 1`, `access_log off`, `sendfile on`, `keepalive_requests 1000000`. onebox runs with `RUST_LOG=warn`, so its per-query DNS log event and its HTTP access log are off; its RRL exempts loopback (the default). All serve `zones/foobar.com.zone` unchanged and the same 2,048-byte file. The home page and writes use a durable `--data` folder on disk (the home page also counts the visit); the static file and DNS an `--ephemeral` instance.
-DNS query mix (dnsperf, no EDNS): {', '.join(QUERY_MIX)}. UDP and TCP: `-c 8 -q 500` (TCP: 8 connections, queries pipelined). HTTP: `wrk -t1 -c32`; writes: `POST /api/v1/posts` with a bearer token, counting 2xx answers only. "1 poster" is the same server with one connection, so every commit holds exactly one request; onebox has no switch for a true one-commit-per-request baseline, so that target's baseline is n/a.
+Peers: NSD `server-count: 1` with RRL off (Debian's NSD rate-limits loopback by default); Knot `udp-workers: 1`, `tcp-workers: 1`, `background-workers: 1`; nginx `worker_processes 1`, `access_log off`, `sendfile on`, `keepalive_requests 1000000`. onebox runs as shipped: no `RUST_LOG` (its per-query DNS log event is at debug level, so off by default; every query still reaches the live view), stderr to a file; its RRL exempts loopback (the default). All serve `zones/foobar.com.zone` unchanged and the same 2,048-byte file. The home page and writes use a durable `--data` folder on disk (the home page also counts the visit); the static file and DNS an `--ephemeral` instance.
+DNS query mix (dnsperf, no EDNS): {', '.join(QUERY_MIX)}. UDP and TCP: `-c 8 -q 500` (TCP: 8 connections, queries pipelined). HTTP static: `wrk -c{args.connections}` and `-c256`, one thread per load core; home page and writes `-c32`; writes: `POST /api/v1/posts` with a bearer token, counting 2xx answers only. "1 poster" is the same server with one connection, so every commit holds exactly one request; onebox has no switch for a true one-commit-per-request baseline, so that target's baseline is n/a.
 """
     notes = "".join(f"\nNote: {n}" for n in bench.notes)
     details = "\n<details><summary>Per-round figures</summary>\n\n```\n" + "\n".join(bench.details) + "\n```\n</details>\n"

@@ -110,7 +110,9 @@ impl Zones {
                 continue;
             };
             match self.subset(&follower.labels) {
-                Ok(set) => *current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set),
+                Ok(set) => {
+                    ZoneSet::replace(&mut current.write().unwrap_or_else(|e| e.into_inner()), set)
+                }
                 Err(e) => tracing::error!(
                     "zones {} not refreshed after the reload: {e:#}",
                     follower.labels.join(", ")

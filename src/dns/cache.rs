@@ -14,8 +14,9 @@
 //! byte-identical answers by construction (a property test checks it).
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
+use super::ZoneSet;
 use super::peer::Transport;
 
 /// Enough for every name and type a zone fixture sees, small enough that a flood of
@@ -41,15 +42,8 @@ impl AnswerCache {
     /// The cache key of a query, or `None` when the query is not plain enough to
     /// be answered from the cache.
     pub(crate) fn key(packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
-        if !is_plain_query(packet) {
-            return None;
-        }
-        let mut key = Vec::with_capacity(packet.len() - 1);
-        // Only UDP answers differ (they may be truncated); every stream transport
-        // gets the same bytes.
-        key.push(u8::from(transport == Transport::Udp));
-        key.extend_from_slice(&packet[2..]);
-        Some(key)
+        let mut key = Vec::with_capacity(packet.len());
+        key_into(&mut key, packet, transport).then_some(key)
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Option<std::sync::Arc<Cached>> {
@@ -71,6 +65,82 @@ impl AnswerCache {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// Writes the cache key of a query into `key` (replacing what it held); `false`
+/// when the query is not plain enough to be answered from the cache.
+fn key_into(key: &mut Vec<u8>, packet: &[u8], transport: Transport) -> bool {
+    if !is_plain_query(packet) {
+        return false;
+    }
+    key.clear();
+    // Only UDP answers differ (they may be truncated); every stream transport
+    // gets the same bytes.
+    key.push(u8::from(transport == Transport::Udp));
+    key.extend_from_slice(&packet[2..]);
+    true
+}
+
+/// One UDP worker's private view of the answer cache: the zone set it answers
+/// from and the cached answers it has already looked up there.
+///
+/// The shared cache sits behind a lock and the current set behind another, so
+/// every core that answered through them would write to the same few cache
+/// lines (the locks' reader counts, the `Arc`'s reference count) for every
+/// query: that traffic, not the lookup, is what stops a server from scaling
+/// with cores. A hit here touches only this worker's memory and reads one flag
+/// of the set ([`ZoneSet::is_retired`]). When the set is replaced (reload,
+/// UPDATE) the worker drops its copies and starts over from the new set, so it
+/// can never serve an answer the shared cache would not.
+#[derive(Default)]
+pub(crate) struct Local {
+    set: Option<Arc<ZoneSet>>,
+    answers: HashMap<Vec<u8>, Arc<Cached>>,
+    /// The key of the query at hand, reused so that a hit allocates nothing.
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Local")
+            .field("answers", &self.answers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Local {
+    /// The cached answer to `packet`, looked up in this worker's copy first and
+    /// the set's shared cache second. `current` gives the set being served when
+    /// the worker's own is stale (or it has none yet).
+    pub(crate) fn get(
+        &mut self,
+        packet: &[u8],
+        transport: Transport,
+        current: impl FnOnce() -> Arc<ZoneSet>,
+    ) -> Option<&Cached> {
+        if !key_into(&mut self.key, packet, transport) {
+            return None;
+        }
+        let set = match &self.set {
+            Some(set) if !set.is_retired() => set,
+            _ => {
+                self.answers.clear();
+                self.set.insert(current())
+            }
+        };
+        // Borrowed, not cloned: an `Arc` clone would write the reference count
+        // that every worker's copy shares.
+        if !self.answers.contains_key(self.key.as_slice()) {
+            let cached = set.answers.get(&self.key)?;
+            if self.answers.len() >= CAPACITY {
+                self.answers.clear();
+            }
+            self.answers.insert(self.key.clone(), cached);
+        }
+        self.answers
+            .get(self.key.as_slice())
+            .map(|cached| &**cached)
     }
 }
 

@@ -128,16 +128,19 @@ impl Engine {
         client: SocketAddr,
         transport: Transport,
     ) -> Option<Vec<u8>> {
-        if let Some(reply) = self.answer_cached(packet, client, transport) {
+        if let Some(reply) = self.answer_cached(None, packet, client, transport) {
             return Some(reply);
         }
         self.answer_full(packet, client, transport).await
     }
 
     /// The fast path: a cached answer for a plain query, without touching hickory
-    /// or the async runtime. `None` means "take the full path".
+    /// or the async runtime. `None` means "take the full path". A UDP worker
+    /// passes its own copy of the cache (`local`), which a hit reads without a
+    /// lock or a shared write; other callers read the zone set's shared cache.
     pub(crate) fn answer_cached(
         &self,
+        local: Option<&mut cache::Local>,
         packet: &[u8],
         client: SocketAddr,
         transport: Transport,
@@ -146,9 +149,28 @@ impl Engine {
             return None;
         }
         let started = Instant::now();
-        let key = AnswerCache::key(packet, transport)?;
-        let cached = self.zones.snapshot().answers.get(&key)?;
-        let reply = cache::replay(&cached, packet);
+        let shared;
+        let cached: &Cached = match local {
+            Some(local) => local.get(packet, transport, || self.zones.snapshot())?,
+            None => {
+                let key = AnswerCache::key(packet, transport)?;
+                shared = self.zones.snapshot().answers.get(&key)?;
+                &shared
+            }
+        };
+        Some(self.replay(cached, packet, client, transport, started))
+    }
+
+    /// A cached answer with the query's ID, counted and recorded like any other.
+    fn replay(
+        &self,
+        cached: &Cached,
+        packet: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        started: Instant,
+    ) -> Vec<u8> {
+        let reply = cache::replay(cached, packet);
         let micros = started.elapsed().as_micros() as u64;
         crate::metrics::dns::query(
             transport.as_str(),
@@ -168,7 +190,7 @@ impl Engine {
             answers: cached.answers,
             micros,
         });
-        Some(reply)
+        reply
     }
 
     async fn answer_full(
@@ -658,9 +680,16 @@ pub(crate) fn rcode_name(rcode: ResponseCode) -> &'static str {
     }
 }
 
-/// The query log: one event per query, on stderr through `tracing`.
+/// The query log: one event per query, on stderr through `tracing`, at debug
+/// level (`RUST_LOG=onebox::dns::query=debug` turns it on).
+///
+/// Not at info, the default: formatting and writing a line costs more than
+/// answering a cached query, so an info-level event per query made onebox as
+/// shipped 0.83× as fast per CPU-second as NSD and Knot, whose query logs are off
+/// by default too. Every query still reaches the live view and its history (see
+/// [`Engine::record`]), and the metrics count them all.
 fn log_query(event: &QueryEvent) {
-    tracing::info!(
+    tracing::debug!(
         target: "onebox::dns::query",
         client = %event.client,
         transport = event.transport,
@@ -933,16 +962,20 @@ mod tests {
         full.use_cache = false;
         let client: SocketAddr = "127.0.0.1:5353".parse().unwrap();
         let mut hits = 0;
+        // A UDP worker's own copy of the cache, as `server::udp` keeps one.
+        let mut local = cache::Local::default();
         for query in corpus(4000) {
             for transport in [Transport::Udp, Transport::Tcp] {
                 let expected = full.answer(&query, client, transport).await;
                 let first = fast.answer(&query, client, transport).await;
-                let cached = fast.answer_cached(&query, client, transport);
+                let cached = fast.answer_cached(None, &query, client, transport);
                 assert_eq!(first, expected, "first answer differs for {query:02x?}");
                 if cached.is_some() {
                     hits += 1;
                     assert_eq!(cached, expected, "cached answer differs for {query:02x?}");
                 }
+                let own = fast.answer_cached(Some(&mut local), &query, client, transport);
+                assert_eq!(own, cached, "worker's copy differs for {query:02x?}");
             }
         }
         assert!(

@@ -257,6 +257,12 @@ pub(crate) struct ZoneSet {
     /// web server checks every request's `Host` against it, and walking every
     /// record per request cost more than serving a small file.
     site_hosts: std::sync::OnceLock<Arc<[String]>>,
+    /// Set once a newer set replaces this one. A UDP worker keeps its own `Arc`
+    /// to the set it answers from and only checks this flag per query: a load of
+    /// a cache line nobody writes until the next reload, where taking a fresh
+    /// snapshot would be a lock and a shared reference count that every core
+    /// writes to (see [`cache::Local`]).
+    retired: std::sync::atomic::AtomicBool,
 }
 
 impl ZoneSet {
@@ -282,7 +288,21 @@ impl ZoneSet {
             zones,
             answers: cache::AnswerCache::default(),
             site_hosts: std::sync::OnceLock::new(),
+            retired: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Whether a newer set serves in this one's place.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Puts `next` in the place of the set in `slot`, and tells whoever still
+    /// holds the old one that it is stale.
+    fn replace(slot: &mut Arc<ZoneSet>, next: ZoneSet) {
+        let old = std::mem::replace(slot, Arc::new(next));
+        old.retired
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// The zone `name` belongs to: the one with the longest matching origin.
@@ -492,7 +512,10 @@ impl Zones {
         }
         match ZoneSet::build(zones, self.axfr) {
             Ok(set) => {
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+                ZoneSet::replace(
+                    &mut self.current.write().unwrap_or_else(|e| e.into_inner()),
+                    set,
+                );
                 self.refresh_followers();
             }
             Err(e) => {
@@ -530,7 +553,7 @@ impl Zones {
         zones.insert(file, Arc::new(Zone::new(next)));
         match ZoneSet::build(zones, self.axfr) {
             Ok(set) => {
-                *current = Arc::new(set);
+                ZoneSet::replace(&mut current, set);
                 Some(Ok(Some(serial)))
             }
             Err(e) => {

@@ -16,6 +16,7 @@ mod dns_abuse;
 mod dns_answers;
 mod dns_differential;
 mod dns_load;
+mod dns_percore;
 mod dns_protocol;
 mod doctor;
 mod dyn_api;

@@ -19,7 +19,7 @@ const EXAMPLE_NET_ZONE: &str = "$ORIGIN example.net.\n$TTL 300\n@ SOA ns1 hostma
 
 /// Polls `name A` over UDP until the answer's A record is `address`; panics with
 /// the server's stderr at the deadline.
-fn wait_for_a(server: &Onebox, name: &str, address: &str) {
+pub(crate) fn wait_for_a(server: &Onebox, name: &str, address: &str) {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let reply = ask_udp(server.dns_addr(), &query(name, RecordType::A));

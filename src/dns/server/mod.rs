@@ -35,8 +35,8 @@ pub(crate) struct Limits {
     /// How long one query may take to arrive once its first byte did, and how long
     /// one answer may take to leave.
     pub(crate) tcp_io: Duration,
-    /// UDP worker threads on the shared socket; each answers one batch at a time,
-    /// which also bounds the UDP work in flight.
+    /// UDP worker threads, each with its own socket on the shared port; each
+    /// answers one batch at a time, which also bounds the UDP work in flight.
     pub(crate) udp_workers: usize,
 }
 
@@ -65,31 +65,24 @@ pub(crate) async fn run(
 ) {
     let rrl = Arc::new(rrl::Rrl::new(rrl_config));
     let mut udp_threads = Vec::new();
-    match udp
-        .into_std()
-        .and_then(|s| s.set_nonblocking(false).map(|()| s))
+    let runtime = tokio::runtime::Handle::current();
+    for (i, socket) in udp::sockets(udp, limits.udp_workers)
+        .into_iter()
+        .enumerate()
     {
-        Ok(socket) => {
-            let socket = Arc::new(socket);
-            let runtime = tokio::runtime::Handle::current();
-            for i in 0..limits.udp_workers {
-                let (engine, socket, runtime, shutdown, rrl) = (
-                    engine.clone(),
-                    socket.clone(),
-                    runtime.clone(),
-                    shutdown.clone(),
-                    rrl.clone(),
-                );
-                let spawned = std::thread::Builder::new()
-                    .name(format!("dns-udp-{i}"))
-                    .spawn(move || udp::worker(&engine, &socket, &runtime, &rrl, &shutdown));
-                match spawned {
-                    Ok(handle) => udp_threads.push(handle),
-                    Err(e) => tracing::error!("failed to start a DNS UDP worker: {e}"),
-                }
-            }
+        let (engine, runtime, shutdown, rrl) = (
+            engine.clone(),
+            runtime.clone(),
+            shutdown.clone(),
+            rrl.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name(format!("dns-udp-{i}"))
+            .spawn(move || udp::worker(&engine, &socket, &runtime, &rrl, &shutdown));
+        match spawned {
+            Ok(handle) => udp_threads.push(handle),
+            Err(e) => tracing::error!("failed to start a DNS UDP worker: {e}"),
         }
-        Err(e) => tracing::error!("dns udp socket unusable: {e}"),
     }
     let dot_task = dot.map(|(listener, config)| {
         tokio::spawn(tcp_accept_loop(

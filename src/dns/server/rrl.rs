@@ -8,6 +8,12 @@
 //! as a tiny truncated reply (TC=1, no records): a real client behind a forged
 //! flood then retries over TCP, where forged sources cannot follow, so legitimate
 //! users still get through. TCP is never limited. Loopback is exempt by default.
+//!
+//! Every UDP worker consults the limiter for every answer, so it must not be one
+//! lock that all cores queue on: the buckets are split into shards by network,
+//! each behind its own small lock. Two workers only meet on a lock when they
+//! answer networks of the same shard at the same instant, and exempt clients
+//! (loopback, or RRL off) touch no lock at all.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -57,17 +63,24 @@ struct Bucket {
 /// Memory stays bounded under a flood from many networks: past this many tracked
 /// networks, idle ones are forgotten.
 const MAX_NETWORKS: usize = 65_536;
+/// Independent locks; a power of two comfortably above the worker count of any
+/// machine we run on, so that two workers rarely want the same one.
+const SHARDS: usize = 64;
+/// Each shard's share of [`MAX_NETWORKS`].
+const MAX_PER_SHARD: usize = MAX_NETWORKS / SHARDS;
+
+type Shard = Mutex<HashMap<[u8; 16], Bucket>>;
 
 pub(crate) struct Rrl {
     config: RrlConfig,
-    buckets: Mutex<HashMap<[u8; 16], Bucket>>,
+    shards: Box<[Shard]>,
 }
 
 impl Rrl {
     pub(crate) fn new(config: RrlConfig) -> Self {
         Self {
             config,
-            buckets: Mutex::new(HashMap::new()),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
         }
     }
 
@@ -82,15 +95,18 @@ impl Rrl {
     /// Spends one answer from the client network's bucket at `now`.
     fn take(&self, client: IpAddr, now: Instant) -> Verdict {
         let rate = f64::from(self.config.rate);
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= MAX_NETWORKS {
+        let key = network(client);
+        let mut buckets = self.shards[shard_of(&key)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= MAX_PER_SHARD {
             // Forget networks that have been quiet long enough to be full again.
             buckets.retain(|_, b| now.duration_since(b.last).as_secs_f64() * rate < rate);
-            if buckets.len() >= MAX_NETWORKS {
+            if buckets.len() >= MAX_PER_SHARD {
                 buckets.clear();
             }
         }
-        let bucket = buckets.entry(network(client)).or_insert(Bucket {
+        let bucket = buckets.entry(key).or_insert(Bucket {
             tokens: rate,
             last: now,
             limited: 0,
@@ -110,6 +126,19 @@ impl Rrl {
             Verdict::Drop
         }
     }
+}
+
+/// Which shard holds a network's bucket. The network key's bytes, mixed by a
+/// multiplicative hash: networks that differ only in their last byte (adjacent
+/// /24s) land on different shards.
+fn shard_of(key: &[u8; 16]) -> usize {
+    let (high, low) = key.split_at(8);
+    let mut word = [0u8; 8];
+    word.copy_from_slice(high);
+    let mut mixed = u64::from_le_bytes(word);
+    word.copy_from_slice(low);
+    mixed ^= u64::from_le_bytes(word).rotate_left(32);
+    (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize % SHARDS
 }
 
 /// The client's network: IPv4 /24 or IPv6 /56, as NSD and BIND group them.
@@ -216,7 +245,24 @@ mod tests {
         for i in 0..(MAX_NETWORKS as u32 + 10) {
             rrl.take(IpAddr::from((0x0a00_0000 + (i << 8)).to_be_bytes()), now);
         }
-        assert!(rrl.buckets.lock().unwrap().len() <= MAX_NETWORKS);
+        let tracked: usize = rrl.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        assert!(tracked <= MAX_NETWORKS);
+    }
+
+    #[test]
+    fn adjacent_networks_spread_over_the_shards() {
+        let used: std::collections::HashSet<usize> = (0..256u32)
+            .map(|i| {
+                shard_of(&network(IpAddr::from(
+                    (0xc000_0200 + (i << 8)).to_be_bytes(),
+                )))
+            })
+            .collect();
+        assert!(
+            used.len() > SHARDS / 2,
+            "256 /24s fell into {} shards",
+            used.len()
+        );
     }
 
     #[test]

@@ -6,9 +6,17 @@
 //! the batch from the engine's cache when it can — no async runtime involved —
 //! sends the answers with one `sendmmsg`, and only hands the rare uncached query to
 //! the runtime. A receive timeout lets the worker notice shutdown.
+//!
+//! Each worker has a socket of its own, all bound to the same port with
+//! `SO_REUSEPORT`, as NSD does: the kernel spreads incoming datagrams over them
+//! by a hash of the sender's address and port. Workers that shared one socket
+//! would contend on its one receive queue and its lock in the kernel, and each
+//! `recvmmsg` would pull datagrams out from under another worker's call; with a
+//! socket each, a worker's queue, buffers and cache stay on its own core.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
@@ -24,6 +32,71 @@ const SLOT: usize = 4096;
 /// How often an idle worker looks at the shutdown token.
 const WAKE: Duration = Duration::from_millis(200);
 
+/// The sockets the `workers` workers read: the one `serve` bound, plus one more
+/// per further worker on the same address. The first socket was bound without
+/// `SO_REUSEPORT`, so the kernel gave it a port nobody else held (and no other
+/// program's socket group could be joined by mistake); setting the option
+/// afterwards lets our own further sockets join it. Should that fail, the
+/// remaining workers share the first socket, as they all did before.
+pub(super) fn sockets(first: tokio::net::UdpSocket, workers: usize) -> Vec<Arc<UdpSocket>> {
+    let first = match first
+        .into_std()
+        .and_then(|s| s.set_nonblocking(false).map(|()| s))
+    {
+        Ok(socket) => Arc::new(socket),
+        Err(e) => {
+            tracing::error!("dns udp socket unusable: {e}");
+            return Vec::new();
+        }
+    };
+    let mut sockets = vec![first.clone()];
+    let mut own = workers > 1;
+    if own && let Err(e) = socket2::SockRef::from(&*first).set_reuse_port(true) {
+        tracing::warn!("dns udp: no SO_REUSEPORT ({e}); the workers share one socket");
+        own = false;
+    }
+    while sockets.len() < workers {
+        let socket = if own {
+            match sibling(&first) {
+                Ok(socket) => Arc::new(socket),
+                Err(e) => {
+                    tracing::warn!(
+                        "dns udp: one socket per worker failed ({e}); the rest share one"
+                    );
+                    own = false;
+                    first.clone()
+                }
+            }
+        } else {
+            first.clone()
+        };
+        sockets.push(socket);
+    }
+    sockets
+}
+
+/// Another socket on `first`'s address and port, in its `SO_REUSEPORT` group,
+/// with the same receive buffer.
+fn sibling(first: &UdpSocket) -> std::io::Result<UdpSocket> {
+    let addr = first.local_addr()?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        // As the first socket was bound: the system's default, read back.
+        socket.set_only_v6(socket2::SockRef::from(first).only_v6()?)?;
+    }
+    // Linux reports twice the size asked for (its bookkeeping share included) and
+    // doubles what it is given: half of what it reports gives the same buffer.
+    let buffer = socket2::SockRef::from(first).recv_buffer_size()?;
+    let _ = socket.set_recv_buffer_size(buffer / 2);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
 pub(super) fn worker(
     engine: &Engine,
     socket: &UdpSocket,
@@ -36,6 +109,7 @@ pub(super) fn worker(
         return;
     }
     let mut batch = Batch::new();
+    let mut local = crate::dns::cache::Local::default();
     while !shutdown.is_cancelled() {
         let received = match batch.receive(socket) {
             Ok(n) => n,
@@ -61,7 +135,8 @@ pub(super) fn worker(
             let Some((packet, client)) = batch.packet(i) else {
                 continue;
             };
-            let reply = match engine.answer_cached(packet, client, Transport::Udp) {
+            let reply = match engine.answer_cached(Some(&mut local), packet, client, Transport::Udp)
+            {
                 Some(reply) => Some(reply),
                 None => runtime.block_on(engine.answer(packet, client, Transport::Udp)),
             };

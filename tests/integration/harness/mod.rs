@@ -194,9 +194,16 @@ pub fn shipped_zone() -> String {
 // The server process
 // ---------------------------------------------------------------------------------
 
+/// The log filter test servers run with unless a test sets `RUST_LOG` itself:
+/// the default (`info`) plus the per-query DNS event, which as shipped is at
+/// debug level. Many tests read what the server answered from that event.
+pub const QUERY_LOG: &str = "info,hickory_server=warn,hickory_proto=warn,onebox::dns::query=debug";
+
 /// How to start a server. `Onebox::start()` covers the usual case.
 #[derive(Debug, Default)]
 pub struct Spawn {
+    /// No `RUST_LOG` at all: the log filter exactly as a user gets it.
+    shipped_logging: bool,
     zones: Option<PathBuf>,
     args: Vec<OsString>,
     global_args: Vec<OsString>,
@@ -240,6 +247,12 @@ impl Spawn {
     /// Sets an environment variable for the server (e.g. `RUST_LOG`).
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Logs as shipped (no `RUST_LOG`) instead of with [`QUERY_LOG`].
+    pub fn shipped_logging(mut self) -> Self {
+        self.shipped_logging = true;
         self
     }
 
@@ -343,6 +356,11 @@ impl Spawn {
         command.args(&self.args);
         if let Some(cwd) = &self.cwd {
             command.current_dir(cwd);
+        }
+        if self.shipped_logging {
+            command.env_remove("RUST_LOG");
+        } else if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", QUERY_LOG);
         }
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
