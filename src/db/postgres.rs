@@ -395,20 +395,21 @@ async fn read_sessions(pool: &Pool, hashes: &[&[u8]]) -> Result<Vec<([u8; 32], S
         .query(&statement, &[&hashes])
         .await
         .map_err(pg_error)?;
-    rows.iter()
-        .map(|row| {
-            let hash: &[u8] = row.get(0);
-            let hash: [u8; 32] = hash
-                .try_into()
-                .map_err(|_| DbError::Corrupt("a session key is not 32 bytes".into()))?;
-            let session = Session {
-                username: row.get(1),
-                created_at: to_u64(row.get(2))?,
-                expires_at: to_u64(row.get(3))?,
-            };
-            Ok((hash, session))
-        })
-        .collect()
+    rows.iter().map(session_row).collect()
+}
+
+/// A `token_hash, username, created_at, expires_at` row as a keyed session.
+fn session_row(row: &tokio_postgres::Row) -> Result<([u8; 32], Session), DbError> {
+    let hash: &[u8] = row.get(0);
+    let hash: [u8; 32] = hash
+        .try_into()
+        .map_err(|_| DbError::Corrupt("a session key is not 32 bytes".into()))?;
+    let session = Session {
+        username: row.get(1),
+        created_at: to_u64(row.get(2))?,
+        expires_at: to_u64(row.get(3))?,
+    };
+    Ok((hash, session))
 }
 
 /// Unix seconds fit an i64 until the year 292 billion; saturate rather than wrap.
@@ -704,17 +705,8 @@ impl Store for Pg {
                     created_at: to_u64(row.get(2))?,
                 });
             }
-            for row in sessions {
-                let hash: Vec<u8> = row.get(0);
-                let hash: [u8; 32] = hash
-                    .try_into()
-                    .map_err(|_| DbError::Corrupt("a session key is not 32 bytes".into()))?;
-                let session = Session {
-                    username: row.get(1),
-                    created_at: to_u64(row.get(2))?,
-                    expires_at: to_u64(row.get(3))?,
-                };
-                dump.sessions.push((hash, session));
+            for row in &sessions {
+                dump.sessions.push(session_row(row)?);
             }
             for row in posts {
                 dump.posts.push(Post {
