@@ -76,6 +76,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most posts in one transaction (as the redb writer's batch).
 const MAX_POST_BATCH: usize = 256;
+/// Most session lookups answered by one query.
+const MAX_SESSION_BATCH: usize = 256;
+/// Session lookup queries in flight at once, each on its own pooled connection.
+const SESSION_READERS: usize = 4;
 
 /// The PostgreSQL store. Cheap to share: the pool and the post writer are behind
 /// handles.
@@ -86,6 +90,7 @@ pub(crate) struct Pg {
     /// Reads, with a multi-host URL: any host that answers, in the URL's order.
     reads: Option<Pool>,
     posts: mpsc::Sender<PostJob>,
+    sessions: mpsc::Sender<SessionJob>,
     /// "PostgreSQL 15", for the page panel and `Server-Timing`.
     name: Arc<str>,
     /// The URL without its password, for messages.
@@ -93,6 +98,12 @@ pub(crate) struct Pg {
 }
 
 type PostJob = (NewPost, oneshot::Sender<Result<u64, DbError>>);
+/// A session lookup: the token hash, the time it must be valid at, and the reply.
+type SessionJob = (
+    [u8; 32],
+    u64,
+    oneshot::Sender<Result<Option<Session>, DbError>>,
+);
 
 impl Pg {
     /// Connects to `url`, brings the schema up to date and starts the post writer.
@@ -136,11 +147,20 @@ impl Pg {
             .map_err(|e| anyhow::anyhow!("{location}: {e}"))?;
         let (posts, queue) = mpsc::channel(4096);
         tokio::spawn(post_writer(writes.clone(), queue));
+        // Session lookups are reads: with a replica they go where reads go, so a
+        // signed-in visitor stays signed in while the primary is down.
+        let session_pool = reads.clone().unwrap_or_else(|| writes.pool.clone());
+        let (sessions, lookups) = mpsc::channel(4096);
+        let lookups = Arc::new(tokio::sync::Mutex::new(lookups));
+        for _ in 0..SESSION_READERS {
+            tokio::spawn(session_reader(session_pool.clone(), lookups.clone()));
+        }
         tracing::info!("db: {location} ({name}, schema {PG_SCHEMA_VERSION})");
         Ok(Self {
             writes,
             reads,
             posts,
+            sessions,
             name: name.into(),
             location,
         })
@@ -453,6 +473,102 @@ async fn insert_posts(writes: &Writes, posts: &[&NewPost]) -> Result<u64, DbErro
     to_u64(first)
 }
 
+/// The tasks that read sessions. Every authenticated request looks its session up,
+/// so under load this is the busiest query: each reader takes every lookup queued
+/// (up to [`MAX_SESSION_BATCH`]) and answers them all with one `= ANY($1)` query,
+/// one round trip and one executor run for the batch instead of one per request.
+/// Nothing is cached: a batch's query starts after each of its lookups was asked,
+/// so a logout committed before a request arrived is always seen, as with one
+/// query per request. [`SESSION_READERS`] readers share the queue, so one slow
+/// batch does not hold up the next.
+async fn session_reader(pool: Pool, queue: Arc<tokio::sync::Mutex<mpsc::Receiver<SessionJob>>>) {
+    loop {
+        let batch = {
+            let mut queue = queue.lock().await;
+            let Some(first) = queue.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_SESSION_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        let mut hashes: Vec<&[u8]> = batch.iter().map(|(hash, _, _)| hash.as_slice()).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        match bounded(read_sessions(&pool, &hashes)).await {
+            Ok(rows) => {
+                for (hash, now, reply) in batch {
+                    // Each lookup keeps its own "valid at": expiry is checked per request.
+                    let found = rows
+                        .iter()
+                        .find(|(h, s)| *h == hash && s.expires_at > now)
+                        .map(|(_, s)| s.clone());
+                    let _ = reply.send(Ok(found));
+                }
+            }
+            Err(e) => {
+                for (_, _, reply) in batch {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// The sessions stored under `hashes`, expired or not, in one cached statement.
+/// A connection that broke (the server it led to stopped: a failover) is
+/// replaced once, as [`Pg::read`] does, so one stale connection costs no error.
+async fn read_sessions(pool: &Pool, hashes: &[&[u8]]) -> Result<Vec<([u8; 32], Session)>, DbError> {
+    let rows = match read_session_rows(pool, hashes).await? {
+        Err(e) if connection_lost(&e) => {
+            tracing::debug!("db: a session read connection broke ({e}); trying another");
+            read_session_rows(pool, hashes).await?
+        }
+        done => done,
+    }
+    .map_err(pg_error)?;
+    rows.iter().map(session_row).collect()
+}
+
+/// One try of [`read_sessions`]: a pool failure is final (outer error), a query
+/// failure is handed back for the caller to judge (inner error).
+async fn read_session_rows(
+    pool: &Pool,
+    hashes: &[&[u8]],
+) -> Result<Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>, DbError> {
+    let client = pool.get().await.map_err(pool_error)?;
+    let statement = match client
+        .prepare_cached(
+            "SELECT token_hash, username, created_at, expires_at FROM sessions
+             WHERE token_hash = ANY($1)",
+        )
+        .await
+    {
+        Ok(statement) => statement,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(client.query(&statement, &[&hashes]).await)
+}
+
+/// A `token_hash, username, created_at, expires_at` row as a keyed session.
+fn session_row(row: &tokio_postgres::Row) -> Result<([u8; 32], Session), DbError> {
+    let hash: &[u8] = row.get(0);
+    let hash: [u8; 32] = hash
+        .try_into()
+        .map_err(|_| DbError::Corrupt("a session key is not 32 bytes".into()))?;
+    let session = Session {
+        username: row.get(1),
+        created_at: to_u64(row.get(2))?,
+        expires_at: to_u64(row.get(3))?,
+    };
+    Ok((hash, session))
+}
+
 /// Unix seconds fit an i64 until the year 292 billion; saturate rather than wrap.
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -589,29 +705,15 @@ impl Store for Pg {
     }
 
     fn session(&self, token_hash: [u8; 32], now: u64) -> StoreFuture<'_, Option<Session>> {
-        Box::pin(async move {
-            let row = self
-                .read(async |c| {
-                    // Every authenticated request runs this: cached, it is one round trip.
-                    let st = c
-                        .prepare_cached(
-                            "SELECT username, created_at, expires_at FROM sessions
-                             WHERE token_hash = $1 AND expires_at > $2",
-                        )
-                        .await?;
-                    c.query_opt(&st, &[&token_hash.as_slice(), &to_i64(now)])
-                        .await
-                })
-                .await?;
-            row.map(|row| {
-                Ok(Session {
-                    username: row.get(0),
-                    created_at: to_u64(row.get(1))?,
-                    expires_at: to_u64(row.get(2))?,
-                })
-            })
-            .transpose()
-        })
+        // The queue and the reader's query, together within one deadline, as before.
+        Box::pin(bounded(async move {
+            let (reply, answer) = oneshot::channel();
+            self.sessions
+                .send((token_hash, now, reply))
+                .await
+                .map_err(|_| DbError::Closed)?;
+            answer.await.unwrap_or(Err(DbError::Closed))
+        }))
     }
 
     fn delete_session(&self, token_hash: [u8; 32]) -> StoreFuture<'_, bool> {
@@ -772,17 +874,8 @@ impl Store for Pg {
                     created_at: to_u64(row.get(2))?,
                 });
             }
-            for row in sessions {
-                let hash: Vec<u8> = row.get(0);
-                let hash: [u8; 32] = hash
-                    .try_into()
-                    .map_err(|_| DbError::Corrupt("a session key is not 32 bytes".into()))?;
-                let session = Session {
-                    username: row.get(1),
-                    created_at: to_u64(row.get(2))?,
-                    expires_at: to_u64(row.get(3))?,
-                };
-                dump.sessions.push((hash, session));
+            for row in &sessions {
+                dump.sessions.push(session_row(row)?);
             }
             for row in posts {
                 dump.posts.push(Post {
