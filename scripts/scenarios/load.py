@@ -209,8 +209,10 @@ def mark_report(rows, failed, first, mark, window, per_second) -> dict:
     before = sorted(per_second.get(s, 0) for s in range(int(mark - first)))
     baseline = before[len(before) // 2] if before else 0
     recovered = None
+    # Only whole seconds count (the last one is cut short by the end of the run),
+    # and a run with no good second before the mark has nothing to recover to.
     for s in range(int(mark - first) + 1, int(rows[-1][0] - first)):
-        if per_second.get(s, 0) >= 0.8 * baseline:
+        if baseline > 0 and per_second.get(s, 0) >= 0.8 * baseline:
             recovered = round(s - (mark - first), 2)
             break
     return {

@@ -53,7 +53,7 @@ note "and after two failed /readyz checks (fall 2, inter 300ms) HAProxy stops ch
 note "The supervisor restarts the node; two good checks (rise 2) put it back in the rotation."
 bound "failed requests < ${MAX_FAILED_PCT}% of the run" "$(r 'd["failed_pct"]') < $MAX_FAILED_PCT"
 bound "every failure within ${KILL_WINDOW_S}s of the kill" "$(r 'd["marks"][0]["failed_elsewhere"]') == 0"
-bound "throughput back without intervention" "'$(r 'd["marks"][0]["recovered_after_s"]')' != 'None'"
+bound "throughput back without intervention" "'$(r 'd["marks"][0]["recovered_after_s"]')' != 'null'"
 wait_until 20 "$victim back UP in HAProxy" node_up "$victim"
 figure node_restarted_by_supervisor "$(node_pid_now "$victim")"
 bound "the supervisor restarted $victim (new pid)" "$(node_pid_now "$victim") != $victim_pid"
@@ -138,7 +138,7 @@ bound "reads kept being served" "$(jget "$WORK/pg-reads.json" 'd["failed"]') == 
 bound "writes while the primary is down get 503 + Retry-After" \
   "$(w 'd["refused_503_with_retry_after"]') == $(w 'd["writes_while_down"]') > 0"
 bound "no write hung" "$(w 'd["hung"]') == 0"
-bound "writes resume after the promotion" "'$(w 'd["first_201_after_promote_s"]')' != 'None'"
+bound "writes resume after the promotion" "'$(w 'd["first_201_after_promote_s"]')' != 'null'"
 bound "no acknowledged post lost" "$lost == 0"
 
 say "Result"
