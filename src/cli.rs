@@ -49,6 +49,8 @@ pub enum Command {
     /// Database tools: copy the site's data between redb and PostgreSQL.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Run the distributed version on this machine: HAProxy, N web nodes, DNS secondaries, replicated PostgreSQL.
+    Cluster(ClusterArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,15 +108,13 @@ pub const DEFAULT_ZONES: &str = "zones";
 
 /// Where onebox's servers are and which zones they serve: `serve` listens there,
 /// `doctor` checks there, so both take the same flags with the same defaults.
+/// `--dns` is each command's own: `serve --dns off` switches DNS off, which
+/// `doctor` (it must ask a DNS server) has no use for.
 #[derive(Debug, Args)]
 pub struct StackFlags {
     /// Folder of zone files (*.zone). When it does not exist, the built-in foobar.com zone is served.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_ZONES)]
     pub zones: PathBuf,
-
-    /// onebox's DNS address, UDP and TCP (ip:port; for serve, port 0 picks a free port).
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_DNS)]
-    pub dns: SocketAddr,
 
     /// onebox's HTTP address. Default: the apex A record's address, port 8080.
     #[arg(long, value_name = "ADDR")]
@@ -129,6 +129,14 @@ pub struct StackFlags {
 pub struct ServeArgs {
     #[command(flatten)]
     pub stack: StackFlags,
+
+    /// onebox's DNS address, UDP and TCP (ip:port; port 0 picks a free port), or "off": no DNS listener, DoT, DoH, resolver or NOTIFY (a web node behind a load balancer); the zones are still read for the site's names.
+    #[arg(long, value_name = "ADDR|off", default_value = DEFAULT_DNS, value_parser = parse_listen)]
+    pub dns: Listen,
+
+    /// This node's name, sent as the `Onebox-Node` header on every HTTP response and shown on the home page ("served by NAME"), so a client behind a load balancer sees which node answered. Default: none (no header).
+    #[arg(long, value_name = "NAME", value_parser = parse_node_name)]
+    pub node_name: Option<String>,
 
     /// DNS-over-TLS address. Default: 127.0.0.1:8853.
     #[arg(long, value_name = "ADDR")]
@@ -191,25 +199,56 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub resolver: Option<SocketAddr>,
     /// Prometheus metrics listener (GET /metrics), or "off". Default: 127.0.0.1:9153.
-    #[arg(long, value_name = "ADDR|off", value_parser = parse_metrics_addr)]
-    pub metrics: Option<MetricsAddr>,
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_listen)]
+    pub metrics: Option<Listen>,
 }
 
-/// Where `--metrics` listens.
+/// Where a listener that may be switched off listens (`--dns`, `--metrics`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricsAddr {
-    /// No listener, and the per-query series are not recorded.
+pub enum Listen {
+    /// No listener: for `--metrics`, the per-query series are not recorded either;
+    /// for `--dns`, no DNS is served in any form.
     Off,
     At(SocketAddr),
 }
 
-fn parse_metrics_addr(text: &str) -> Result<MetricsAddr, String> {
+impl Listen {
+    /// The address, or `None` when switched off.
+    pub fn addr(self) -> Option<SocketAddr> {
+        match self {
+            Listen::Off => None,
+            Listen::At(addr) => Some(addr),
+        }
+    }
+}
+
+fn parse_listen(text: &str) -> Result<Listen, String> {
     if text == "off" {
-        return Ok(MetricsAddr::Off);
+        return Ok(Listen::Off);
     }
     text.parse()
-        .map(MetricsAddr::At)
+        .map(Listen::At)
         .map_err(|_| format!("expected ADDR:PORT or off, got {text:?}"))
+}
+
+/// The longest `--node-name`: a DNS label's limit, so a name can also be a host name.
+const MAX_NODE_NAME: usize = 63;
+
+/// A node name goes into an HTTP header and a page: letters, digits, `.`, `-`
+/// and `_` only, which need no escaping in either and cannot split a header.
+fn parse_node_name(text: &str) -> Result<String, String> {
+    let fits = !text.is_empty()
+        && text.len() <= MAX_NODE_NAME
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if fits {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "expected 1 to {MAX_NODE_NAME} letters, digits, '.', '-' or '_', got {text:?}"
+        ))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -334,6 +373,61 @@ pub enum CaAction {
     },
 }
 
+/// `onebox cluster`: the remedies of the one-server design on real engines.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub action: ClusterAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterAction {
+    /// Start PostgreSQL (primary + streaming replica), N onebox nodes, HAProxy, a hidden DNS primary with Knot and NSD secondaries; print one JSON line when all are healthy.
+    Up(ClusterUpArgs),
+    /// Show which process is where, its health, DNS serials, PostgreSQL roles and each node's share of requests.
+    Status(ClusterStatusArgs),
+    /// Stop everything `up` started and wait until no process and no listening socket is left.
+    Down(ClusterDataArgs),
+    /// The supervisor `up` starts in its own session (not for direct use).
+    #[command(hide = true)]
+    Supervise(ClusterUpArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClusterUpArgs {
+    /// How many onebox web nodes (on 127.0.1.1 … 127.0.1.N).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=32))]
+    pub nodes: u8,
+    /// Folder for the cluster's state: everything goes under DIR/cluster.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// The balancer's HTTP address (the apex A record's address); each node uses this port on its own address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// The balancer's HTTPS address (TLS passed through to the nodes).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+    pub https: SocketAddr,
+    /// The hidden DNS primary's address; the secondaries use this port on 127.0.2.1 (Knot) and 127.0.2.2 (NSD).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_DNS)]
+    pub dns: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterDataArgs {
+    /// The folder given to `cluster up`.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterStatusArgs {
+    #[command(flatten)]
+    pub folder: ClusterDataArgs,
+    /// One JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 const VISIT_EXIT_CODES: &str = "\
 Exit codes (the hop that failed):
   0  the page was fetched with a status below 400
@@ -439,6 +533,10 @@ pub enum ResolverPlatform {
 pub struct DoctorArgs {
     #[command(flatten)]
     pub stack: StackFlags,
+
+    /// onebox's DNS address, UDP and TCP (ip:port).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_DNS)]
+    pub dns: SocketAddr,
 
     /// The CA onebox serve uses (the "ca" path in its ready line); without it HTTPS is not checked.
     #[arg(long, value_name = "FILE")]

@@ -25,6 +25,7 @@ pub(crate) mod app;
 pub mod ca;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod control;
 pub(crate) mod db;
 pub(crate) mod dns;

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Top(args) => onebox::metrics::top::run(args),
         Command::Key(args) => onebox::key::run(args),
         Command::Zone(args) => onebox::key::zone(args),
+        Command::Cluster(args) => onebox::cluster::run(args),
     };
     // Flush the log first, so the error is the last line on stderr.
     drop(logging);

@@ -82,11 +82,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let signals = Signals::new()?;
     let (mut servers, addrs) = spawn_servers(&config, listeners, control, &state)?;
     print_ready(&config, &state, &addrs)?;
-    tracing::info!(
-        "dns: listening on {} (udp, tcp) and {} (dns over tls)",
-        addrs.dns,
-        addrs.dot
-    );
+    match (addrs.dns, addrs.dot) {
+        (Some(dns), Some(dot)) => {
+            tracing::info!("dns: listening on {dns} (udp, tcp) and {dot} (dns over tls)");
+        }
+        _ => tracing::info!("dns: off (--dns off); the zones still name the site"),
+    }
     #[cfg(debug_assertions)]
     servers.test_hook();
 
@@ -109,7 +110,10 @@ struct Config {
     http_idle: Duration,
     /// HTTPS sits beside HTTP: on the address --http names when it names one.
     https: Option<SocketAddr>,
-    dot: SocketAddr,
+    /// `--dns`; `None` with `--dns off`, and then no DNS is served in any form.
+    dns: Option<SocketAddr>,
+    /// `None` with `--dns off`.
+    dot: Option<SocketAddr>,
     /// With a root zone: the toy Internet's servers and its resolver.
     internet: Option<Internet>,
     /// A listener given port 0 means a test fixture: the listeners not named on the
@@ -157,20 +161,12 @@ fn validate(args: ServeArgs) -> anyhow::Result<Config> {
         tracing::info!("zone {line}");
     }
     let stack = &args.stack;
-    let metrics_flag = match args.metrics {
-        Some(cli::MetricsAddr::At(addr)) => Some(addr),
-        _ => None,
-    };
-    let fixture = [
-        Some(stack.dns),
-        stack.http,
-        stack.https,
-        args.dot,
-        metrics_flag,
-    ]
-    .iter()
-    .flatten()
-    .any(|addr| addr.port() == 0);
+    let dns = args.dns.addr();
+    let metrics_flag = args.metrics.and_then(cli::Listen::addr);
+    let fixture = [dns, stack.http, stack.https, args.dot, metrics_flag]
+        .iter()
+        .flatten()
+        .any(|addr| addr.port() == 0);
     let default_port = |port| if fixture { 0 } else { port };
     let https = stack.https.or_else(|| {
         stack
@@ -178,10 +174,11 @@ fn validate(args: ServeArgs) -> anyhow::Result<Config> {
             .map(|http| SocketAddr::new(http.ip(), default_port(cli::DEFAULT_HTTPS_PORT)))
     });
     let dot = match args.dot {
-        Some(addr) => addr,
+        Some(addr) => Some(addr),
+        None if dns.is_none() => None,
         None => {
             let default: SocketAddr = cli::DEFAULT_DOT.parse().context("bad DEFAULT_DOT")?;
-            SocketAddr::new(default.ip(), default_port(default.port()))
+            Some(SocketAddr::new(default.ip(), default_port(default.port())))
         }
     };
     let internet = zones.has_root().then(|| Internet {
@@ -191,6 +188,9 @@ fn validate(args: ServeArgs) -> anyhow::Result<Config> {
     });
     if internet.is_none() && args.resolver.is_some() {
         bail!("--resolver needs a root zone among the zones (try --zones internet)");
+    }
+    if dns.is_none() {
+        check_dns_off(&args, internet.is_some())?;
     }
     let metrics = metrics_config(args.metrics, default_port)?;
     crate::metrics::set_enabled(metrics.is_some());
@@ -204,10 +204,30 @@ fn validate(args: ServeArgs) -> anyhow::Result<Config> {
         session_ttl,
         http_idle,
         https,
+        dns,
         dot,
         fixture,
         backend,
     })
+}
+
+/// `--dns off` makes a web node: flags that only mean something with DNS
+/// served are refused rather than silently ignored.
+fn check_dns_off(args: &ServeArgs, toy_internet: bool) -> anyhow::Result<()> {
+    if toy_internet {
+        bail!(
+            "--dns off cannot serve the toy Internet: its zones include a root, whose servers are DNS (drop --dns off, or serve the website zones only)"
+        );
+    }
+    let conflicting = [
+        (args.dot.is_some(), "--dot"),
+        (!args.notify.is_empty(), "--notify"),
+        (args.resolver.is_some(), "--resolver"),
+    ];
+    if let Some((_, flag)) = conflicting.iter().find(|(given, _)| *given) {
+        bail!("{flag} needs DNS, which --dns off switches off");
+    }
+    Ok(())
 }
 
 /// A folder the web server will serve: it must exist and be listable now, not
@@ -230,20 +250,29 @@ fn parse_networks<'a>(texts: impl IntoIterator<Item = &'a String>) -> anyhow::Re
 
 /// Phase 2: every socket the ready line will name.
 struct Listeners {
-    udp: UdpSocket,
-    tcp: TcpListener,
+    /// `None` with `--dns off`.
+    dns: Option<DnsListeners>,
     http: TcpListener,
     https: TcpListener,
-    dot: TcpListener,
     /// The toy Internet's other addresses: (address, its zones, UDP, TCP).
     authorities: Vec<(IpAddr, Vec<String>, UdpSocket, TcpListener)>,
     resolver: Option<(UdpSocket, TcpListener)>,
     metrics: Option<TcpListener>,
 }
 
+/// DNS's own sockets: UDP and TCP on `--dns`, DNS over TLS on `--dot`.
+struct DnsListeners {
+    udp: UdpSocket,
+    tcp: TcpListener,
+    dot: TcpListener,
+}
+
 async fn bind_all(config: &Config) -> anyhow::Result<Listeners> {
     let (zones, stack, fixture) = (&config.zones, &config.args.stack, config.fixture);
-    let (udp, tcp) = bind_dns(stack.dns).await?;
+    let dns = match (config.dns, config.dot) {
+        (Some(dns), Some(dot)) => Some(bind_dns_and_dot(dns, dot).await?),
+        _ => None,
+    };
     let http = bind_web(zones, stack.http, cli::DEFAULT_HTTP_PORT, "--http", fixture).await?;
     let https = bind_web(
         zones,
@@ -253,15 +282,10 @@ async fn bind_all(config: &Config) -> anyhow::Result<Listeners> {
         fixture,
     )
     .await?;
-    let dot = TcpListener::bind(config.dot).await.map_err(|e| {
-        bind_error(
-            "TCP",
-            config.dot,
-            &e,
-            &format!("--dot {}", cli::DEFAULT_DOT),
-        )
-    })?;
-    let (authorities, resolver) = bind_internet(config, udp.local_addr()?).await?;
+    let (authorities, resolver) = match &dns {
+        Some(dns) => bind_internet(config, dns.udp.local_addr()?).await?,
+        None => (Vec::new(), None),
+    };
     let metrics = match config.metrics {
         Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
             bind_error(
@@ -274,26 +298,25 @@ async fn bind_all(config: &Config) -> anyhow::Result<Listeners> {
         None => None,
     };
     Ok(Listeners {
-        udp,
-        tcp,
+        dns,
         http,
         https,
-        dot,
         authorities,
         resolver,
         metrics,
     })
 }
 
+async fn bind_dns_and_dot(dns: SocketAddr, dot: SocketAddr) -> anyhow::Result<DnsListeners> {
+    let (udp, tcp) = bind_dns(dns).await?;
+    let dot = TcpListener::bind(dot)
+        .await
+        .map_err(|e| bind_error("TCP", dot, &e, &format!("--dot {}", cli::DEFAULT_DOT)))?;
+    Ok(DnsListeners { udp, tcp, dot })
+}
+
 /// Each toy-Internet address other than `--dns`'s, on the DNS port, and the resolver.
-#[allow(clippy::type_complexity)]
-async fn bind_internet(
-    config: &Config,
-    dns: SocketAddr,
-) -> anyhow::Result<(
-    Vec<(IpAddr, Vec<String>, UdpSocket, TcpListener)>,
-    Option<(UdpSocket, TcpListener)>,
-)> {
+async fn bind_internet(config: &Config, dns: SocketAddr) -> anyhow::Result<ToyInternetListeners> {
     let Some(internet) = &config.internet else {
         return Ok((Vec::new(), None));
     };
@@ -458,10 +481,11 @@ fn private_files(dir: &Path) -> anyhow::Result<()> {
 
 /// The addresses actually bound, for the ready line and the servers.
 struct Addrs {
-    dns: SocketAddr,
+    /// `None` with `--dns off`, as is `dot`.
+    dns: Option<SocketAddr>,
     http: SocketAddr,
     https: SocketAddr,
-    dot: SocketAddr,
+    dot: Option<SocketAddr>,
     /// Zone → where its server listens (toy Internet only).
     authorities: Option<BTreeMap<String, Vec<SocketAddr>>>,
     resolver: Option<SocketAddr>,
@@ -485,20 +509,18 @@ fn spawn_servers(
     state: &State,
 ) -> anyhow::Result<(Servers, Addrs)> {
     let Listeners {
-        udp,
-        tcp,
+        dns,
         http,
         https,
-        dot,
         authorities,
         resolver,
         metrics,
     } = listeners;
     let mut addrs = Addrs {
-        dns: udp.local_addr()?,
+        dns: dns.as_ref().map(|d| d.udp.local_addr()).transpose()?,
         http: http.local_addr()?,
         https: https.local_addr()?,
-        dot: dot.local_addr()?,
+        dot: dns.as_ref().map(|d| d.dot.local_addr()).transpose()?,
         authorities: None,
         resolver: None,
         metrics: metrics.as_ref().map(TcpListener::local_addr).transpose()?,
@@ -513,92 +535,13 @@ fn spawn_servers(
         live,
         maintenance: Maintenance::default(),
     };
-    // In the toy Internet the --dns address is one authority among others and
-    // answers only for the zones whose glue points there; DoH keeps them all.
-    let mut dns_engine = shared.engine.clone();
-    let mut recursor = None;
-    if let Some(internet) = &config.internet {
-        let engine_for = |zones: &[String]| -> anyhow::Result<Engine> {
-            Ok(
-                Engine::new(config.zones.only(zones)?, config.transfer.clone())
-                    .with_live(shared.live.clone()),
-            )
-        };
-        let by_address = dns::authorities::zones_by_address(&internet.authorities);
-        if let Some(zones) = by_address.get(&addrs.dns.ip()) {
-            dns_engine = engine_for(zones)?;
+    let recursor = match dns {
+        Some(dns) => {
+            let toy = (authorities, resolver);
+            spawn_dns(&mut servers, config, state, &shared, dns, toy, &mut addrs)?
         }
-        for (ip, zones, udp, tcp) in authorities {
-            let engine = engine_for(&zones)?;
-            tracing::info!(
-                "dns: {} answering at {ip} (udp, tcp), where the glue says",
-                zones.join(", ")
-            );
-            let server = dns::server::run(
-                engine,
-                udp,
-                tcp,
-                None,
-                dns::server::Limits::default(),
-                config.rrl.clone(),
-                servers.shutdown.child_token(),
-            );
-            servers.spawn("dns authority", async move {
-                server.await;
-                Ok(())
-            });
-        }
-        addrs.authorities = Some(
-            internet
-                .authorities
-                .iter()
-                .map(|(zone, ips)| {
-                    let at = ips.iter().map(|ip| SocketAddr::new(*ip, addrs.dns.port()));
-                    (zone.clone(), at.collect())
-                })
-                .collect(),
-        );
-        if let Some((udp, tcp)) = resolver {
-            let at = udp.local_addr()?;
-            let resolving = dns::recursor::Recursor::new(internet.hints.clone(), addrs.dns.port())
-                .with_live(shared.live.clone());
-            tracing::info!(
-                "dns: recursive resolver on {at} (udp, tcp), from the root hints {:?}",
-                internet.hints
-            );
-            let server =
-                dns::recursor::serve(resolving.clone(), udp, tcp, servers.shutdown.child_token());
-            servers.spawn("dns resolver", async move {
-                server.await;
-                Ok(())
-            });
-            addrs.resolver = Some(at);
-            recursor = Some(resolving);
-        }
-    }
-    let dns_server = dns::server::run(
-        dns_engine,
-        udp,
-        tcp,
-        Some((dot, state.certs.server_config(&[b"dot"])?)),
-        dns::server::Limits::default(),
-        config.rrl.clone(),
-        servers.shutdown.child_token(),
-    );
-    servers.spawn("dns server", async move {
-        dns_server.await;
-        Ok(())
-    });
-    let notifier = dns::notify::watch(
-        config.zones.clone(),
-        config.args.notify.clone(),
-        addrs.dns,
-        servers.shutdown.child_token(),
-    );
-    servers.spawn("dns notify", async move {
-        notifier.await;
-        Ok(())
-    });
+        None => None,
+    };
     let control_server = control::serve(
         control,
         shared.maintenance.clone(),
@@ -634,6 +577,114 @@ fn spawn_servers(
     Ok((servers, addrs))
 }
 
+/// The toy Internet's other sockets: its authorities' and the resolver's.
+type ToyInternetListeners = (
+    Vec<(IpAddr, Vec<String>, UdpSocket, TcpListener)>,
+    Option<(UdpSocket, TcpListener)>,
+);
+
+/// DNS in every form but DoH (which the web server answers): the authoritative
+/// server on UDP, TCP and DoT, NOTIFY to the secondaries, and with a root zone the
+/// toy Internet's authorities and resolver. Returns the resolver, if it runs.
+fn spawn_dns(
+    servers: &mut Servers,
+    config: &Config,
+    state: &State,
+    shared: &Shared,
+    listeners: DnsListeners,
+    (authorities, resolver): ToyInternetListeners,
+    addrs: &mut Addrs,
+) -> anyhow::Result<Option<dns::recursor::Recursor>> {
+    let DnsListeners { udp, tcp, dot } = listeners;
+    let dns_addr = udp.local_addr()?;
+    // In the toy Internet the --dns address is one authority among others and
+    // answers only for the zones whose glue points there; DoH keeps them all.
+    let mut dns_engine = shared.engine.clone();
+    let mut recursor = None;
+    if let Some(internet) = &config.internet {
+        let engine_for = |zones: &[String]| -> anyhow::Result<Engine> {
+            Ok(
+                Engine::new(config.zones.only(zones)?, config.transfer.clone())
+                    .with_live(shared.live.clone()),
+            )
+        };
+        let by_address = dns::authorities::zones_by_address(&internet.authorities);
+        if let Some(zones) = by_address.get(&dns_addr.ip()) {
+            dns_engine = engine_for(zones)?;
+        }
+        for (ip, zones, udp, tcp) in authorities {
+            let engine = engine_for(&zones)?;
+            tracing::info!(
+                "dns: {} answering at {ip} (udp, tcp), where the glue says",
+                zones.join(", ")
+            );
+            let server = dns::server::run(
+                engine,
+                udp,
+                tcp,
+                None,
+                dns::server::Limits::default(),
+                config.rrl.clone(),
+                servers.shutdown.child_token(),
+            );
+            servers.spawn("dns authority", async move {
+                server.await;
+                Ok(())
+            });
+        }
+        addrs.authorities = Some(
+            internet
+                .authorities
+                .iter()
+                .map(|(zone, ips)| {
+                    let at = ips.iter().map(|ip| SocketAddr::new(*ip, dns_addr.port()));
+                    (zone.clone(), at.collect())
+                })
+                .collect(),
+        );
+        if let Some((udp, tcp)) = resolver {
+            let at = udp.local_addr()?;
+            let resolving = dns::recursor::Recursor::new(internet.hints.clone(), dns_addr.port())
+                .with_live(shared.live.clone());
+            tracing::info!(
+                "dns: recursive resolver on {at} (udp, tcp), from the root hints {:?}",
+                internet.hints
+            );
+            let server =
+                dns::recursor::serve(resolving.clone(), udp, tcp, servers.shutdown.child_token());
+            servers.spawn("dns resolver", async move {
+                server.await;
+                Ok(())
+            });
+            addrs.resolver = Some(at);
+            recursor = Some(resolving);
+        }
+    }
+    let dns_server = dns::server::run(
+        dns_engine,
+        udp,
+        tcp,
+        Some((dot, state.certs.server_config(&[b"dot"])?)),
+        dns::server::Limits::default(),
+        config.rrl.clone(),
+        servers.shutdown.child_token(),
+    );
+    servers.spawn("dns server", async move {
+        dns_server.await;
+        Ok(())
+    });
+    let notifier = dns::notify::watch(
+        config.zones.clone(),
+        config.args.notify.clone(),
+        dns_addr,
+        servers.shutdown.child_token(),
+    );
+    servers.spawn("dns notify", async move {
+        notifier.await;
+        Ok(())
+    });
+    Ok(recursor)
+}
 /// How recent a resolution must be for the home page to show it as the way the
 /// page was found: a browser connects right after it resolves, and keeps the
 /// address for about a minute (Chromium's host cache).
@@ -665,7 +716,7 @@ fn spawn_web(
     shared: Shared,
     http: TcpListener,
     https: TcpListener,
-    dns_addr: SocketAddr,
+    dns_addr: Option<SocketAddr>,
     recursor: Option<dns::recursor::Recursor>,
 ) -> anyhow::Result<()> {
     // The resolver's cache view, as JSON: only when the toy Internet runs.
@@ -692,6 +743,7 @@ fn spawn_web(
             resolutions: recursor.clone().map(resolutions),
             session_ttl: config.session_ttl,
             post_rate: config.args.post_rate,
+            node_name: config.args.node_name.clone(),
         })
         .merge(extra)
         // The fixture API beside the app: the DNS layer's change function
@@ -709,6 +761,7 @@ fn spawn_web(
         live_public: config.args.live_public,
         conns_per_addr: config.args.http_conns_per_addr as usize,
         idle_timeout: config.http_idle,
+        node_name: config.args.node_name.clone(),
     };
     let shutdown = servers.shutdown.child_token();
     servers.spawn("web server", web::serve(http, web_config, shutdown));
@@ -723,7 +776,7 @@ fn spawn_metrics(
     config: &Config,
     state: &State,
     listener: TcpListener,
-    dns_addr: SocketAddr,
+    dns_addr: Option<SocketAddr>,
 ) {
     let (zones, db, certs) = (config.zones.clone(), state.db.clone(), state.certs.clone());
     let serial_zones = config.zones.clone();
@@ -759,12 +812,12 @@ fn spawn_metrics(
 
 /// `--metrics`: off, the address given, or the default (a free port for a fixture).
 fn metrics_config(
-    flag: Option<cli::MetricsAddr>,
+    flag: Option<cli::Listen>,
     default_port: impl Fn(u16) -> u16,
 ) -> anyhow::Result<Option<SocketAddr>> {
     Ok(match flag {
-        Some(cli::MetricsAddr::Off) => None,
-        Some(cli::MetricsAddr::At(addr)) => Some(addr),
+        Some(cli::Listen::Off) => None,
+        Some(cli::Listen::At(addr)) => Some(addr),
         None => {
             let default: SocketAddr = cli::DEFAULT_METRICS
                 .parse()
@@ -840,8 +893,9 @@ struct Ready {
     control: String,
     /// `null` with `--ephemeral`.
     data: Option<String>,
-    dns: SocketAddr,
-    dot: SocketAddr,
+    /// `null` with `--dns off`, as is `dot`.
+    dns: Option<SocketAddr>,
+    dot: Option<SocketAddr>,
     http: SocketAddr,
     https: SocketAddr,
     /// The Prometheus listener; `null` with `--metrics off`.
@@ -1182,8 +1236,8 @@ mod tests {
             ca: "data/ca.pem".into(),
             control: "data/onebox.sock".into(),
             data: Some("data".into()),
-            dns: "127.0.0.1:1053".parse().unwrap(),
-            dot: "127.0.0.1:8853".parse().unwrap(),
+            dns: Some("127.0.0.1:1053".parse().unwrap()),
+            dot: Some("127.0.0.1:8853".parse().unwrap()),
             http: "127.0.0.1:8080".parse().unwrap(),
             https: "127.0.0.1:8443".parse().unwrap(),
             metrics: Some("127.0.0.1:9153".parse().unwrap()),
@@ -1199,13 +1253,15 @@ mod tests {
         );
         let ephemeral = Ready {
             data: None,
+            dns: None,
+            dot: None,
             ..ready
         };
-        assert!(
-            serde_json::to_string(&ephemeral)
-                .unwrap()
-                .contains(r#""data":null"#)
-        );
+        // Absent values keep their keys, as null: `--ephemeral`, `--dns off`.
+        let line = serde_json::to_string(&ephemeral).unwrap();
+        for key in ["data", "dns", "dot"] {
+            assert!(line.contains(&format!(r#""{key}":null"#)), "{key}: {line}");
+        }
     }
 
     #[test]

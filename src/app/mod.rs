@@ -94,6 +94,8 @@ pub(crate) struct AppConfig {
     pub(crate) session_ttl: Duration,
     /// `--post-rate`: posts per minute per account; 0 turns the limit off.
     pub(crate) post_rate: u32,
+    /// `--node-name`: the home page says which node served it.
+    pub(crate) node_name: Option<String>,
 }
 
 #[derive(Debug)]
@@ -102,6 +104,7 @@ pub(crate) struct App {
     zones: Zones,
     resolutions: Option<Resolutions>,
     session_ttl: Duration,
+    node_name: Option<String>,
     csrf: Csrf,
     /// The argon2 hash a login for an unknown name is checked against, computed
     /// on first use (see `decoy_hash` in [`domain`]).
@@ -119,6 +122,7 @@ pub(crate) fn router(config: AppConfig) -> Router {
         zones: config.zones,
         resolutions: config.resolutions,
         session_ttl: config.session_ttl,
+        node_name: config.node_name,
         csrf: Csrf::new(),
         decoy_hash: OnceLock::new(),
         argon2_slots: Arc::new(tokio::sync::Semaphore::new(MAX_HASHES)),

@@ -342,6 +342,7 @@ fn reached(app: &App, ctx: &Ctx, visits: Option<u64>) -> Reached {
         db_ms: millis(snapshot.db),
         so_far_ms: millis(snapshot.elapsed),
         visits,
+        node: app.node_name.clone(),
         resolution: app
             .resolutions
             .as_ref()

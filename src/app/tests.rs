@@ -27,6 +27,7 @@ fn app_with(post_rate: u32) -> Router {
             .expect("built-in zone"),
         session_ttl: Duration::from_secs(3600),
         post_rate,
+        node_name: None,
     })
 }
 

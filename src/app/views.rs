@@ -39,6 +39,8 @@ pub(crate) struct Reached {
     pub(crate) visits: Option<u64>,
     /// How the toy Internet's resolver found the name for this client, when it did.
     pub(crate) resolution: Option<super::ResolutionPath>,
+    /// `--node-name`: which of several nodes built this page.
+    pub(crate) node: Option<String>,
 }
 
 pub(crate) fn page(frame: &Frame<'_>, body: Markup) -> Markup {
@@ -233,6 +235,10 @@ fn reached_panel(r: &Reached) -> Markup {
                     }
                     @if r.local_is_dns_address == Some(false) {
                         p.note { "This address is not the one DNS gives for the name: the server was started with --http." }
+                    }
+                    @if let Some(node) = &r.node {
+                        // One text node, so "served by node1" is greppable in the HTML.
+                        p.node { (format!("This page was served by {node} (its --node-name; every response names it in the Onebox-Node header).")) }
                     }
                 }
                 li {

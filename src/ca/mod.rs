@@ -34,7 +34,7 @@ use tokio_rustls::rustls::{
 };
 
 pub(crate) const CA_FILE: &str = "ca.pem";
-const CA_KEY_FILE: &str = "ca-key.pem";
+pub(crate) const CA_KEY_FILE: &str = "ca-key.pem";
 /// Short enough that a leaked leaf key is soon worthless, long enough that a
 /// fixture never sees one expire; renewed when a third of its life is left.
 const LEAF_LIFETIME: Duration = Duration::days(30);

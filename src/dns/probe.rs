@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use hickory_server::proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_server::proto::rr::{Name, RecordType};
+use hickory_server::proto::rr::{Name, RData, RecordType};
 use tokio::net::UdpSocket;
 
 /// Why the probe failed; the health endpoint only says "failing", the log says why.
@@ -32,6 +32,33 @@ pub(crate) async fn probe_soa(
     apex: &str,
     timeout: Duration,
 ) -> Result<Duration, ProbeError> {
+    ask_soa(server, apex, timeout).await.map(|(_, rtt)| rtt)
+}
+
+/// [`probe_soa`], returning the serial of the SOA in the answer: how `cluster
+/// status` compares a hidden primary with its secondaries.
+pub(crate) async fn soa_serial(
+    server: SocketAddr,
+    apex: &str,
+    timeout: Duration,
+) -> Result<u32, ProbeError> {
+    let (answer, _) = ask_soa(server, apex, timeout).await?;
+    answer
+        .answers
+        .iter()
+        .find_map(|record| match &record.data {
+            RData::SOA(soa) => Some(soa.serial),
+            _ => None,
+        })
+        .ok_or(ProbeError::Mismatch("no SOA in the answer"))
+}
+
+/// One checked `apex SOA` exchange: the answer and its round-trip time.
+async fn ask_soa(
+    server: SocketAddr,
+    apex: &str,
+    timeout: Duration,
+) -> Result<(Message, Duration), ProbeError> {
     let target = reachable(server);
     let bind: SocketAddr = if target.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
@@ -48,8 +75,8 @@ pub(crate) async fn probe_soa(
     let n = tokio::time::timeout(timeout, socket.recv(&mut buf))
         .await
         .map_err(|_| ProbeError::Timeout(timeout))??;
-    check_answer(&buf[..n], id)?;
-    Ok(start.elapsed())
+    let rtt = start.elapsed();
+    Ok((check_answer(&buf[..n], id)?, rtt))
 }
 
 /// A server bound to 0.0.0.0 or :: is reached on loopback.
@@ -76,7 +103,7 @@ fn soa_query(id: u16, apex: &str) -> Result<Vec<u8>, ProbeError> {
         .map_err(|e| ProbeError::Name(apex.to_string(), e.to_string()))
 }
 
-fn check_answer(bytes: &[u8], id: u16) -> Result<(), ProbeError> {
+fn check_answer(bytes: &[u8], id: u16) -> Result<Message, ProbeError> {
     let message = Message::from_vec(bytes).map_err(|e| ProbeError::Parse(e.to_string()))?;
     let meta = &message.metadata;
     if meta.id != id {
@@ -94,7 +121,7 @@ fn check_answer(bytes: &[u8], id: u16) -> Result<(), ProbeError> {
     if message.answers.is_empty() {
         return Err(ProbeError::Mismatch("no answer records"));
     }
-    Ok(())
+    Ok(message)
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         zones.retain(|z| z.contains('.'));
         Some(args.resolver.unwrap_or(SocketAddr::new(
             IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53)),
-            args.stack.dns.port(),
+            args.dns.port(),
         )))
     } else {
         if let Some(resolver) = args.resolver {
@@ -104,7 +104,7 @@ async fn diagnose(
     zones: Vec<String>,
     resolver: Option<SocketAddr>,
 ) -> anyhow::Result<Report> {
-    let lookup = Lookup::new(args.stack.dns)?;
+    let lookup = Lookup::new(args.dns)?;
     let recursive = resolver.map(Lookup::new).transpose()?;
     let trust = match &args.cacert {
         Some(path) => hops::load_certs(path)?,
@@ -116,8 +116,8 @@ async fn diagnose(
     if args.stack.zones != Path::new(crate::cli::DEFAULT_ZONES) {
         same.push_str(&format!(" --zones {}", args.stack.zones.display()));
     }
-    if args.stack.dns.to_string() != crate::cli::DEFAULT_DNS {
-        same.push_str(&format!(" --dns {}", args.stack.dns));
+    if args.dns.to_string() != crate::cli::DEFAULT_DNS {
+        same.push_str(&format!(" --dns {}", args.dns));
     }
     if let Some(resolver) = args.resolver {
         same.push_str(&format!(" --resolver {resolver}"));
@@ -146,10 +146,7 @@ async fn diagnose(
                 check(
                     "dns",
                     Status::Pass,
-                    format!(
-                        "{} answers SOA for {zone} (serial {serial})",
-                        args.stack.dns
-                    ),
+                    format!("{} answers SOA for {zone} (serial {serial})", args.dns),
                     None,
                 )
             }
@@ -175,7 +172,7 @@ async fn diagnose(
                     Some(format!(
                         "serve starts the resolver when the zones include a root: onebox serve --zones {} --dns {} (or give doctor the --resolver serve uses)",
                         args.stack.zones.display(),
-                        args.stack.dns
+                        args.dns
                     )),
                 ),
             });
@@ -209,7 +206,7 @@ async fn diagnose(
 
         // 3. The web server at the addresses DNS gives.
         let http_addrs = web_addrs(args.stack.http, &want, crate::cli::DEFAULT_HTTP_PORT);
-        match web_checks(Web::Http, zone, &host, &http_addrs, args.stack.dns, &[]).await {
+        match web_checks(Web::Http, zone, &host, &http_addrs, args.dns, &[]).await {
             Some(web) => checks.push(web),
             None => checks.push(check(
                 "http",
@@ -222,16 +219,7 @@ async fn diagnose(
         // 4. HTTPS, trusted through the CA the user says onebox uses.
         if !trust.is_empty() {
             let https_addrs = web_addrs(args.stack.https, &want, crate::cli::DEFAULT_HTTPS_PORT);
-            match web_checks(
-                Web::Https,
-                zone,
-                &host,
-                &https_addrs,
-                args.stack.dns,
-                &trust,
-            )
-            .await
-            {
+            match web_checks(Web::Https, zone, &host, &https_addrs, args.dns, &trust).await {
                 Some(web) => checks.push(web),
                 None => checks.push(check(
                     "https",
@@ -255,7 +243,7 @@ async fn diagnose(
 
     Ok(Report {
         ok: checks.iter().all(|c| c.status != Status::Fail),
-        dns: args.stack.dns,
+        dns: args.dns,
         resolver,
         zones,
         checks,
@@ -306,7 +294,7 @@ async fn web_checks(
 }
 
 fn dns_failure(err: &LookupError, zone: &str, args: &DoctorArgs) -> (String, String) {
-    let dns = args.stack.dns;
+    let dns = args.dns;
     match err {
         LookupError::Timeout => (
             format!(

@@ -112,9 +112,16 @@ pub(crate) fn error_response(path: &str, status: StatusCode, message: &str) -> R
     }
 }
 
+/// Which node answered (`serve --node-name`): behind a load balancer the client
+/// otherwise cannot tell the nodes apart.
+pub(crate) const NODE_HEADER: header::HeaderName = header::HeaderName::from_static("onebox-node");
+
 /// Outermost: measures the request, fills `Server-Timing`, makes every `/api/`
 /// error JSON (timeouts, 405s and panics come from layers that know nothing about
-/// JSON), and logs one access event once the body has been sent.
+/// JSON), names the node, and logs one access event once the body has been sent.
+/// Every response the router makes passes here, whoever made it (static files,
+/// health, the app, a 404, 413 or 503), so every one carries `Onebox-Node`; only
+/// what hyper answers by itself before routing (a 431 for oversized headers) does not.
 pub(crate) async fn access(State(web): State<Arc<Web>>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let trace = Arc::new(Trace::new(start));
@@ -164,6 +171,9 @@ pub(crate) async fn access(State(web): State<Arc<Web>>, mut req: Request, next: 
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    if let Some(node) = &web.node_name {
+        headers.insert(NODE_HEADER, node.clone());
+    }
 
     let (parts, body) = response.into_parts();
     let logged = LoggedBody {
@@ -237,6 +247,14 @@ pub(crate) async fn route(State(web): State<Arc<Web>>, mut req: Request, next: N
         "/healthz" => return health::healthz(),
         "/readyz" if web.maintenance.is_on() => {
             return maintenance_response(&path, web.dns_addr);
+        }
+        // With --dns off there is no DNS engine to answer for: DoH is off too.
+        "/dns-query" if web.dns_addr.is_none() => {
+            return error_response(
+                &path,
+                StatusCode::NOT_FOUND,
+                "this node serves no DNS (--dns off), so no DNS over HTTPS either",
+            );
         }
         "/readyz" => return health::readyz(&web).await,
         // DNS over HTTPS answers for any name too: clients reach it by address
@@ -323,7 +341,7 @@ pub(crate) async fn route(State(web): State<Arc<Web>>, mut req: Request, next: N
 
 /// 503 while `onebox maintenance on`: the one-server design's second weakness.
 /// DNS still answers, so a visitor sees exactly which box is down.
-fn maintenance_response(path: &str, dns: SocketAddr) -> Response {
+fn maintenance_response(path: &str, dns: Option<SocketAddr>) -> Response {
     let retry = [(header::RETRY_AFTER, "60")];
     if path.starts_with("/api/") {
         let mut response = error_response(
@@ -340,9 +358,24 @@ fn maintenance_response(path: &str, dns: SocketAddr) -> Response {
         StatusCode::SERVICE_UNAVAILABLE,
         retry,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        MAINTENANCE_PAGE.replace("DIG_ARGS", &dig_args(dns)),
+        MAINTENANCE_PAGE.replace("DNS_NOTE", &dns_note(dns)),
     )
         .into_response()
+}
+
+/// The maintenance page's word on DNS: it still answers, or (a web node with
+/// `--dns off`) it is served by other machines.
+fn dns_note(dns: Option<SocketAddr>) -> String {
+    match dns {
+        Some(dns) => format!(
+            "DNS still answers (try <code>dig {} www.foobar.com</code>): the name still leads \
+here, but the web server has nothing to serve.",
+            dig_args(dns)
+        ),
+        None => "This node serves no DNS (it runs with <code>--dns off</code>): the name \
+leads to whatever fronts it, and this web server has nothing to serve."
+            .to_string(),
+    }
 }
 
 const MAINTENANCE_PAGE: &str = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -350,8 +383,7 @@ const MAINTENANCE_PAGE: &str = "<!DOCTYPE html><html lang=\"en\"><head><meta cha
 <title>Down for maintenance</title><link rel=\"stylesheet\" href=\"/static/site.css\"></head>\
 <body><main class=\"wrap\"><section class=\"hero\"><p class=\"eyebrow\">503 · back soon</p>\
 <h1>Down for maintenance</h1><p class=\"lede\">The site runs on one server, and that server is being \
-worked on. DNS still answers (try <code>dig DIG_ARGS www.foobar.com</code>): the name still leads \
-here, but the web server has nothing to serve. With a second server behind a load balancer, one could be \
+worked on. DNS_NOTE With a second server behind a load balancer, one could be \
 maintained while the other carries on.</p></section></main></body></html>\n";
 
 /// `@ADDR -p PORT` for a `dig` line that reaches our DNS server where it is

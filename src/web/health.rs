@@ -1,6 +1,8 @@
 //! `/healthz` (the process is up) and `/readyz` (DNS, HTTP and the database all
 //! work). Readiness is checked for real on every call: a DNS query to our own DNS
-//! socket, and a read transaction in the database.
+//! socket, and a read transaction in the database. A web node started with
+//! `--dns off` serves no DNS, so it asks none: its `"dns"` is `"off"`, and its
+//! readiness is HTTP and the database (what a load balancer's check needs to know).
 //!
 //! `/readyz` answers any `Host`, so it says only "ok" or "failing" per dependency:
 //! no paths, addresses or error texts for a stranger to read. The reasons for a
@@ -26,10 +28,10 @@ pub(super) fn healthz() -> Response {
 }
 
 pub(super) async fn readyz(web: &Web) -> Response {
-    let (dns_ok, db_ok) = checks(&web.zones, web.dns_addr, web.db.as_ref()).await;
+    let (dns, db_ok) = checks(&web.zones, web.dns_addr, web.db.as_ref()).await;
     // This answer itself is the HTTP check: it came through the accept loop, hyper
     // and the middleware like any other request.
-    let ready = dns_ok && db_ok;
+    let ready = dns != Dns::Failing && db_ok;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -39,7 +41,7 @@ pub(super) async fn readyz(web: &Web) -> Response {
         status,
         Json(json!({
             "ready": ready,
-            "dns": word(dns_ok),
+            "dns": dns.word(),
             "http": word(true),
             "db": word(db_ok),
         })),
@@ -51,27 +53,31 @@ fn word(ok: bool) -> &'static str {
     if ok { "ok" } else { "failing" }
 }
 
-/// What `/readyz` checks: our DNS answers our apex SOA, and the database reads.
-/// Returns (dns ok, database ok).
-async fn checks(zones: &Zones, dns_addr: SocketAddr, db: &dyn Store) -> (bool, bool) {
-    let apex = zones
-        .apex_addresses()
-        .into_iter()
-        .map(|(zone, _)| zone)
-        .next()
-        .or_else(|| zones.site_hosts().into_iter().next());
-    let dns_ok = match apex {
-        Some(apex) => match probe::probe_soa(dns_addr, &apex, DNS_TIMEOUT).await {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::warn!("readyz: dns: {apex} SOA via {}: {e}", dns_addr);
-                false
-            }
-        },
-        None => {
-            tracing::warn!("readyz: dns: no zone is loaded");
-            false
+/// The DNS side of readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dns {
+    Ok,
+    Failing,
+    /// `--dns off`: nothing to check.
+    Off,
+}
+
+impl Dns {
+    fn word(self) -> &'static str {
+        match self {
+            Dns::Ok => word(true),
+            Dns::Failing => word(false),
+            Dns::Off => "off",
         }
+    }
+}
+
+/// What `/readyz` checks: our DNS answers our apex SOA (unless it is off), and
+/// the database reads. Returns (dns, database ok).
+async fn checks(zones: &Zones, dns_addr: Option<SocketAddr>, db: &dyn Store) -> (Dns, bool) {
+    let dns = match dns_addr {
+        Some(addr) => probe_dns(zones, addr).await,
+        None => Dns::Off,
     };
     let db_ok = match db.ping().await {
         Ok(_) => true,
@@ -80,11 +86,34 @@ async fn checks(zones: &Zones, dns_addr: SocketAddr, db: &dyn Store) -> (bool, b
             false
         }
     };
-    (dns_ok, db_ok)
+    (dns, db_ok)
+}
+
+/// A real query to our own DNS socket: the apex SOA of the first site zone.
+async fn probe_dns(zones: &Zones, dns_addr: SocketAddr) -> Dns {
+    let apex = zones
+        .apex_addresses()
+        .into_iter()
+        .map(|(zone, _)| zone)
+        .next()
+        .or_else(|| zones.site_hosts().into_iter().next());
+    match apex {
+        Some(apex) => match probe::probe_soa(dns_addr, &apex, DNS_TIMEOUT).await {
+            Ok(_) => Dns::Ok,
+            Err(e) => {
+                tracing::warn!("readyz: dns: {apex} SOA via {}: {e}", dns_addr);
+                Dns::Failing
+            }
+        },
+        None => {
+            tracing::warn!("readyz: dns: no zone is loaded");
+            Dns::Failing
+        }
+    }
 }
 
 /// Whether `/readyz` would answer 200 now (for the metrics' readiness gauge).
-pub(crate) async fn ready(zones: &Zones, dns_addr: SocketAddr, db: &dyn Store) -> bool {
+pub(crate) async fn ready(zones: &Zones, dns_addr: Option<SocketAddr>, db: &dyn Store) -> bool {
     let (dns, db) = checks(zones, dns_addr, db).await;
-    dns && db
+    dns != Dns::Failing && db
 }

@@ -216,10 +216,21 @@ pub(crate) fn page(web: &Web) -> Response {
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        PAGE.replace("DIG_ARGS", &super::front::dig_args(web.dns_addr))
+        PAGE.replace("DIG_HINT", &dig_hint(web.dns_addr))
             .replace("WHOSE", whose),
     )
         .into_response()
+}
+
+/// How to make a DNS event show: ask our DNS, or (with `--dns off`) nothing to ask here.
+fn dig_hint(dns: Option<std::net::SocketAddr>) -> String {
+    match dns {
+        Some(dns) => format!(
+            "Run <code>dig {} www.foobar.com</code> or",
+            super::front::dig_args(dns)
+        ),
+        None => "This node serves no DNS (<code>--dns off</code>), so only HTTP shows here:".into(),
+    }
 }
 
 const PAGE: &str = r#"<!DOCTYPE html>
@@ -240,7 +251,7 @@ const PAGE: &str = r#"<!DOCTYPE html>
 <section class="hero"><p class="eyebrow">Live view</p>
 <h1>How names become pages, as it happens</h1>
 <p class="lede">WHOSE
-Run <code>dig DIG_ARGS www.foobar.com</code> or open the site in another tab and watch:
+DIG_HINT open the site in another tab and watch:
 first the name (a CNAME to another name, then the A record with the address), then the page.</p>
 <p id="state">connecting…</p></section>
 <table class="live"><thead><tr><th>time</th><th>box</th><th>from</th><th>what</th><th>result</th><th>µs</th></tr></thead>

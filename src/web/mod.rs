@@ -30,6 +30,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use axum::body::Body;
 use axum::http::{Extensions, HeaderMap, Request, StatusCode, Version};
 use http_body_util::BodyExt;
@@ -86,7 +87,9 @@ pub(crate) struct WebConfig {
     pub(crate) zones: Zones,
     pub(crate) db: Arc<dyn Store>,
     pub(crate) site_dir: Option<PathBuf>,
-    pub(crate) dns_addr: SocketAddr,
+    /// Our DNS server, for `/readyz` and the pages' `dig` hints; `None` with
+    /// `--dns off`, which also switches DNS over HTTPS off.
+    pub(crate) dns_addr: Option<SocketAddr>,
     /// The application: every request the web server does not answer itself
     /// (static files, health, DNS over HTTPS) goes to this router.
     pub(crate) router: axum::Router,
@@ -109,6 +112,8 @@ pub(crate) struct WebConfig {
     /// Connections with no request in flight this long are closed
     /// ([`conns::IDLE_TIMEOUT`] unless a test shortens it).
     pub(crate) idle_timeout: Duration,
+    /// `serve --node-name`: sent as `Onebox-Node` on every response.
+    pub(crate) node_name: Option<String>,
 }
 
 /// State shared by the web layers.
@@ -116,7 +121,7 @@ pub(crate) struct WebConfig {
 pub(crate) struct Web {
     pub(crate) zones: Zones,
     pub(crate) db: Arc<dyn Store>,
-    pub(crate) dns_addr: SocketAddr,
+    pub(crate) dns_addr: Option<SocketAddr>,
     pub(crate) engine: Engine,
     pub(crate) recursor: Option<crate::dns::recursor::Recursor>,
     pub(crate) live: Live,
@@ -128,6 +133,8 @@ pub(crate) struct Web {
     /// Open live-view streams, capped at [`live::MAX_STREAMS`] and
     /// [`live::MAX_STREAMS_PER_ADDR`].
     pub(crate) live_slots: Arc<live::Slots>,
+    /// The `Onebox-Node` header's value (see [`front::access`]).
+    pub(crate) node_name: Option<axum::http::HeaderValue>,
     assets: assets::Assets,
 }
 
@@ -149,6 +156,12 @@ pub(crate) async fn serve(
         shutdown: shutdown.clone(),
         live_public: config.live_public,
         live_slots: Arc::default(),
+        node_name: config
+            .node_name
+            .as_deref()
+            .map(axum::http::HeaderValue::from_str)
+            .transpose()
+            .context("--node-name is not a valid header value")?,
         assets: assets::Assets::new(config.site_dir.as_deref())?,
     });
     let app = config.router;

@@ -11,6 +11,7 @@ mod harness;
 
 mod ca;
 mod check;
+mod cluster_up;
 mod dns_abuse;
 mod dns_answers;
 mod dns_differential;
@@ -46,6 +47,7 @@ mod live;
 mod maintenance;
 mod metrics_counts;
 mod metrics_prometheus;
+mod node_web;
 mod pg_postgres;
 mod reload;
 mod resolver;

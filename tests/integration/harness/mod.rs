@@ -176,6 +176,8 @@ pub struct Spawn {
     data: Option<PathBuf>,
     /// `--http` instead of `127.0.0.1:0` (e.g. `[::1]:0`).
     http: Option<String>,
+    /// `--dns` instead of `127.0.0.1:0` (e.g. `off`).
+    dns: Option<String>,
 }
 
 impl Spawn {
@@ -238,6 +240,12 @@ impl Spawn {
         self
     }
 
+    /// `--dns VALUE` instead of `127.0.0.1:0`: `"off"` makes a web node.
+    pub fn dns(mut self, value: &str) -> Self {
+        self.dns = Some(value.to_string());
+        self
+    }
+
     /// Run the binary in this folder.
     pub fn cwd(mut self, dir: impl AsRef<Path>) -> Self {
         self.cwd = Some(dir.as_ref().to_path_buf());
@@ -281,7 +289,8 @@ impl Spawn {
         let mut command = Command::new(ONEBOX);
         command.args(&self.global_args);
         let http = self.http.as_deref().unwrap_or("127.0.0.1:0");
-        command.args(["serve", "--dns", "127.0.0.1:0", "--http", http]);
+        let dns = self.dns.as_deref().unwrap_or("127.0.0.1:0");
+        command.args(["serve", "--dns", dns, "--http", http]);
         match &self.data {
             Some(dir) => {
                 command.arg("--data").arg(dir);
@@ -376,7 +385,13 @@ impl Spawn {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or_else(|| panic!("ready line has no {key:?} address: {line}"))
         };
-        let (dns, http) = (addr("dns"), addr("http"));
+        // `--dns off` prints `"dns":null`: port 0, where nothing answers.
+        let dns = if ready["dns"].is_null() {
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        } else {
+            addr("dns")
+        };
+        let http = addr("http");
         Ok(Onebox {
             child: Some(child),
             pid,
@@ -435,7 +450,7 @@ pub struct Onebox {
     pub pid: u32,
     /// The parsed ready line.
     pub ready: serde_json::Value,
-    /// The DNS address from the ready line (UDP and TCP).
+    /// The DNS address from the ready line (UDP and TCP); port 0 with `--dns off`.
     pub dns: SocketAddr,
     /// The plain HTTP address from the ready line.
     pub http: SocketAddr,
@@ -625,6 +640,75 @@ impl Onebox {
             .map(PathBuf::from)
             .unwrap_or_else(|| panic!("ready line has no {key:?} path: {}", self.ready))
     }
+
+    /// `onebox maintenance on|off --control PATH` against this server, which must
+    /// succeed.
+    pub fn maintenance(&self, on: bool) {
+        let control = self.ready_path("control");
+        let state = if on { "on" } else { "off" };
+        let args = ["maintenance", state, "--control", path_text(&control)];
+        let (status, out, err) = run_onebox(&args, None);
+        assert!(status.success(), "maintenance {state}: {out}{err}");
+    }
+
+    /// Every socket the server holds that listens (TCP) or is bound (UDP).
+    pub fn sockets(&self) -> Vec<(&'static str, SocketAddr)> {
+        bound_sockets(self.pid)
+    }
+}
+
+/// The sockets process `pid` holds that listen (TCP, state LISTEN) or are bound
+/// (UDP): ("tcp" or "udp", local address). Read from /proc: the process's socket
+/// inodes from `fd/`, matched against the kernel's tables in `net/`.
+pub fn bound_sockets(pid: u32) -> Vec<(&'static str, SocketAddr)> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .filter_map(|link| {
+                    let link = link.to_string_lossy().into_owned();
+                    let inode = link.strip_prefix("socket:[")?.strip_suffix(']')?;
+                    Some(inode.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut found = Vec::new();
+    for (table, proto, bound_state) in [
+        ("tcp", "tcp", "0A"),
+        ("tcp6", "tcp", "0A"),
+        ("udp", "udp", "07"),
+        ("udp6", "udp", "07"),
+    ] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() > 9 && cols[3] == bound_state && inodes.contains(cols[9]) {
+                found.push((proto, proc_net_addr(cols[1])));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// `0100007F:1F90` (/proc/net's hex, each 32-bit word in host order) as an address.
+fn proc_net_addr(text: &str) -> SocketAddr {
+    let (ip, port) = text.split_once(':').expect("ADDR:PORT in /proc/net");
+    let port = u16::from_str_radix(port, 16).expect("hex port");
+    let words: Vec<[u8; 4]> = (0..ip.len() / 8)
+        .map(|i| {
+            let word = u32::from_str_radix(&ip[i * 8..i * 8 + 8], 16).expect("hex address");
+            word.to_ne_bytes()
+        })
+        .collect();
+    let ip: std::net::IpAddr = match words.as_slice() {
+        [v4] => std::net::Ipv4Addr::from(*v4).into(),
+        _ => {
+            std::net::Ipv6Addr::from(<[u8; 16]>::try_from(words.concat()).expect("16 bytes")).into()
+        }
+    };
+    SocketAddr::new(ip, port)
 }
 
 impl Drop for Onebox {
