@@ -32,6 +32,9 @@ cluster_options() {
 # and NODE_PIDS / NODE_NAMES.
 cluster_up() {
   mkdir -p "$CLUSTER_DATA_ARG"
+  # PostgreSQL runs as the postgres user, which must be able to walk into the
+  # data folder (mktemp makes folders only their owner can enter).
+  chmod o+x "$WORK" "$CLUSTER_DATA_ARG"
   READY=$WORK/cluster-ready.json
   # Set before starting: a half-started cluster is taken down too.
   CLUSTER_DATA=$CLUSTER_DATA_ARG
@@ -45,14 +48,11 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 for n in d["nodes"]:
     print(f"   web node {n['name']:8} {n['http']:22} pid {n['pid']}")
-print(f"   DNS primary {d['dns']['primary']} (hidden), secondaries {', '.join(map(str, d['dns']['secondaries']))}")
+print(f"   DNS primary {d['dns']['primary']} (hidden), secondaries " +
+      ", ".join(f"{s['name']} {s['addr']}" for s in d["dns"]["secondaries"]))
 print(f"   PostgreSQL primary {d['postgres']['primary']}, replica {d['postgres']['replica']}")
 PY
 }
-
-# cluster_json: `onebox cluster status --json`, the live view (pids change as the
-# supervisor restarts nodes).
-cluster_json() { "$ONEBOX" cluster status --data "$CLUSTER_DATA" --json; }
 
 # figure NAME VALUE: prints a measured figure and records it for tests, which
 # read $FIGURES (a JSON object) when the caller sets it.
@@ -112,25 +112,26 @@ node_names() { jget "$READY" '" ".join(n["name"] for n in d["nodes"])'; }
 haproxy_csv() { curl -sS --max-time 2 "$(jget "$READY" 'd["lb"]["stats"]');csv"; }
 
 # node_status NAME: HAProxy's view of a node (UP, DOWN, "UP 1/2" while rising...).
-node_status() { haproxy_csv | awk -F, -v n="$1" '$2 == n && $1 != "stats" {print $18; exit}'; }
+node_status() { haproxy_csv | awk -F, -v n="$1" '$1 == "nodes_http" && $2 == n {print $18; exit}'; }
 node_up() { [ "$(node_status "$1")" = UP ]; }
 node_down() { case $(node_status "$1") in DOWN*|MAINT*) return 0 ;; *) return 1 ;; esac; }
 
-# node_pid_now NAME: the node's current pid (the supervisor gives a restarted node a new one).
-node_pid_now() {
-  cluster_json | python3 -c 'import json,sys; d=json.load(sys.stdin)
-print(next(n["pid"] for n in d["nodes"] if n["name"] == sys.argv[1]))' "$1"
-}
+# node_pid_now NAME: the node's current pid, from the supervisor's state file (it
+# gives a restarted node a new one).
+node_pid_now() { jget "$CLUSTER_DATA/cluster/state.json" "d['pids']['$1']"; }
 
 # node_data NAME: the node's data folder (its control socket, for `onebox maintenance`).
-node_data() { echo "$CLUSTER_DATA/cluster/$1"; }
+node_data() { jget "$READY" "next(n['data'] for n in d['nodes'] if n['name'] == '$1')"; }
+
+# secondaries: the DNS secondaries' addresses (Knot's, NSD's), space-separated.
+secondaries() { jget "$READY" '" ".join(s["addr"] for s in d["dns"]["secondaries"])'; }
 
 # zone_names: every "name/TYPE" of the zone, from a transfer off the primary. The
 # primary allows transfers to its secondaries only, so ask from a secondary's address.
 zone_names() {
   local primary secondary
   primary=$(jget "$READY" 'd["dns"]["primary"]')
-  secondary=$(jget "$READY" 'str(d["dns"]["secondaries"][0])')
+  secondary=$(jget "$READY" 'd["dns"]["secondaries"][0]["addr"]')
   dig +nocmd +noall +answer -b "${secondary%:*}" -p "${primary##*:}" "@${primary%:*}" foobar.com AXFR |
     awk '{print $1 "/" $4}' | sort -u
 }
@@ -174,7 +175,7 @@ PY
 }
 
 # dns_key: the DNS primary's TSIG key file (nsupdate -k), in its data folder.
-dns_key() { echo "$CLUSTER_DATA/cluster/dns/onebox-update.key"; }
+dns_key() { jget "$READY" 'd["dns"]["tsig"]'; }
 
 # dns_update SERVER KEYFILE LINE...: one signed UPDATE to foobar.com (nsupdate).
 dns_update() {
@@ -186,11 +187,11 @@ dns_update() {
 # since EPOCH: seconds elapsed since EPOCH (date +%s.%N), to two decimals.
 since() { python3 -c 'import sys,time; print(f"{time.time() - float(sys.argv[1]):.2f}")' "$1"; }
 
-# cpu_ticks PATTERN: CPU time (clock ticks, user + system) used so far by every
-# process whose command line matches PATTERN (pgrep -f), e.g. HAProxy's master and worker.
+# cpu_ticks PID: CPU time (clock ticks, user + system) used so far by PID and its
+# children, e.g. HAProxy's master and its worker.
 cpu_ticks() {
   local total=0 pid
-  for pid in $(pgrep -f "$1"); do
+  for pid in "$1" $(pgrep -P "$1"); do
     total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
   done
   echo "$total"

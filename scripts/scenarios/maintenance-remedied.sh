@@ -39,7 +39,7 @@ cutover() {
   dns_update "$primary" "$key" "update delete app.foobar.com A" "update add app.foobar.com 60 A $green"
   serial=$(soa_serial "$primary")
   note "blue/green: app.foobar.com A $blue → $green by UPDATE (primary's serial now $serial)"
-  for server in $(jget "$READY" '" ".join(map(str, d["dns"]["secondaries"]))'); do
+  for server in $(secondaries); do
     wait_until 15 "$server serves serial $serial" eval '[ "$(soa_serial "$server")" = "$serial" ]'
     wait_until 5 "$server serves the green address" eval \
       '[ "$(dig +short +norec -p "${server##*:}" "@${server%:*}" app.foobar.com A)" = "$green" ]'

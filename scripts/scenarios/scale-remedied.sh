@@ -10,26 +10,38 @@
 # cores than processes it would grow with the nodes until the database or the
 # balancer became the ceiling. HAProxy's own share of the CPU is printed too.
 # Options: --data DIR, --http ADDR, --https ADDR, --dns ADDR. SECONDS_PER_STEP
-# (3) bounds each measurement. FIGURES=FILE writes every figure as JSON.
+# (3) bounds each measurement; ACCOUNTS (12) post in turn. FIGURES=FILE writes every figure as JSON.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/cluster.sh"
 need wrk wrk
 SECONDS_PER_STEP=${SECONDS_PER_STEP:-3}
+ACCOUNTS=${ACCOUNTS:-12}
 cluster_options "$@"
 build
 
 say "onebox cluster up --nodes 3"
 cluster_up --nodes 3
 names=($(node_names))
-token=$(account scaler)
+HAPROXY_PID=$(jget "$READY" 'd["lb"]["pid"]')
+# Posting is limited per account on each node (60 a minute, a burst of 60), so
+# the posts come from several accounts in turn: the figure is then the site's
+# write throughput, not the limiter's.
+note "signing up $ACCOUNTS accounts to post from"
+tokens=()
+for k in $(seq "$ACCOUNTS"); do tokens+=("\"$(account "scaler$k")\""); done
 cat > "$WORK/post.lua" <<LUA
--- wrk: every request is a post by one account (bearer token), Host foobar.com.
-wrk.method = "POST"
-wrk.body = '{"body":"scale"}'
+-- wrk: every request is a post (JSON body, bearer token), Host foobar.com; the
+-- accounts take turns so no one account reaches its posting rate.
+local tokens = {$(IFS=,; echo "${tokens[*]}")}
+local i = 0
 wrk.headers["Host"] = "foobar.com"
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $token"
+request = function()
+  i = i + 1
+  wrk.headers["Authorization"] = "Bearer " .. tokens[i % #tokens + 1]
+  return wrk.format("POST", nil, nil, '{"body":"scale"}')
+end
 LUA
 
 # in_service N: nodes 1..N in the rotation, the others drained (and wait for HAProxy to agree).
@@ -51,9 +63,9 @@ in_service() {
 measure() {
   local label=$1; shift
   local hap0 all0 out requests non2xx seconds hap all
-  hap0=$(cpu_ticks "haproxy.*$CLUSTER_DATA"); all0=$(machine_ticks)
+  hap0=$(cpu_ticks "$HAPROXY_PID"); all0=$(machine_ticks)
   out=$(wrk -t1 -c16 -d"${SECONDS_PER_STEP}s" -H "Host: foobar.com" "$@" "http://$LB$PATH_UNDER_TEST" 2>&1)
-  hap=$(( $(cpu_ticks "haproxy.*$CLUSTER_DATA") - hap0 )); all=$(( $(machine_ticks) - all0 ))
+  hap=$(( $(cpu_ticks "$HAPROXY_PID") - hap0 )); all=$(( $(machine_ticks) - all0 ))
   requests=$(awk '/requests in/ {print $1}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out"); non2xx=${non2xx:-0}
   seconds=$(awk '/requests in/ {sub(/s,/, "", $4); print $4}' <<<"$out")

@@ -65,7 +65,7 @@ kill -9 "$(jget "$READY" 'd["dns"]["primary_pid"]')"
 note "The primary is hidden: no NS record names it, so resolvers only ever asked the"
 note "secondaries. They hold the whole zone (transferred by AXFR/IXFR) and answer alone."
 asked=0; answered=0
-for server in $(jget "$READY" '" ".join(map(str, d["dns"]["secondaries"]))'); do
+for server in $(secondaries); do
   for pair in $names; do
     name=${pair%/*}; type=${pair#*/}
     asked=$((asked + 1))

@@ -63,7 +63,7 @@ fn remedy(script: &str, env: &[(&str, &str)]) -> Option<(serde_json::Value, Stri
 fn addresses(value: &serde_json::Value) -> Vec<SocketAddr> {
     match value {
         serde_json::Value::String(s) => s
-            .split(['/', '@', '?', ' '])
+            .split(['/', '@', '?', ',', ' '])
             .filter_map(|part| part.parse().ok())
             .collect(),
         serde_json::Value::Array(items) => items.iter().flat_map(addresses).collect(),
