@@ -135,6 +135,9 @@ pub struct ServeArgs {
     pub dns: Listen,
 
     /// This node's name, sent as the `Onebox-Node` header on every HTTP response and shown on the home page ("served by NAME"), so a client behind a load balancer sees which node answered. Default: none (no header).
+    // No default name (such as the host name): nodes sharing one machine would
+    // all get the same one, which tells them apart no better than none, and a
+    // header every visitor sees is no place to reveal the machine's name.
     #[arg(long, value_name = "NAME", value_parser = parse_node_name)]
     pub node_name: Option<String>,
 

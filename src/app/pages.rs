@@ -277,10 +277,13 @@ async fn board(
         Ok(v) => v,
         Err(e) => return error_page(ctx, &e),
     };
-    // The counter is a nicety: a page that cannot count (a full disk) still shows.
+    // The counter is a nicety: a page that cannot count still shows, when the
+    // disk is full or when the database takes no writes (a PostgreSQL primary
+    // down, its replica serving the reads).
     let visits = match app.count_visit(ctx).await {
-        Ok(n) => Some(n),
-        Err(AppError::Db(crate::db::DbError::Full)) => None,
+        Ok(n) => Ok(n),
+        Err(AppError::Db(crate::db::DbError::Full)) => Err(views::NotCounted::DiskFull),
+        Err(AppError::Db(crate::db::DbError::Unavailable(_))) => Err(views::NotCounted::NoWrites),
         Err(e) => return error_page(ctx, &e),
     };
     // One extra row tells whether an "older posts" link is needed.
@@ -308,7 +311,7 @@ async fn board(
 
 /// Gathers the facts for the panel, all from this request: the live zone, the
 /// connection, the protocol, and the trace's database counts so far.
-fn reached(app: &App, ctx: &Ctx, visits: Option<u64>) -> Reached {
+fn reached(app: &App, ctx: &Ctx, visits: Result<u64, views::NotCounted>) -> Reached {
     let chain = app.zones.chain(&ctx.host);
     let snapshot = ctx.trace.snapshot();
     let local_ip = ctx.conn.as_ref().map(|c| c.local.ip());

@@ -17,6 +17,15 @@ pub(crate) struct Frame<'a> {
     pub(crate) csrf: &'a str,
 }
 
+/// Why a page's visit was not counted; the page is served all the same.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum NotCounted {
+    /// The disk holding the database is full.
+    DiskFull,
+    /// The database takes no writes now (a PostgreSQL primary is down).
+    NoWrites,
+}
+
 /// The facts for "How this page reached you", all measured on this request.
 #[derive(Debug)]
 pub(crate) struct Reached {
@@ -35,8 +44,8 @@ pub(crate) struct Reached {
     pub(crate) db_writes: u32,
     pub(crate) db_ms: String,
     pub(crate) so_far_ms: String,
-    /// `None` when the counter could not be written (a full disk).
-    pub(crate) visits: Option<u64>,
+    /// The visit counter, or why it could not be written this time.
+    pub(crate) visits: Result<u64, NotCounted>,
     /// How the toy Internet's resolver found the name for this client, when it did.
     pub(crate) resolution: Option<super::ResolutionPath>,
     /// `--node-name`: which of several nodes built this page.
@@ -260,13 +269,16 @@ fn reached_panel(r: &Reached) -> Markup {
                 li {
                     span.step { "Visits" }
                     @match r.visits {
-                        Some(visits) => p {
+                        Ok(visits) => p {
                             code { (r.host) } " has been visited "
                             strong { (visits) } " " (plural_u64(visits, "time", "times"))
                             ", a counter committed to the database before this page was sent."
                         },
-                        None => p {
+                        Err(NotCounted::DiskFull) => p {
                             "Not counted this time: the disk holding the database is full, so nothing can be written. Reading still works."
+                        },
+                        Err(NotCounted::NoWrites) => p {
+                            "Not counted this time: the database takes no writes right now (its primary is down), so this page was read from a replica. Posting waits for a new primary."
                         },
                     }
                 }

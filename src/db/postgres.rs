@@ -9,8 +9,26 @@
 //! - libpq multi-host URLs (`host=a,b` or `postgres://a:5432,b:5433/db`) with
 //!   `target_session_attrs=read-write` make new connections find the primary, so
 //!   after a failover the pool heals by itself once the old connections fail.
-//! - Every connection runs with `synchronous_commit=on`: a request is acknowledged
-//!   only after its commit is flushed to the WAL. Concurrent commits share WAL
+//! - **Reads outlive the primary.** With a multi-host URL (primary first, then
+//!   its streaming replicas) reads get a second, smaller pool whose connections
+//!   take the first host that answers at all (`target_session_attrs=any`): the
+//!   primary while it is up, so a visitor reads their own writes; the replica
+//!   while it is down. So with the primary stopped the board, the posts API and
+//!   logged-in sessions are still served, while writes, which only the write pool
+//!   makes, answer 503 with `Retry-After` within the deadline. Once a replica is
+//!   promoted, the write pool's next connection finds it read-write and writes
+//!   resume, with no restart. Read connections are retired after
+//!   [`READ_CONNECTION_AGE`], so reads move back to a primary that returns. Why
+//!   not one pool with `any`: its connections pinned to a replica would fail every
+//!   write until they died, even with the primary back. Why not "primary pool
+//!   first, replica on failure": every read during an outage would first pay a
+//!   failed connection (or a connect timeout) to the dead primary.
+//! - Every connection runs with `synchronous_commit=remote_apply`: a request is
+//!   acknowledged only after its commit is flushed to the WAL and, when the
+//!   primary has a synchronous standby (`synchronous_standby_names`), replayed
+//!   there too: an acknowledged post survives the primary's loss and is visible in
+//!   the replica's reads at once. Without a synchronous standby it means `on`.
+//!   Concurrent commits share WAL
 //!   flushes (PostgreSQL's own group commit); posts are additionally batched by
 //!   [`post_writer`] (onebox's group commit, kept), because their ids must follow
 //!   commit order, which serialises them on one row lock: batching makes that lock
@@ -24,7 +42,7 @@ use std::time::Duration;
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::config::SslMode;
+use tokio_postgres::config::{SslMode, TargetSessionAttrs};
 use tokio_postgres::error::SqlState;
 
 use super::store::{Dump, StoreFuture};
@@ -42,6 +60,14 @@ const MIGRATION_LOCK: i64 = 0x6f6e_65626f78;
 /// Connections in the pool: enough for 32 concurrent posters' reads and the other
 /// writes, few enough that several nodes stay under `max_connections` (100).
 const POOL_SIZE: usize = 16;
+/// Connections in the read pool (multi-host URLs only): reads are short, and a
+/// node then holds at most 24 connections (3 nodes: 72, under the default 100).
+const READ_POOL_SIZE: usize = 8;
+/// A read connection older than this is closed when idle, so that reads which
+/// moved to a replica during an outage come back to the primary when it returns.
+const READ_CONNECTION_AGE: Duration = Duration::from_secs(30);
+/// How often idle read connections are checked against [`READ_CONNECTION_AGE`].
+const READ_RETIRE_EVERY: Duration = Duration::from_secs(5);
 /// Connecting (TCP, TLS, authentication) must finish within this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// One operation (pool wait, its queries, its commit) must finish within this;
@@ -54,7 +80,10 @@ const MAX_POST_BATCH: usize = 256;
 /// handles.
 #[derive(Debug)]
 pub(crate) struct Pg {
+    /// Every write, and every read when the URL names one host.
     pool: Pool,
+    /// Reads, with a multi-host URL: any host that answers, in the URL's order.
+    reads: Option<Pool>,
     posts: mpsc::Sender<PostJob>,
     /// "PostgreSQL 15", for the page panel and `Server-Timing`.
     name: Arc<str>,
@@ -81,30 +110,23 @@ impl Pg {
         config.keepalives_idle(Duration::from_secs(10));
         // The durability promise does not depend on the server's configuration.
         let options = match config.get_options() {
-            Some(existing) => format!("{existing} -c synchronous_commit=on"),
-            None => "-c synchronous_commit=on".to_string(),
+            Some(existing) => format!("{existing} -c synchronous_commit=remote_apply"),
+            None => "-c synchronous_commit=remote_apply".to_string(),
         };
         config.options(&options);
         if config.get_application_name().is_none() {
             config.application_name("onebox");
         }
-        let manager_config = ManagerConfig {
-            // `Fast` reuses a connection unless it is closed; a broken one fails
-            // its next query, is dropped, and the pool opens a new one.
-            recycling_method: RecyclingMethod::Fast,
+        let reads = if config.get_hosts().len() > 1 {
+            let mut any = config.clone();
+            any.target_session_attrs(TargetSessionAttrs::Any);
+            let reads = pool(any, READ_POOL_SIZE)?;
+            tokio::spawn(retire_read_connections(reads.clone()));
+            Some(reads)
+        } else {
+            None
         };
-        let manager = match config.get_ssl_mode() {
-            SslMode::Require => Manager::from_config(config, tls()?, manager_config),
-            _ => Manager::from_config(config, tokio_postgres::NoTls, manager_config),
-        };
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(QUERY_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT + Duration::from_secs(1)))
-            .recycle_timeout(Some(QUERY_TIMEOUT))
-            .build()
-            .context("failed to build the PostgreSQL connection pool")?;
+        let pool = pool(config, POOL_SIZE)?;
         let name = migrate(&pool)
             .await
             .map_err(|e| anyhow::anyhow!("{location}: {e}"))?;
@@ -113,6 +135,7 @@ impl Pg {
         tracing::info!("db: {location} ({name}, schema {PG_SCHEMA_VERSION})");
         Ok(Self {
             pool,
+            reads,
             posts,
             name: name.into(),
             location,
@@ -129,6 +152,65 @@ impl Pg {
             f(&mut client).await.map_err(pg_error)
         })
         .await
+    }
+}
+
+impl Pg {
+    /// Runs a read-only `f` on the read pool (the write pool with one host),
+    /// bounded by [`QUERY_TIMEOUT`]. A read that fails because its connection
+    /// broke (the primary just went away) is tried once more on a fresh one, which
+    /// finds the host that still answers: the visitor never sees the switch.
+    async fn read<R, F>(&self, f: F) -> Result<R, DbError>
+    where
+        F: AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<R, tokio_postgres::Error> + Clone,
+    {
+        let Some(reads) = &self.reads else {
+            return self.with(f).await;
+        };
+        bounded(async {
+            let mut client = reads.get().await.map_err(pool_error)?;
+            match f.clone()(&mut client).await {
+                Err(e) if connection_lost(&e) => {
+                    tracing::debug!("db: a read connection broke ({e}); trying another");
+                    drop(client);
+                    let mut client = reads.get().await.map_err(pool_error)?;
+                    f(&mut client).await.map_err(pg_error)
+                }
+                done => done.map_err(pg_error),
+            }
+        })
+        .await
+    }
+}
+
+/// A pool of at most `size` connections made from `config`, each step of getting
+/// one bounded in time.
+fn pool(config: tokio_postgres::Config, size: usize) -> anyhow::Result<Pool> {
+    let manager_config = ManagerConfig {
+        // `Fast` reuses a connection unless it is closed; a broken one fails
+        // its next query, is dropped, and the pool opens a new one.
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match config.get_ssl_mode() {
+        SslMode::Require => Manager::from_config(config, tls()?, manager_config),
+        _ => Manager::from_config(config, tokio_postgres::NoTls, manager_config),
+    };
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(QUERY_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT + Duration::from_secs(1)))
+        .recycle_timeout(Some(QUERY_TIMEOUT))
+        .build()
+        .context("failed to build the PostgreSQL connection pool")
+}
+
+/// Closes idle read connections older than [`READ_CONNECTION_AGE`] until the pool
+/// closes: the next read reconnects in the URL's order, to the primary if it is up.
+async fn retire_read_connections(reads: Pool) {
+    while !reads.is_closed() {
+        tokio::time::sleep(READ_RETIRE_EVERY).await;
+        reads.retain(|_, metrics| metrics.age() < READ_CONNECTION_AGE);
     }
 }
 
@@ -339,25 +421,32 @@ fn pool_error(e: deadpool_postgres::PoolError) -> DbError {
     }
 }
 
+/// Whether the connection itself failed (refused, reset, closed, or the server
+/// shutting down under it), rather than the statement.
+fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        None => true,
+        Some(code) => {
+            code.code().starts_with("08")
+                || [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN].contains(code)
+        }
+    }
+}
+
 /// Connection-level failures (refused, reset, closed, the server shutting down,
 /// a standby that cannot take writes) are "unavailable": retrying later can
 /// work. SQL errors are storage errors.
 fn pg_error(e: tokio_postgres::Error) -> DbError {
-    let unavailable = match e.code() {
-        None => true,
-        Some(code) => {
-            code.code().starts_with("08")
-                || [
-                    SqlState::ADMIN_SHUTDOWN,
-                    SqlState::CRASH_SHUTDOWN,
-                    SqlState::CANNOT_CONNECT_NOW,
-                    SqlState::READ_ONLY_SQL_TRANSACTION,
-                    SqlState::T_R_SERIALIZATION_FAILURE,
-                    SqlState::T_R_DEADLOCK_DETECTED,
-                ]
-                .contains(code)
-        }
-    };
+    let unavailable = connection_lost(&e)
+        || e.code().is_some_and(|code| {
+            [
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::READ_ONLY_SQL_TRANSACTION,
+                SqlState::T_R_SERIALIZATION_FAILURE,
+                SqlState::T_R_DEADLOCK_DETECTED,
+            ]
+            .contains(code)
+        });
     // The Display of a server error is only "db error"; its source has the text.
     let text = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
@@ -398,7 +487,7 @@ impl Store for Pg {
     fn user(&self, username: String) -> StoreFuture<'_, Option<User>> {
         Box::pin(async move {
             let row = self
-                .with(async |c| {
+                .read(async |c| {
                     let st = c
                         .prepare_cached(
                             "SELECT password_hash, created_at FROM users WHERE username = $1",
@@ -448,7 +537,7 @@ impl Store for Pg {
     fn session(&self, token_hash: [u8; 32], now: u64) -> StoreFuture<'_, Option<Session>> {
         Box::pin(async move {
             let row = self
-                .with(async |c| {
+                .read(async |c| {
                     // Every authenticated request runs this: cached, it is one round trip.
                     let st = c
                         .prepare_cached(
@@ -486,7 +575,7 @@ impl Store for Pg {
     fn sessions_active(&self, now: u64) -> StoreFuture<'_, u64> {
         Box::pin(async move {
             let row = self
-                .with(async move |c| {
+                .read(async |c| {
                     c.query_one(
                         "SELECT count(*) FROM sessions WHERE expires_at > $1",
                         &[&to_i64(now)],
@@ -515,7 +604,7 @@ impl Store for Pg {
             let before = before.map_or(i64::MAX, to_i64);
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let rows = self
-                .with(async |c| {
+                .read(async |c| {
                     let st = c
                         .prepare_cached(
                             "SELECT id, author, body, created_at FROM posts
@@ -557,7 +646,9 @@ impl Store for Pg {
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
-        Box::pin(self.with(async |c| {
+        // Through the read pool: a node that can still serve reads (its primary
+        // stopped, its replica up) stays ready, so a load balancer keeps it in.
+        Box::pin(self.read(async |c| {
             // A read that needs the schema, not just a socket: "SELECT 1" would
             // pass against an empty database.
             c.query_one("SELECT max(version) FROM onebox_schema", &[])
@@ -576,6 +667,9 @@ impl Store for Pg {
 
     fn close(&self) {
         self.pool.close();
+        if let Some(reads) = &self.reads {
+            reads.close();
+        }
         tracing::info!("db: closed {}", self.location);
     }
 

@@ -177,12 +177,19 @@ fn maintenance_drains_a_web_node_and_off_brings_it_back() {
     let server = web_node();
     let readyz = |server: &Onebox| http_get(server, "127.0.0.1", "/readyz");
     assert_eq!(readyz(&server).status, 200);
+    // HAProxy's `option httpchk GET /readyz` sends HTTP/1.0 with no Host header.
+    let haproxy_check = |server: &Onebox| {
+        let check = b"GET /readyz HTTP/1.0\r\n\r\n";
+        raw_exchange(server.http, check, Duration::from_secs(2)).status
+    };
+    assert_eq!(haproxy_check(&server), Some(200));
 
     server.maintenance(true);
     // What HAProxy's check sees: 503, from this node.
     let check = readyz(&server);
     assert_eq!(check.status, 503, "{}", check.text());
     assert_eq!(check.header("onebox-node"), Some(NODE));
+    assert_eq!(haproxy_check(&server), Some(503));
     for path in ["/", "/api/v1/posts"] {
         let reply = http_get(&server, "www.foobar.com", path);
         assert_eq!(reply.status, 503, "{path}: {}", reply.text());
@@ -200,34 +207,22 @@ fn maintenance_drains_a_web_node_and_off_brings_it_back() {
 
     server.maintenance(false);
     assert_eq!(readyz(&server).status, 200);
+    assert_eq!(haproxy_check(&server), Some(200));
     assert_eq!(http_get(&server, "www.foobar.com", "/").status, 200);
 }
 
 #[test]
 fn flags_that_cannot_work_on_a_web_node_are_refused() {
-    for (args, why, says) in [
-        (
-            vec!["--node-name", "node 1"],
-            "a node name with a space",
-            "--node-name",
-        ),
-        (
-            vec!["--node-name", "node1\r\nx-injected: 1"],
-            "a node name that would split a header",
-            "--node-name",
-        ),
-        (
-            vec!["--notify", "127.0.0.1:5300"],
-            "--notify with --dns off",
-            "--notify needs DNS",
-        ),
-        (
-            vec!["--dot", "127.0.0.1:0"],
-            "--dot with --dns off",
-            "--dot needs DNS",
-        ),
-    ] {
-        let failed = Onebox::spawn().dns("off").args(args).refused(why);
+    // (arguments besides --dns off, what the refusal must say)
+    let refusals: [(&[&str], &str); 4] = [
+        (&["--node-name", "node 1"], "--node-name"),
+        (&["--node-name", "node1\r\nx-injected: 1"], "--node-name"),
+        (&["--notify", "127.0.0.1:5300"], "--notify needs DNS"),
+        (&["--dot", "127.0.0.1:0"], "--dot needs DNS"),
+    ];
+    for (args, says) in refusals {
+        let why = format!("with --dns off {args:?}");
+        let failed = Onebox::spawn().dns("off").args(args).refused(&why);
         assert!(failed.stderr.contains(says), "{why}: {}", failed.stderr);
     }
     let internet = Onebox::spawn()

@@ -246,6 +246,23 @@ impl PgCluster {
         replica
     }
 
+    /// A streaming replica that every commit waits for: the primary names it in
+    /// `synchronous_standby_names` (`'*'`: whichever standby streams), so with
+    /// onebox's `synchronous_commit=remote_apply` an acknowledged write is
+    /// already replayed on the replica. Returns once the primary reports it `sync`.
+    pub fn synchronous_replica(&self) -> PgCluster {
+        let replica = self.replica();
+        self.psql(
+            "postgres",
+            "ALTER SYSTEM SET synchronous_standby_names = '*'",
+        );
+        self.psql("postgres", "SELECT pg_reload_conf()");
+        wait_until("the replica streams synchronously", || {
+            self.psql("postgres", "SELECT sync_state FROM pg_stat_replication") == "sync"
+        });
+        replica
+    }
+
     /// Makes a standby the primary.
     pub fn promote(&self) {
         self.run_as_owner("pg_ctl", &["-D", &self.data_str(), "-w", "promote"]);
