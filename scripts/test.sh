@@ -64,6 +64,7 @@ PACKAGES=(
     "postgresql:"                   # PostgreSQL 15+: the --db postgres:// backend (tests/integration/pg_*.rs, second site pass)
     "unbound:unbound"               # a stock resolver against the toy Internet (scripts/internet-netns.sh)
     "prometheus:promtool"           # prometheus + promtool: scrapes and checks /metrics (tests/integration/metrics_*.rs)
+    "haproxy:haproxy"               # the balancer of onebox cluster (tests/integration/cluster_*.rs)
 )
 
 missing=()

@@ -93,9 +93,7 @@ zone:
     }
 
     fn serial(&self) -> Option<u32> {
-        let dig = dig(self.addr(), &["foobar.com", "SOA"]);
-        let soa = dig.answers_of("SOA");
-        soa.first()?.data.split_whitespace().nth(2)?.parse().ok()
+        soa_serial_at(self.addr(), "foobar.com")
     }
 
     fn log(&self) -> String {
@@ -164,8 +162,11 @@ fn dyn_knot_and_nsd_follow_an_update_by_notify_and_ixfr() {
             secondary.log(),
             server.stderr()
         );
-        let a = dig(secondary.addr(), &["api.foobar.com", "A"]);
-        assert_eq!(a.answers_of("A").len(), 1, "{name}: {}", a.stdout);
+        assert_eq!(
+            dig_a_at(secondary.addr(), "api.foobar.com").len(),
+            1,
+            "{name}"
+        );
     }
     let knot_log = knot.log();
     assert!(knot_log.contains("IXFR, incoming"), "{knot_log}");

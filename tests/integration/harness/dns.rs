@@ -82,50 +82,20 @@ impl Onebox {
 
     /// The serial of `zone`'s SOA as dig sees it now.
     pub fn soa_serial(&self, zone: &str) -> u32 {
-        let dig = self.dig(&[zone, "SOA"]);
-        let soa = dig.answers_of("SOA");
-        assert_eq!(soa.len(), 1, "{}", dig.stdout);
-        soa[0]
-            .data
-            .split_whitespace()
-            .nth(2)
-            .unwrap()
-            .parse()
-            .unwrap()
+        soa_serial_at(self.dns_addr(), zone)
+            .unwrap_or_else(|| panic!("no SOA for {zone} from {}", self.dns_addr()))
     }
 
     /// The A records `dig` sees for `name`.
     pub fn dig_a(&self, name: &str) -> Vec<String> {
-        self.dig(&[name, "A"])
-            .answers_of("A")
-            .iter()
-            .map(|r| r.data.clone())
-            .collect()
+        dig_a_at(self.dns_addr(), name)
     }
 
     /// Runs `nsupdate ARGS SCRIPT` against this server for zone foobar.com (the
     /// script, `LINES` then `send`, is a file: nsupdate reads it as it would
     /// stdin) and returns (exit code, stdout + stderr).
     pub fn nsupdate(&self, args: &[&str], lines: &[&str]) -> (Option<i32>, String) {
-        super::assert_tool("nsupdate", "bind9-dnsutils");
-        let dir = super::TempDir::new("nsupdate");
-        let dns = self.dns_addr();
-        let mut script = format!("server {} {}\nzone foobar.com\n", dns.ip(), dns.port());
-        for line in lines {
-            script.push_str(line);
-            script.push('\n');
-        }
-        script.push_str("send\n");
-        let file = dir.write("script", &script);
-        let mut command = Command::new("nsupdate");
-        command
-            .args(args)
-            .arg(&file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let (status, stdout, stderr) = super::run_bounded(command);
-        (status.code(), format!("{stdout}{stderr}"))
+        nsupdate_at(self.dns_addr(), args, lines)
     }
 
     /// One update `line` signed with onebox's TSIG key; fails the test unless
@@ -135,6 +105,28 @@ impl Onebox {
         let (code, out) = self.nsupdate(&["-k", &key], &[line]);
         assert_eq!(code, Some(0), "{line}: {out}");
     }
+}
+
+/// [`Onebox::nsupdate`] against any DNS server at `dns`.
+pub fn nsupdate_at(dns: SocketAddr, args: &[&str], lines: &[&str]) -> (Option<i32>, String) {
+    super::assert_tool("nsupdate", "bind9-dnsutils");
+    let dir = super::TempDir::new("nsupdate");
+    let mut script = format!("server {} {}\nzone foobar.com\n", dns.ip(), dns.port());
+    for line in lines {
+        script.push_str(line);
+        script.push('\n');
+    }
+    script.push_str("send\n");
+    let file = dir.write("script", &script);
+    let mut command = Command::new("nsupdate");
+    command
+        .args(args)
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (status, stdout, stderr) = super::run_bounded(command);
+    (status.code(), format!("{stdout}{stderr}"))
 }
 
 /// `Onebox::start()` for a test that asks it with dig: `None`, and the test
@@ -161,6 +153,26 @@ pub fn onebox_with_data(extra: &str) -> (super::TempDir, super::TempDir, Onebox)
     let data = super::TempDir::new("data");
     let server = Onebox::spawn().zones(&zones).data(data.path()).start();
     (zones, data, server)
+}
+
+/// The serial of `zone`'s SOA at any DNS server (onebox, Knot, NSD), or `None`
+/// when it does not answer with exactly one SOA.
+pub fn soa_serial_at(server: SocketAddr, zone: &str) -> Option<u32> {
+    let dig = dig(server, &[zone, "SOA"]);
+    let soa = dig.answers_of("SOA");
+    if soa.len() != 1 {
+        return None;
+    }
+    soa[0].data.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The A records `dig` sees for `name` at any DNS server.
+pub fn dig_a_at(server: SocketAddr, name: &str) -> Vec<String> {
+    dig(server, &[name, "A"])
+        .answers_of("A")
+        .iter()
+        .map(|r| r.data.clone())
+        .collect()
 }
 
 /// Runs `dig @SERVER -p PORT +time=2 +tries=1 +norec ARGS...` and parses its output.

@@ -658,51 +658,20 @@ pub fn tls_site() -> (TestCa, TlsServer, Onebox) {
 }
 
 /// The start of a Knot DNS configuration for tests that compare with or transfer
-/// to Knot: one worker of each kind, listening on `127.0.0.1@port`, every file it
-/// writes (pid, control socket, database) in `dir`, its log on stderr. Callers add
-/// their `remote:`, `template:` and `zone:` sections.
+/// to Knot, listening on `127.0.0.1@port`: the same head `onebox cluster` writes
+/// (one worker of each kind, every file in `dir`, the log on stderr). Callers
+/// add their `remote:`, `template:` and `zone:` sections.
 pub fn knot_conf_head(dir: &Path, port: u16) -> String {
-    let d = dir.display();
-    format!(
-        r#"server:
-    rundir: "{d}"
-    pidfile: "{d}/knot.pid"
-    listen: 127.0.0.1@{port}
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-control:
-    listen: "{d}/knot.sock"
-database:
-    storage: "{d}"
-log:
-  - target: stderr
-    any: info
-"#
-    )
+    onebox::cluster::config::knot_conf_head(dir, ([127, 0, 0, 1], port).into())
 }
 
 /// The start of an NSD configuration for tests that compare with or transfer to
-/// NSD: one server process, listening on `127.0.0.1@port`, run as the current
-/// user without chroot, every file it writes (zone list, transfer state, pid) in
-/// `dir`. It ends inside `server:`: callers add their own server options (such as
+/// NSD, listening on `127.0.0.1@port`: the same head `onebox cluster` writes (one
+/// server process, run as the current user without chroot, every file in `dir`).
+/// It ends inside `server:`: callers add their own server options (such as
 /// `verbosity:`), then their `remote-control:` and `zone:` sections.
 pub fn nsd_conf_head(dir: &Path, port: u16) -> String {
-    let d = dir.display();
-    format!(
-        r#"server:
-    server-count: 1
-    ip-address: 127.0.0.1@{port}
-    username: ""
-    chroot: ""
-    zonesdir: "{d}"
-    database: ""
-    zonelistfile: "{d}/zone.list"
-    xfrdfile: "{d}/xfrd.state"
-    xfrdir: "{d}"
-    pidfile: "{d}/nsd.pid"
-"#
-    )
+    onebox::cluster::config::nsd_conf_head(dir, ([127, 0, 0, 1], port).into())
 }
 
 /// Runs `bash SCRIPT ARGS...` (a path under the repository, e.g.

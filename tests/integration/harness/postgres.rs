@@ -14,20 +14,10 @@ use std::time::{Duration, Instant};
 
 use super::{DEADLINE, TempDir, free_port, need, run_for};
 
-/// The folder holding `pg_ctl`, `initdb`, `psql`: Debian keeps them per version
-/// under /usr/lib/postgresql/NN/bin, off PATH. The newest version wins.
+/// The folder holding `pg_ctl`, `initdb`, `psql` (Debian keeps them per version,
+/// off PATH): the one `onebox cluster` runs.
 pub fn pg_bin() -> Option<PathBuf> {
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .flatten()
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("pg_ctl").is_file().then_some((version, bin))
-        })
-        .collect();
-    versions.sort();
-    versions.pop().map(|(_, bin)| bin)
+    onebox::cluster::pg_bin()
 }
 
 /// Skips (or, under ONEBOX_TEST_STRICT=1, fails) a test when PostgreSQL's server
