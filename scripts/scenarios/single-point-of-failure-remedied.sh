@@ -109,6 +109,7 @@ down = [r for r in rows if stop + 1 <= float(r[0]) < promote]      # settled: th
 after = [r for r in rows if float(r[0]) >= promote and r[2] == "201"]
 print(json.dumps({
     "writes_while_down": len(down),
+    "outcomes_while_down": {o: sum(1 for r in down if r[2] == o) for o in {r[2] for r in down}},
     "refused_503_with_retry_after": sum(1 for r in down if r[2] == "503" and r[4] != "-"),
     "hung": sum(1 for r in rows if r[2] == "timeout"),
     "slowest_ms": max(float(r[1]) for r in rows),
@@ -124,6 +125,7 @@ figure pg_reads_failed "$(jget "$WORK/pg-reads.json" 'd["failed"]')"
 figure pg_reads_requests "$(jget "$WORK/pg-reads.json" 'd["requests"]')"
 figure pg_writes_while_down "$(w 'd["writes_while_down"]')"
 figure pg_writes_503_retry_after "$(w 'd["refused_503_with_retry_after"]')"
+figure pg_write_outcomes_while_down "$(w 'd["outcomes_while_down"]')"
 figure pg_writes_hung "$(w 'd["hung"]')"
 figure pg_slowest_write_ms "$(w 'd["slowest_ms"]')"
 figure pg_first_write_after_promote_s "$(w 'd["first_201_after_promote_s"]')"
