@@ -54,11 +54,11 @@ print(f"   PostgreSQL primary {d['postgres']['primary']}, replica {d['postgres']
 PY
 }
 
-# figure NAME VALUE: prints a measured figure and records it for tests, which
-# read $FIGURES (a JSON object) when the caller sets it.
+# figure NAME VALUE: prints a measured figure and records it (record: only
+# records it) for tests, which read $FIGURES (a JSON object) when the caller sets it.
 FIGURES_JSON="{}"
-figure() {
-  printf '   %-40s %s\n' "$1" "$2"
+figure() { printf '   %-40s %s\n' "$1" "$2"; record "$1" "$2"; }
+record() {
   FIGURES_JSON=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); v=sys.argv[3]
 try: v=json.loads(v)
 except ValueError: pass
@@ -187,16 +187,25 @@ dns_update() {
 # since EPOCH: seconds elapsed since EPOCH (date +%s.%N), to two decimals.
 since() { python3 -c 'import sys,time; print(f"{time.time() - float(sys.argv[1]):.2f}")' "$1"; }
 
-# cpu_ticks PID: CPU time (clock ticks, user + system) used so far by PID and its
-# children, e.g. HAProxy's master and its worker.
+# cpu_ticks PID: CPU time (clock ticks) used so far by PID and every process
+# below it, e.g. HAProxy's master and worker, or (from the supervisor) the whole
+# cluster. /proc/PID/stat fields 14-17: user and system time, the process's own
+# and its finished children's (so a process that came and went still counts).
 cpu_ticks() {
-  local total=0 pid
-  for pid in "$1" $(pgrep -P "$1"); do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
+  python3 - "$1" <<'PY'
+import os, sys
+stats = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    stats[int(pid)] = (int(fields[1]), sum(map(int, fields[11:15])))  # ppid; utime..cstime
+todo, total = [int(sys.argv[1])], 0
+while todo:
+    pid = todo.pop()
+    total += stats.get(pid, (0, 0))[1]
+    todo += [child for child, (ppid, _) in stats.items() if ppid == pid]
+print(total)
+PY
 }
-
-# machine_ticks: busy CPU time of the whole machine so far (all cores, /proc/stat,
-# everything but idle and iowait).
-machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
