@@ -28,6 +28,15 @@ cluster_options() {
   done
 }
 
+# cluster_start "$@": what every remedied scenario begins with: its options,
+# the binary, and a three-node cluster.
+cluster_start() {
+  cluster_options "$@"
+  build
+  say "onebox cluster up --nodes 3"
+  cluster_up --nodes 3
+}
+
 # cluster_up [--nodes N]: sets READY (the ready line's file), CLUSTER_DATA, LB,
 # and NODE_PIDS / NODE_NAMES.
 cluster_up() {

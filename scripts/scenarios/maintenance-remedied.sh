@@ -14,11 +14,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/cluster.sh"
-cluster_options "$@"
-build
-
-say "onebox cluster up --nodes 3"
-cluster_up --nodes 3
+cluster_start "$@"
 
 say "Steady load through HAProxy while every node is restarted"
 note "load.py: 4 keep-alive connections, 100 requests/s on the home page, each request"

@@ -19,11 +19,7 @@ need wrk wrk
 SECONDS_PER_STEP=${SECONDS_PER_STEP:-3}
 POST_SECONDS=${POST_SECONDS:-2}
 ACCOUNTS=${ACCOUNTS:-18}
-cluster_options "$@"
-build
-
-say "onebox cluster up --nodes 3"
-cluster_up --nodes 3
+cluster_start "$@"
 names=($(node_names))
 HAPROXY_PID=$(jget "$READY" 'd["lb"]["pid"]')
 SUPERVISOR_PID=$(jget "$READY" 'd["supervisor_pid"]')

@@ -18,11 +18,7 @@ source "$(dirname "$0")/cluster.sh"
 MAX_FAILED_PCT=${MAX_FAILED_PCT:-1}
 KILL_WINDOW_S=${KILL_WINDOW_S:-1.5}
 LOAD_SECONDS=${LOAD_SECONDS:-12}
-cluster_options "$@"
-build
-
-say "onebox cluster up --nodes 3"
-cluster_up --nodes 3
+cluster_start "$@"
 
 # ---------------------------------------------------------------------------
 say "1. A web node dies (kill -9) under steady load"
