@@ -15,7 +15,8 @@
 //!   primary while it is up, so a visitor reads their own writes; the replica
 //!   while it is down. So with the primary stopped the board, the posts API and
 //!   logged-in sessions are still served, while writes, which only the write pool
-//!   makes, answer 503 with `Retry-After` within the deadline. Once a replica is
+//!   makes, answer 503 with `Retry-After` within the deadline (at once for a
+//!   second after a failed connect: see [`Writes`]). Once a replica is
 //!   promoted, the write pool's next connection finds it read-write and writes
 //!   resume, with no restart. Read connections are retired after
 //!   [`READ_CONNECTION_AGE`], so reads move back to a primary that returns. Why
@@ -81,7 +82,7 @@ const MAX_POST_BATCH: usize = 256;
 #[derive(Debug)]
 pub(crate) struct Pg {
     /// Every write, and every read when the URL names one host.
-    pool: Pool,
+    writes: Arc<Writes>,
     /// Reads, with a multi-host URL: any host that answers, in the URL's order.
     reads: Option<Pool>,
     posts: mpsc::Sender<PostJob>,
@@ -126,15 +127,18 @@ impl Pg {
         } else {
             None
         };
-        let pool = pool(config, POOL_SIZE)?;
-        let name = migrate(&pool)
+        let writes = Arc::new(Writes {
+            pool: pool(config, POOL_SIZE)?,
+            failed_at: std::sync::Mutex::new(None),
+        });
+        let name = migrate(&writes.pool)
             .await
             .map_err(|e| anyhow::anyhow!("{location}: {e}"))?;
         let (posts, queue) = mpsc::channel(4096);
-        tokio::spawn(post_writer(pool.clone(), queue));
+        tokio::spawn(post_writer(writes.clone(), queue));
         tracing::info!("db: {location} ({name}, schema {PG_SCHEMA_VERSION})");
         Ok(Self {
-            pool,
+            writes,
             reads,
             posts,
             name: name.into(),
@@ -148,10 +152,60 @@ impl Pg {
         F: AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<R, tokio_postgres::Error>,
     {
         bounded(async {
-            let mut client = self.pool.get().await.map_err(pool_error)?;
+            let mut client = self.writes.get().await?;
             f(&mut client).await.map_err(pg_error)
         })
         .await
+    }
+}
+
+/// After the write pool failed to connect, writes fail at once for this long
+/// rather than each trying again.
+const WRITES_PAUSE: Duration = Duration::from_secs(1);
+
+/// The write pool, and when it last failed to connect. With the primary down and
+/// a multi-host URL, each attempt connects to the replica only to learn that it
+/// is read-only: one attempt per page view (the visit counter writes) would be a
+/// storm of connections on the one server still serving the reads. So for
+/// [`WRITES_PAUSE`] after a failure writes answer 503 at once; after a promotion
+/// they resume within that pause.
+#[derive(Debug)]
+struct Writes {
+    pool: Pool,
+    failed_at: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Writes {
+    async fn get(&self) -> Result<deadpool_postgres::Object, DbError> {
+        let failed_at = *self
+            .failed_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(at) = failed_at
+            && at.elapsed() < WRITES_PAUSE
+        {
+            return Err(DbError::Unavailable(format!(
+                "no writable database {} ms ago; trying again within {} s",
+                at.elapsed().as_millis(),
+                WRITES_PAUSE.as_secs()
+            )));
+        }
+        self.pool.get().await.map_err(|e| {
+            use deadpool_postgres::{PoolError, TimeoutType};
+            // Connecting failed: the primary is gone (a pool busy with other
+            // requests, `Timeout(Wait)`, says nothing about the primary).
+            if matches!(
+                e,
+                PoolError::Backend(_) | PoolError::Timeout(TimeoutType::Create)
+            ) {
+                *self
+                    .failed_at
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some(std::time::Instant::now());
+            }
+            pool_error(e)
+        })
     }
 }
 
@@ -332,7 +386,7 @@ async fn migrate(pool: &Pool) -> Result<String, String> {
 /// lock, inserts them and commits once; only then are the callers answered.
 /// Ids follow commit order across every node sharing the database, because the
 /// row lock is held until commit.
-async fn post_writer(pool: Pool, mut queue: mpsc::Receiver<PostJob>) {
+async fn post_writer(writes: Arc<Writes>, mut queue: mpsc::Receiver<PostJob>) {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_POST_BATCH {
@@ -343,7 +397,7 @@ async fn post_writer(pool: Pool, mut queue: mpsc::Receiver<PostJob>) {
         }
         let posts: Vec<&NewPost> = batch.iter().map(|(post, _)| post).collect();
         let started = std::time::Instant::now();
-        let result = bounded(insert_posts(&pool, &posts)).await;
+        let result = bounded(insert_posts(&writes, &posts)).await;
         // The same commit series as redb's writer: one commit holding this batch.
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         crate::metrics::site::commit(batch.len(), micros, result.is_ok());
@@ -365,7 +419,7 @@ async fn post_writer(pool: Pool, mut queue: mpsc::Receiver<PostJob>) {
 /// Inserts `posts` in one statement (so one implicit transaction and one round
 /// trip with the statement cached); returns the first post's id. The CTE takes
 /// the ids under the `onebox_post_seq` row lock, held until the commit.
-async fn insert_posts(pool: &Pool, posts: &[&NewPost]) -> Result<u64, DbError> {
+async fn insert_posts(writes: &Writes, posts: &[&NewPost]) -> Result<u64, DbError> {
     const INSERT: &str = "WITH seq AS (
            UPDATE onebox_post_seq SET last_id = last_id + cardinality($1::text[])
            RETURNING last_id
@@ -375,7 +429,7 @@ async fn insert_posts(pool: &Pool, posts: &[&NewPost]) -> Result<u64, DbError> {
          FROM seq, unnest($1::text[], $2::text[], $3::bigint[])
               WITH ORDINALITY AS t(author, body, created_at, ord)
          RETURNING id";
-    let client = pool.get().await.map_err(pool_error)?;
+    let client = writes.get().await?;
     let statement = client.prepare_cached(INSERT).await.map_err(pg_error)?;
     let authors: Vec<&str> = posts.iter().map(|p| p.author.as_str()).collect();
     let bodies: Vec<&str> = posts.iter().map(|p| p.body.as_str()).collect();
@@ -666,7 +720,7 @@ impl Store for Pg {
     }
 
     fn close(&self) {
-        self.pool.close();
+        self.writes.pool.close();
         if let Some(reads) = &self.reads {
             reads.close();
         }
@@ -749,7 +803,7 @@ impl Store for Pg {
         Box::pin(async move {
             // A copy can be large: it gets its own, longer deadline.
             let work = async {
-                let mut client = self.pool.get().await.map_err(pool_error)?;
+                let mut client = self.writes.get().await?;
                 let tx = client.transaction().await.map_err(pg_error)?;
                 load_rows(&tx, &dump).await.map_err(pg_error)?;
                 tx.commit().await.map_err(pg_error)

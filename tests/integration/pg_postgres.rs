@@ -113,6 +113,23 @@ fn pg_reads_survive_a_stopped_primary_and_writes_resume_after_promotion() {
         "the session was read: {}",
         signed_in.text()
     );
+    // Each page view also counts a visit, a write: it must not cost the replica a
+    // connection attempt every time (learning, each time, that it is read-only).
+    let sessions = || -> u64 {
+        let sql = "SELECT sessions FROM pg_stat_database WHERE datname = 'site'";
+        replica.psql("postgres", sql).parse().unwrap()
+    };
+    let before = sessions();
+    for _ in 0..30 {
+        assert_eq!(http_get(&server, "www.foobar.com", "/").status, 200);
+    }
+    // One per view without the pause on failed writes; with it, one a second
+    // at most (the bound is generous: 30 views would have to take 20 s).
+    let opened = sessions() - before;
+    assert!(
+        opened < 20,
+        "30 page views opened {opened} sessions on the replica"
+    );
     // Still ready: HAProxy keeps a node that serves reads.
     assert_eq!(readyz(&server).status, 200);
     // Writes fail with a time to come back, within onebox's 5 s database
