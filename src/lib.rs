@@ -16,6 +16,10 @@
 //! 5. [`visit`]: the visitor. `onebox visit URL` walks the same path from the client
 //!    side and reports every hop.
 //!
+//! [`cluster`] runs the distributed version of the same diagram on real engines
+//! (HAProxy, several onebox nodes, Knot and NSD, replicated PostgreSQL): the
+//! remedies of one server's weaknesses.
+//!
 //! [`serve`] wires them together: it checks the configuration, binds every socket,
 //! hands each server its sockets and one shutdown token, prints the ready line,
 //! then turns signals into reloads and a graceful stop, and stops the process when

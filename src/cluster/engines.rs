@@ -96,6 +96,25 @@ pub fn pg_bin() -> Option<PathBuf> {
     versions.pop().map(|(_, bin)| bin)
 }
 
+/// `psql` running one statement on `url`: no startup file, quiet, unaligned
+/// and tuples-only output (just the values), the first error fatal.
+pub fn psql_command(pg_bin: &Path, url: &str, sql: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(pg_bin.join("psql"));
+    command.args([
+        "-X",
+        "-q",
+        "-A",
+        "-t",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        url,
+        "-c",
+        sql,
+    ]);
+    command
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

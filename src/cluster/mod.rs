@@ -25,7 +25,7 @@ use anyhow::{Context, bail};
 
 use crate::cli::{ClusterAction, ClusterArgs, ClusterUpArgs};
 
-pub use engines::pg_bin;
+pub use engines::{pg_bin, psql_command};
 
 /// How long `up` waits for the whole cluster (initdb and a base backup
 /// included) before it gives up and stops what started.
@@ -63,6 +63,21 @@ fn up(args: ClusterUpArgs) -> anyhow::Result<ExitCode> {
             dir.display(),
             state.supervisor,
             args.data.display()
+        );
+    }
+    // Every address is checked before anything starts, so a busy port is one
+    // clear message rather than an engine failing halfway through.
+    let plan = config::Plan::new(dir.clone(), args.nodes, args.http, args.https, args.dns);
+    let busy: Vec<String> = plan
+        .listeners()
+        .into_iter()
+        .filter(|(_, addr, udp)| status::listening(*addr, *udp))
+        .map(|(name, addr, _)| format!("{addr} ({name})"))
+        .collect();
+    if !busy.is_empty() {
+        bail!(
+            "already in use, so the cluster cannot listen there: {}",
+            busy.join(", ")
         );
     }
     let log = dir.join("logs").join("supervisor.log");

@@ -210,89 +210,90 @@ fn report(state: &State) -> serde_json::Value {
 fn text(report: &serde_json::Value) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let pid = |v: &serde_json::Value| v["pid"].as_u64().map_or("-".into(), |p| p.to_string());
-    let live = |v: &serde_json::Value| {
-        if v["alive"] == true {
-            "running"
-        } else {
-            "gone"
-        }
-    };
     let lb = &report["lb"];
     let _ = writeln!(
         out,
         "supervisor  pid {}  {}",
         report["supervisor_pid"],
-        if report["running"] == true {
-            "running"
-        } else {
-            "gone"
-        }
+        running(&report["running"])
     );
     let _ = writeln!(
         out,
         "haproxy     {} {}  pid {}  {}  stats {}",
         lb["http"].as_str().unwrap_or("-"),
         lb["https"].as_str().unwrap_or("-"),
-        pid(lb),
-        live(lb),
+        pid_text(lb),
+        running(&lb["alive"]),
         lb["stats"].as_str().unwrap_or("-"),
     );
-    let _ = writeln!(
-        out,
-        "\nnode        address             pid      process  haproxy  requests  share"
+    table(
+        &mut out,
+        "node",
+        "haproxy  requests  share",
+        &report["nodes"],
+        |node| {
+            format!(
+                "{:<8} {:>8}  {:>4.0} %",
+                node["health"].as_str().unwrap_or("-"),
+                node["requests"],
+                node["share"].as_f64().unwrap_or(0.0) * 100.0
+            )
+        },
     );
-    for node in report["nodes"].as_array().into_iter().flatten() {
-        let _ = writeln!(
-            out,
-            "{:<11} {:<19} {:<8} {:<8} {:<8} {:>8}  {:>4.0} %",
-            node["name"].as_str().unwrap_or("-"),
-            node["http"].as_str().unwrap_or("-"),
-            pid(node),
-            live(node),
-            node["health"].as_str().unwrap_or("-"),
-            node["requests"],
-            node["share"].as_f64().unwrap_or(0.0) * 100.0,
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\ndns         address             pid      process  serial"
+    table(&mut out, "dns", "serial", &report["dns"], |server| {
+        server["serial"]
+            .as_u64()
+            .map_or("no answer".into(), |s| s.to_string())
+    });
+    table(
+        &mut out,
+        "postgres",
+        "role",
+        &report["postgres"],
+        |server| server["role"].as_str().unwrap_or("-").to_string(),
     );
-    for server in report["dns"].as_array().into_iter().flatten() {
-        let _ = writeln!(
-            out,
-            "{:<11} {:<19} {:<8} {:<8} {}",
-            server["name"].as_str().unwrap_or("-"),
-            server["addr"].as_str().unwrap_or("-"),
-            pid(server),
-            live(server),
-            server["serial"]
-                .as_u64()
-                .map_or("no answer".into(), |s| s.to_string()),
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\npostgres    address             pid      process  role"
-    );
-    for server in report["postgres"].as_array().into_iter().flatten() {
-        let _ = writeln!(
-            out,
-            "{:<11} {:<19} {:<8} {:<8} {}",
-            server["name"].as_str().unwrap_or("-"),
-            server["addr"].as_str().unwrap_or("-"),
-            pid(server),
-            live(server),
-            server["role"].as_str().unwrap_or("-"),
-        );
-    }
     out
+}
+
+fn pid_text(row: &serde_json::Value) -> String {
+    row["pid"].as_u64().map_or("-".into(), |p| p.to_string())
+}
+
+fn running(alive: &serde_json::Value) -> &'static str {
+    if *alive == true { "running" } else { "gone" }
+}
+
+/// One section of the table: name, address, pid, process state, then `last`.
+fn table(
+    out: &mut String,
+    what: &str,
+    heading: &str,
+    rows: &serde_json::Value,
+    last: impl Fn(&serde_json::Value) -> String,
+) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
+        "\n{what:<11} {:<19} {:<8} {:<8} {heading}",
+        "address", "pid", "process"
+    );
+    for row in rows.as_array().into_iter().flatten() {
+        let address = row.get("addr").or_else(|| row.get("http"));
+        let _ = writeln!(
+            out,
+            "{:<11} {:<19} {:<8} {:<8} {}",
+            row["name"].as_str().unwrap_or("-"),
+            address.and_then(|a| a.as_str()).unwrap_or("-"),
+            pid_text(row),
+            running(&row["alive"]),
+            last(row)
+        );
+    }
 }
 
 /// Whether something still listens on `addr` (TCP, and UDP when asked): a bind
 /// that fails with "address in use" means it does.
-fn listening(addr: SocketAddr, udp: bool) -> bool {
+pub(super) fn listening(addr: SocketAddr, udp: bool) -> bool {
     TcpListener::bind(addr).is_err() || (udp && UdpSocket::bind(addr).is_err())
 }
 

@@ -358,14 +358,12 @@ impl Supervisor {
                 ],
                 &primary,
             )?;
-            let mut conf = std::fs::OpenOptions::new()
-                .append(true)
-                .open(primary.join("postgresql.conf"))
-                .context("failed to open the primary's postgresql.conf")?;
-            writeln!(
-                conf,
-                "\n# The onebox cluster's settings (shared with the replica, which copies this file):\ninclude '{}'",
-                plan.path("postgresql.conf").display()
+            append(
+                &primary.join("postgresql.conf"),
+                &format!(
+                    "\n# The onebox cluster's settings (shared with the replica, which copies this file):\ninclude '{}'\n",
+                    plan.path("postgresql.conf").display()
+                ),
             )?;
         }
         self.spawn(self.postgres_spec("pg-primary", &primary, plan.pg_primary))?;
@@ -385,13 +383,9 @@ impl Supervisor {
                 ],
                 &replica,
             )?;
-            let mut auto = std::fs::OpenOptions::new()
-                .append(true)
-                .open(replica.join("postgresql.auto.conf"))
-                .context("failed to open the replica's postgresql.auto.conf")?;
-            writeln!(
-                auto,
-                "# onebox: this server waits for no standby of its own. Once promoted it has\n# none, and waiting for one would stop every write.\nsynchronous_standby_names = ''"
+            append(
+                &replica.join("postgresql.auto.conf"),
+                "# onebox: this server waits for no standby of its own. Once promoted it has\n# none, and waiting for one would stop every write.\nsynchronous_standby_names = ''\n",
             )?;
         }
         self.spawn(self.postgres_spec("pg-replica", &replica, plan.pg_replica))?;
@@ -811,6 +805,9 @@ impl Spec {
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
+            // Each onebox child gets its database on its command line; one the
+            // user exported for their own serve must not leak into the DNS primary.
+            .env_remove("ONEBOX_DB")
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
             .stderr(out.try_clone()?);
@@ -906,6 +903,15 @@ fn write_configs(plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Adds `text` at the end of a PostgreSQL configuration file.
+fn append(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .with_context(|| format!("failed to add to {}", path.display()))
+}
+
 /// Runs SQL on one server with psql; its unaligned, tuples-only output.
 pub(crate) fn psql(
     engines: &Engines,
@@ -914,19 +920,7 @@ pub(crate) fn psql(
     sql: &str,
 ) -> anyhow::Result<String> {
     let url = format!("postgres://postgres@{addr}/{db}?connect_timeout=2");
-    let output = Command::new(engines.pg("psql"))
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &url,
-            "-c",
-            sql,
-        ])
+    let output = super::engines::psql_command(&engines.pg_bin, &url, sql)
         .stdin(Stdio::null())
         .output()
         .context("failed to run psql")?;

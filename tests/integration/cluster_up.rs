@@ -195,20 +195,23 @@ fn cluster_up_balances_two_nodes_serves_dns_from_secondaries_and_down_leaves_not
         shares += node["share"].as_f64().unwrap();
     }
     assert!((shares - 1.0).abs() < 1e-9, "{status}");
-    let roles: Vec<_> = status["postgres"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["role"].clone())
-        .collect();
-    assert_eq!(roles, ["primary", "replica"], "{status}");
-    let serials: Vec<_> = status["dns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["serial"].clone())
-        .collect();
-    assert!(serials.iter().all(|s| *s == serial + 1), "{status}");
+    let column = |list: &str, key: &str| -> Vec<serde_json::Value> {
+        status[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row[key].clone())
+            .collect()
+    };
+    assert_eq!(
+        column("postgres", "role"),
+        ["primary", "replica"],
+        "{status}"
+    );
+    assert!(
+        column("dns", "serial").iter().all(|s| *s == serial + 1),
+        "{status}"
+    );
 
     // down: no process of the tree and no listener on any of its addresses.
     let mut pids: Vec<u64> = vec![
@@ -258,4 +261,42 @@ fn cluster_up_balances_two_nodes_serves_dns_from_secondaries_and_down_leaves_not
             "something still listens on udp {udp}"
         );
     }
+}
+
+#[test]
+fn cluster_up_names_a_busy_address_and_starts_nothing() {
+    skip_unless!(
+        require_tool("haproxy", "haproxy"),
+        require_tool("knotd", "knot"),
+        require_tool("nsd", "nsd"),
+        require_postgres()
+    );
+    let work = TempDir::new("cluster-busy");
+    let data = work.join("data");
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let http = taken.local_addr().unwrap();
+    let run = onebox([
+        "cluster".to_string(),
+        "up".into(),
+        "--data".into(),
+        data.display().to_string(),
+        "--http".into(),
+        http.to_string(),
+        "--https".into(),
+        format!("127.0.0.1:{}", free_port()),
+        "--dns".into(),
+        format!("127.0.0.1:{}", free_port()),
+    ]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "no ready line: {}", run.stdout);
+    assert!(
+        run.stderr.contains(&format!("{http} (haproxy http)")),
+        "{}",
+        run.stderr
+    );
+    assert!(!data.join("cluster/state.json").exists());
+    assert!(
+        !data.join("cluster/pg-primary").exists(),
+        "nothing was started"
+    );
 }

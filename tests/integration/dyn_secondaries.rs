@@ -31,46 +31,21 @@ impl Secondary {
     /// Starts `knot` or `nsd` on `port` as a secondary of onebox at `primary`.
     fn start(name: &str, dir: &Path, primary: u16, port: u16) -> Self {
         let d = dir.display();
+        let (listen, from) = (
+            ([127, 0, 0, 1], port).into(),
+            ([127, 0, 0, 1], primary).into(),
+        );
+        // The same configurations `onebox cluster` gives its secondaries.
         let (program, conf, args): (&str, String, Vec<String>) = if name == "knot" {
             (
                 "/usr/sbin/knotd",
-                format!(
-                    r#"{head}remote:
-  - id: onebox
-    address: 127.0.0.1@{primary}
-acl:
-  - id: from_onebox
-    address: 127.0.0.1
-    action: notify
-template:
-  - id: default
-    storage: "{d}"
-    zonefile-sync: -1
-    journal-content: changes
-zone:
-  - domain: foobar.com
-    master: onebox
-    acl: from_onebox
-"#,
-                    head = knot_conf_head(dir, port)
-                ),
+                onebox::cluster::config::knot_secondary(dir, listen, from),
                 vec!["-c".into(), format!("{d}/secondary.conf")],
             )
         } else {
             (
                 "/usr/sbin/nsd",
-                format!(
-                    r#"{head}    verbosity: 2
-remote-control:
-    control-enable: no
-zone:
-    name: foobar.com
-    zonefile: "{d}/foobar.com.zone"
-    allow-notify: 127.0.0.1 NOKEY
-    request-xfr: 127.0.0.1@{primary} NOKEY
-"#,
-                    head = nsd_conf_head(dir, port)
-                ),
+                onebox::cluster::config::nsd_secondary(dir, listen, from),
                 vec!["-d".into(), "-c".into(), format!("{d}/secondary.conf")],
             )
         };

@@ -287,21 +287,8 @@ fn chown_postgres(path: &Path) {
 }
 
 fn psql(bin: &Path, url: &str, sql: &str) -> String {
-    let mut command = Command::new(bin.join("psql"));
-    command
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            url,
-            "-c",
-            sql,
-        ])
-        .stdin(Stdio::null());
+    let mut command = onebox::cluster::psql_command(bin, url, sql);
+    command.stdin(Stdio::null());
     let (status, stdout, stderr) = bounded(command, Duration::from_secs(30));
     assert!(status.success(), "psql {sql:?} failed: {stderr}");
     stdout.trim().to_string()
