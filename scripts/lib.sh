@@ -5,10 +5,15 @@
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ONEBOX=${ONEBOX:-}
 SERVER_PID=
+CLUSTER_DATA=
 WORK=$(mktemp -d)
 
 cleanup() {
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  if [ -n "$CLUSTER_DATA" ]; then
+    say "onebox cluster down"
+    "$ONEBOX" cluster down --data "$CLUSTER_DATA" || echo "cluster down failed: see $CLUSTER_DATA" >&2
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -52,3 +57,4 @@ need() {  # need COMMAND PACKAGE: install from Debian when missing
   say "Installing $2"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$2" >/dev/null
 }
+

@@ -219,9 +219,12 @@ defaults
     # A request whose node refused the connection or closed it without an
     # answer (killed with -9, or stopping) is sent again, to another node
     # (redispatch): a node's death costs few failed requests.
+    # A 503 is retried too: a node just put in maintenance answers 503 until
+    # its failed /readyz checks take it out (about 0.6 s); another node serves
+    # those requests instead, so a drain costs the visitor nothing.
     retries 3
     option redispatch 1
-    retry-on conn-failure empty-response response-timeout
+    retry-on conn-failure empty-response response-timeout 503
     # Every server is checked every 300 ms: 2 failed checks take it out of the
     # rotation, 2 good ones put it back (about 0.6 s each way).
     default-server inter 300ms fall 2 rise 2

@@ -1,27 +1,14 @@
 //! The learner's scripts run end to end and show what they promise: the demo's
 //! tour, and each one-server weakness happening (crash, maintenance, saturation).
 
-use std::path::Path;
-use std::process::Command;
+use std::time::Duration;
 
 use crate::harness::*;
 
+/// A learner's script, run to success; these take seconds, the limit is generous.
 pub(crate) fn run(script: &str, env: &[(&str, &str)]) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let output = Command::new("bash")
-        .arg(root.join(script))
-        .env("ONEBOX", env!("CARGO_BIN_EXE_onebox"))
-        .env("NO_COLOR", "1")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run bash");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{script} failed:\n{text}");
-    text
+    let (stdout, stderr) = run_script(script, &[], env, Duration::from_secs(300));
+    format!("{stdout}{stderr}")
 }
 
 /// The lines onebox itself printed (visit's hops and verdicts, `maintenance`'s

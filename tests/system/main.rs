@@ -10,6 +10,7 @@ mod harness;
 mod browser;
 mod browser_doh;
 mod ca;
+mod cluster_remedies;
 mod harden_data;
 mod harden_http;
 mod harden_tls;

@@ -619,21 +619,16 @@ impl Drop for Tmpfs {
 }
 
 /// Runs `scripts/SCRIPT ONEBOX ARTIFACTS` (the browser end-to-end scripts), which
-/// must succeed; returns its stdout and the artifacts folder
+/// must succeed within ten minutes; returns its stdout and the artifacts folder
 /// (`test-artifacts/NAME`, kept for a human to look at).
 pub fn run_e2e_script(script: &str, name: &str) -> (String, PathBuf) {
     let artifacts = repo_path("test-artifacts").join(name);
-    let output = Command::new("bash")
-        .arg(repo_path("scripts").join(script))
-        .arg(ONEBOX)
-        .arg(&artifacts)
-        .output()
-        .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{script} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let args = [ONEBOX, artifacts.to_str().expect("UTF-8 path")];
+    let (stdout, _) = run_script(
+        &format!("scripts/{script}"),
+        &args,
+        &[],
+        Duration::from_secs(600),
     );
     (stdout, artifacts)
 }
@@ -662,4 +657,72 @@ pub fn knot_conf_head(dir: &Path, port: u16) -> String {
 /// `verbosity:`), then their `remote-control:` and `zone:` sections.
 pub fn nsd_conf_head(dir: &Path, port: u16) -> String {
     onebox::cluster::config::nsd_conf_head(dir, ([127, 0, 0, 1], port).into())
+}
+
+/// Runs `bash SCRIPT ARGS...` (a path under the repository, e.g.
+/// `scripts/demo.sh`) with `ONEBOX` set to the binary under test, `NO_COLOR=1`
+/// and `env`; it must succeed within `limit`. Returns (stdout, stderr).
+pub fn run_script(
+    script: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (String, String) {
+    let mut command = Command::new("bash");
+    command
+        .arg(repo_path(script))
+        .args(args)
+        .env("ONEBOX", ONEBOX)
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (status, stdout, stderr) = run_for(command, limit);
+    assert!(
+        status.success(),
+        "{script} failed ({status}):\n{stdout}{stderr}"
+    );
+    (stdout, stderr)
+}
+
+/// What a stopped process tree left behind: every process whose command line
+/// mentions `folder` (each engine of a cluster is started with its config or
+/// data there), and every address of `addrs` that still has a listening TCP
+/// socket or a bound UDP socket (IPv4, from /proc/net). Empty when all is gone.
+pub fn leftovers(folder: &Path, addrs: &[SocketAddr]) -> Vec<String> {
+    let needle = folder.display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(&needle) {
+            found.push(format!(
+                "process {}: {cmdline}",
+                entry.file_name().to_string_lossy()
+            ));
+        }
+    }
+    // /proc/net/{tcp,udp}: "sl local_address rem_address st ...", the local
+    // address as little-endian hex IP:port; st 0A is LISTEN, 07 an unconnected UDP socket.
+    for (table, state) in [("/proc/net/tcp", "0A"), ("/proc/net/udp", "07")] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for addr in addrs {
+            let SocketAddr::V4(v4) = addr else { continue };
+            let local = format!(
+                "{:08X}:{:04X}",
+                u32::from_le_bytes(v4.ip().octets()),
+                v4.port()
+            );
+            if text.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&state)
+            }) {
+                found.push(format!("{table}: {addr} still bound"));
+            }
+        }
+    }
+    found
 }
