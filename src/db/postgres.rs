@@ -241,19 +241,7 @@ impl Pg {
         let Some(reads) = &self.reads else {
             return self.with(f).await;
         };
-        bounded(async {
-            let mut client = reads.get().await.map_err(pool_error)?;
-            match f.clone()(&mut client).await {
-                Err(e) if connection_lost(&e) => {
-                    tracing::debug!("db: a read connection broke ({e}); trying another");
-                    drop(client);
-                    let mut client = reads.get().await.map_err(pool_error)?;
-                    f(&mut client).await.map_err(pg_error)
-                }
-                done => done.map_err(pg_error),
-            }
-        })
-        .await
+        bounded(retry_once(reads, f)).await
     }
 }
 
@@ -520,39 +508,40 @@ async fn session_reader(pool: Pool, queue: Arc<tokio::sync::Mutex<mpsc::Receiver
     }
 }
 
-/// The sessions stored under `hashes`, expired or not, in one cached statement.
-/// A connection that broke (the server it led to stopped: a failover) is
-/// replaced once, as [`Pg::read`] does, so one stale connection costs no error.
-async fn read_sessions(pool: &Pool, hashes: &[&[u8]]) -> Result<Vec<([u8; 32], Session)>, DbError> {
-    let rows = match read_session_rows(pool, hashes).await? {
+/// Runs `f` on a connection from `pool`; when it fails because its connection
+/// broke (the server it led to stopped: a failover), once more on a fresh one,
+/// which finds the host that still answers. Shared by [`Pg::read`] and the
+/// session readers.
+async fn retry_once<R, F>(pool: &Pool, f: F) -> Result<R, DbError>
+where
+    F: AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<R, tokio_postgres::Error> + Clone,
+{
+    let mut client = pool.get().await.map_err(pool_error)?;
+    match f.clone()(&mut client).await {
         Err(e) if connection_lost(&e) => {
-            tracing::debug!("db: a session read connection broke ({e}); trying another");
-            read_session_rows(pool, hashes).await?
+            tracing::debug!("db: a read connection broke ({e}); trying another");
+            drop(client);
+            let mut client = pool.get().await.map_err(pool_error)?;
+            f(&mut client).await.map_err(pg_error)
         }
-        done => done,
+        done => done.map_err(pg_error),
     }
-    .map_err(pg_error)?;
-    rows.iter().map(session_row).collect()
 }
 
-/// One try of [`read_sessions`]: a pool failure is final (outer error), a query
-/// failure is handed back for the caller to judge (inner error).
-async fn read_session_rows(
-    pool: &Pool,
-    hashes: &[&[u8]],
-) -> Result<Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>, DbError> {
-    let client = pool.get().await.map_err(pool_error)?;
-    let statement = match client
-        .prepare_cached(
-            "SELECT token_hash, username, created_at, expires_at FROM sessions
-             WHERE token_hash = ANY($1)",
-        )
-        .await
-    {
-        Ok(statement) => statement,
-        Err(e) => return Ok(Err(e)),
-    };
-    Ok(client.query(&statement, &[&hashes]).await)
+/// The sessions stored under `hashes`, expired or not, in one cached statement
+/// (a broken connection replaced once, as for every read).
+async fn read_sessions(pool: &Pool, hashes: &[&[u8]]) -> Result<Vec<([u8; 32], Session)>, DbError> {
+    let rows = retry_once(pool, async |c| {
+        let statement = c
+            .prepare_cached(
+                "SELECT token_hash, username, created_at, expires_at FROM sessions
+                 WHERE token_hash = ANY($1)",
+            )
+            .await?;
+        c.query(&statement, &[&hashes]).await
+    })
+    .await?;
+    rows.iter().map(session_row).collect()
 }
 
 /// A `token_hash, username, created_at, expires_at` row as a keyed session.
