@@ -294,6 +294,20 @@ pub enum ZoneAction {
         #[arg(long, value_name = "DIR", default_value = DEFAULT_ZONES)]
         zones: PathBuf,
     },
+    /// Print the zone's journal, oldest first: each change's serials, time, who made it
+    /// (the TSIG key, "api" or "zone file") and from where, and the records it removed and
+    /// added. Reads the data folder, so run it while onebox is stopped.
+    Log {
+        /// The zone's name, e.g. foobar.com.
+        #[arg(value_name = "ZONE")]
+        zone: String,
+        /// The data folder that holds the journal.
+        #[arg(long, value_name = "DIR", default_value = "data")]
+        data: PathBuf,
+        /// One JSON object: {"zone","changes":[{"serial_from","serial_to","at","by","from","removed","added"}]}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! The commands around changing records while onebox runs: `onebox key print`
 //! (the TSIG key that DNS UPDATE clients sign with, for `nsupdate -k`,
-//! `knsupdate` and scripts) and `onebox zone export` (a zone as served).
+//! `knsupdate` and scripts), `onebox zone export` (a zone as served) and
+//! `onebox zone log` (who changed it).
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -87,13 +88,14 @@ pub fn run(args: KeyArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn zone(args: ZoneArgs) -> anyhow::Result<ExitCode> {
-    match args.action {
+    let text = match args.action {
         ZoneAction::Export { zone, data, zones } => {
-            let text = crate::dns::journal::export(&zone, &zones, &data)?;
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(text.as_bytes())?;
-            stdout.flush()?;
+            crate::dns::journal::export(&zone, &zones, &data)?
         }
-    }
+        ZoneAction::Log { zone, data, json } => crate::dns::journal::log(&zone, &data, json)?,
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
     Ok(ExitCode::SUCCESS)
 }

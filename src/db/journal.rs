@@ -26,8 +26,14 @@ pub(crate) struct JournalEntry {
     pub(crate) added: Vec<Vec<u8>>,
     /// Seconds since the epoch.
     pub(crate) at: u64,
-    /// Who made it: "update 127.0.0.1:5353", "zone file", "api".
+    /// Who made it, named as the live view names them: the TSIG key
+    /// ("onebox-update."), "api" (the fixture API) or "zone file". (Entries
+    /// written before the key was named say "update ADDRESS".)
     pub(crate) by: String,
+    /// Where it came from: the client's address for UPDATE and the API; `None`
+    /// for the zone file and for entries written before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) from: Option<String>,
 }
 
 /// The most entries one zone's journal holds. Past it the oldest half are
@@ -192,6 +198,7 @@ mod tests {
             added: vec![b"c".to_vec(), b"b".to_vec()],
             at: 0,
             by: "test".into(),
+            from: None,
         };
         fold(&mut records, &entry);
         assert_eq!(records, [b"b".to_vec(), b"c".to_vec()]);

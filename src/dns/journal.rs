@@ -9,6 +9,7 @@
 //! unless the file's edit removes that very record, and a record the file adds
 //! is added even if an UPDATE deleted it before.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hickory_server::proto::rr::{RData, Record, RecordType};
@@ -18,6 +19,15 @@ use super::Zones;
 use super::zonefile::{Location, ParsedZone};
 use crate::db::Db;
 use crate::db::journal::{JournalEntry, ZoneBase};
+
+/// Who made a change, as its journal entry says: the name the live view shows
+/// (the TSIG key's, `api`, or `zone file`) and, for a change that came over the
+/// network, the client's address.
+#[derive(Debug, Clone)]
+pub(crate) struct Author {
+    pub(crate) by: String,
+    pub(crate) from: Option<SocketAddr>,
+}
 
 /// The journal of every zone, in the database. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -128,7 +138,7 @@ impl Journal {
         zone: &str,
         before: &ParsedZone,
         after: &ParsedZone,
-        by: String,
+        author: Author,
     ) -> anyhow::Result<()> {
         let old: Vec<Record> = before.records.iter().map(|(r, _)| r.clone()).collect();
         let new: Vec<Record> = after.records.iter().map(|(r, _)| r.clone()).collect();
@@ -139,7 +149,8 @@ impl Journal {
             removed,
             added,
             at: now(),
-            by,
+            by: author.by,
+            from: author.from.map(|a| a.to_string()),
         };
         // A zone never synced (no base yet) gets its base in the same
         // transaction; checked there, not by reading the journal (O(1) per update).
@@ -246,6 +257,7 @@ impl Journal {
                     added,
                     at: now(),
                     by: "zone file".into(),
+                    from: None,
                 });
                 let new_base = ZoneBase {
                     records: base.records.clone(),
@@ -313,6 +325,19 @@ fn apply_file_edit(current: &mut Vec<Record>, file_old: &[Record], file_new: &[R
     }
 }
 
+/// The database in `data` and a runtime to read it with, for the commands
+/// that work on a stopped onebox's journal (opening it takes the data folder's
+/// lock, so a running onebox makes them fail with a clear message).
+fn offline(data: &std::path::Path) -> anyhow::Result<(Db, tokio::runtime::Runtime)> {
+    use anyhow::Context as _;
+    let db = Db::open(data)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    Ok((db, runtime))
+}
+
 /// `onebox zone export ZONE`: the zone as onebox would serve it (its file plus
 /// the journal), as a master file. Opens the database, so the server must be
 /// stopped; a file edited since it last ran is journaled now, as it would be
@@ -322,13 +347,8 @@ pub(crate) fn export(
     zones_dir: &std::path::Path,
     data: &std::path::Path,
 ) -> anyhow::Result<String> {
-    use anyhow::Context as _;
     let zones = Zones::load(zones_dir, false)?;
-    let db = Db::open(data)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("failed to start the async runtime")?;
+    let (db, runtime) = offline(data)?;
     let journal = Journal::new(db.clone());
     runtime.block_on(journal.sync(&zones))?;
     db.close();
@@ -358,6 +378,88 @@ pub(crate) fn export(
     for record in &records[..records.len().saturating_sub(1)] {
         out.push_str(&presentation(record));
         out.push('\n');
+    }
+    Ok(out)
+}
+
+/// One journal entry as `onebox zone log` shows it: the records in master-file
+/// form, the SOA left out (the serials say it).
+#[derive(serde::Serialize)]
+struct Change {
+    serial_from: u32,
+    serial_to: u32,
+    at: String,
+    by: String,
+    from: Option<String>,
+    removed: Vec<String>,
+    added: Vec<String>,
+}
+
+/// `onebox zone log ZONE`: the zone's journal, oldest first, as text or JSON.
+/// Only reads: entries folded into the base by compaction are no longer there,
+/// and a file edited since onebox last ran shows up after its next start.
+pub(crate) fn log(zone: &str, data: &std::path::Path, json: bool) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    // Db::open would make an empty database; a wrong folder deserves an error.
+    if !data.join(crate::db::DB_FILE).is_file() {
+        anyhow::bail!(
+            "no database in {}: onebox has not run with this data folder",
+            data.display()
+        );
+    }
+    let name = format!("{}.", zone.trim_end_matches('.').to_ascii_lowercase());
+    let (db, runtime) = offline(data)?;
+    let read = runtime.block_on(db.zone_journal(name.clone()));
+    db.close();
+    let (base, entries) = read?;
+    if base.is_none() {
+        anyhow::bail!(
+            "no journal for zone {name} in {}: onebox has not served it with this data folder",
+            data.display()
+        );
+    }
+    let shown = |records: &[Vec<u8>]| -> Vec<String> {
+        decode(records)
+            .iter()
+            .filter(|r| r.record_type() != RecordType::SOA)
+            .map(presentation)
+            .collect()
+    };
+    let changes: Vec<Change> = entries
+        .into_iter()
+        .map(|e| Change {
+            serial_from: e.serial_from,
+            serial_to: e.serial_to,
+            at: crate::live::rfc3339(e.at.saturating_mul(1000)),
+            removed: shown(&e.removed),
+            added: shown(&e.added),
+            by: e.by,
+            from: e.from,
+        })
+        .collect();
+    if json {
+        let mut line = serde_json::json!({ "zone": name, "changes": changes }).to_string();
+        line.push('\n');
+        return Ok(line);
+    }
+    let mut out = String::new();
+    for change in &changes {
+        let from = change
+            .from
+            .as_deref()
+            .map(|f| format!(" from {f}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "serial {} -> {}  {}  {}{from}",
+            change.serial_from, change.serial_to, change.at, change.by
+        );
+        for record in &change.removed {
+            let _ = writeln!(out, "  - {record}");
+        }
+        for record in &change.added {
+            let _ = writeln!(out, "  + {record}");
+        }
     }
     Ok(out)
 }

@@ -15,13 +15,32 @@ use hickory_server::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use super::Zones;
-use super::journal::Journal;
+use super::journal::{Author, Journal};
 use super::tsig::{self, TsigKey};
 use super::zonefile::{Location, ParsedZone};
 
 /// The most records one zone may hold after an update: beyond it an UPDATE is
 /// REFUSED, so a runaway script cannot grow the server without bound.
 pub(crate) const MAX_RECORDS_PER_ZONE: usize = 100_000;
+
+/// The records cap in force: [`MAX_RECORDS_PER_ZONE`], or in debug builds only
+/// `ONEBOX_TEST_MAX_RECORDS=N`, so a test reaches the cap in a few dozen updates.
+/// (At 100,000 records every update rebuilds a catalog that size: seconds each in
+/// a debug build, too slow for a burst test.) Release builds ignore the variable.
+fn max_records() -> usize {
+    #[cfg(debug_assertions)]
+    {
+        static CAP: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        *CAP.get_or_init(|| {
+            std::env::var("ONEBOX_TEST_MAX_RECORDS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(MAX_RECORDS_PER_ZONE)
+        })
+    }
+    #[cfg(not(debug_assertions))]
+    MAX_RECORDS_PER_ZONE
+}
 /// RFC 2181 §8: a TTL is at most 2^31 - 1.
 const MAX_TTL: u32 = i32::MAX as u32;
 
@@ -133,7 +152,12 @@ pub(crate) async fn handle(
         outcome.rcode = ResponseCode::FormErr;
         return (sign(reply(ResponseCode::FormErr, None)), outcome);
     };
-    let rcode = match apply(zones, journal, &message, format!("update {client}")).await {
+    // The journal names the key as the live view does, and where the update came from.
+    let author = Author {
+        by: key.name.clone(),
+        from: Some(client),
+    };
+    let rcode = match apply(zones, journal, &message, author).await {
         Ok((zone, serial)) => {
             outcome.zone = zone;
             outcome.serial = serial;
@@ -178,7 +202,7 @@ async fn apply(
     zones: &Zones,
     journal: Option<&Journal>,
     message: &Message,
-    by: String,
+    by: Author,
 ) -> Result<(String, Option<u32>), (String, ResponseCode)> {
     // §3.1.1: exactly one zone, of type SOA.
     let [zone] = message.queries.as_slice() else {
@@ -239,9 +263,10 @@ fn compute(parsed: &ParsedZone, message: &Message) -> Result<Option<ParsedZone>,
     if records == before {
         return Ok(None);
     }
-    if records.len() > MAX_RECORDS_PER_ZONE {
+    let cap = max_records();
+    if records.len() > cap {
         tracing::warn!(
-            "update refused: zone {} would hold more than {MAX_RECORDS_PER_ZONE} records",
+            "update refused: zone {} would hold more than {cap} records",
             parsed.origin
         );
         return Err(ResponseCode::Refused);
@@ -553,6 +578,8 @@ pub(crate) enum ChangeError {
     NotOurs(String),
     #[error("the change was refused ({0})")]
     Refused(&'static str),
+    #[error("zone {zone} is full: it holds at most {cap} records; delete some first")]
+    Full { zone: String, cap: usize },
     #[error("too many changes: over --update-rate for the api; retry in {} ms", .0.as_millis())]
     TooFast(Duration),
 }
@@ -566,7 +593,7 @@ pub(crate) async fn change_record(
     limit: Option<&UpdateLimit>,
     spec: &RecordSpec,
     add: bool,
-    by: String,
+    by: Author,
 ) -> Result<u32, ChangeError> {
     use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, TXT};
     // Names in the API are absolute whether or not they end in a dot.
@@ -618,12 +645,16 @@ pub(crate) async fn change_record(
     zone.set_query_class(DNSClass::IN);
     message.queries.push(zone);
     message.authorities.push(record);
-    let refused = |rcode: ResponseCode| match rcode {
+    let refused = |zone: String, rcode: ResponseCode| match rcode {
         ResponseCode::FormErr => {
             ChangeError::BadInput("malformed record (a TTL out of range?)".into())
         }
         ResponseCode::NotZone | ResponseCode::NotAuth => ChangeError::NotOurs(spec.name.clone()),
-        ResponseCode::Refused => ChangeError::Refused("the zone is at its record limit"),
+        // The one REFUSED past the key and rate checks: the records cap.
+        ResponseCode::Refused => ChangeError::Full {
+            zone,
+            cap: max_records(),
+        },
         _ => ChangeError::Refused("server failure"),
     };
     if let Some(Err(wait)) = limit.map(|l| l.take("api")) {
@@ -640,7 +671,7 @@ pub(crate) async fn change_record(
             .zone_for(&message.queries[0].name().clone())
             .map(|z| z.parsed.serial)
             .unwrap_or(0)),
-        Err((_, rcode)) => Err(refused(rcode)),
+        Err((zone, rcode)) => Err(refused(zone, rcode)),
     }
 }
 
@@ -678,7 +709,11 @@ pub(crate) fn list_records(zones: &Zones) -> Vec<RecordSpec> {
 /// UPDATE exactly as a signed one would be, on `zones`, with no journal.
 pub(crate) async fn apply_unsigned(zones: &Zones, packet: &[u8]) -> Option<ResponseCode> {
     let message = Message::from_vec(packet).ok()?;
-    Some(match apply(zones, None, &message, "fuzz".into()).await {
+    let author = Author {
+        by: "fuzz".into(),
+        from: None,
+    };
+    Some(match apply(zones, None, &message, author).await {
         Ok(_) => ResponseCode::NoError,
         Err((_, rcode)) => rcode,
     })

@@ -83,6 +83,18 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Milliseconds since the epoch as an RFC 3339 time in UTC, as the question
+/// history and `onebox zone log` show times.
+pub(crate) fn rfc3339(at_ms: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
 /// The publisher side, cheap to clone into every server.
 #[derive(Clone)]
 pub(crate) struct Live {

@@ -17,13 +17,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::live::Viewer;
 use crate::dns::Zones;
-use crate::dns::journal::Journal;
+use crate::dns::journal::{Author, Journal};
 use crate::dns::update::{self, ChangeError, RecordSpec, UpdateLimit};
 use crate::live::{Event, Live};
 use crate::request::ConnInfo;
@@ -45,7 +45,10 @@ pub(crate) struct Api {
 /// The routes, to be merged into the router the web server is handed.
 pub(crate) fn router(api: Api) -> axum::Router {
     axum::Router::new()
-        .route("/_onebox/api/records", get(list).post(add).delete(remove))
+        .route(
+            "/_onebox/api/records",
+            get(list).post(change).delete(change),
+        )
         .route("/_onebox/api/history/dns", get(history))
         .with_state(Arc::new(api))
 }
@@ -86,23 +89,19 @@ async fn list(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
     Json(update::list_records(&api.zones)).into_response()
 }
 
-async fn add(State(api): State<Arc<Api>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    change(&api, &headers, &body, true).await
-}
-
-async fn remove(
+/// `POST` adds the record in the body, `DELETE` removes it.
+async fn change(
     State(api): State<Arc<Api>>,
+    method: Method,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     body: axum::body::Bytes,
 ) -> Response {
-    change(&api, &headers, &body, false).await
-}
-
-async fn change(api: &Api, headers: &HeaderMap, body: &[u8], add: bool) -> Response {
-    if !authorized(api, headers) {
+    let add = method == Method::POST;
+    if !authorized(&api, &headers) {
         return unauthorized();
     }
-    let spec: RecordSpec = match serde_json::from_slice(body) {
+    let spec: RecordSpec = match serde_json::from_slice(&body) {
         Ok(spec) => spec,
         Err(e) => {
             return error(
@@ -112,16 +111,12 @@ async fn change(api: &Api, headers: &HeaderMap, body: &[u8], add: bool) -> Respo
         }
     };
     let journal = Some(&api.journal);
-    match update::change_record(
-        &api.zones,
-        journal,
-        api.limit.as_ref(),
-        &spec,
-        add,
-        "api".into(),
-    )
-    .await
-    {
+    // The journal says "api", as the live view does, and which client it was.
+    let author = Author {
+        by: "api".into(),
+        from: extensions.get::<ConnInfo>().map(|c| c.peer),
+    };
+    match update::change_record(&api.zones, journal, api.limit.as_ref(), &spec, add, author).await {
         Ok(serial) => {
             let verb = if add { "add" } else { "delete" };
             api.live.publish(Event::Change {
@@ -135,7 +130,9 @@ async fn change(api: &Api, headers: &HeaderMap, body: &[u8], add: bool) -> Respo
         Err(e @ ChangeError::BadInput(_)) => error(StatusCode::BAD_REQUEST, &e.to_string()),
         Err(e @ ChangeError::NotOurs(_)) => error(StatusCode::NOT_FOUND, &e.to_string()),
         // The record limit: retrying will not help, the zone must shrink first.
-        Err(e @ ChangeError::Refused(_)) => error(StatusCode::CONFLICT, &e.to_string()),
+        Err(e @ (ChangeError::Full { .. } | ChangeError::Refused(_))) => {
+            error(StatusCode::CONFLICT, &e.to_string())
+        }
         Err(e @ ChangeError::TooFast(wait)) => {
             let mut response = error(StatusCode::TOO_MANY_REQUESTS, &e.to_string());
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -194,7 +191,7 @@ async fn history(
                     "type": qtype,
                     "transport": transport,
                     "client": client.to_string(),
-                    "time": rfc3339(at_ms),
+                    "time": crate::live::rfc3339(at_ms),
                     "at_ms": at_ms,
                     "rcode": rcode,
                 }))
@@ -207,15 +204,4 @@ async fn history(
         "capacity": crate::live::QUESTIONS,
     }))
     .into_response()
-}
-
-/// Milliseconds since the epoch as an RFC 3339 time in UTC.
-fn rfc3339(at_ms: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }

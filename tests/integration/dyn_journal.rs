@@ -138,3 +138,64 @@ fn dyn_zone_export_writes_file_plus_journal_that_checkers_accept() {
     assert!(status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("loaded serial 10"), "{stdout}");
 }
+
+#[test]
+fn dyn_zone_log_names_the_key_or_api_and_the_client_of_each_change() {
+    skip_unless!(nsupdate_tools());
+    let (_zones, data, server) = onebox_with_data("");
+    server.nsupdate_ok("update add api.foobar.com 60 A 192.0.2.10");
+    let added = server.records_api(
+        "POST",
+        r#"{"name":"t.foobar.com","type":"TXT","value":"hi"}"#,
+    );
+    assert_eq!(added.status, 200, "{}", added.text());
+    drop(server);
+
+    // Who made each change, named as the live view names them (the TSIG key's
+    // name, "api"), and the client it came from.
+    let data_arg = data.path().display().to_string();
+    let log = onebox_ok(["zone", "log", "foobar.com", "--data", &data_arg, "--json"]).json();
+    assert_eq!(log["zone"], "foobar.com.");
+    let changes = log["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 2, "{log}");
+    let (update, call) = (&changes[0], &changes[1]);
+    assert_eq!(update["by"], "onebox-update.", "{log}");
+    assert_eq!(call["by"], "api", "{log}");
+    for change in changes {
+        let from = change["from"].as_str().unwrap_or_default();
+        assert!(from.starts_with("127.0.0.1:"), "{log}");
+    }
+    assert_eq!(
+        (&update["serial_from"], &update["serial_to"]),
+        (&7.into(), &8.into())
+    );
+    assert_eq!(
+        update["added"],
+        serde_json::json!(["api.foobar.com. 60 IN A 192.0.2.10"])
+    );
+    assert_eq!(
+        call["added"],
+        serde_json::json!([r#"t.foobar.com. 60 IN TXT "hi""#])
+    );
+    assert_eq!(call["removed"], serde_json::json!([]));
+
+    // The text form says the same, one change then its records.
+    let text = onebox_ok(["zone", "log", "foobar.com.", "--data", &data_arg]).stdout;
+    assert_contains_all(
+        &text,
+        &[
+            "serial 7 -> 8  ",
+            "  onebox-update. from 127.0.0.1:",
+            "  + api.foobar.com. 60 IN A 192.0.2.10\n",
+            "serial 8 -> 9  ",
+            "  api from 127.0.0.1:",
+        ],
+    );
+    // A folder onebox never ran with: an error, and no database made there.
+    let empty = TempDir::new("empty");
+    let dir = path_text(empty.path());
+    let run = onebox(["zone", "log", "foobar.com", "--data", dir]);
+    assert_ne!(run.code, Some(0), "{}", run.stdout);
+    assert_contains(&run.stderr, "no database in");
+    assert!(empty.tree().is_empty(), "{:?}", empty.tree());
+}

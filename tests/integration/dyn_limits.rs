@@ -1,10 +1,12 @@
 //! `serve --update-rate N`: each key (the TSIG key for UPDATE, `api` for the
 //! fixture API) applies at most a bucket of N changes, refilled at N per second;
 //! beyond it UPDATE gets REFUSED (with a log line) and the API 429 + Retry-After,
-//! and nothing refused is applied. The journal keeps at most 1,000 entries per
-//! zone, folding the oldest into its base. Bursts are concurrent, RSS measured.
+//! and nothing refused is applied. A zone holds at most 100,000 records (UPDATE
+//! REFUSED, the API 409). The journal keeps at most 1,000 entries per zone,
+//! folding the oldest into its base. Bursts are concurrent, RSS measured.
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
@@ -15,32 +17,13 @@ fn dyn_update_rate_refuses_a_concurrent_burst_beyond_the_bucket() {
     skip_unless!(nsupdate_tools());
     let (_zones, server) = onebox_on_test_zones(&["--update-rate", &RATE.to_string()]);
     let before = server.rss_kib();
-    let auth = format!("Bearer {}", server.admin_token());
 
     // 8 clients × 5 API changes at once: 40 against a bucket of 5.
     let started = Instant::now();
-    let answers: Vec<(u16, Option<String>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..8)
-            .map(|client| {
-                let (server, auth) = (&server, &auth);
-                scope.spawn(move || {
-                    (0..5)
-                        .map(|i| {
-                            let body = format!(
-                                r#"{{"name":"b{client}-{i}.foobar.com","type":"A","value":"192.0.2.1"}}"#
-                            );
-                            let r = api(server, "POST", "/_onebox/api/records", &[("Authorization", auth)], &body);
-                            (r.status, r.header("Retry-After").map(str::to_string))
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap())
-            .collect()
-    });
+    let answers: Vec<(u16, Option<String>)> = api_burst(&server, 8, 5, 'b')
+        .into_iter()
+        .map(|r| (r.status, r.header("Retry-After").map(str::to_string)))
+        .collect();
     let elapsed = started.elapsed().as_secs_f64();
     let ok = answers.iter().filter(|(s, _)| *s == 200).count();
     let limited: Vec<_> = answers.iter().filter(|(s, _)| *s == 429).collect();
@@ -86,6 +69,31 @@ fn dyn_update_rate_refuses_a_concurrent_burst_beyond_the_bucket() {
         after < before + 32 * 1024,
         "RSS grew from {before} KiB to {after} KiB"
     );
+}
+
+/// `clients` threads at once, each adding `each` A records through the fixture
+/// API (named `{first}{client}-{i}.foobar.com`); every response.
+fn api_burst(server: &Onebox, clients: usize, each: usize, first: char) -> Vec<Response> {
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..clients)
+            .map(|client| {
+                scope.spawn(move || {
+                    (0..each)
+                        .map(|i| {
+                            let body = format!(
+                                r#"{{"name":"{first}{client}-{i}.foobar.com","type":"A","value":"192.0.2.1"}}"#
+                            );
+                            server.records_api("POST", &body)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    })
 }
 
 /// The record lines of an IXFR answer (dig prints a transfer without sections).
@@ -164,4 +172,126 @@ fn dyn_journal_folds_its_oldest_entries_past_1000_and_ixfr_falls_back() {
         assert_eq!(&server.dig_a(&format!("c{c}.foobar.com")), seen);
         assert_eq!(seen.len(), 1);
     }
+}
+
+/// The records TEST_ZONE_HEAD holds: SOA, NS, ns1 A, the apex A, www CNAME.
+const HEAD_RECORDS: usize = 5;
+/// Room under the cap in the record-cap test: fewer than the burst's adds.
+const ROOM: usize = 20;
+
+/// The records `server` serves for foobar.com, by AXFR (which lists the SOA twice).
+fn zone_size(server: &Onebox) -> usize {
+    axfr_records(&server.dig(&["foobar.com", "AXFR"]).stdout)
+        .len()
+        .saturating_sub(1)
+}
+
+#[test]
+fn dyn_record_cap_refuses_a_concurrent_burst_past_it() {
+    skip_unless!(nsupdate_tools());
+    // The cap is 100,000, but at that size every update rebuilds the whole zone
+    // (seconds each in a debug build), so the test lowers it through the
+    // debug-only ONEBOX_TEST_MAX_RECORDS: the same check, reached in 20 adds.
+    let cap = HEAD_RECORDS + ROOM;
+    let zones = test_zones("");
+    let server = Onebox::spawn()
+        .zones(&zones)
+        .env("ONEBOX_TEST_MAX_RECORDS", cap.to_string())
+        .args(["--update-rate", "0", "--allow-transfer", "127.0.0.0/8"])
+        .start();
+    assert_eq!(zone_size(&server), HEAD_RECORDS);
+    let before = server.rss_kib();
+    let mut peak = PeakRss::watch(server.pid, Duration::from_millis(20));
+
+    // At once: 4 nsupdate clients × 15 UPDATEs and 4 API clients × 15 adds (120
+    // new names against room for 20), and a watcher counting the zone by AXFR.
+    let done = AtomicBool::new(false);
+    let (outputs, answers, largest) = std::thread::scope(|scope| {
+        let (server, done) = (&server, &done);
+        let watcher = scope.spawn(move || {
+            let mut largest = 0;
+            while !done.load(Ordering::Relaxed) {
+                largest = largest.max(zone_size(server));
+            }
+            largest
+        });
+        let updates: Vec<_> = (0..4)
+            .map(|client| {
+                scope.spawn(move || {
+                    let messages: Vec<Vec<String>> = (0..15)
+                        .map(|i| {
+                            vec![format!(
+                                "update add u{client}-{i}.foobar.com 60 A 192.0.2.1"
+                            )]
+                        })
+                        .collect();
+                    server.nsupdate_messages(&messages).1
+                })
+            })
+            .collect();
+        let calls = scope.spawn(move || api_burst(server, 4, 15, 'a'));
+        let outputs: Vec<String> = updates.into_iter().map(|w| w.join().unwrap()).collect();
+        let answers: Vec<(u16, String)> = calls
+            .join()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.status, r.text()))
+            .collect();
+        done.store(true, Ordering::Relaxed);
+        (outputs, answers, watcher.join().unwrap())
+    });
+    let peak = peak.stop();
+
+    // UPDATE past the cap: REFUSED, with a log line naming the cap.
+    assert!(
+        outputs.iter().any(|out| out.contains("REFUSED")),
+        "{outputs:?}"
+    );
+    assert_contains(
+        &server.stderr(),
+        &format!("would hold more than {cap} records"),
+    );
+    // The API past the cap: 409 with a JSON error that says why.
+    let added = answers.iter().filter(|(status, _)| *status == 200).count();
+    let full: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status == 409)
+        .collect();
+    assert_eq!(added + full.len(), 60, "{answers:?}");
+    assert!(!full.is_empty(), "{answers:?}");
+    for (_, body) in &full {
+        let error: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            error["error"],
+            format!("zone foobar.com. is full: it holds at most {cap} records; delete some first")
+        );
+    }
+    // Never over the cap, and exactly at it now: the room filled and no more.
+    assert!(largest <= cap, "the zone held {largest} records, cap {cap}");
+    assert_eq!(zone_size(&server), cap);
+    // One serial per accepted change, the API's (names a*) and the UPDATEs'
+    // (u*) together; the zone's own names start with neither.
+    let records = axfr_records(&server.dig(&["foobar.com", "AXFR"]).stdout);
+    let made_by = |first: char| records.iter().filter(|r| r.name.starts_with(first)).count();
+    let (by_update, by_api) = (made_by('u'), made_by('a'));
+    assert_eq!(by_api, added);
+    assert_eq!(by_update + by_api, ROOM, "{records:?}");
+    assert_eq!(server.soa_serial("foobar.com"), 7 + ROOM as u32);
+    // RSS under the burst: within 32 MiB of idle.
+    assert!(
+        peak < before + 32 * 1024,
+        "RSS peaked at {peak} KiB from {before} KiB"
+    );
+
+    // At the cap a deletion makes room for exactly one more.
+    let one = r#"{"name":"extra.foobar.com","type":"A","value":"192.0.2.3"}"#;
+    assert_eq!(server.records_api("POST", one).status, 409);
+    let gone = records
+        .iter()
+        .find(|r| r.name.starts_with(['u', 'a']))
+        .unwrap();
+    server.nsupdate_ok(&format!("update delete {} A", gone.name));
+    assert_eq!(server.records_api("POST", one).status, 200);
+    assert_eq!(zone_size(&server), cap);
+    assert_eq!(server.soa_serial("foobar.com"), 7 + ROOM as u32 + 2);
 }

@@ -51,15 +51,8 @@ fn dyn_live_view_shows_each_change_and_its_secondaries() {
     let caught = events.wait_for(&mut seen, |e| e["state"] == "caught up", "caught up");
     assert_eq!(caught["serial"], 8);
 
-    let auth = format!("Bearer {}", server.admin_token());
     let body = r#"{"name":"t.foobar.com","type":"TXT","value":"hello"}"#;
-    let added = api(
-        &server,
-        "POST",
-        "/_onebox/api/records",
-        &[("Authorization", &auth)],
-        body,
-    );
+    let added = server.records_api("POST", body);
     assert_eq!(added.status, 200, "{}", added.text());
     let change = events.wait_for(
         &mut seen,

@@ -200,6 +200,12 @@ fn dyn_knsupdate_adds_and_deletes_with_the_printed_key() {
 /// Signs `message` with hmac-sha256 the way RFC 8945 §4.3 says, written here
 /// independently of onebox's own code so a shared mistake cannot hide.
 fn sign(message: &Message, key_name: &str, secret: &[u8], time: u64) -> Vec<u8> {
+    sign_bytes(encode(message), key_name, secret, time)
+}
+
+/// [`sign`] for a message already in wire form (which may be one hickory would
+/// not write).
+fn sign_bytes(mut packet: Vec<u8>, key_name: &str, secret: &[u8], time: u64) -> Vec<u8> {
     fn wire(name: &str) -> Vec<u8> {
         let mut out = Vec::new();
         for label in name.trim_end_matches('.').split('.') {
@@ -209,7 +215,6 @@ fn sign(message: &Message, key_name: &str, secret: &[u8], time: u64) -> Vec<u8> 
         out.push(0);
         out
     }
-    let mut packet = encode(message);
     let mut vars = wire(key_name);
     vars.extend_from_slice(&[0, 255, 0, 0, 0, 0]);
     vars.extend_from_slice(&wire("hmac-sha256."));
@@ -246,8 +251,8 @@ fn add_a(name: &str) -> Message {
 }
 
 /// The rcode and the TSIG error (`None` when the reply has no TSIG) of a reply
-/// with one zone. Read from the bytes: hickory decodes TSIG only with a dnssec
-/// feature, which onebox does not enable.
+/// that echoes the request's zone section. Read from the bytes: hickory decodes
+/// TSIG only with a dnssec feature, which onebox does not enable.
 fn rcode_and_tsig_error(reply: &[u8]) -> (u8, Option<u16>) {
     fn skip_name(bytes: &[u8], mut at: usize) -> usize {
         loop {
@@ -259,11 +264,11 @@ fn rcode_and_tsig_error(reply: &[u8]) -> (u8, Option<u16>) {
         }
     }
     let rcode = reply[3] & 0x0F;
-    assert_eq!(&reply[4..6], &[0, 1], "one zone echoed: {reply:?}");
     if reply[10..12] == [0, 0] {
         return (rcode, None);
     }
-    let tsig = skip_name(reply, 12) + 4;
+    let zones = u16::from_be_bytes([reply[4], reply[5]]);
+    let tsig = (0..zones).fold(12, |at, _| skip_name(reply, at) + 4);
     let rdata = skip_name(reply, tsig) + 10;
     let mac_len_at = skip_name(reply, rdata) + 8;
     let mac_len = usize::from(u16::from_be_bytes([
@@ -300,15 +305,7 @@ fn dyn_unsigned_wrong_key_bad_time_and_out_of_zone_updates_change_nothing() {
     assert!(out.contains("NOTAUTH") || out.contains("BADSIG"), "{out}");
 
     // Raw packets, to control the key name and the clock.
-    let json = printed_key(&data);
-    use base64::Engine as _;
-    let secret = base64::engine::general_purpose::STANDARD
-        .decode(json["secret"].as_str().unwrap())
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let (secret, now) = signing(&data);
     // A valid signature an hour old: NOTAUTH with BADTIME (18).
     let stale = sign(
         &add_a("x.foobar.com."),
@@ -337,17 +334,21 @@ fn dyn_unsigned_wrong_key_bad_time_and_out_of_zone_updates_change_nothing() {
     let (code, out) = server.nsupdate(&["-k", &key], &["update add x.example.net 60 A 192.0.2.1"]);
     assert_ne!(code, Some(0), "{out}");
 
+    assert_eq!(transfer(&server), soa_before);
+    assert_unchanged_then_applied(&server, before, &secret, now);
+}
+
+/// Asserts that nothing was applied (the serial still `before`, no
+/// x.foobar.com), then that the plain [`add_a`] of it, signed with a fresh time,
+/// is: the refusals before were for the reasons tested, not a broken signer.
+fn assert_unchanged_then_applied(server: &Onebox, before: u32, secret: &[u8], now: u64) {
     assert_eq!(
         server.soa_serial("foobar.com"),
         before,
         "nothing was applied"
     );
-    assert_eq!(transfer(&server), soa_before);
     assert_eq!(server.dig(&["x.foobar.com", "A"]).status, "NXDOMAIN");
-
-    // The same signed packet with a fresh time is accepted: the refusals above
-    // were for the reasons tested, not a broken signer.
-    let good = sign(&add_a("x.foobar.com."), "onebox-update.", &secret, now);
+    let good = sign(&add_a("x.foobar.com."), "onebox-update.", secret, now);
     assert_eq!(
         rcode_and_tsig_error(&tcp_raw(server.dns_addr(), &good)),
         (0, Some(0))
@@ -408,4 +409,99 @@ fn dyn_rules_protect_the_apex_and_cname_and_prerequisites_are_honoured() {
         look(&server, "new.foobar.com", "A"),
         vec![("A".to_string(), "192.0.2.5".to_string())]
     );
+}
+
+/// What a raw signed packet needs: the secret of the server's key (in `data`)
+/// and the time now, in seconds.
+fn signing(data: &TempDir) -> (Vec<u8>, u64) {
+    use base64::Engine as _;
+    let secret = base64::engine::general_purpose::STANDARD
+        .decode(printed_key(data)["secret"].as_str().unwrap())
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    (secret, now)
+}
+
+/// `record` in another class, with another TTL.
+fn recast(mut record: Record, class: DNSClass, ttl: u32) -> Record {
+    record.dns_class = class;
+    record.ttl = ttl;
+    record
+}
+
+#[test]
+fn dyn_malformed_signed_updates_get_formerr_and_change_nothing() {
+    skip_unless!(require_tool("dig", "bind9-dnsutils"));
+    let (_zones, data, server) = onebox_with_data("");
+    let ((secret, now), before) = (signing(&data), server.soa_serial("foobar.com"));
+    // An empty record of `rtype` at x.foobar.com (RDLENGTH 0).
+    let empty = |rtype| Record::update0(Name::from_ascii("x.foobar.com.").unwrap(), 0, rtype);
+    // Each an add_a made wrong in one documented way (RFC 2136 §3).
+    let mut cases: Vec<(&str, Message)> = Vec::new();
+    let mut case = |what: &'static str, change: &dyn Fn(&mut Message)| {
+        let mut message = add_a("x.foobar.com.");
+        change(&mut message);
+        cases.push((what, message));
+    };
+    case("no zone", &|m| m.queries.clear());
+    case("two zones", &|m| {
+        let zone = m.queries[0].clone();
+        m.queries.push(zone);
+    });
+    case("a zone of type A", &|m| {
+        m.queries[0].set_query_type(RecordType::A);
+    });
+    case("a TTL above 2^31 - 1", &|m| m.authorities[0].ttl = 1 << 31);
+    case("class ANY with a TTL", &|m| {
+        m.authorities[0] = recast(empty(RecordType::A), DNSClass::ANY, 60)
+    });
+    case("class ANY with data", &|m| {
+        m.authorities[0] = recast(m.authorities[0].clone(), DNSClass::ANY, 0)
+    });
+    case("class NONE of type ANY", &|m| {
+        m.authorities[0] = recast(empty(RecordType::ANY), DNSClass::NONE, 0)
+    });
+    case("class NONE with a TTL", &|m| {
+        m.authorities[0] = recast(m.authorities[0].clone(), DNSClass::NONE, 60)
+    });
+    case("class IN of type ANY", &|m| {
+        m.authorities[0] = recast(empty(RecordType::ANY), DNSClass::IN, 60)
+    });
+    case("class IN without data", &|m| {
+        m.authorities[0] = recast(empty(RecordType::A), DNSClass::IN, 60)
+    });
+    case("an AXFR in the update section", &|m| {
+        m.authorities[0] = recast(empty(RecordType::AXFR), DNSClass::ANY, 0)
+    });
+    case("a prerequisite with a TTL", &|m| {
+        m.answers
+            .push(recast(empty(RecordType::A), DNSClass::ANY, 60))
+    });
+    case("a prerequisite of class NONE with data", &|m| {
+        let record = recast(m.authorities[0].clone(), DNSClass::NONE, 0);
+        m.answers.push(record)
+    });
+    let mut packets: Vec<(&str, Vec<u8>)> = cases
+        .iter()
+        .map(|(what, message)| (*what, sign(message, "onebox-update.", &secret, now)))
+        .collect();
+    // Signed bytes that do not parse: an A record whose data is 3 bytes.
+    let mut short = encode(&add_a("x.foobar.com."));
+    let rdlength = short.len() - 6;
+    short[rdlength + 1] = 3;
+    short.pop();
+    packets.push((
+        "an A record of 3 bytes",
+        sign_bytes(short, "onebox-update.", &secret, now),
+    ));
+
+    for (what, packet) in &packets {
+        // FORMERR (1), signed with no TSIG error: the key was right, the message not.
+        let reply = tcp_raw(server.dns_addr(), packet);
+        assert_eq!(rcode_and_tsig_error(&reply), (1, Some(0)), "{what}");
+    }
+    assert_unchanged_then_applied(&server, before, &secret, now);
 }

@@ -160,6 +160,21 @@ pub fn api(
     .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
+impl Onebox {
+    /// `METHOD /_onebox/api/records` (the fixture API) with the JSON `body` and
+    /// the admin token.
+    pub fn records_api(&self, method: &str, body: &str) -> Response {
+        let auth = format!("Bearer {}", self.admin_token());
+        api(
+            self,
+            method,
+            "/_onebox/api/records",
+            &[("Authorization", &auth)],
+            body,
+        )
+    }
+}
+
 /// `POST /api/v1/posts` with the JSON `body`, signed in with the bearer `token`.
 pub fn post_as(server: &Onebox, token: &str, body: &str) -> Response {
     let bearer = format!("Bearer {token}");
