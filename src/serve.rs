@@ -554,20 +554,14 @@ fn spawn_servers(
         shared.maintenance.clone(),
         servers.shutdown.child_token(),
     );
-    servers.spawn("control socket", async move {
-        control_server.await;
-        Ok(())
-    });
+    servers.spawn_until_shutdown("control socket", control_server);
     let zones = config.zones.clone();
     let renewal = ca::renew_loop(
         state.certs.clone(),
         move || certificate_names(&zones),
         servers.shutdown.child_token(),
     );
-    servers.spawn("certificate renewal", async move {
-        renewal.await;
-        Ok(())
-    });
+    servers.spawn_until_shutdown("certificate renewal", renewal);
     if let Some(listener) = metrics {
         spawn_metrics(&mut servers, config, state, listener, addrs.dns);
     }
@@ -634,10 +628,7 @@ fn spawn_dns(
                 config.rrl.clone(),
                 servers.shutdown.child_token(),
             );
-            servers.spawn("dns authority", async move {
-                server.await;
-                Ok(())
-            });
+            servers.spawn_until_shutdown("dns authority", server);
         }
         addrs.authorities = Some(
             internet
@@ -659,10 +650,7 @@ fn spawn_dns(
             );
             let server =
                 dns::recursor::serve(resolving.clone(), udp, tcp, servers.shutdown.child_token());
-            servers.spawn("dns resolver", async move {
-                server.await;
-                Ok(())
-            });
+            servers.spawn_until_shutdown("dns resolver", server);
             addrs.resolver = Some(at);
             recursor = Some(resolving);
         }
@@ -676,10 +664,7 @@ fn spawn_dns(
         config.rrl.clone(),
         servers.shutdown.child_token(),
     );
-    servers.spawn("dns server", async move {
-        dns_server.await;
-        Ok(())
-    });
+    servers.spawn_until_shutdown("dns server", dns_server);
     let notifier = dns::notify::watch(
         config.zones.clone(),
         config.args.notify.clone(),
@@ -687,10 +672,7 @@ fn spawn_dns(
         shared.live.clone(),
         servers.shutdown.child_token(),
     );
-    servers.spawn("dns notify", async move {
-        notifier.await;
-        Ok(())
-    });
+    servers.spawn_until_shutdown("dns notify", notifier);
     Ok(recursor)
 }
 /// How recent a resolution must be for the home page to show it as the way the
@@ -887,6 +869,19 @@ impl Servers {
         let abort = self.tasks.spawn(task);
         self.names.insert(abort.id(), name);
         self.aborts.push((name, abort));
+    }
+
+    /// Spawns a server whose future returns nothing: it ends only at shutdown, so
+    /// its ending earlier is the failure `ended_early` reports.
+    fn spawn_until_shutdown(
+        &mut self,
+        name: &'static str,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) {
+        self.spawn(name, async move {
+            task.await;
+            Ok(())
+        });
     }
 
     /// Why the process must stop, for a task that ended before shutdown.
