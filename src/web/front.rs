@@ -675,32 +675,36 @@ mod origin_tests {
 
     #[test]
     fn origin_must_match_scheme_host_and_port() {
-        for (tls, host, origin) in [
-            (false, "foobar.com:8080", "http://foobar.com:8080"),
-            (false, "FOOBAR.com:8080", "http://foobar.com.:8080"),
-            (true, "foobar.com:8443", "https://foobar.com:8443"),
-            (false, "foobar.com", "http://foobar.com"),
-            (false, "foobar.com", "http://foobar.com:80"),
-            (true, "foobar.com", "https://foobar.com"),
+        // (TLS, Host, Origin, the same site)
+        for (tls, host, origin, same_site) in [
+            (false, "foobar.com:8080", "http://foobar.com:8080", true),
+            (false, "FOOBAR.com:8080", "http://foobar.com.:8080", true),
+            (true, "foobar.com:8443", "https://foobar.com:8443", true),
+            (false, "foobar.com", "http://foobar.com", true),
+            (false, "foobar.com", "http://foobar.com:80", true),
+            (true, "foobar.com", "https://foobar.com", true),
+            (false, "foobar.com:8080", "http://foobar.com:9999", false),
+            (false, "foobar.com:8080", "https://foobar.com:8080", false),
+            (true, "foobar.com:8443", "http://foobar.com:8443", false),
+            (
+                false,
+                "foobar.com:8080",
+                "http://www.foobar.com:8080",
+                false,
+            ),
+            (false, "foobar.com:8080", "http://evil.example:8080", false),
+            (
+                false,
+                "foobar.com:8080",
+                "http://evil@foobar.com:8080",
+                false,
+            ),
+            (false, "foobar.com:8080", "null", false),
+            (false, "foobar.com", "http://foobar.com:8080", false),
         ] {
             assert_eq!(
-                cross_site(&request(tls, host, origin)),
-                None,
-                "{origin} to {host}"
-            );
-        }
-        for (tls, host, origin) in [
-            (false, "foobar.com:8080", "http://foobar.com:9999"),
-            (false, "foobar.com:8080", "https://foobar.com:8080"),
-            (true, "foobar.com:8443", "http://foobar.com:8443"),
-            (false, "foobar.com:8080", "http://www.foobar.com:8080"),
-            (false, "foobar.com:8080", "http://evil.example:8080"),
-            (false, "foobar.com:8080", "http://evil@foobar.com:8080"),
-            (false, "foobar.com:8080", "null"),
-            (false, "foobar.com", "http://foobar.com:8080"),
-        ] {
-            assert!(
-                cross_site(&request(tls, host, origin)).is_some(),
+                cross_site(&request(tls, host, origin)).is_none(),
+                same_site,
                 "{origin} to {host}"
             );
         }
