@@ -98,15 +98,7 @@ fn pg_reads_survive_a_stopped_primary_and_writes_resume_after_promotion() {
     assert!(home.text().contains("on the primary 4"), "{}", home.text());
     assert_posts_kept(&server, &acknowledged, "with the primary stopped");
     let cookie = format!("onebox_session={token}");
-    let signed_in = http(
-        server.http,
-        "GET",
-        "/",
-        "www.foobar.com",
-        &[("Cookie", &cookie)],
-        b"",
-    )
-    .unwrap();
+    let signed_in = http_get_with(&server, "www.foobar.com", "/", &[("Cookie", &cookie)]);
     assert_eq!(signed_in.status, 200, "{}", signed_in.text());
     assert!(
         signed_in.text().contains(r#"action="/logout""#),

@@ -47,8 +47,7 @@ fn users_201_409_422_400() {
 fn sessions_201_401_and_204() {
     let server = Onebox::start();
     let creds = r#"{"username":"ann","password":"correct horse"}"#;
-    register(&server, creds);
-    let r = login(&server, creds);
+    let r = sign_up(&server, creds);
     let token = r.json()["token"].as_str().unwrap().to_string();
     assert!(token.len() >= 40);
     let cookie_header = r
@@ -233,8 +232,7 @@ fn posts_201_401_422_400_and_listing() {
 fn cookie_authenticated_api_writes_need_json_content_type() {
     let server = Onebox::start();
     let creds = r#"{"username":"ann","password":"correct horse"}"#;
-    register(&server, creds);
-    let cookie = login(&server, creds).cookie("onebox_session").unwrap();
+    let cookie = sign_up(&server, creds).cookie("onebox_session").unwrap();
     let r = api(
         &server,
         "POST",
@@ -315,15 +313,12 @@ impl Browser {
     }
 
     fn get(&mut self, server: &Onebox, path: &str) -> Response {
-        let r = http(
-            server.http,
-            "GET",
-            path,
+        let r = http_get_with(
+            server,
             "www.foobar.com",
+            path,
             &[("Cookie", &self.cookie_header())],
-            b"",
-        )
-        .unwrap();
+        );
         self.keep(&r);
         r
     }
