@@ -153,8 +153,17 @@ pub fn dig_onebox() -> Option<Onebox> {
 /// [`dig_onebox`] on a zones folder of [`TEST_ZONE_HEAD`](super::TEST_ZONE_HEAD) +
 /// `extra`; the folder comes back too, to keep it (and edit it) for the test.
 pub fn dig_onebox_on(extra: &str) -> Option<(super::TempDir, Onebox)> {
+    dig_onebox_with(extra, &[])
+}
+
+/// [`dig_onebox_on`] with more files (name, text) in the zones folder before
+/// onebox starts: other zones, `$INCLUDE`d files.
+pub fn dig_onebox_with(extra: &str, files: &[(&str, &str)]) -> Option<(super::TempDir, Onebox)> {
     super::require_tool("dig", "bind9-dnsutils").then(|| {
         let zones = super::test_zones(extra);
+        for (name, text) in files {
+            zones.write(name, text);
+        }
         let server = Onebox::start_with_zones(&zones);
         (zones, server)
     })
