@@ -434,10 +434,7 @@ fn axfr_is_refused_to_networks_not_listed() {
 /// RFC 2136: a dynamic update is refused and changes nothing.
 #[test]
 fn update_is_refused_and_the_zone_is_unchanged() {
-    skip_unless!(
-        require_tool("dig", "bind9-dnsutils"),
-        require_tool("nsupdate", "bind9-dnsutils")
-    );
+    skip_unless!(nsupdate_tools());
     let server = Onebox::start();
     let dns = server.dns_addr();
     let soa_before = server.dig(&["foobar.com", "SOA"]).answer;

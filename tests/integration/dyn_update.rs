@@ -73,8 +73,7 @@ fn printed_key(data: &TempDir) -> serde_json::Value {
 /// with dig: the zones folder (to keep) and the server; `None`, and the test
 /// returns, where dig or nsupdate is missing.
 fn nsupdate_onebox() -> Option<(TempDir, Onebox)> {
-    let tools = require_tool("dig", "bind9-dnsutils") && require_tool("nsupdate", "bind9-dnsutils");
-    tools.then(|| {
+    nsupdate_tools().then(|| {
         let zones = test_zones("");
         let server = Onebox::start_with_zones(&zones);
         (zones, server)
@@ -273,10 +272,7 @@ fn rcode_and_tsig_error(reply: &[u8]) -> (u8, Option<u16>) {
 
 #[test]
 fn dyn_unsigned_wrong_key_bad_time_and_out_of_zone_updates_change_nothing() {
-    skip_unless!(
-        require_tool("dig", "bind9-dnsutils"),
-        require_tool("nsupdate", "bind9-dnsutils")
-    );
+    skip_unless!(nsupdate_tools());
     let (_zones, data, server) = onebox_with_data("");
     let before = server.soa_serial("foobar.com");
     let transfer = |s: &Onebox| s.dig(&["foobar.com", "SOA"]).answer.clone();
