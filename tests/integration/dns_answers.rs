@@ -59,14 +59,22 @@ fn positive_answers_are_authoritative() {
     }
 }
 
+/// Asks `name rtype` with dig over UDP, then over TCP, checking each answer is
+/// an authoritative NOERROR; the two digs (their output names the transport).
+fn authoritative_over_udp_and_tcp(server: &Onebox, name: &str, rtype: &str) -> [Dig; 2] {
+    ["+notcp", "+tcp"].map(|transport| {
+        let dig = server.dig(&[transport, name, rtype]);
+        dig.assert_authoritative("NOERROR");
+        dig
+    })
+}
+
 /// The answer a browser's stub resolver needs: the CNAME, then the apex A record
 /// that maps the name to an address, both in ANSWER (stub resolvers read nothing else).
 #[test]
 fn www_a_is_the_cname_then_the_apex_a_record() {
     let Some(server) = dig_onebox() else { return };
-    for transport in ["+notcp", "+tcp"] {
-        let dig = server.dig(&[transport, "www.foobar.com", "A"]);
-        dig.assert_authoritative("NOERROR");
+    for dig in authoritative_over_udp_and_tcp(&server, "www.foobar.com", "A") {
         let got = name_type_data(&dig.answer);
         assert_eq!(
             got,
@@ -74,7 +82,7 @@ fn www_a_is_the_cname_then_the_apex_a_record() {
                 ("www.foobar.com.", "CNAME", "foobar.com."),
                 ("foobar.com.", "A", "127.0.0.1"),
             ],
-            "{transport}:\n{}",
+            "{}",
             dig.stdout
         );
     }
@@ -319,16 +327,14 @@ fn non_in_classes_are_refused() {
 #[test]
 fn any_gets_exactly_one_rrset() {
     let Some(server) = dig_onebox() else { return };
-    for transport in ["+notcp", "+tcp"] {
-        let dig = server.dig(&[transport, "foobar.com", "ANY"]);
-        dig.assert_authoritative("NOERROR");
+    for dig in authoritative_over_udp_and_tcp(&server, "foobar.com", "ANY") {
         assert!(!dig.answer.is_empty(), "{}", dig.stdout);
         let first = &dig.answer[0];
         assert!(
             dig.answer
                 .iter()
                 .all(|r| r.name == first.name && r.rtype == first.rtype),
-            "more than one RRset {transport}:\n{}",
+            "more than one RRset:\n{}",
             dig.stdout
         );
     }
