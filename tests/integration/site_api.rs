@@ -339,11 +339,11 @@ impl Browser {
         self.keep(&r);
         r
     }
-}
 
-fn csrf_field(page: &str) -> String {
-    let start = page.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
-    page[start..].split('"').next().unwrap().to_string()
+    /// Posts `form` with the page's CSRF `token` added, as the form would send it.
+    fn submit(&mut self, server: &Onebox, path: &str, form: &str, token: &str) -> Response {
+        self.post_form(server, path, &format!("{form}&csrf={token}"))
+    }
 }
 
 #[test]
@@ -368,10 +368,11 @@ fn forms_work_with_their_csrf_token_and_fail_without() {
     let mut stranger = Browser {
         cookies: Vec::new(),
     };
-    let r = stranger.post_form(
+    let r = stranger.submit(
         &server,
         "/register",
-        &format!("username=ann&password=correct+horse&csrf={token}"),
+        "username=ann&password=correct+horse",
+        &token,
     );
     assert_eq!(r.status, 403);
     // The account was not created by any of them.
@@ -388,10 +389,11 @@ fn forms_work_with_their_csrf_token_and_fail_without() {
     );
 
     // With the token: registered, logged in, redirected to the board.
-    let r = browser.post_form(
+    let r = browser.submit(
         &server,
         "/register",
-        &format!("username=ann&password=correct+horse&csrf={token}"),
+        "username=ann&password=correct+horse",
+        &token,
     );
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(r.header("location"), Some("/"));
@@ -401,15 +403,16 @@ fn forms_work_with_their_csrf_token_and_fail_without() {
 
     let r = browser.post_form(&server, "/posts", "body=no+token");
     assert_eq!(r.status, 403);
-    let r = browser.post_form(
+    let r = browser.submit(
         &server,
         "/posts",
-        &format!("body=Hello+%3Cb%3Eworld%3C%2Fb%3E&csrf={token}"),
+        "body=Hello+%3Cb%3Eworld%3C%2Fb%3E",
+        &token,
     );
     assert_eq!(r.status, 303);
     let page = browser.get(&server, "/").text();
     assert_contains(&page, "Hello &lt;b&gt;world&lt;/b&gt;");
-    let r = browser.post_form(&server, "/posts", &format!("body=+&csrf={token}"));
+    let r = browser.submit(&server, "/posts", "body=+", &token);
     assert_eq!(r.status, 422);
 
     // A cross-site form post carrying a valid token is still refused by Origin.
@@ -437,16 +440,18 @@ fn forms_work_with_their_csrf_token_and_fail_without() {
 
     let page = browser.get(&server, "/login").text();
     let token = csrf_field(&page);
-    let r = browser.post_form(
+    let r = browser.submit(
         &server,
         "/login",
-        &format!("username=ann&password=wrong+horse&csrf={token}"),
+        "username=ann&password=wrong+horse",
+        &token,
     );
     assert_eq!(r.status, 401);
-    let r = browser.post_form(
+    let r = browser.submit(
         &server,
         "/login",
-        &format!("username=ann&password=correct+horse&csrf={token}"),
+        "username=ann&password=correct+horse",
+        &token,
     );
     assert_eq!(r.status, 303);
     assert!(browser.get(&server, "/").text().contains("signed in as"));

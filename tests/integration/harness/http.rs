@@ -215,6 +215,15 @@ pub fn login(server: &Onebox, creds: &str) -> Response {
     r
 }
 
+/// The CSRF token in a page's form (its hidden `csrf` field).
+pub fn csrf_field(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form carries a CSRF token")
+        .to_string()
+}
+
 /// [`register`]s `creds`, then [`login`]s with them: the login's reply.
 pub fn sign_up(server: &Onebox, creds: &str) -> Response {
     register(server, creds);
