@@ -292,11 +292,16 @@ fn script_in_a_post_is_shown_as_text() {
     assert_eq!(r.json()["posts"][0]["body"], evil);
 }
 
-/// A browser session through the HTML forms: CSRF token from the page plus the
-/// cookie it set.
+/// A browser session through the HTML forms: the cookies it was given and the
+/// CSRF token of the last page it loaded that had a form.
+#[derive(Default)]
 struct Browser {
     cookies: Vec<String>,
+    csrf: String,
 }
+
+/// ann's registration and login form.
+const ANN_FORM: &str = "username=ann&password=correct+horse";
 
 impl Browser {
     fn cookie_header(&self) -> String {
@@ -312,7 +317,8 @@ impl Browser {
         }
     }
 
-    fn get(&mut self, server: &Onebox, path: &str) -> Response {
+    /// Loads a page, keeping its cookies and its form's CSRF token; its text.
+    fn get(&mut self, server: &Onebox, path: &str) -> String {
         let r = http_get_with(
             server,
             "www.foobar.com",
@@ -320,7 +326,11 @@ impl Browser {
             &[("Cookie", &self.cookie_header())],
         );
         self.keep(&r);
-        r
+        let page = r.text();
+        if page.contains("name=\"csrf\"") {
+            self.csrf = csrf_field(&page);
+        }
+        page
     }
 
     fn post_form(&mut self, server: &Onebox, path: &str, form: &str) -> Response {
@@ -340,41 +350,32 @@ impl Browser {
         r
     }
 
-    /// Posts `form` with the page's CSRF `token` added, as the form would send it.
-    fn submit(&mut self, server: &Onebox, path: &str, form: &str, token: &str) -> Response {
-        self.post_form(server, path, &format!("{form}&csrf={token}"))
+    /// Posts `form` with the last page's CSRF token added, as the form sends it;
+    /// the answer's status.
+    fn submit(&mut self, server: &Onebox, path: &str, form: &str) -> u16 {
+        let token = format!("csrf={}", self.csrf);
+        let form = [form, &token].join(if form.is_empty() { "" } else { "&" });
+        self.post_form(server, path, &form).status
     }
 }
 
 #[test]
 fn forms_work_with_their_csrf_token_and_fail_without() {
     let server = Onebox::start();
-    let mut browser = Browser {
-        cookies: Vec::new(),
-    };
-    let page = browser.get(&server, "/register").text();
-    let token = csrf_field(&page);
+    let mut browser = Browser::default();
+    browser.get(&server, "/register");
     assert!(browser.cookie_header().contains("onebox_csrf="));
 
     // No token, a wrong token, or the right token without its cookie: 403.
-    let r = browser.post_form(&server, "/register", "username=ann&password=correct+horse");
+    let r = browser.post_form(&server, "/register", ANN_FORM);
     assert_eq!(r.status, 403);
-    let r = browser.post_form(
-        &server,
-        "/register",
-        "username=ann&password=correct+horse&csrf=AAAA",
-    );
+    let r = browser.post_form(&server, "/register", &format!("{ANN_FORM}&csrf=AAAA"));
     assert_eq!(r.status, 403);
     let mut stranger = Browser {
-        cookies: Vec::new(),
+        csrf: browser.csrf.clone(),
+        ..Browser::default()
     };
-    let r = stranger.submit(
-        &server,
-        "/register",
-        "username=ann&password=correct+horse",
-        &token,
-    );
-    assert_eq!(r.status, 403);
+    assert_eq!(stranger.submit(&server, "/register", ANN_FORM), 403);
     // The account was not created by any of them.
     assert_eq!(
         api(
@@ -389,31 +390,23 @@ fn forms_work_with_their_csrf_token_and_fail_without() {
     );
 
     // With the token: registered, logged in, redirected to the board.
-    let r = browser.submit(
+    let r = browser.post_form(
         &server,
         "/register",
-        "username=ann&password=correct+horse",
-        &token,
+        &format!("{ANN_FORM}&csrf={}", browser.csrf),
     );
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(r.header("location"), Some("/"));
-    let page = browser.get(&server, "/").text();
+    let page = browser.get(&server, "/");
     assert_contains(&page, "signed in as <strong>@ann</strong>");
-    let token = csrf_field(&page);
 
     let r = browser.post_form(&server, "/posts", "body=no+token");
     assert_eq!(r.status, 403);
-    let r = browser.submit(
-        &server,
-        "/posts",
-        "body=Hello+%3Cb%3Eworld%3C%2Fb%3E",
-        &token,
-    );
-    assert_eq!(r.status, 303);
-    let page = browser.get(&server, "/").text();
+    let hello = "body=Hello+%3Cb%3Eworld%3C%2Fb%3E";
+    assert_eq!(browser.submit(&server, "/posts", hello), 303);
+    let page = browser.get(&server, "/");
     assert_contains(&page, "Hello &lt;b&gt;world&lt;/b&gt;");
-    let r = browser.submit(&server, "/posts", "body=+", &token);
-    assert_eq!(r.status, 422);
+    assert_eq!(browser.submit(&server, "/posts", "body=+"), 422);
 
     // A cross-site form post carrying a valid token is still refused by Origin.
     let r = http(
@@ -426,35 +419,21 @@ fn forms_work_with_their_csrf_token_and_fail_without() {
             ("Content-Type", "application/x-www-form-urlencoded"),
             ("Origin", "http://evil.example"),
         ],
-        format!("body=forged&csrf={token}").as_bytes(),
+        format!("body=forged&csrf={}", browser.csrf).as_bytes(),
     )
     .unwrap();
     assert_eq!(r.status, 403);
 
     let r = browser.post_form(&server, "/logout", "");
     assert_eq!(r.status, 403, "logout needs the token too");
-    let r = browser.post_form(&server, "/logout", &format!("csrf={token}"));
-    assert_eq!(r.status, 303);
-    let page = browser.get(&server, "/").text();
-    assert!(!page.contains("signed in as"));
+    assert_eq!(browser.submit(&server, "/logout", ""), 303);
+    assert!(!browser.get(&server, "/").contains("signed in as"));
 
-    let page = browser.get(&server, "/login").text();
-    let token = csrf_field(&page);
-    let r = browser.submit(
-        &server,
-        "/login",
-        "username=ann&password=wrong+horse",
-        &token,
-    );
-    assert_eq!(r.status, 401);
-    let r = browser.submit(
-        &server,
-        "/login",
-        "username=ann&password=correct+horse",
-        &token,
-    );
-    assert_eq!(r.status, 303);
-    assert!(browser.get(&server, "/").text().contains("signed in as"));
+    browser.get(&server, "/login");
+    let wrong = "username=ann&password=wrong+horse";
+    assert_eq!(browser.submit(&server, "/login", wrong), 401);
+    assert_eq!(browser.submit(&server, "/login", ANN_FORM), 303);
+    assert!(browser.get(&server, "/").contains("signed in as"));
 }
 
 #[test]
