@@ -185,22 +185,15 @@ fn posts_201_401_422_400_and_listing() {
     assert_eq!(all[0]["author"], "ann");
     assert!(all[0]["created_at"].as_str().unwrap().ends_with('Z'));
 
-    let r = api(&server, "GET", "/api/v1/posts?limit=5", &[], "");
-    let page: Vec<u64> = r.json()["posts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_u64().unwrap())
-        .collect();
+    // The ids on one page of the list.
+    let ids_at = |path: &str| -> Vec<u64> {
+        let r = api(&server, "GET", path, &[], "");
+        let posts = r.json()["posts"].as_array().unwrap().clone();
+        posts.iter().map(|p| p["id"].as_u64().unwrap()).collect()
+    };
+    let page = ids_at("/api/v1/posts?limit=5");
     assert_eq!(page, listed[..5]);
-    let next = format!("/api/v1/posts?limit=5&before={}", page[4]);
-    let r = api(&server, "GET", &next, &[], "");
-    let page2: Vec<u64> = r.json()["posts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_u64().unwrap())
-        .collect();
+    let page2 = ids_at(&format!("/api/v1/posts?limit=5&before={}", page[4]));
     assert_eq!(page2, listed[5..10]);
     assert_eq!(
         api(&server, "GET", "/api/v1/posts?limit=1000", &[], "").status,
