@@ -262,6 +262,26 @@ struct Listeners {
     metrics: Option<TcpListener>,
 }
 
+impl Listeners {
+    /// Where the bound listeners ended up (port 0 picks one), for the ready line;
+    /// the toy Internet's addresses are filled in as its servers start.
+    fn addrs(&self) -> std::io::Result<Addrs> {
+        Ok(Addrs {
+            dns: self.dns.as_ref().map(|d| d.udp.local_addr()).transpose()?,
+            http: self.http.local_addr()?,
+            https: self.https.local_addr()?,
+            dot: self.dns.as_ref().map(|d| d.dot.local_addr()).transpose()?,
+            authorities: None,
+            resolver: None,
+            metrics: self
+                .metrics
+                .as_ref()
+                .map(TcpListener::local_addr)
+                .transpose()?,
+        })
+    }
+}
+
 /// DNS's own sockets: UDP and TCP on `--dns`, DNS over TLS on `--dot`.
 struct DnsListeners {
     udp: UdpSocket,
@@ -512,23 +532,7 @@ fn spawn_servers(
     control: UnixListener,
     state: &State,
 ) -> anyhow::Result<(Servers, Addrs)> {
-    let Listeners {
-        dns,
-        http,
-        https,
-        authorities,
-        resolver,
-        metrics,
-    } = listeners;
-    let mut addrs = Addrs {
-        dns: dns.as_ref().map(|d| d.udp.local_addr()).transpose()?,
-        http: http.local_addr()?,
-        https: https.local_addr()?,
-        dot: dns.as_ref().map(|d| d.dot.local_addr()).transpose()?,
-        authorities: None,
-        resolver: None,
-        metrics: metrics.as_ref().map(TcpListener::local_addr).transpose()?,
-    };
+    let mut addrs = listeners.addrs()?;
     let mut servers = Servers::default();
     let live = Live::new();
     let update_limit = dns::update::UpdateLimit::new(config.args.update_rate);
@@ -542,9 +546,9 @@ fn spawn_servers(
         maintenance: Maintenance::default(),
         update_limit,
     };
-    let recursor = match dns {
+    let recursor = match listeners.dns {
         Some(dns) => {
-            let toy = (authorities, resolver);
+            let toy = (listeners.authorities, listeners.resolver);
             spawn_dns(&mut servers, config, state, &shared, dns, toy, &mut addrs)?
         }
         None => None,
@@ -562,7 +566,7 @@ fn spawn_servers(
         servers.shutdown.child_token(),
     );
     servers.spawn_until_shutdown("certificate renewal", renewal);
-    if let Some(listener) = metrics {
+    if let Some(listener) = listeners.metrics {
         spawn_metrics(&mut servers, config, state, listener, addrs.dns);
     }
     spawn_web(
@@ -570,8 +574,8 @@ fn spawn_servers(
         config,
         state,
         shared,
-        http,
-        https,
+        listeners.http,
+        listeners.https,
         addrs.dns,
         recursor,
     )?;
