@@ -98,16 +98,8 @@ section() {
     printf '\n==> %s\n' "$*" >&2
 }
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        echo "bench.sh: need root (or sudo) to run: $*" >&2
-        exit 1
-    fi
-}
+# shellcheck source=scripts/as-root.sh
+source scripts/as-root.sh
 
 # --- 1. Tools ---------------------------------------------------------------------
 # "package:command" pairs; the command proves the package is installed.

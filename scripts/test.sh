@@ -27,16 +27,8 @@ section() {
 }
 
 # Run as root in CI; elsewhere use sudo for apt-get only.
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        echo "test.sh: need root (or sudo) to run: $*" >&2
-        exit 1
-    fi
-}
+# shellcheck source=scripts/as-root.sh
+source scripts/as-root.sh
 
 # --- 1. System packages -------------------------------------------------------
 # "package:command" pairs: the command proves the package is there without asking

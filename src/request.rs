@@ -64,38 +64,31 @@ impl Layer {
     }
 }
 
-#[derive(Debug)]
-struct Data {
-    layer: Layer,
-    /// The matched application route, e.g. `GET /api/v1/posts`.
-    route: Option<String>,
-    stage: Duration,
-    db: Duration,
-    db_reads: u32,
-    db_writes: u32,
-    /// The database engine's name ("redb", "PostgreSQL 15"), set by whoever
-    /// talks to it, so `Server-Timing` can say which one answered.
-    db_name: Option<Arc<str>>,
-}
-
 /// One request's measurements. Shared (in an `Arc`) between the access layer and
 /// whatever handles the request.
 #[derive(Debug)]
 pub(crate) struct Trace {
     start: Instant,
-    data: Mutex<Data>,
+    /// The measurements so far; `elapsed` is filled in when a snapshot is taken.
+    data: Mutex<Snapshot>,
 }
 
 /// A copy of the measurements at one moment.
 #[derive(Debug, Clone)]
 pub(crate) struct Snapshot {
+    /// The layer that answered.
     pub(crate) layer: Layer,
+    /// The matched application route, e.g. `GET /api/v1/posts`.
     pub(crate) route: Option<String>,
+    /// Since the request arrived.
     pub(crate) elapsed: Duration,
+    /// Inside the layer that answered.
     pub(crate) stage: Duration,
     pub(crate) db: Duration,
     pub(crate) db_reads: u32,
     pub(crate) db_writes: u32,
+    /// The database engine's name ("redb", "PostgreSQL 15"), set by whoever
+    /// talks to it, so `Server-Timing` can say which one answered.
     pub(crate) db_name: Option<Arc<str>>,
 }
 
@@ -103,9 +96,10 @@ impl Trace {
     pub(crate) fn new(start: Instant) -> Self {
         Self {
             start,
-            data: Mutex::new(Data {
+            data: Mutex::new(Snapshot {
                 layer: Layer::Web,
                 route: None,
+                elapsed: Duration::ZERO,
                 stage: Duration::ZERO,
                 db: Duration::ZERO,
                 db_reads: 0,
@@ -115,7 +109,7 @@ impl Trace {
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Data) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut Snapshot) -> R) -> R {
         f(&mut self.data.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
@@ -147,7 +141,7 @@ impl Trace {
     }
 
     /// Adds how long `fut` took to the database time, and `count`s it.
-    async fn db_timed<T>(&self, fut: impl Future<Output = T>, count: fn(&mut Data)) -> T {
+    async fn db_timed<T>(&self, fut: impl Future<Output = T>, count: fn(&mut Snapshot)) -> T {
         let start = Instant::now();
         let out = fut.await;
         self.with(|d| {
@@ -160,14 +154,8 @@ impl Trace {
     pub(crate) fn snapshot(&self) -> Snapshot {
         let elapsed = self.start.elapsed();
         self.with(|d| Snapshot {
-            layer: d.layer,
-            route: d.route.clone(),
             elapsed,
-            stage: d.stage,
-            db: d.db,
-            db_reads: d.db_reads,
-            db_writes: d.db_writes,
-            db_name: d.db_name.clone(),
+            ..d.clone()
         })
     }
 }

@@ -262,6 +262,26 @@ struct Listeners {
     metrics: Option<TcpListener>,
 }
 
+impl Listeners {
+    /// Where the bound listeners ended up (port 0 picks one), for the ready line;
+    /// the toy Internet's addresses are filled in as its servers start.
+    fn addrs(&self) -> std::io::Result<Addrs> {
+        Ok(Addrs {
+            dns: self.dns.as_ref().map(|d| d.udp.local_addr()).transpose()?,
+            http: self.http.local_addr()?,
+            https: self.https.local_addr()?,
+            dot: self.dns.as_ref().map(|d| d.dot.local_addr()).transpose()?,
+            authorities: None,
+            resolver: None,
+            metrics: self
+                .metrics
+                .as_ref()
+                .map(TcpListener::local_addr)
+                .transpose()?,
+        })
+    }
+}
+
 /// DNS's own sockets: UDP and TCP on `--dns`, DNS over TLS on `--dot`.
 struct DnsListeners {
     udp: UdpSocket,
@@ -512,23 +532,7 @@ fn spawn_servers(
     control: UnixListener,
     state: &State,
 ) -> anyhow::Result<(Servers, Addrs)> {
-    let Listeners {
-        dns,
-        http,
-        https,
-        authorities,
-        resolver,
-        metrics,
-    } = listeners;
-    let mut addrs = Addrs {
-        dns: dns.as_ref().map(|d| d.udp.local_addr()).transpose()?,
-        http: http.local_addr()?,
-        https: https.local_addr()?,
-        dot: dns.as_ref().map(|d| d.dot.local_addr()).transpose()?,
-        authorities: None,
-        resolver: None,
-        metrics: metrics.as_ref().map(TcpListener::local_addr).transpose()?,
-    };
+    let mut addrs = listeners.addrs()?;
     let mut servers = Servers::default();
     let live = Live::new();
     let update_limit = dns::update::UpdateLimit::new(config.args.update_rate);
@@ -542,9 +546,9 @@ fn spawn_servers(
         maintenance: Maintenance::default(),
         update_limit,
     };
-    let recursor = match dns {
+    let recursor = match listeners.dns {
         Some(dns) => {
-            let toy = (authorities, resolver);
+            let toy = (listeners.authorities, listeners.resolver);
             spawn_dns(&mut servers, config, state, &shared, dns, toy, &mut addrs)?
         }
         None => None,
@@ -554,21 +558,15 @@ fn spawn_servers(
         shared.maintenance.clone(),
         servers.shutdown.child_token(),
     );
-    servers.spawn("control socket", async move {
-        control_server.await;
-        Ok(())
-    });
+    servers.spawn_until_shutdown("control socket", control_server);
     let zones = config.zones.clone();
     let renewal = ca::renew_loop(
         state.certs.clone(),
         move || certificate_names(&zones),
         servers.shutdown.child_token(),
     );
-    servers.spawn("certificate renewal", async move {
-        renewal.await;
-        Ok(())
-    });
-    if let Some(listener) = metrics {
+    servers.spawn_until_shutdown("certificate renewal", renewal);
+    if let Some(listener) = listeners.metrics {
         spawn_metrics(&mut servers, config, state, listener, addrs.dns);
     }
     spawn_web(
@@ -576,8 +574,8 @@ fn spawn_servers(
         config,
         state,
         shared,
-        http,
-        https,
+        listeners.http,
+        listeners.https,
         addrs.dns,
         recursor,
     )?;
@@ -634,10 +632,7 @@ fn spawn_dns(
                 config.rrl.clone(),
                 servers.shutdown.child_token(),
             );
-            servers.spawn("dns authority", async move {
-                server.await;
-                Ok(())
-            });
+            servers.spawn_until_shutdown("dns authority", server);
         }
         addrs.authorities = Some(
             internet
@@ -659,10 +654,7 @@ fn spawn_dns(
             );
             let server =
                 dns::recursor::serve(resolving.clone(), udp, tcp, servers.shutdown.child_token());
-            servers.spawn("dns resolver", async move {
-                server.await;
-                Ok(())
-            });
+            servers.spawn_until_shutdown("dns resolver", server);
             addrs.resolver = Some(at);
             recursor = Some(resolving);
         }
@@ -676,10 +668,7 @@ fn spawn_dns(
         config.rrl.clone(),
         servers.shutdown.child_token(),
     );
-    servers.spawn("dns server", async move {
-        dns_server.await;
-        Ok(())
-    });
+    servers.spawn_until_shutdown("dns server", dns_server);
     let notifier = dns::notify::watch(
         config.zones.clone(),
         config.args.notify.clone(),
@@ -687,10 +676,7 @@ fn spawn_dns(
         shared.live.clone(),
         servers.shutdown.child_token(),
     );
-    servers.spawn("dns notify", async move {
-        notifier.await;
-        Ok(())
-    });
+    servers.spawn_until_shutdown("dns notify", notifier);
     Ok(recursor)
 }
 /// How recent a resolution must be for the home page to show it as the way the
@@ -887,6 +873,19 @@ impl Servers {
         let abort = self.tasks.spawn(task);
         self.names.insert(abort.id(), name);
         self.aborts.push((name, abort));
+    }
+
+    /// Spawns a server whose future returns nothing: it ends only at shutdown, so
+    /// its ending earlier is the failure `ended_early` reports.
+    fn spawn_until_shutdown(
+        &mut self,
+        name: &'static str,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) {
+        self.spawn(name, async move {
+            task.await;
+            Ok(())
+        });
     }
 
     /// Why the process must stop, for a task that ended before shutdown.

@@ -393,12 +393,20 @@ def start_onebox(procs: Procs, binary: str, work: Path, tag: str, extra_args: li
     return s
 
 
-def nsd_conf(work: Path, zone: Path, port: int, workers: int = 1) -> Path:
-    d = work / "nsd"
+def write_conf(d: Path, name: str, text) -> Path:
+    """Writes the configuration `text(d)` as `d/name` (making the folder `d`, where
+    the server also keeps its pid, logs and state) and returns its path."""
     d.mkdir(exist_ok=True)
-    conf = d / "nsd.conf"
-    conf.write_text(
-        f"""server:
+    conf = d / name
+    conf.write_text(text(d))
+    return conf
+
+
+def nsd_conf(work: Path, zone: Path, port: int, workers: int = 1) -> Path:
+    return write_conf(
+        work / "nsd",
+        "nsd.conf",
+        lambda d: f"""server:
     server-count: {workers}
     # One socket per server process, as onebox has one per worker.
     reuseport: {"yes" if workers > 1 else "no"}
@@ -422,17 +430,15 @@ remote-control:
 zone:
     name: foobar.com
     zonefile: "{zone}"
-"""
+""",
     )
-    return conf
 
 
 def knot_conf(work: Path, zone: Path, port: int, workers: int = 1) -> Path:
-    d = work / "knot"
-    d.mkdir(exist_ok=True)
-    conf = d / "knot.conf"
-    conf.write_text(
-        f"""server:
+    return write_conf(
+        work / "knot",
+        "knot.conf",
+        lambda d: f"""server:
     rundir: "{d}"
     pidfile: "{d}/knot.pid"
     listen: 127.0.0.1@{port}
@@ -455,17 +461,15 @@ template:
 zone:
   - domain: foobar.com
     file: "{zone}"
-"""
+""",
     )
-    return conf
 
 
 def nginx_conf(work: Path, site: Path, port: int, workers: int = 1) -> Path:
-    d = work / "nginx"
-    d.mkdir(exist_ok=True)
-    conf = d / "nginx.conf"
-    conf.write_text(
-        f"""worker_processes {workers};
+    return write_conf(
+        work / "nginx",
+        "nginx.conf",
+        lambda d: f"""worker_processes {workers};
 daemon off;
 master_process on;
 pid {d}/nginx.pid;
@@ -490,29 +494,30 @@ http {{
         root {site};
     }}
 }}
-"""
+""",
     )
-    return conf
+
+
+def start_dns_daemon(procs: Procs, work: Path, name: str, argv: list[str], port: int, log_file: Path) -> Server:
+    """Starts NSD or Knot (`argv`, already configured for `port`), its stderr in
+    `work/NAME.stderr`, and waits until it answers; `log_file` is where to look when not."""
+    p = procs.start(argv, stderr=(work / f"{name.lower()}.stderr").open("wb"))
+    s = Server(name, p, dns_port=port)
+    if not wait_dns(port, time.monotonic() + 20):
+        raise RuntimeError(f"{name} does not answer on port {port}: see {log_file}")
+    return s
 
 
 def start_nsd(procs: Procs, work: Path, zone: Path, workers: int = 1) -> Server:
     port = free_port()
     conf = nsd_conf(work, zone, port, workers)
-    p = procs.start(["nsd", "-d", "-c", str(conf)], stderr=(work / "nsd.stderr").open("wb"))
-    s = Server("NSD", p, dns_port=port)
-    if not wait_dns(port, time.monotonic() + 20):
-        raise RuntimeError(f"NSD does not answer on port {port}: see {work}/nsd/nsd.log")
-    return s
+    return start_dns_daemon(procs, work, "NSD", ["nsd", "-d", "-c", str(conf)], port, work / "nsd" / "nsd.log")
 
 
 def start_knot(procs: Procs, work: Path, zone: Path, workers: int = 1) -> Server:
     port = free_port()
     conf = knot_conf(work, zone, port, workers)
-    p = procs.start(["knotd", "-c", str(conf)], stderr=(work / "knot.stderr").open("wb"))
-    s = Server("Knot", p, dns_port=port)
-    if not wait_dns(port, time.monotonic() + 20):
-        raise RuntimeError(f"Knot does not answer on port {port}: see {work}/knot.stderr")
-    return s
+    return start_dns_daemon(procs, work, "Knot", ["knotd", "-c", str(conf)], port, work / "knot.stderr")
 
 
 def start_nginx(procs: Procs, work: Path, site: Path, workers: int = 1) -> Server:

@@ -156,8 +156,8 @@ fn report(state: &State) -> serde_json::Value {
         .collect();
     let dns: Vec<_> = [
         ("dns-primary", plan.dns),
-        ("knot", plan.knot),
-        ("nsd", plan.nsd),
+        ("knot", plan.knot()),
+        ("nsd", plan.nsd()),
     ]
     .into_iter()
     .map(|(name, addr)| {
@@ -172,8 +172,8 @@ fn report(state: &State) -> serde_json::Value {
     .collect();
     let engines = Engines::find().ok();
     let postgres: Vec<_> = [
-        ("pg-primary", plan.pg_primary),
-        ("pg-replica", plan.pg_replica),
+        ("pg-primary", plan.pg_primary()),
+        ("pg-replica", plan.pg_replica()),
     ]
     .into_iter()
     .map(|(name, addr)| {

@@ -101,15 +101,15 @@ impl State {
                 "primary": plan.dns,
                 "primary_pid": pid("dns-primary"),
                 "secondaries": [
-                    {"name": "knot", "addr": plan.knot, "pid": pid("knot")},
-                    {"name": "nsd", "addr": plan.nsd, "pid": pid("nsd")},
+                    {"name": "knot", "addr": plan.knot(), "pid": pid("knot")},
+                    {"name": "nsd", "addr": plan.nsd(), "pid": pid("nsd")},
                 ],
                 "tsig": self.tsig,
                 "zone": config::ZONE,
             },
             "postgres": {
-                "primary": plan.pg_primary,
-                "replica": plan.pg_replica,
+                "primary": plan.pg_primary(),
+                "replica": plan.pg_replica(),
                 "primary_pid": pid("pg-primary"),
                 "replica_pid": pid("pg-replica"),
                 "url": plan.db_url(),
@@ -237,7 +237,7 @@ impl Supervisor {
             "--allow-transfer".into(),
             "127.0.0.0/8".into(),
         ];
-        for secondary in [plan.knot, plan.nsd] {
+        for secondary in [plan.knot(), plan.nsd()] {
             args.extend(["--notify".to_string(), secondary.to_string()]);
         }
         let ready = self.start_onebox("dns-primary", args)?;
@@ -262,7 +262,7 @@ impl Supervisor {
             ["-d", "-c", &nsd_conf],
             &plan.path("nsd"),
         ))?;
-        for (name, addr) in [("knot", plan.knot), ("nsd", plan.nsd)] {
+        for (name, addr) in [("knot", plan.knot()), ("nsd", plan.nsd())] {
             self.wait(name, &format!("{name} to serve serial {serial}"), || {
                 status::serial(addr).ok() == Some(serial)
             })?;
@@ -366,13 +366,13 @@ impl Supervisor {
                 ),
             )?;
         }
-        self.spawn(self.postgres_spec("pg-primary", &primary, plan.pg_primary))?;
-        self.wait_postgres("pg-primary", plan.pg_primary)?;
+        self.spawn(self.postgres_spec("pg-primary", &primary, plan.pg_primary()))?;
+        self.wait_postgres("pg-primary", plan.pg_primary())?;
 
         if !replica.join("PG_VERSION").exists() {
             let (host, port) = (
-                plan.pg_primary.ip().to_string(),
-                plan.pg_primary.port().to_string(),
+                plan.pg_primary().ip().to_string(),
+                plan.pg_primary().port().to_string(),
             );
             let data = replica.display().to_string();
             self.run_once(
@@ -388,8 +388,8 @@ impl Supervisor {
                 "# onebox: this server waits for no standby of its own. Once promoted it has\n# none, and waiting for one would stop every write.\nsynchronous_standby_names = ''\n",
             )?;
         }
-        self.spawn(self.postgres_spec("pg-replica", &replica, plan.pg_replica))?;
-        self.wait_postgres("pg-replica", plan.pg_replica)?;
+        self.spawn(self.postgres_spec("pg-replica", &replica, plan.pg_replica()))?;
+        self.wait_postgres("pg-replica", plan.pg_replica())?;
         let engines = self.engines.clone();
         self.wait(
             "pg-primary",
@@ -397,7 +397,7 @@ impl Supervisor {
             || {
                 psql(
                     &engines,
-                    plan.pg_primary,
+                    plan.pg_primary(),
                     "postgres",
                     "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
                 )
@@ -406,7 +406,7 @@ impl Supervisor {
         )?;
         let exists = psql(
             &self.engines,
-            plan.pg_primary,
+            plan.pg_primary(),
             "postgres",
             &format!(
                 "SELECT 1 FROM pg_database WHERE datname = '{}'",
@@ -416,7 +416,7 @@ impl Supervisor {
         if exists.is_empty() {
             psql(
                 &self.engines,
-                plan.pg_primary,
+                plan.pg_primary(),
                 "postgres",
                 &format!("CREATE DATABASE {}", config::DATABASE),
             )?;

@@ -413,24 +413,50 @@ pub(crate) fn sign_response(
     } else {
         Vec::new()
     };
-    let mut rdata = wire_name(&request.algorithm);
+    let rdata = rdata(
+        &request.algorithm,
+        time,
+        &mac,
+        request.original_id,
+        error,
+        &other,
+    );
+    append_record(&mut response, &request.key_name, &rdata);
+    response
+}
+
+/// A TSIG record's RDATA (RFC 8945 §4.2), with our fudge.
+fn rdata(
+    algorithm: &str,
+    time: u64,
+    mac: &[u8],
+    original_id: u16,
+    error: u16,
+    other: &[u8],
+) -> Vec<u8> {
+    let mut rdata = wire_name(algorithm);
     rdata.extend_from_slice(&time.to_be_bytes()[2..]);
     rdata.extend_from_slice(&FUDGE.to_be_bytes());
     rdata.extend_from_slice(&(mac.len() as u16).to_be_bytes());
-    rdata.extend_from_slice(&mac);
-    rdata.extend_from_slice(&request.original_id.to_be_bytes());
+    rdata.extend_from_slice(mac);
+    rdata.extend_from_slice(&original_id.to_be_bytes());
     rdata.extend_from_slice(&error.to_be_bytes());
     rdata.extend_from_slice(&(other.len() as u16).to_be_bytes());
-    rdata.extend_from_slice(&other);
-    response.extend_from_slice(&wire_name(&request.key_name));
-    response.extend_from_slice(&TSIG_TYPE.to_be_bytes());
-    response.extend_from_slice(&CLASS_ANY.to_be_bytes());
-    response.extend_from_slice(&0u32.to_be_bytes());
-    response.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-    response.extend_from_slice(&rdata);
-    let ar = u16::from_be_bytes([response[10], response[11]]).saturating_add(1);
-    response[10..12].copy_from_slice(&ar.to_be_bytes());
-    response
+    rdata.extend_from_slice(other);
+    rdata
+}
+
+/// Appends the TSIG record (owner `key_name`, class ANY, TTL 0) to `packet` and
+/// counts it in ARCOUNT: it is always the last additional record.
+fn append_record(packet: &mut Vec<u8>, key_name: &str, rdata: &[u8]) {
+    packet.extend_from_slice(&wire_name(key_name));
+    packet.extend_from_slice(&TSIG_TYPE.to_be_bytes());
+    packet.extend_from_slice(&CLASS_ANY.to_be_bytes());
+    packet.extend_from_slice(&0u32.to_be_bytes());
+    packet.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    packet.extend_from_slice(rdata);
+    let ar = u16::from_be_bytes([packet[10], packet[11]]).saturating_add(1);
+    packet[10..12].copy_from_slice(&ar.to_be_bytes());
 }
 
 /// Signs a request the way a client would: used by tests and by NOTIFY.
@@ -438,22 +464,11 @@ pub(crate) fn sign_response(
 pub(crate) fn sign_request(mut packet: Vec<u8>, key: &TsigKey, now: u64) -> Vec<u8> {
     let id = u16::from_be_bytes([packet[0], packet[1]]);
     let mac = key.mac(&[&packet, &variables(&key.name, now, FUDGE, 0, &[])]);
-    let mut rdata = wire_name(ALGORITHM);
-    rdata.extend_from_slice(&now.to_be_bytes()[2..]);
-    rdata.extend_from_slice(&FUDGE.to_be_bytes());
-    rdata.extend_from_slice(&(mac.len() as u16).to_be_bytes());
-    rdata.extend_from_slice(&mac);
-    rdata.extend_from_slice(&id.to_be_bytes());
-    rdata.extend_from_slice(&0u16.to_be_bytes());
-    rdata.extend_from_slice(&0u16.to_be_bytes());
-    packet.extend_from_slice(&wire_name(&key.name));
-    packet.extend_from_slice(&TSIG_TYPE.to_be_bytes());
-    packet.extend_from_slice(&CLASS_ANY.to_be_bytes());
-    packet.extend_from_slice(&0u32.to_be_bytes());
-    packet.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-    packet.extend_from_slice(&rdata);
-    let ar = u16::from_be_bytes([packet[10], packet[11]]) + 1;
-    packet[10..12].copy_from_slice(&ar.to_be_bytes());
+    append_record(
+        &mut packet,
+        &key.name,
+        &rdata(ALGORITHM, now, &mac, id, 0, &[]),
+    );
     packet
 }
 

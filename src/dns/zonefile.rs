@@ -33,16 +33,11 @@ impl fmt::Display for Location {
 }
 
 /// One thing wrong with a zone, printed as `FILE:LINE: message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{at}: {message}")]
 pub(crate) struct Problem {
     pub(crate) at: Location,
     pub(crate) message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.at, self.message)
-    }
 }
 
 /// The text of a zone and where it came from. `path` is `None` for the copy built

@@ -129,8 +129,7 @@ pub(crate) async fn access(State(web): State<Arc<Web>>, mut req: Request, next: 
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let host = request_host(&req).unwrap_or_default();
-    let client = req.extensions().get::<ConnInfo>().map(|c| c.peer);
-    let tls = req.extensions().get::<ConnInfo>().is_some_and(|c| c.tls);
+    let conn = req.extensions().get::<ConnInfo>().cloned();
     let http2 = req.version() == axum::http::Version::HTTP_2;
 
     let mut response = next.run(req).await;
@@ -162,12 +161,10 @@ pub(crate) async fn access(State(web): State<Arc<Web>>, mut req: Request, next: 
             host,
             path,
             status: StatusCode::OK,
-            layer: snapshot.layer,
-            route: snapshot.route,
+            snapshot,
             start,
-            client,
+            conn,
             live: web.live.clone(),
-            tls,
             http2,
         },
     )
@@ -570,13 +567,13 @@ pub(super) struct AccessLine {
     pub(super) host: String,
     pub(super) path: String,
     pub(super) status: StatusCode,
-    pub(super) layer: Layer,
-    pub(super) route: Option<String>,
+    /// The request's trace: which layer answered, which route.
+    pub(super) snapshot: Snapshot,
     pub(super) start: Instant,
-    pub(super) client: Option<SocketAddr>,
+    /// The connection (the client's address, TLS or not), absent only in tests.
+    pub(super) conn: Option<ConnInfo>,
     pub(super) live: Live,
-    /// For the metrics' protocol labels.
-    pub(super) tls: bool,
+    /// For the metrics' protocol label.
     pub(super) http2: bool,
 }
 
@@ -622,7 +619,7 @@ impl Drop for LoggedBody {
                 line.method.as_str(),
                 line.status.as_u16(),
                 line.http2,
-                line.tls,
+                line.conn.as_ref().is_some_and(|c| c.tls),
                 line.start.elapsed().as_micros() as u64,
                 self.bytes,
             );
@@ -634,10 +631,10 @@ impl Drop for LoggedBody {
                 status = line.status.as_u16(),
                 bytes = self.bytes,
                 micros = line.start.elapsed().as_micros() as u64,
-                layer = line.layer.as_str(),
-                route = line.route.as_deref().unwrap_or(""),
+                layer = line.snapshot.layer.as_str(),
+                route = line.snapshot.route.as_deref().unwrap_or(""),
             );
-            if let Some(client) = line.client {
+            if let Some(client) = line.conn.as_ref().map(|c| c.peer) {
                 line.live.publish(Event::Http {
                     at_ms: crate::live::now_ms(),
                     client,
@@ -645,7 +642,7 @@ impl Drop for LoggedBody {
                     host: line.host.clone(),
                     path: line.path.clone(),
                     status: line.status.as_u16(),
-                    layer: line.layer.as_str().to_string(),
+                    layer: line.snapshot.layer.as_str().to_string(),
                     micros: line.start.elapsed().as_micros() as u64,
                 });
             }
@@ -675,32 +672,36 @@ mod origin_tests {
 
     #[test]
     fn origin_must_match_scheme_host_and_port() {
-        for (tls, host, origin) in [
-            (false, "foobar.com:8080", "http://foobar.com:8080"),
-            (false, "FOOBAR.com:8080", "http://foobar.com.:8080"),
-            (true, "foobar.com:8443", "https://foobar.com:8443"),
-            (false, "foobar.com", "http://foobar.com"),
-            (false, "foobar.com", "http://foobar.com:80"),
-            (true, "foobar.com", "https://foobar.com"),
+        // (TLS, Host, Origin, the same site)
+        for (tls, host, origin, same_site) in [
+            (false, "foobar.com:8080", "http://foobar.com:8080", true),
+            (false, "FOOBAR.com:8080", "http://foobar.com.:8080", true),
+            (true, "foobar.com:8443", "https://foobar.com:8443", true),
+            (false, "foobar.com", "http://foobar.com", true),
+            (false, "foobar.com", "http://foobar.com:80", true),
+            (true, "foobar.com", "https://foobar.com", true),
+            (false, "foobar.com:8080", "http://foobar.com:9999", false),
+            (false, "foobar.com:8080", "https://foobar.com:8080", false),
+            (true, "foobar.com:8443", "http://foobar.com:8443", false),
+            (
+                false,
+                "foobar.com:8080",
+                "http://www.foobar.com:8080",
+                false,
+            ),
+            (false, "foobar.com:8080", "http://evil.example:8080", false),
+            (
+                false,
+                "foobar.com:8080",
+                "http://evil@foobar.com:8080",
+                false,
+            ),
+            (false, "foobar.com:8080", "null", false),
+            (false, "foobar.com", "http://foobar.com:8080", false),
         ] {
             assert_eq!(
-                cross_site(&request(tls, host, origin)),
-                None,
-                "{origin} to {host}"
-            );
-        }
-        for (tls, host, origin) in [
-            (false, "foobar.com:8080", "http://foobar.com:9999"),
-            (false, "foobar.com:8080", "https://foobar.com:8080"),
-            (true, "foobar.com:8443", "http://foobar.com:8443"),
-            (false, "foobar.com:8080", "http://www.foobar.com:8080"),
-            (false, "foobar.com:8080", "http://evil.example:8080"),
-            (false, "foobar.com:8080", "http://evil@foobar.com:8080"),
-            (false, "foobar.com:8080", "null"),
-            (false, "foobar.com", "http://foobar.com:8080"),
-        ] {
-            assert!(
-                cross_site(&request(tls, host, origin)).is_some(),
+                cross_site(&request(tls, host, origin)).is_none(),
+                same_site,
                 "{origin} to {host}"
             );
         }

@@ -59,14 +59,22 @@ fn positive_answers_are_authoritative() {
     }
 }
 
+/// Asks `name rtype` with dig over UDP, then over TCP, checking each answer is
+/// an authoritative NOERROR; the two digs (their output names the transport).
+fn authoritative_over_udp_and_tcp(server: &Onebox, name: &str, rtype: &str) -> [Dig; 2] {
+    ["+notcp", "+tcp"].map(|transport| {
+        let dig = server.dig(&[transport, name, rtype]);
+        dig.assert_authoritative("NOERROR");
+        dig
+    })
+}
+
 /// The answer a browser's stub resolver needs: the CNAME, then the apex A record
 /// that maps the name to an address, both in ANSWER (stub resolvers read nothing else).
 #[test]
 fn www_a_is_the_cname_then_the_apex_a_record() {
     let Some(server) = dig_onebox() else { return };
-    for transport in ["+notcp", "+tcp"] {
-        let dig = server.dig(&[transport, "www.foobar.com", "A"]);
-        dig.assert_authoritative("NOERROR");
+    for dig in authoritative_over_udp_and_tcp(&server, "www.foobar.com", "A") {
         let got = name_type_data(&dig.answer);
         assert_eq!(
             got,
@@ -74,7 +82,7 @@ fn www_a_is_the_cname_then_the_apex_a_record() {
                 ("www.foobar.com.", "CNAME", "foobar.com."),
                 ("foobar.com.", "A", "127.0.0.1"),
             ],
-            "{transport}:\n{}",
+            "{}",
             dig.stdout
         );
     }
@@ -319,16 +327,14 @@ fn non_in_classes_are_refused() {
 #[test]
 fn any_gets_exactly_one_rrset() {
     let Some(server) = dig_onebox() else { return };
-    for transport in ["+notcp", "+tcp"] {
-        let dig = server.dig(&[transport, "foobar.com", "ANY"]);
-        dig.assert_authoritative("NOERROR");
+    for dig in authoritative_over_udp_and_tcp(&server, "foobar.com", "ANY") {
         assert!(!dig.answer.is_empty(), "{}", dig.stdout);
         let first = &dig.answer[0];
         assert!(
             dig.answer
                 .iter()
                 .all(|r| r.name == first.name && r.rtype == first.rtype),
-            "more than one RRset {transport}:\n{}",
+            "more than one RRset:\n{}",
             dig.stdout
         );
     }
@@ -369,13 +375,21 @@ fn wildcards_synthesize_answers_and_nodata() {
         // The empty non-terminal `wild` itself exists too (RFC 8020).
         ("wild.foobar.com", "A"),
     ] {
-        let dig = server.dig(&[name, rtype]);
-        let what = format!("{name} {rtype}:\n{}", dig.stdout);
-        assert_eq!(dig.status, "NOERROR", "NODATA expected: {what}");
-        assert!(dig.answer.is_empty(), "{what}");
+        let (dig, what) = empty_noerror(&server, name, rtype);
         let authority = type_ttl(&dig.authority);
         assert_eq!(authority, [("SOA", 300)], "{what}");
     }
+}
+
+/// Asks `name rtype` and checks the answer is NOERROR with an empty ANSWER
+/// section, as both NODATA and a referral are; returns the dig and a description
+/// for the caller's own messages.
+fn empty_noerror(server: &Onebox, name: &str, rtype: &str) -> (Dig, String) {
+    let dig = server.dig(&[name, rtype]);
+    let what = format!("{name} {rtype}:\n{}", dig.stdout);
+    assert_eq!(dig.status, "NOERROR", "{what}");
+    assert!(dig.answer.is_empty(), "an empty answer expected: {what}");
+    (dig, what)
 }
 
 /// A zone cut (RFC 1034 §4.3.2, RFC 2181 §6.1): below `sub NS`, the data belongs
@@ -395,11 +409,8 @@ fn names_at_and_below_a_delegation_get_a_referral() {
         ("ns.sub.foobar.com", "A"),
         ("sub.foobar.com", "A"),
     ] {
-        let dig = server.dig(&[name, rtype]);
-        let what = format!("{name} {rtype}:\n{}", dig.stdout);
-        assert_eq!(dig.status, "NOERROR", "{what}");
+        let (dig, what) = empty_noerror(&server, name, rtype);
         assert!(!dig.has_flag("aa"), "AA set on a referral: {what}");
-        assert!(dig.answer.is_empty(), "{what}");
         let authority = name_type_data(&dig.authority);
         assert_eq!(
             authority,

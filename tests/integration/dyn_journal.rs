@@ -7,10 +7,7 @@ use crate::harness::*;
 
 #[test]
 fn dyn_an_acknowledged_update_survives_kill_9() {
-    skip_unless!(
-        require_tool("dig", "bind9-dnsutils"),
-        require_tool("nsupdate", "bind9-dnsutils")
-    );
+    skip_unless!(nsupdate_tools());
     let (zones, data, server) = onebox_with_data("");
     server.nsupdate_ok("update add api.foobar.com 60 A 192.0.2.10");
     server.nsupdate_ok("update add api.foobar.com 60 A 192.0.2.11");
@@ -31,10 +28,7 @@ fn dyn_an_acknowledged_update_survives_kill_9() {
 
 #[test]
 fn dyn_an_edited_zone_file_applies_on_top_of_the_journal() {
-    skip_unless!(
-        require_tool("dig", "bind9-dnsutils"),
-        require_tool("nsupdate", "bind9-dnsutils")
-    );
+    skip_unless!(nsupdate_tools());
     let (zones, data, server) = onebox_with_data("old 60 IN A 192.0.2.1\n");
     server.nsupdate_ok("update add api.foobar.com 60 A 192.0.2.10");
     assert_eq!(server.soa_serial("foobar.com"), 8);
@@ -80,8 +74,7 @@ fn dyn_an_edited_zone_file_applies_on_top_of_the_journal() {
 #[test]
 fn dyn_zone_export_writes_file_plus_journal_that_checkers_accept() {
     skip_unless!(
-        require_tool("dig", "bind9-dnsutils"),
-        require_tool("nsupdate", "bind9-dnsutils"),
+        nsupdate_tools(),
         require_tool("named-checkzone", "bind9-utils")
     );
     let (zones, data, server) = onebox_with_data("");

@@ -10,10 +10,6 @@ use hickory_server::proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use crate::harness::*;
 
-fn key_file(server: &Onebox) -> String {
-    server.ready_path("tsig").display().to_string()
-}
-
 /// Answers of `name TYPE` as (type, data) pairs.
 fn look(server: &Onebox, name: &str, rtype: &str) -> Vec<(String, String)> {
     server
@@ -74,15 +70,13 @@ fn printed_key(data: &TempDir) -> serde_json::Value {
 }
 
 /// onebox on the test zones, for a test that updates it with nsupdate and checks
-/// with dig: the zones folder (to keep), the server and its TSIG key file; `None`,
-/// and the test returns, where dig or nsupdate is missing.
-fn nsupdate_onebox() -> Option<(TempDir, Onebox, String)> {
-    let tools = require_tool("dig", "bind9-dnsutils") && require_tool("nsupdate", "bind9-dnsutils");
-    tools.then(|| {
+/// with dig: the zones folder (to keep) and the server; `None`, and the test
+/// returns, where dig or nsupdate is missing.
+fn nsupdate_onebox() -> Option<(TempDir, Onebox)> {
+    nsupdate_tools().then(|| {
         let zones = test_zones("");
         let server = Onebox::start_with_zones(&zones);
-        let key = key_file(&server);
-        (zones, server, key)
+        (zones, server)
     })
 }
 
@@ -91,10 +85,9 @@ type Step<'a> = (&'a [&'a str], &'a str, &'a str, Vec<(String, String)>);
 
 #[test]
 fn dyn_nsupdate_adds_changes_and_deletes_a_txt_and_cname() {
-    let Some((_zones, server, key)) = nsupdate_onebox() else {
+    let Some((_zones, server)) = nsupdate_onebox() else {
         return;
     };
-    let k = ["-k", key.as_str()];
     let start = server.soa_serial("foobar.com");
 
     let steps: [Step; 6] = [
@@ -140,7 +133,7 @@ fn dyn_nsupdate_adds_changes_and_deletes_a_txt_and_cname() {
     ];
     let mut expected_serial = start;
     for (lines, name, rtype, want) in steps {
-        let (code, out) = server.nsupdate(&k, lines);
+        let (code, out) = server.nsupdate_signed(lines);
         assert_eq!(code, Some(0), "{lines:?}: {out}");
         expected_serial += 1;
         assert_eq!(look(&server, name, rtype), want, "{lines:?}");
@@ -284,10 +277,7 @@ fn rcode_and_tsig_error(reply: &[u8]) -> (u8, Option<u16>) {
 
 #[test]
 fn dyn_unsigned_wrong_key_bad_time_and_out_of_zone_updates_change_nothing() {
-    skip_unless!(
-        require_tool("dig", "bind9-dnsutils"),
-        require_tool("nsupdate", "bind9-dnsutils")
-    );
+    skip_unless!(nsupdate_tools());
     let (_zones, data, server) = onebox_with_data("");
     let before = server.soa_serial("foobar.com");
     let transfer = |s: &Onebox| s.dig(&["foobar.com", "SOA"]).answer.clone();
@@ -330,8 +320,7 @@ fn dyn_unsigned_wrong_key_bad_time_and_out_of_zone_updates_change_nothing() {
         (10, Some(0))
     );
     // And nsupdate with the right key but an out-of-zone name fails too.
-    let key = key_file(&server);
-    let (code, out) = server.nsupdate(&["-k", &key], &["update add x.example.net 60 A 192.0.2.1"]);
+    let (code, out) = server.nsupdate_signed(&["update add x.example.net 60 A 192.0.2.1"]);
     assert_ne!(code, Some(0), "{out}");
 
     assert_eq!(transfer(&server), soa_before);
@@ -358,22 +347,18 @@ fn assert_unchanged_then_applied(server: &Onebox, before: u32, secret: &[u8], no
 
 #[test]
 fn dyn_rules_protect_the_apex_and_cname_and_prerequisites_are_honoured() {
-    let Some((_zones, server, key)) = nsupdate_onebox() else {
+    let Some((_zones, server)) = nsupdate_onebox() else {
         return;
     };
-    let k = ["-k", key.as_str()];
     let before = server.soa_serial("foobar.com");
 
     // Deleting the apex SOA and the only apex NS is ignored (RFC 2136 §3.4.2.3-4),
     // and a CNAME beside the apex A is ignored (§3.4.2.2): nothing changes.
-    let (code, out) = server.nsupdate(
-        &k,
-        &[
-            "update delete foobar.com SOA",
-            "update delete foobar.com NS",
-            "update add foobar.com 60 CNAME www.foobar.com.",
-        ],
-    );
+    let (code, out) = server.nsupdate_signed(&[
+        "update delete foobar.com SOA",
+        "update delete foobar.com NS",
+        "update add foobar.com 60 CNAME www.foobar.com.",
+    ]);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(
         server.soa_serial("foobar.com"),
@@ -384,26 +369,20 @@ fn dyn_rules_protect_the_apex_and_cname_and_prerequisites_are_honoured() {
 
     // A prerequisite that fails (the name must not exist, but it does): YXDOMAIN,
     // and the update in the same message is not applied: all or nothing.
-    let (code, out) = server.nsupdate(
-        &k,
-        &[
-            "prereq nxdomain www.foobar.com",
-            "update add new.foobar.com 60 A 192.0.2.5",
-        ],
-    );
+    let (code, out) = server.nsupdate_signed(&[
+        "prereq nxdomain www.foobar.com",
+        "update add new.foobar.com 60 A 192.0.2.5",
+    ]);
     assert_ne!(code, Some(0), "{out}");
     assert!(out.contains("YXDOMAIN"), "{out}");
     assert!(look(&server, "new.foobar.com", "A").is_empty());
     assert_eq!(server.soa_serial("foobar.com"), before);
 
     // A prerequisite that holds lets the update through.
-    let (code, out) = server.nsupdate(
-        &k,
-        &[
-            "prereq yxrrset www.foobar.com CNAME",
-            "update add new.foobar.com 60 A 192.0.2.5",
-        ],
-    );
+    let (code, out) = server.nsupdate_signed(&[
+        "prereq yxrrset www.foobar.com CNAME",
+        "update add new.foobar.com 60 A 192.0.2.5",
+    ]);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(
         look(&server, "new.foobar.com", "A"),

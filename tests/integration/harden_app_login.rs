@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Barrier};
 
-use crate::harness::{Response, Server, http, register};
+use crate::harness::{Response, Server, csrf_field, http, register};
 
 const ATTEMPTS: usize = 200;
 
@@ -116,13 +116,7 @@ fn the_login_form_reserves_its_budget_before_hashing_too() {
     // A browser's CSRF cookie and the form token that goes with it.
     let page = http(server.http, "GET", "/login", "www.foobar.com", &[], b"").expect("page");
     let cookie = page.cookie("onebox_csrf").expect("a CSRF cookie");
-    let token = page
-        .text()
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the form carries a CSRF token")
-        .to_string();
+    let token = csrf_field(&page.text());
     let form = move |server: &Server, password: &str| {
         http(
             server.http,

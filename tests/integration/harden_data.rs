@@ -156,8 +156,7 @@ fn random_kill_9s_lose_no_acknowledged_post_and_leave_a_sound_file() {
 
 /// A real database with a few posts, stopped cleanly; returns its data folder.
 fn a_real_database(tag: &str) -> TempDir {
-    let dir = TempDir::new(tag);
-    let server = Onebox::start_unthrottled_on(&dir);
+    let (dir, server) = Onebox::start_unthrottled_fresh(tag);
     let token = user_token(&server, "ann");
     for i in 0..50 {
         let body =

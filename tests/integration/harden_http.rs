@@ -467,13 +467,7 @@ fn user_text_is_escaped_in_every_html_answer() {
         .and_then(|c| c.split(';').next())
         .expect("the form sets its CSRF cookie")
         .to_string();
-    let token = form_page
-        .text
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the form carries a CSRF token")
-        .to_string();
+    let token = csrf_field(&form_page.text);
     let evil: String = XSS.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
     let mut answers = vec![
         (

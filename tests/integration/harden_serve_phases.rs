@@ -1,7 +1,8 @@
 //! Proves `serve` checks everything before it says it is ready, and stops when a
-//! server it started ends: a missing `--site` folder fails before the ready line,
-//! a server task that dies ends the process non-zero, the ready line names each
-//! zone once, and a site name added by a reload gets a certificate at once.
+//! server it started ends: a bad flag (a missing `--site` folder, a bad
+//! `--allow-transfer`) fails before the ready line, a server task that dies ends
+//! the process non-zero, the ready line names each zone once, and a site name
+//! added by a reload gets a certificate at once.
 #![allow(clippy::unwrap_used)] // tests fail loudly on the first surprise
 
 use std::time::{Duration, Instant};
@@ -9,12 +10,22 @@ use std::time::{Duration, Instant};
 use crate::harness::{Onebox, TEST_ZONE_HEAD, assert_contains, run_tool, test_zones};
 
 #[test]
-fn a_missing_site_folder_stops_serve_before_the_ready_line() {
-    let failed = Onebox::spawn()
-        .args(["--site", "/nonexistent-onebox-site"])
-        .refused("with a --site folder that does not exist");
-    // The error names the flag.
-    assert_contains(&failed.stderr, "--site /nonexistent-onebox-site");
+fn a_bad_flag_stops_serve_before_the_ready_line() {
+    // (arguments, what the error must name)
+    for (args, says) in [
+        // A --site folder that does not exist.
+        (
+            ["--site", "/nonexistent-onebox-site"],
+            "--site /nonexistent-onebox-site",
+        ),
+        // A prefix length past /32.
+        (["--allow-transfer", "10.0.0.0/40"], "10.0.0.0/40"),
+    ] {
+        let failed = Onebox::spawn()
+            .args(args)
+            .refused(&format!("with {args:?}"));
+        assert_contains(&failed.stderr, says);
+    }
 }
 
 #[test]

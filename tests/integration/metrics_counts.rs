@@ -108,16 +108,16 @@ fn every_http_request_counts_once_by_host_class_method_and_status() {
     let server = Onebox::start();
     let before = scrape(&server);
     for _ in 0..4 {
-        let r = http(server.http, "GET", "/", "foobar.com", &[], b"").unwrap();
+        let r = http_get(&server, "foobar.com", "/");
         assert_eq!(r.status, 200);
     }
     for _ in 0..2 {
-        let r = http(server.http, "GET", "/no-such-page", "foobar.com", &[], b"").unwrap();
+        let r = http_get(&server, "foobar.com", "/no-such-page");
         assert_eq!(r.status, 404);
     }
     let r = http(server.http, "HEAD", "/", "www.foobar.com", &[], b"").unwrap();
     assert_eq!(r.status, 200);
-    let r = http(server.http, "GET", "/", "elsewhere.example", &[], b"").unwrap();
+    let r = http_get(&server, "elsewhere.example", "/");
     assert_eq!(r.status, 421);
     let after = scrape(&server);
 
@@ -204,8 +204,7 @@ fn accounts_logins_posts_and_commits_are_counted() {
     let before = scrape(&server);
     let creds = r#"{"username":"ann","password":"correct horse"}"#;
     let wrong = r#"{"username":"ann","password":"wrong horse!"}"#;
-    register(&server, creds);
-    let r = login(&server, creds);
+    let r = sign_up(&server, creds);
     assert_eq!(
         api(&server, "POST", "/api/v1/sessions", &[], wrong).status,
         401

@@ -20,7 +20,7 @@ fn load(server: &Onebox) {
         ask_tcp(server.dns, &query(name, RecordType::AAAA));
     }
     for path in ["/", "/no-such-page"] {
-        http(server.http, "GET", path, "foobar.com", &[], b"").unwrap();
+        http_get(server, "foobar.com", path);
     }
 }
 

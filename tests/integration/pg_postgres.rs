@@ -17,14 +17,20 @@ fn onebox_on(url: &str) -> Onebox {
         .start()
 }
 
+/// A fresh PostgreSQL, onebox on a database of it, and a signed-in user's token.
+fn site_on_postgres() -> (PgCluster, Onebox, String) {
+    let pg = PgCluster::start();
+    let server = onebox_on(&pg.create_db("site"));
+    let token = user_token(&server, "ann");
+    (pg, server, token)
+}
+
+/// [`post_as`] with the post's text `body`.
 fn post(server: &Onebox, token: &str, body: &str) -> Response {
-    let json = serde_json::json!({ "body": body }).to_string();
-    api(
+    post_as(
         server,
-        "POST",
-        "/api/v1/posts",
-        &[("Authorization", &format!("Bearer {token}"))],
-        &json,
+        token,
+        &serde_json::json!({ "body": body }).to_string(),
     )
 }
 
@@ -35,9 +41,7 @@ fn readyz(server: &Onebox) -> Response {
 #[test]
 fn pg_stopped_database_gives_503_and_recovers_without_a_restart() {
     skip_unless!(require_postgres());
-    let pg = PgCluster::start();
-    let server = onebox_on(&pg.create_db("site"));
-    let token = user_token(&server, "ann");
+    let (pg, server, token) = site_on_postgres();
     assert_eq!(post(&server, &token, "before").status, 201);
     assert_eq!(readyz(&server).status, 200);
 
@@ -98,15 +102,7 @@ fn pg_reads_survive_a_stopped_primary_and_writes_resume_after_promotion() {
     assert!(home.text().contains("on the primary 4"), "{}", home.text());
     assert_posts_kept(&server, &acknowledged, "with the primary stopped");
     let cookie = format!("onebox_session={token}");
-    let signed_in = http(
-        server.http,
-        "GET",
-        "/",
-        "www.foobar.com",
-        &[("Cookie", &cookie)],
-        b"",
-    )
-    .unwrap();
+    let signed_in = http_get_with(&server, "www.foobar.com", "/", &[("Cookie", &cookie)]);
     assert_eq!(signed_in.status, 200, "{}", signed_in.text());
     assert!(
         signed_in.text().contains(r#"action="/logout""#),
@@ -166,9 +162,7 @@ fn pg_reads_survive_a_stopped_primary_and_writes_resume_after_promotion() {
 #[test]
 fn pg_post_ids_follow_commit_order_under_concurrent_writers() {
     skip_unless!(require_postgres());
-    let pg = PgCluster::start();
-    let server = onebox_on(&pg.create_db("site"));
-    let token = user_token(&server, "ann");
+    let (_pg, server, token) = site_on_postgres();
     let writers: Vec<_> = (0..4)
         .map(|w| {
             let (addr, token) = (server.http, token.clone());

@@ -47,8 +47,7 @@ fn users_201_409_422_400() {
 fn sessions_201_401_and_204() {
     let server = Onebox::start();
     let creds = r#"{"username":"ann","password":"correct horse"}"#;
-    register(&server, creds);
-    let r = login(&server, creds);
+    let r = sign_up(&server, creds);
     let token = r.json()["token"].as_str().unwrap().to_string();
     assert!(token.len() >= 40);
     let cookie_header = r
@@ -186,22 +185,15 @@ fn posts_201_401_422_400_and_listing() {
     assert_eq!(all[0]["author"], "ann");
     assert!(all[0]["created_at"].as_str().unwrap().ends_with('Z'));
 
-    let r = api(&server, "GET", "/api/v1/posts?limit=5", &[], "");
-    let page: Vec<u64> = r.json()["posts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_u64().unwrap())
-        .collect();
+    // The ids on one page of the list.
+    let ids_at = |path: &str| -> Vec<u64> {
+        let r = api(&server, "GET", path, &[], "");
+        let posts = r.json()["posts"].as_array().unwrap().clone();
+        posts.iter().map(|p| p["id"].as_u64().unwrap()).collect()
+    };
+    let page = ids_at("/api/v1/posts?limit=5");
     assert_eq!(page, listed[..5]);
-    let next = format!("/api/v1/posts?limit=5&before={}", page[4]);
-    let r = api(&server, "GET", &next, &[], "");
-    let page2: Vec<u64> = r.json()["posts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_u64().unwrap())
-        .collect();
+    let page2 = ids_at(&format!("/api/v1/posts?limit=5&before={}", page[4]));
     assert_eq!(page2, listed[5..10]);
     assert_eq!(
         api(&server, "GET", "/api/v1/posts?limit=1000", &[], "").status,
@@ -233,8 +225,7 @@ fn posts_201_401_422_400_and_listing() {
 fn cookie_authenticated_api_writes_need_json_content_type() {
     let server = Onebox::start();
     let creds = r#"{"username":"ann","password":"correct horse"}"#;
-    register(&server, creds);
-    let cookie = login(&server, creds).cookie("onebox_session").unwrap();
+    let cookie = sign_up(&server, creds).cookie("onebox_session").unwrap();
     let r = api(
         &server,
         "POST",
@@ -294,11 +285,16 @@ fn script_in_a_post_is_shown_as_text() {
     assert_eq!(r.json()["posts"][0]["body"], evil);
 }
 
-/// A browser session through the HTML forms: CSRF token from the page plus the
-/// cookie it set.
+/// A browser session through the HTML forms: the cookies it was given and the
+/// CSRF token of the last page it loaded that had a form.
+#[derive(Default)]
 struct Browser {
     cookies: Vec<String>,
+    csrf: String,
 }
+
+/// ann's registration and login form.
+const ANN_FORM: &str = "username=ann&password=correct+horse";
 
 impl Browser {
     fn cookie_header(&self) -> String {
@@ -314,18 +310,20 @@ impl Browser {
         }
     }
 
-    fn get(&mut self, server: &Onebox, path: &str) -> Response {
-        let r = http(
-            server.http,
-            "GET",
-            path,
+    /// Loads a page, keeping its cookies and its form's CSRF token; its text.
+    fn get(&mut self, server: &Onebox, path: &str) -> String {
+        let r = http_get_with(
+            server,
             "www.foobar.com",
+            path,
             &[("Cookie", &self.cookie_header())],
-            b"",
-        )
-        .unwrap();
+        );
         self.keep(&r);
-        r
+        let page = r.text();
+        if page.contains("name=\"csrf\"") {
+            self.csrf = csrf_field(&page);
+        }
+        page
     }
 
     fn post_form(&mut self, server: &Onebox, path: &str, form: &str) -> Response {
@@ -344,41 +342,33 @@ impl Browser {
         self.keep(&r);
         r
     }
-}
 
-fn csrf_field(page: &str) -> String {
-    let start = page.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
-    page[start..].split('"').next().unwrap().to_string()
+    /// Posts `form` with the last page's CSRF token added, as the form sends it;
+    /// the answer's status.
+    fn submit(&mut self, server: &Onebox, path: &str, form: &str) -> u16 {
+        let token = format!("csrf={}", self.csrf);
+        let form = [form, &token].join(if form.is_empty() { "" } else { "&" });
+        self.post_form(server, path, &form).status
+    }
 }
 
 #[test]
 fn forms_work_with_their_csrf_token_and_fail_without() {
     let server = Onebox::start();
-    let mut browser = Browser {
-        cookies: Vec::new(),
-    };
-    let page = browser.get(&server, "/register").text();
-    let token = csrf_field(&page);
+    let mut browser = Browser::default();
+    browser.get(&server, "/register");
     assert!(browser.cookie_header().contains("onebox_csrf="));
 
     // No token, a wrong token, or the right token without its cookie: 403.
-    let r = browser.post_form(&server, "/register", "username=ann&password=correct+horse");
+    let r = browser.post_form(&server, "/register", ANN_FORM);
     assert_eq!(r.status, 403);
-    let r = browser.post_form(
-        &server,
-        "/register",
-        "username=ann&password=correct+horse&csrf=AAAA",
-    );
+    let r = browser.post_form(&server, "/register", &format!("{ANN_FORM}&csrf=AAAA"));
     assert_eq!(r.status, 403);
     let mut stranger = Browser {
-        cookies: Vec::new(),
+        csrf: browser.csrf.clone(),
+        ..Browser::default()
     };
-    let r = stranger.post_form(
-        &server,
-        "/register",
-        &format!("username=ann&password=correct+horse&csrf={token}"),
-    );
-    assert_eq!(r.status, 403);
+    assert_eq!(stranger.submit(&server, "/register", ANN_FORM), 403);
     // The account was not created by any of them.
     assert_eq!(
         api(
@@ -396,26 +386,20 @@ fn forms_work_with_their_csrf_token_and_fail_without() {
     let r = browser.post_form(
         &server,
         "/register",
-        &format!("username=ann&password=correct+horse&csrf={token}"),
+        &format!("{ANN_FORM}&csrf={}", browser.csrf),
     );
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(r.header("location"), Some("/"));
-    let page = browser.get(&server, "/").text();
+    let page = browser.get(&server, "/");
     assert_contains(&page, "signed in as <strong>@ann</strong>");
-    let token = csrf_field(&page);
 
     let r = browser.post_form(&server, "/posts", "body=no+token");
     assert_eq!(r.status, 403);
-    let r = browser.post_form(
-        &server,
-        "/posts",
-        &format!("body=Hello+%3Cb%3Eworld%3C%2Fb%3E&csrf={token}"),
-    );
-    assert_eq!(r.status, 303);
-    let page = browser.get(&server, "/").text();
+    let hello = "body=Hello+%3Cb%3Eworld%3C%2Fb%3E";
+    assert_eq!(browser.submit(&server, "/posts", hello), 303);
+    let page = browser.get(&server, "/");
     assert_contains(&page, "Hello &lt;b&gt;world&lt;/b&gt;");
-    let r = browser.post_form(&server, "/posts", &format!("body=+&csrf={token}"));
-    assert_eq!(r.status, 422);
+    assert_eq!(browser.submit(&server, "/posts", "body=+"), 422);
 
     // A cross-site form post carrying a valid token is still refused by Origin.
     let r = http(
@@ -428,33 +412,21 @@ fn forms_work_with_their_csrf_token_and_fail_without() {
             ("Content-Type", "application/x-www-form-urlencoded"),
             ("Origin", "http://evil.example"),
         ],
-        format!("body=forged&csrf={token}").as_bytes(),
+        format!("body=forged&csrf={}", browser.csrf).as_bytes(),
     )
     .unwrap();
     assert_eq!(r.status, 403);
 
     let r = browser.post_form(&server, "/logout", "");
     assert_eq!(r.status, 403, "logout needs the token too");
-    let r = browser.post_form(&server, "/logout", &format!("csrf={token}"));
-    assert_eq!(r.status, 303);
-    let page = browser.get(&server, "/").text();
-    assert!(!page.contains("signed in as"));
+    assert_eq!(browser.submit(&server, "/logout", ""), 303);
+    assert!(!browser.get(&server, "/").contains("signed in as"));
 
-    let page = browser.get(&server, "/login").text();
-    let token = csrf_field(&page);
-    let r = browser.post_form(
-        &server,
-        "/login",
-        &format!("username=ann&password=wrong+horse&csrf={token}"),
-    );
-    assert_eq!(r.status, 401);
-    let r = browser.post_form(
-        &server,
-        "/login",
-        &format!("username=ann&password=correct+horse&csrf={token}"),
-    );
-    assert_eq!(r.status, 303);
-    assert!(browser.get(&server, "/").text().contains("signed in as"));
+    browser.get(&server, "/login");
+    let wrong = "username=ann&password=wrong+horse";
+    assert_eq!(browser.submit(&server, "/login", wrong), 401);
+    assert_eq!(browser.submit(&server, "/login", ANN_FORM), 303);
+    assert!(browser.get(&server, "/").contains("signed in as"));
 }
 
 #[test]

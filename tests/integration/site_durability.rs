@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn everything_survives_a_restart() {
-    let dir = TempDir::new("restart");
-    let server = Onebox::start_unthrottled_on(&dir);
+    let (dir, server) = Onebox::start_unthrottled_fresh("restart");
     assert_eq!(server.ready["data"], dir.to_str().unwrap());
     let token = user_token(&server, "ann");
     for i in 0..3 {
@@ -115,8 +114,7 @@ fn kill_9_during_a_stream_of_posts_loses_no_acknowledged_post() {
 fn a_second_onebox_on_the_same_data_dir_is_refused_by_pid() {
     // On PostgreSQL several nodes sharing one database is the point.
     skip_unless!(redb_only());
-    let dir = TempDir::new("inuse");
-    let first = Onebox::start_unthrottled_on(&dir);
+    let (dir, first) = Onebox::start_unthrottled_fresh("inuse");
     let err = Onebox::try_start(&["--data", dir.to_str().unwrap()], &[])
         .expect_err("second server must not start");
     let expected = format!("data dir {} in use by pid {}", dir.display(), first.pid);
@@ -140,8 +138,7 @@ fn a_foreign_file_is_refused_clearly() {
 
 #[test]
 fn sigterm_lets_a_request_in_flight_finish_then_closes_the_database() {
-    let dir = TempDir::new("drain");
-    let server = Onebox::start_unthrottled_on(&dir);
+    let (dir, server) = Onebox::start_unthrottled_fresh("drain");
     let body = br#"{"username":"late","password":"correct horse"}"#;
     let mut stream = TcpStream::connect(server.http).unwrap();
     stream
@@ -182,8 +179,7 @@ fn sigterm_lets_a_request_in_flight_finish_then_closes_the_database() {
 fn a_file_from_a_newer_onebox_is_refused_clearly() {
     // PostgreSQL's counterpart: pg_postgres::pg_a_newer_schema_is_refused_and_left_alone.
     skip_unless!(redb_only());
-    let dir = TempDir::new("newer");
-    let server = Onebox::start_unthrottled_on(&dir);
+    let (dir, server) = Onebox::start_unthrottled_fresh("newer");
     assert_eq!(http_get(&server, "foobar.com", "/healthz").status, 200);
     let (clean, log) = server.stop();
     assert!(clean, "{log}");

@@ -15,7 +15,7 @@ fn both_site_names_serve_the_board_and_others_get_421() {
         "WWW.FooBar.com.",
         "www.foobar.com:8080",
     ] {
-        let r = http(server.http, "GET", "/", host, &[], b"").unwrap();
+        let r = http_get(&server, host, "/");
         assert_eq!(r.status, 200, "{host}");
         assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
         let page = r.text();
@@ -27,10 +27,10 @@ fn both_site_names_serve_the_board_and_others_get_421() {
         );
     }
     for host in ["example.org", "127.0.0.1", "nope.foobar.com"] {
-        let r = http(server.http, "GET", "/", host, &[], b"").unwrap();
+        let r = http_get(&server, host, "/");
         assert_eq!(r.status, 421, "{host}");
         assert!(r.text().contains("does not serve"), "{}", r.text());
-        let r = http(server.http, "GET", "/api/v1/posts", host, &[], b"").unwrap();
+        let r = http_get(&server, host, "/api/v1/posts");
         assert_eq!(r.status, 421);
         assert!(r.json()["error"].as_str().unwrap().contains(host));
     }
@@ -282,15 +282,7 @@ fn limits_give_413_431_and_400() {
     ]);
     assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
     let huge = "a".repeat(100_000);
-    let r = http(
-        server.http,
-        "GET",
-        "/",
-        "foobar.com",
-        &[("X-Big", &huge)],
-        b"",
-    )
-    .unwrap();
+    let r = http_get_with(&server, "foobar.com", "/", &[("X-Big", &huge)]);
     assert_eq!(r.status, 431);
     // HTTP/1.1 without Host.
     let mut s = std::net::TcpStream::connect(server.http).unwrap();

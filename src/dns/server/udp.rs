@@ -232,8 +232,11 @@ fn send_all(socket: &UdpSocket, replies: &[(Vec<u8>, SocketAddr)]) -> std::io::R
     if replies.is_empty() {
         return Ok(());
     }
-    let mut addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)> =
-        replies.iter().map(|(_, to)| to_storage(*to)).collect();
+    // socket2 lays the address out as the kernel wants it (sockaddr_in or _in6).
+    let addrs: Vec<socket2::SockAddr> = replies
+        .iter()
+        .map(|(_, to)| socket2::SockAddr::from(*to))
+        .collect();
     let mut iovecs: Vec<libc::iovec> = replies
         .iter()
         .map(|(bytes, _)| libc::iovec {
@@ -242,11 +245,12 @@ fn send_all(socket: &UdpSocket, replies: &[(Vec<u8>, SocketAddr)]) -> std::io::R
         })
         .collect();
     let mut headers: Vec<libc::mmsghdr> = Vec::with_capacity(replies.len());
-    for (iovec, (addr, len)) in iovecs.iter_mut().zip(addrs.iter_mut()) {
+    for (iovec, addr) in iovecs.iter_mut().zip(&addrs) {
         // SAFETY: plain old data; the pointer fields are set right here.
         let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
-        header.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
-        header.msg_hdr.msg_namelen = *len;
+        // sendmmsg only reads the address: the pointer is `*mut` by the C type alone.
+        header.msg_hdr.msg_name = addr.as_ptr().cast_mut().cast();
+        header.msg_hdr.msg_namelen = addr.len();
         header.msg_hdr.msg_iov = iovec;
         header.msg_hdr.msg_iovlen = 1;
         headers.push(header);
@@ -307,40 +311,6 @@ fn from_storage(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
-fn to_storage(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: plain old data; all zeroes is valid and the fields are set below.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(v4) => {
-            // SAFETY: sockaddr_storage is large enough and aligned for sockaddr_in.
-            let sin = unsafe {
-                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
-            };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = v4.port().to_be();
-            sin.sin_addr = libc::in_addr {
-                s_addr: u32::from(*v4.ip()).to_be(),
-            };
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(v6) => {
-            // SAFETY: sockaddr_storage is large enough and aligned for sockaddr_in6.
-            let sin6 = unsafe {
-                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = v6.port().to_be();
-            sin6.sin6_addr = libc::in6_addr {
-                s6_addr: v6.ip().octets(),
-            };
-            sin6.sin6_flowinfo = v6.flowinfo();
-            sin6.sin6_scope_id = v6.scope_id();
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as libc::socklen_t)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,8 +319,10 @@ mod tests {
     fn socket_addresses_round_trip() {
         for addr in ["127.0.0.1:53", "[::1]:1053", "[fe80::1%2]:5353"] {
             let addr: SocketAddr = addr.parse().unwrap();
-            let (storage, _) = to_storage(addr);
-            assert_eq!(from_storage(&storage), Some(addr));
+            let sent = socket2::SockAddr::from(addr);
+            // SAFETY: SockAddrStorage is a transparent sockaddr_storage.
+            let storage = unsafe { &*sent.as_ptr().cast::<libc::sockaddr_storage>() };
+            assert_eq!(from_storage(storage), Some(addr));
         }
     }
 }

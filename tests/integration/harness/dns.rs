@@ -97,10 +97,15 @@ impl Onebox {
         nsupdate_at(self.dns_addr(), args, lines)
     }
 
+    /// [`Onebox::nsupdate`] signed with onebox's own TSIG key (`nsupdate -k`).
+    pub fn nsupdate_signed(&self, lines: &[&str]) -> (Option<i32>, String) {
+        let key = self.ready_path("tsig").display().to_string();
+        self.nsupdate(&["-k", &key], lines)
+    }
+
     /// Sends each of `messages` (its update lines) as one UPDATE, signed with
     /// onebox's TSIG key, all from one nsupdate run; returns (exit code, output).
     pub fn nsupdate_messages(&self, messages: &[Vec<String>]) -> (Option<i32>, String) {
-        let key = self.ready_path("tsig").display().to_string();
         let last = messages.len().saturating_sub(1);
         let lines: Vec<&str> = messages
             .iter()
@@ -111,14 +116,13 @@ impl Onebox {
                 lines.iter().map(String::as_str).chain(send)
             })
             .collect();
-        self.nsupdate(&["-k", &key], &lines)
+        self.nsupdate_signed(&lines)
     }
 
     /// One update `line` signed with onebox's TSIG key; fails the test unless
     /// nsupdate succeeds.
     pub fn nsupdate_ok(&self, line: &str) {
-        let key = self.ready_path("tsig").display().to_string();
-        let (code, out) = self.nsupdate(&["-k", &key], &[line]);
+        let (code, out) = self.nsupdate_signed(&[line]);
         assert_eq!(code, Some(0), "{line}: {out}");
     }
 }
@@ -149,8 +153,17 @@ pub fn dig_onebox() -> Option<Onebox> {
 /// [`dig_onebox`] on a zones folder of [`TEST_ZONE_HEAD`](super::TEST_ZONE_HEAD) +
 /// `extra`; the folder comes back too, to keep it (and edit it) for the test.
 pub fn dig_onebox_on(extra: &str) -> Option<(super::TempDir, Onebox)> {
+    dig_onebox_with(extra, &[])
+}
+
+/// [`dig_onebox_on`] with more files (name, text) in the zones folder before
+/// onebox starts: other zones, `$INCLUDE`d files.
+pub fn dig_onebox_with(extra: &str, files: &[(&str, &str)]) -> Option<(super::TempDir, Onebox)> {
     super::require_tool("dig", "bind9-dnsutils").then(|| {
         let zones = super::test_zones(extra);
+        for (name, text) in files {
+            zones.write(name, text);
+        }
         let server = Onebox::start_with_zones(&zones);
         (zones, server)
     })

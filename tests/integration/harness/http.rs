@@ -135,7 +135,17 @@ pub fn access_events(log: &str) -> Vec<serde_json::Value> {
 
 /// `GET path` with `Host: host` on the server's plain HTTP listener.
 pub fn http_get(server: &Onebox, host: &str, path: &str) -> Response {
-    http(server.http, "GET", path, host, &[], b"")
+    http_get_with(server, host, path, &[])
+}
+
+/// [`http_get`] with more request headers.
+pub fn http_get_with(
+    server: &Onebox,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Response {
+    http(server.http, "GET", path, host, headers, b"")
         .unwrap_or_else(|e| panic!("GET {path} (Host: {host}): {e}"))
 }
 
@@ -205,7 +215,6 @@ pub fn try_post_as(addr: SocketAddr, token: &str, body: &str) -> std::io::Result
     )
 }
 
-/// Registers `name` and logs in; returns the bearer token.
 /// Creates the account `creds` (a JSON body with username and password) through
 /// the API, asserting it was created.
 pub fn register(server: &Onebox, creds: &str) {
@@ -221,11 +230,26 @@ pub fn login(server: &Onebox, creds: &str) -> Response {
     r
 }
 
+/// The CSRF token in a page's form (its hidden `csrf` field).
+pub fn csrf_field(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form carries a CSRF token")
+        .to_string()
+}
+
+/// [`register`]s `creds`, then [`login`]s with them: the login's reply.
+pub fn sign_up(server: &Onebox, creds: &str) -> Response {
+    register(server, creds);
+    login(server, creds)
+}
+
+/// Registers `name` and logs in; returns the bearer token.
 pub fn user_token(server: &Onebox, name: &str) -> String {
     let password = format!("{name}-password");
     let body = serde_json::json!({ "username": name, "password": password }).to_string();
-    register(server, &body);
-    login(server, &body).json()["token"]
+    sign_up(server, &body).json()["token"]
         .as_str()
         .unwrap()
         .to_string()

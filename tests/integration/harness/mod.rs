@@ -531,6 +531,14 @@ impl Onebox {
             .start()
     }
 
+    /// [`Onebox::start_unthrottled_on`] a new data folder named after `tag`,
+    /// which comes back too: to keep it for the test, and restart on it.
+    pub fn start_unthrottled_fresh(tag: &str) -> (TempDir, Self) {
+        let dir = TempDir::new(tag);
+        let server = Self::start_unthrottled_on(&dir);
+        (dir, server)
+    }
+
     /// `onebox serve` with this zones folder.
     pub fn start_with_zones(zones: impl AsRef<Path>) -> Self {
         Spawn::default().zones(zones).start()
