@@ -20,7 +20,7 @@ use hickory_server::net::runtime::{Time, TokioTime};
 use hickory_server::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_server::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_server::proto::rr::{DNSClass, RData, Record, RecordType};
-use hickory_server::proto::serialize::binary::BinEncoder;
+use hickory_server::proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
 
@@ -128,8 +128,22 @@ impl Engine {
         client: SocketAddr,
         transport: Transport,
     ) -> Option<Vec<u8>> {
+        let mut messages = self.answer_stream(packet, client, transport).await?;
+        // Only a transfer over a stream has several messages; the others have one.
+        (!messages.is_empty()).then(|| messages.swap_remove(0))
+    }
+
+    /// Answers one query with every message of its answer, in order: a zone
+    /// transfer over TCP or TLS may take many (RFC 5936 §2.2), anything else one.
+    /// `None` as for [`Engine::answer`].
+    pub(crate) async fn answer_stream(
+        &self,
+        packet: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+    ) -> Option<Vec<Vec<u8>>> {
         if let Some(reply) = self.answer_cached(None, packet, client, transport) {
-            return Some(reply);
+            return Some(vec![reply]);
         }
         self.answer_full(packet, client, transport).await
     }
@@ -198,7 +212,7 @@ impl Engine {
         packet: &[u8],
         client: SocketAddr,
         transport: Transport,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<Vec<Vec<u8>>> {
         let started = Instant::now();
         // A header is 12 bytes; anything shorter is not DNS. QR=1 is a response: a
         // server that answers responses can be made to loop with another server, so
@@ -208,7 +222,7 @@ impl Engine {
         }
         // UPDATE (opcode 5) is verified on the raw bytes, which its TSIG signs.
         if (packet[2] >> 3) & 0x0F == 5 {
-            return Some(self.update(packet, client, transport, started).await);
+            return Some(vec![self.update(packet, client, transport, started).await]);
         }
         // A query signed with our TSIG key (RFC 8945): typically a secondary that
         // holds the key, which may then transfer from outside --allow-transfer.
@@ -238,7 +252,7 @@ impl Engine {
                 reply.len(),
                 false,
             );
-            return Some(reply);
+            return Some(vec![reply]);
         };
         // One snapshot for the whole query: the answer and the cache it goes into
         // belong to the same zones, even if a reload lands meanwhile.
@@ -246,6 +260,7 @@ impl Engine {
         let Answer {
             bytes: mut reply,
             rcode,
+            rest,
         } = match verdict {
             Some(Err(error)) => {
                 // §5.2: NOTAUTH carrying the TSIG error; nothing is answered.
@@ -274,6 +289,25 @@ impl Engine {
                 ),
                 _ => tsig::sign_response(reply, key, sig, 0, true, now),
             };
+        }
+        // Every message of a signed transfer is signed too, each chained on the
+        // MAC of the one before (RFC 8945 §5.3.1), so a secondary can verify all.
+        let mut messages = Vec::with_capacity(1 + rest.len());
+        let mut prior = match (&signature, self.tsig.as_deref(), &verdict) {
+            (Some(sig), Some(key), Some(Ok(()))) => {
+                tsig::find(&reply).map(|ours| (sig, key, ours.mac))
+            }
+            _ => None,
+        };
+        for next in rest {
+            messages.push(match &mut prior {
+                Some((sig, key, mac)) => {
+                    let signed = tsig::sign_continuation(next, key, sig, mac, now);
+                    *mac = tsig::find(&signed).map(|ours| ours.mac).unwrap_or_default();
+                    signed
+                }
+                None => next,
+            });
         }
         let mut event = QueryEvent {
             client,
@@ -341,7 +375,8 @@ impl Engine {
                 );
             }
         }
-        Some(reply)
+        messages.insert(0, reply);
+        Some(messages)
     }
 
     async fn update(
@@ -381,7 +416,7 @@ impl Engine {
     }
 
     /// IXFR with the real differences, from the journal (RFC 1995 §4); `None`
-    /// leaves the question to [`ixfr`]: over UDP, a current client, no journal,
+    /// leaves the question to [`whole_zone`]: over UDP, a current client, no journal,
     /// or one that does not reach back to the client's serial.
     async fn ixfr_from_journal(
         &self,
@@ -409,7 +444,7 @@ impl Engine {
         message.metadata.authoritative = true;
         message.answers = records;
         message.edns = request.edns.as_ref().map(our_opt);
-        Some(finish(message, request, transport))
+        Some(transfer(message, request, transport))
     }
 
     async fn respond(
@@ -465,8 +500,11 @@ impl Engine {
                 {
                     return answer;
                 }
-                return ixfr(set, request, query.original(), transport);
+                return whole_zone(set, request, query.original(), transport, true);
             }
+            // From our own model of the zone, not hickory's catalog: hickory 0.26
+            // sends one message, cut at 64 KiB, so a big zone would arrive partial.
+            return whole_zone(set, request, query.original(), transport, false);
         }
 
         // Below a zone cut the data belongs to another server: refer the client to
@@ -518,23 +556,23 @@ impl Engine {
         let Ok(mut message) = Message::from_vec(&raw) else {
             return error_reply(request, ResponseCode::ServFail, true);
         };
-        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-            let rcode = message.metadata.response_code;
-            return match message.to_vec() {
-                Ok(bytes) => Answer { bytes, rcode },
-                Err(_) => error_reply(request, ResponseCode::ServFail, true),
-            };
-        }
         polish(set, &mut message, query.original(), request.edns.as_ref());
         finish(message, request, transport)
     }
 }
 
-/// IXFR (RFC 1995) without a journal of changes, as §4 allows: a client whose
-/// serial is current gets the single SOA ("nothing new"); any other client gets the
-/// whole zone, AXFR-style (SOA, records, SOA), inside the IXFR reply. Over UDP the
-/// answer is always the single SOA (§2): a secondary that is behind retries over TCP.
-fn ixfr(set: &ZoneSet, request: &Request, query: &Query, transport: Transport) -> Answer {
+/// AXFR (RFC 5936), or IXFR (RFC 1995) without a journal of changes
+/// (`incremental`), as §4 allows: a client whose serial is current gets the
+/// single SOA ("nothing new"); any other client gets the whole zone, AXFR-style
+/// (SOA, records, SOA), inside the IXFR reply. Over UDP an IXFR answer is always
+/// the single SOA (§2): a secondary that is behind retries over TCP.
+fn whole_zone(
+    set: &ZoneSet,
+    request: &Request,
+    query: &Query,
+    transport: Transport,
+    incremental: bool,
+) -> Answer {
     let Some(zone) = set
         .zone_for(query.name())
         .filter(|z| super::same_name(z.origin(), query.name()))
@@ -547,7 +585,8 @@ fn ixfr(set: &ZoneSet, request: &Request, query: &Query, transport: Transport) -
     // The client's version travels as an SOA in AUTHORITY (RFC 1995 §3). Without
     // one we cannot know it is current, so it gets the whole zone.
     let theirs = request.authorities.iter().find_map(soa_serial);
-    let current = theirs.is_some_and(|theirs| ours.is_some_and(|ours| !serial_newer(ours, theirs)));
+    let current = incremental
+        && theirs.is_some_and(|theirs| ours.is_some_and(|ours| !serial_newer(ours, theirs)));
     let mut message = response_to(request, true);
     message.metadata.authoritative = true;
     if current || transport == Transport::Udp {
@@ -556,7 +595,7 @@ fn ixfr(set: &ZoneSet, request: &Request, query: &Query, transport: Transport) -
         message.answers = zone.transfer();
     }
     message.edns = request.edns.as_ref().map(our_opt);
-    finish(message, request, transport)
+    transfer(message, request, transport)
 }
 
 fn soa_serial(record: &Record) -> Option<u32> {
@@ -624,13 +663,76 @@ fn pad(reply: Vec<u8>) -> Vec<u8> {
 struct Answer {
     bytes: Vec<u8>,
     rcode: ResponseCode,
+    /// The messages after the first of a zone transfer over a stream (RFC 5936
+    /// §2.2); empty for every other answer.
+    rest: Vec<Vec<u8>>,
+}
+
+/// How many bytes of records one transfer message carries at most, as BIND
+/// does: a 100,000-record zone cannot fit the 65,535 bytes of one DNS message
+/// over TCP, and smaller messages let the first leave while the rest is signed.
+const TRANSFER_CHUNK: usize = 16 * 1024;
+
+/// Encodes a zone transfer (AXFR, or IXFR's records) for `transport`: over a
+/// stream, as several messages of at most [`TRANSFER_CHUNK`] bytes of records
+/// each (RFC 5936 §2.2). Only the first carries the question and OPT (§2.2.1
+/// recommends this); each has the same ID, flags and RCODE. Records keep their
+/// order, so the first message starts and the last ends with the SOA.
+fn transfer(mut message: Message, request: &Request, transport: Transport) -> Answer {
+    if transport == Transport::Udp {
+        return finish(message, request, transport);
+    }
+    let rcode = message.metadata.response_code;
+    let mut chunks: Vec<Vec<Record>> = vec![Vec::new()];
+    let mut size = 0;
+    for record in std::mem::take(&mut message.answers) {
+        // Uncompressed size: an upper bound, as name compression only shrinks it.
+        let len = record
+            .to_bytes()
+            .map_or(TRANSFER_CHUNK, |bytes| bytes.len());
+        if size + len > TRANSFER_CHUNK && chunks.last().is_some_and(|c| !c.is_empty()) {
+            chunks.push(Vec::new());
+            size = 0;
+        }
+        size += len;
+        if let Some(chunk) = chunks.last_mut() {
+            chunk.push(record);
+        }
+    }
+    let mut next = response_to(request, false);
+    next.metadata.authoritative = message.metadata.authoritative;
+    next.metadata.response_code = rcode;
+    let mut encoded = Vec::with_capacity(chunks.len());
+    for (i, answers) in chunks.into_iter().enumerate() {
+        let mut part = if i == 0 {
+            message.clone()
+        } else {
+            next.clone()
+        };
+        part.answers = answers;
+        match part.to_vec() {
+            Ok(bytes) => encoded.push(bytes),
+            Err(_) => return error_reply(request, ResponseCode::ServFail, true),
+        }
+    }
+    let mut messages = encoded.into_iter();
+    let bytes = messages.next().unwrap_or_default();
+    Answer {
+        bytes,
+        rcode,
+        rest: messages.collect(),
+    }
 }
 
 /// Encodes a finished message for `transport`; SERVFAIL if it cannot be encoded.
 fn finish(message: Message, request: &Request, transport: Transport) -> Answer {
     let rcode = message.metadata.response_code;
     match encode(message, transport, request.edns.as_ref()) {
-        Some(bytes) => Answer { bytes, rcode },
+        Some(bytes) => Answer {
+            bytes,
+            rcode,
+            rest: Vec::new(),
+        },
         None => error_reply(request, ResponseCode::ServFail, true),
     }
 }
@@ -821,7 +923,11 @@ fn error_reply(request: &Request, rcode: ResponseCode, with_question: bool) -> A
     let bytes = message
         .to_vec()
         .unwrap_or_else(|_| header_only(request.metadata.id, request_opcode_bits(request), rcode));
-    Answer { bytes, rcode }
+    Answer {
+        bytes,
+        rcode,
+        rest: Vec::new(),
+    }
 }
 
 fn request_opcode_bits(request: &Request) -> u8 {

@@ -425,6 +425,35 @@ pub(crate) fn sign_response(
     response
 }
 
+/// Signs a message after the first of a multi-message answer (a zone transfer,
+/// RFC 8945 §5.3.1): its MAC covers the previous message's MAC, this message, and
+/// only the timers (time signed and fudge), which chains every message to the
+/// one before, back to the request.
+pub(crate) fn sign_continuation(
+    mut response: Vec<u8>,
+    key: &TsigKey,
+    request: &TsigRecord,
+    prior_mac: &[u8],
+    now: u64,
+) -> Vec<u8> {
+    if response.len() < 12 {
+        return response;
+    }
+    let mut with_id = response.clone();
+    with_id[..2].copy_from_slice(&request.original_id.to_be_bytes());
+    let mut timers = now.to_be_bytes()[2..].to_vec();
+    timers.extend_from_slice(&FUDGE.to_be_bytes());
+    let mac = key.mac(&[
+        &(prior_mac.len() as u16).to_be_bytes(),
+        prior_mac,
+        &with_id,
+        &timers,
+    ]);
+    let rdata = rdata(&request.algorithm, now, &mac, request.original_id, 0, &[]);
+    append_record(&mut response, &request.key_name, &rdata);
+    response
+}
+
 /// A TSIG record's RDATA (RFC 8945 §4.2), with our fudge.
 fn rdata(
     algorithm: &str,

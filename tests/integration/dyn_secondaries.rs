@@ -2,7 +2,8 @@
 //! serve the new serial within 2 s, through NOTIFY then IXFR; after 100 updates
 //! and a restart both converge, and a forced AXFR from each is the zone `onebox
 //! zone export` writes; a Knot holding the TSIG key transfers from outside
-//! `--allow-transfer`.
+//! `--allow-transfer`; a zone over 64 KiB goes out in many messages, each signed,
+//! to dig, kdig and Knot.
 
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -215,6 +216,130 @@ fn tsig_secret(server: &Onebox) -> String {
         .to_string()
 }
 
+/// `kdig -y KEY foobar.com AXFR` at onebox: kdig checks every message's TSIG.
+fn signed_kdig_axfr(server: &Onebox, secret: &str) -> (std::process::ExitStatus, String, String) {
+    let mut command = Command::new("kdig");
+    command
+        .arg(format!("@{}", server.dns_addr().ip()))
+        .args(["-p", &server.dns_addr().port().to_string()])
+        .args([
+            "-y",
+            &format!("hmac-sha256:onebox-update.:{secret}"),
+            "foobar.com",
+            "AXFR",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    run_bounded(command)
+}
+
+/// dig's transfer summary, `;; XFR size: R records (messages M, bytes B)`, as
+/// (records, messages, bytes).
+fn xfr_size(stdout: &str) -> (usize, usize, usize) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(";; XFR size:"))
+        .unwrap_or_else(|| panic!("no XFR size line:\n{stdout}"));
+    let numbers: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    (numbers[0], numbers[1], numbers[2])
+}
+
+#[test]
+fn dyn_a_zone_over_64k_transfers_in_many_signed_messages() {
+    skip_unless!(
+        require_tool("dig", "bind9-dnsutils"),
+        require_tool("kdig", "knot-dnsutils"),
+        require_tool("knotd", "knot")
+    );
+    // 5,000 records more than the test zone: about 120 KB on the wire, where
+    // one DNS message holds 65,535 bytes at most.
+    const EXTRA: usize = 5000;
+    let extra: String = (0..EXTRA)
+        .map(|i| {
+            format!(
+                "big{i} 3600 IN A 10.{}.{}.{}\n",
+                i >> 16,
+                (i >> 8) & 255,
+                i & 255
+            )
+        })
+        .collect();
+    let zones = test_zones(&extra);
+    let work = TempDir::new("big-zone");
+    let server = Onebox::spawn()
+        .zones(&zones)
+        .args(["--allow-transfer", "127.0.0.0/8"])
+        .start();
+    let key = server.ready_path("tsig").display().to_string();
+    // The test zone's 5 records, ours, and the closing SOA a transfer repeats.
+    let expected = EXTRA + 5 + 1;
+    for signed in [false, true] {
+        let args: &[&str] = if signed {
+            &["-k", &key, "foobar.com", "AXFR"]
+        } else {
+            &["foobar.com", "AXFR"]
+        };
+        let axfr = server.dig(args);
+        let out = format!("signed {signed}: {}{}", axfr.stdout, axfr.stderr);
+        assert!(!out.contains("failed") && !out.contains("error"), "{out}");
+        let (mut records, tsig): (Vec<_>, Vec<_>) = axfr_records(&axfr.stdout)
+            .into_iter()
+            .partition(|r| r.rtype != "TSIG");
+        assert_eq!(records.len(), expected, "{out}");
+        assert_eq!(records.remove(0).rtype, "SOA", "{out}");
+        assert_eq!(
+            records.pop().map(|r| r.rtype).as_deref(),
+            Some("SOA"),
+            "{out}"
+        );
+        let (count, messages, bytes) = xfr_size(&axfr.stdout);
+        assert_eq!(count, expected, "{out}");
+        assert!(bytes > 65_535 && messages > 1, "{out}");
+        // dig checked each signature; each message has one (RFC 8945 §5.3.1).
+        assert_eq!(tsig.len(), if signed { messages } else { 0 }, "{out}");
+    }
+    // IXFR from an unknown serial falls back to the whole zone, split the same way.
+    let ixfr = server.dig(&["-k", &key, "foobar.com", "IXFR=1"]);
+    let out = format!("{}{}", ixfr.stdout, ixfr.stderr);
+    assert!(!out.contains("failed"), "{out}");
+    assert!(xfr_size(&ixfr.stdout).1 > 1, "{out}");
+    assert_eq!(xfr_size(&ixfr.stdout).0, expected, "{out}");
+
+    let secret = tsig_secret(&server);
+    let (status, stdout, stderr) = signed_kdig_axfr(&server, &secret);
+    let out = format!("{stdout}{stderr}");
+    assert!(status.success(), "{out}");
+    // kdig says "failed" (and names the TSIG error) on any message that does not verify.
+    assert!(!out.contains("failed") && !out.contains("BAD"), "{out}");
+    let received = axfr_records(&stdout)
+        .iter()
+        .filter(|r| r.rtype != "TSIG")
+        .count();
+    assert_eq!(received, expected, "{out}");
+
+    // A real Knot, with the key, transfers it all and answers from its end.
+    let knot = Secondary::start(
+        "knot",
+        work.path(),
+        server.dns_addr().port(),
+        free_port(),
+        Some(&secret),
+    );
+    assert!(knot.wait_serial(7, DEADLINE).is_some(), "{}", knot.log());
+    let last = format!("big{}.foobar.com", EXTRA - 1);
+    assert_eq!(
+        dig_a_at(knot.addr(), &last),
+        ["10.0.19.135"],
+        "{}",
+        knot.log()
+    );
+    assert!(!knot.log().contains("TSIG"), "{}", knot.log());
+}
+
 #[test]
 fn dyn_secondaries_converge_after_100_updates_and_a_restart() {
     skip_unless!(Pair::tools());
@@ -329,20 +454,7 @@ fn dyn_transfers_signed_with_the_key_pass_from_outside_allow_transfer() {
     assert!(!wrong.stdout.contains("\tNS\t"), "{}", wrong.stdout);
 
     // kdig speaks the key as -y ALG:NAME:SECRET and checks the signature too.
-    let mut command = std::process::Command::new("kdig");
-    command
-        .arg(format!("@{}", server.dns_addr().ip()))
-        .args(["-p", &server.dns_addr().port().to_string()])
-        .args([
-            "-y",
-            &format!("hmac-sha256:onebox-update.:{secret}"),
-            "foobar.com",
-            "AXFR",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let (status, stdout, stderr) = run_bounded(command);
+    let (status, stdout, stderr) = signed_kdig_axfr(&server, &secret);
     assert!(
         status.success() && stdout.contains("SOA"),
         "{stdout}{stderr}"

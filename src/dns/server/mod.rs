@@ -214,15 +214,18 @@ async fn stream_connection<S: AsyncRead + AsyncWrite + Unpin>(
                 break;
             };
             used += 2 + len;
-            let Some(reply) = engine.answer(message, client, transport).await else {
+            // A zone transfer comes as several messages, each framed on its own.
+            let Some(replies) = engine.answer_stream(message, client, transport).await else {
                 continue;
             };
-            let Ok(reply_len) = u16::try_from(reply.len()) else {
-                tracing::warn!("answer to {client} over 65535 bytes dropped");
-                return;
-            };
-            output.extend_from_slice(&reply_len.to_be_bytes());
-            output.extend_from_slice(&reply);
+            for reply in replies {
+                let Ok(reply_len) = u16::try_from(reply.len()) else {
+                    tracing::warn!("answer to {client} over 65535 bytes dropped");
+                    return;
+                };
+                output.extend_from_slice(&reply_len.to_be_bytes());
+                output.extend_from_slice(&reply);
+            }
         }
         input.drain(..used);
         if used > 0 {
