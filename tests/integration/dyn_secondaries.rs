@@ -285,7 +285,10 @@ fn dyn_a_zone_over_64k_transfers_in_many_signed_messages() {
         };
         let axfr = server.dig(args);
         let out = format!("signed {signed}: {}{}", axfr.stdout, axfr.stderr);
+        // dig prints "Couldn't verify signature" and a closing WARNING for any
+        // message whose TSIG does not verify, and carries on.
         assert!(!out.contains("failed") && !out.contains("error"), "{out}");
+        assert!(!out.contains("verify") && !out.contains("WARNING"), "{out}");
         let (mut records, tsig): (Vec<_>, Vec<_>) = axfr_records(&axfr.stdout)
             .into_iter()
             .partition(|r| r.rtype != "TSIG");
@@ -313,7 +316,8 @@ fn dyn_a_zone_over_64k_transfers_in_many_signed_messages() {
     let (status, stdout, stderr) = signed_kdig_axfr(&server, &secret);
     let out = format!("{stdout}{stderr}");
     assert!(status.success(), "{out}");
-    // kdig says "failed" (and names the TSIG error) on any message that does not verify.
+    // kdig 3.x did not flag a broken chain when this test was checked against
+    // one; dig above and Knot below check every message.
     assert!(!out.contains("failed") && !out.contains("BAD"), "{out}");
     let received = axfr_records(&stdout)
         .iter()
