@@ -213,26 +213,6 @@ impl Db {
         .map_err(|e| DbError::Storage(format!("read task failed: {e}")))?
     }
 
-    /// Runs `f` in a read transaction right here, on the caller's async worker.
-    ///
-    /// For point lookups only (one key, a session on every authenticated request):
-    /// redb's read transaction is a lock-free snapshot, and a lookup in a cached
-    /// B-tree takes microseconds, less than the hand-off to the blocking pool and
-    /// back that [`Self::read`] pays. A page not yet cached costs one page read,
-    /// briefly holding this worker, which the blocking hop would not save on a
-    /// busy server either. Scans stay on [`Self::read`].
-    pub(crate) fn read_now<R, F>(&self, f: F) -> Result<R, DbError>
-    where
-        F: FnOnce(&ReadTransaction) -> Result<R, DbError>,
-    {
-        let tx = self
-            .inner
-            .redb
-            .begin_read()
-            .map_err(|e| DbError::Storage(e.to_string()))?;
-        f(&tx)
-    }
-
     /// Runs `f` inside the next group-committed write transaction and returns its
     /// result once that transaction is durably committed. If anything in the batch
     /// fails, nothing in it is committed and every caller gets an error.

@@ -296,8 +296,7 @@ impl Db {
         token_hash: [u8; 32],
         now: u64,
     ) -> Result<Option<Session>, DbError> {
-        // A point lookup on every authenticated request: no blocking-pool hop.
-        self.read_now(|tx| {
+        self.read(move |tx| {
             let sessions = tx.open_table(SESSIONS).map_err(storage)?;
             let Some(row) = sessions.get(token_hash.as_slice()).map_err(storage)? else {
                 return Ok(None);
@@ -305,6 +304,7 @@ impl Db {
             let session = row.value().decode()?;
             Ok((session.expires_at > now).then_some(session))
         })
+        .await
     }
 
     /// How many sessions have not expired at `now`. A scan of the table: redb keeps
