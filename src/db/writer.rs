@@ -25,12 +25,11 @@ const QUEUE: usize = 4096;
 /// Called once the batch's fate is known: `Ok` after a durable commit.
 type Finish = Box<dyn FnOnce(Result<(), DbError>) + Send>;
 /// One caller's work inside the shared transaction; `None` if it failed (its caller
-/// has already been told why).
-type Job = Box<dyn FnOnce(&WriteTransaction) -> Option<Finish> + Send>;
+/// has already been told why). Given no transaction, the job answers its caller with
+/// [`DbError::Full`] instead of running: the batch was refused for lack of space.
+type Job = Box<dyn FnOnce(Option<&WriteTransaction>) -> Option<Finish> + Send>;
 
 pub(super) struct Writer {
-    /// The data folder, to check for free space before each write (`None` in memory).
-    dir: Option<std::path::PathBuf>,
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<Stats>,
@@ -53,10 +52,9 @@ impl Writer {
             .name("onebox-db-writer".into())
             .spawn({
                 let stats = stats.clone();
-                move || run(&db, receiver, &stats)
+                move || run(&db, dir.as_deref(), receiver, &stats)
             })?;
         Ok(Self {
-            dir,
             sender: Mutex::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
             stats,
@@ -68,15 +66,6 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<R, DbError> + Send + 'static,
     {
-        // A commit that hits a full disk leaves redb refusing every later write
-        // until the file is reopened; refusing up front keeps the database healthy,
-        // so writing resumes by itself once space returns.
-        if let Some(dir) = &self.dir
-            && free_bytes(dir).is_some_and(|free| free < MIN_FREE_BYTES)
-        {
-            crate::metrics::site::write_error();
-            return Err(DbError::Full);
-        }
         let sender = self
             .sender
             .lock()
@@ -84,13 +73,19 @@ impl Writer {
             .clone()
             .ok_or(DbError::Closed)?;
         let (reply, answer) = oneshot::channel::<Result<R, DbError>>();
-        let job: Job = Box::new(move |tx| match f(tx) {
-            Ok(value) => Some(Box::new(move |outcome: Result<(), DbError>| {
-                let _ = reply.send(outcome.map(|()| value));
-            })),
-            Err(e) => {
-                let _ = reply.send(Err(e));
-                None
+        let job: Job = Box::new(move |tx| {
+            let Some(tx) = tx else {
+                let _ = reply.send(Err(DbError::Full));
+                return None;
+            };
+            match f(tx) {
+                Ok(value) => Some(Box::new(move |outcome: Result<(), DbError>| {
+                    let _ = reply.send(outcome.map(|()| value));
+                })),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    None
+                }
             }
         });
         sender.send(job).await.map_err(|_| DbError::Closed)?;
@@ -144,7 +139,12 @@ fn commit_error(e: &dyn std::fmt::Display) -> DbError {
     }
 }
 
-fn run(db: &Database, mut receiver: mpsc::Receiver<Job>, stats: &Stats) {
+fn run(
+    db: &Database,
+    dir: Option<&std::path::Path>,
+    mut receiver: mpsc::Receiver<Job>,
+    stats: &Stats,
+) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -152,6 +152,18 @@ fn run(db: &Database, mut receiver: mpsc::Receiver<Job>, stats: &Stats) {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
+        }
+        // A commit that hits a full disk leaves redb refusing every later write
+        // until the file is reopened; refusing up front keeps the database healthy,
+        // so writing resumes by itself once space returns. Checked here, once per
+        // batch right before its commit, rather than once per request on the async
+        // workers: the same guarantee (nothing starts a commit on a nearly full
+        // disk) for one statvfs per transaction instead of one per post.
+        if let Some(dir) = dir
+            && free_bytes(dir).is_some_and(|free| free < MIN_FREE_BYTES)
+        {
+            refuse_full(batch);
+            continue;
         }
         let size = batch.len() as u64;
         let started = std::time::Instant::now();
@@ -162,6 +174,14 @@ fn run(db: &Database, mut receiver: mpsc::Receiver<Job>, stats: &Stats) {
             stats.transactions.fetch_add(1, Ordering::Relaxed);
             stats.requests.fetch_add(size, Ordering::Relaxed);
         }
+    }
+}
+
+/// Answers every request of a batch with [`DbError::Full`] without running it.
+fn refuse_full(batch: Vec<Job>) {
+    for job in batch {
+        crate::metrics::site::write_error();
+        job(None);
     }
 }
 
@@ -186,7 +206,7 @@ fn commit_batch(db: &Database, batch: Vec<Job>) -> bool {
             continue;
         }
         // A panic in one request's code must not take the writer thread down with it.
-        match std::panic::catch_unwind(AssertUnwindSafe(|| job(&tx))) {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| job(Some(&tx)))) {
             Ok(Some(finish)) => finishes.push(finish),
             Ok(None) => failed = true,
             Err(_) => {
