@@ -146,9 +146,11 @@ impl Conns {
         stale.len()
     }
 
-    /// How many connections are open now (for logs and tests).
-    pub(crate) fn open(&self) -> usize {
-        self.lock().open.len()
+    /// How many connections are open now, and how many were ever admitted: a
+    /// changed second figure with none open means connections came and went.
+    pub(crate) fn open_and_admitted(&self) -> (usize, u64) {
+        let state = self.lock();
+        (state.open.len(), state.next_id)
     }
 }
 
@@ -300,13 +302,13 @@ mod tests {
         assert!(b.close_token().is_cancelled());
         assert!(!a.close_token().is_cancelled());
         assert!(!c.close_token().is_cancelled());
-        assert_eq!(table.conns.open(), 3);
+        assert_eq!(table.conns.open_and_admitted().0, 3);
         // Now a is busy and c, d idle; c is the older.
         drop(d.activity().begin());
         let _e = table.admit(4).unwrap();
         assert!(c.close_token().is_cancelled());
         drop(d);
-        assert_eq!(table.conns.open(), 2);
+        assert_eq!(table.conns.open_and_admitted().0, 2);
     }
 
     #[test]

@@ -248,18 +248,38 @@ pub(crate) async fn serve(
 /// Closes connections that had no request in flight for `idle`.
 async fn sweep_idle(conns: Arc<conns::Conns>, idle: Duration, shutdown: CancellationToken) {
     let every = IDLE_SWEEP.min(idle / 2).max(Duration::from_millis(100));
+    let mut trimmed_at = 0;
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {}
             () = shutdown.cancelled() => return,
         }
         let closed = conns.close_idle(idle);
+        let (open, admitted) = conns.open_and_admitted();
         if closed > 0 {
-            tracing::debug!(
-                "http: closed {closed} idle connections; {} open",
-                conns.open()
-            );
+            tracing::debug!("http: closed {closed} idle connections; {open} open");
         }
+        // Quiet again after connections came and went: give their freed buffers
+        // back (at most once per sweep, and never while a connection is open).
+        if open == 0 && admitted != trimmed_at {
+            trimmed_at = admitted;
+            return_freed_memory();
+        }
+    }
+}
+
+/// Hands the heap's free pages back to the OS. Each connection's read and write
+/// buffers are freed when it closes, but glibc keeps freed heap memory for reuse:
+/// after 256 connections of static load the process stayed about 5 MB above
+/// what it needs at rest (24.0 MB against 18.8 after a trim, measured with
+/// `wrk -c256` on one core). `malloc_trim` walks the heap once: cheap at one
+/// call per quiet sweep. Other allocators (musl) return memory on their own.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only releases free heap pages; it is thread-safe
+        // and touches no memory the program holds.
+        let _released = unsafe { libc::malloc_trim(0) };
     }
 }
 

@@ -60,6 +60,7 @@ mod serve;
 mod site_api;
 mod site_durability;
 mod site_fast_path;
+mod site_memory;
 mod site_web;
 mod visit;
 mod zone_compat;
