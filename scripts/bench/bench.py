@@ -1057,7 +1057,7 @@ class Bench:
         # rounds at half the length, in ABBA order (rotate alternates who runs
         # first), and the verdict from the median of per-round on ÷ off ratios.
         rounds = 2 * self.args.rounds
-        seconds = max(2.0, self.args.seconds / 2)
+        seconds = max(2, self.args.seconds // 2)
         for r in range(rounds):
             for s in rotate([on, off], r):
                 stats, _, cpu, ccpu, other = self.dnsperf(
