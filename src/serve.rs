@@ -162,27 +162,9 @@ fn validate(args: ServeArgs) -> anyhow::Result<Config> {
     for line in zones.describe() {
         tracing::info!("zone {line}");
     }
-    let stack = &args.stack;
     let dns = args.dns.addr();
-    let metrics_flag = args.metrics.and_then(cli::Listen::addr);
-    let fixture = [dns, stack.http, stack.https, args.dot, metrics_flag]
-        .iter()
-        .flatten()
-        .any(|addr| addr.port() == 0);
+    let (fixture, https, dot) = default_addrs(&args, dns)?;
     let default_port = |port| if fixture { 0 } else { port };
-    let https = stack.https.or_else(|| {
-        stack
-            .http
-            .map(|http| SocketAddr::new(http.ip(), default_port(cli::DEFAULT_HTTPS_PORT)))
-    });
-    let dot = match args.dot {
-        Some(addr) => Some(addr),
-        None if dns.is_none() => None,
-        None => {
-            let default: SocketAddr = cli::DEFAULT_DOT.parse().context("bad DEFAULT_DOT")?;
-            Some(SocketAddr::new(default.ip(), default_port(default.port())))
-        }
-    };
     let internet = zones.has_root().then(|| Internet {
         authorities: zones.authorities(),
         resolver: args.resolver,
@@ -211,6 +193,36 @@ fn validate(args: ServeArgs) -> anyhow::Result<Config> {
         fixture,
         backend,
     })
+}
+
+/// The addresses a flag left out gets: HTTPS beside HTTP on 443 and DoT on
+/// 853, or on port 0 when any flag asked for port 0, so a test fixture never
+/// collides with a real server. Returns (fixture, https, dot).
+fn default_addrs(
+    args: &ServeArgs,
+    dns: Option<SocketAddr>,
+) -> anyhow::Result<(bool, Option<SocketAddr>, Option<SocketAddr>)> {
+    let stack = &args.stack;
+    let metrics_flag = args.metrics.and_then(cli::Listen::addr);
+    let fixture = [dns, stack.http, stack.https, args.dot, metrics_flag]
+        .iter()
+        .flatten()
+        .any(|addr| addr.port() == 0);
+    let default_port = |port| if fixture { 0 } else { port };
+    let https = stack.https.or_else(|| {
+        stack
+            .http
+            .map(|http| SocketAddr::new(http.ip(), default_port(cli::DEFAULT_HTTPS_PORT)))
+    });
+    let dot = match args.dot {
+        Some(addr) => Some(addr),
+        None if dns.is_none() => None,
+        None => {
+            let default: SocketAddr = cli::DEFAULT_DOT.parse().context("bad DEFAULT_DOT")?;
+            Some(SocketAddr::new(default.ip(), default_port(default.port())))
+        }
+    };
+    Ok((fixture, https, dot))
 }
 
 /// `--dns off` makes a web node: flags that only mean something with DNS
@@ -588,6 +600,75 @@ type ToyInternetListeners = (
     Option<(UdpSocket, TcpListener)>,
 );
 
+/// In the toy Internet the --dns address is one authority among others and
+/// answers only for the zones whose glue points there (DoH keeps them all);
+/// the other authorities and the recursive resolver start here. Returns the
+/// engine for the --dns address and the resolver, if one was asked for.
+fn spawn_toy_internet(
+    servers: &mut Servers,
+    config: &Config,
+    shared: &Shared,
+    internet: &Internet,
+    dns_addr: SocketAddr,
+    (authorities, resolver): ToyInternetListeners,
+    addrs: &mut Addrs,
+) -> anyhow::Result<(Engine, Option<dns::recursor::Recursor>)> {
+    let mut dns_engine = shared.engine.clone();
+    let mut recursor = None;
+    let engine_for = |zones: &[String]| -> anyhow::Result<Engine> {
+        Ok(
+            Engine::new(config.zones.only(zones)?, config.transfer.clone())
+                .with_live(shared.live.clone()),
+        )
+    };
+    let by_address = dns::authorities::zones_by_address(&internet.authorities);
+    if let Some(zones) = by_address.get(&dns_addr.ip()) {
+        dns_engine = engine_for(zones)?;
+    }
+    for (ip, zones, udp, tcp) in authorities {
+        let engine = engine_for(&zones)?;
+        tracing::info!(
+            "dns: {} answering at {ip} (udp, tcp), where the glue says",
+            zones.join(", ")
+        );
+        let server = dns::server::run(
+            engine,
+            udp,
+            tcp,
+            None,
+            dns::server::Limits::default(),
+            config.rrl.clone(),
+            servers.shutdown.child_token(),
+        );
+        servers.spawn_until_shutdown("dns authority", server);
+    }
+    addrs.authorities = Some(
+        internet
+            .authorities
+            .iter()
+            .map(|(zone, ips)| {
+                let at = ips.iter().map(|ip| SocketAddr::new(*ip, dns_addr.port()));
+                (zone.clone(), at.collect())
+            })
+            .collect(),
+    );
+    if let Some((udp, tcp)) = resolver {
+        let at = udp.local_addr()?;
+        let resolving = dns::recursor::Recursor::new(internet.hints.clone(), dns_addr.port())
+            .with_live(shared.live.clone());
+        tracing::info!(
+            "dns: recursive resolver on {at} (udp, tcp), from the root hints {:?}",
+            internet.hints
+        );
+        let server =
+            dns::recursor::serve(resolving.clone(), udp, tcp, servers.shutdown.child_token());
+        servers.spawn_until_shutdown("dns resolver", server);
+        addrs.resolver = Some(at);
+        recursor = Some(resolving);
+    }
+    Ok((dns_engine, recursor))
+}
+
 /// DNS in every form but DoH (which the web server answers): the authoritative
 /// server on UDP, TCP and DoT, NOTIFY to the secondaries, and with a root zone the
 /// toy Internet's authorities and resolver. Returns the resolver, if it runs.
@@ -597,68 +678,17 @@ fn spawn_dns(
     state: &State,
     shared: &Shared,
     listeners: DnsListeners,
-    (authorities, resolver): ToyInternetListeners,
+    toy: ToyInternetListeners,
     addrs: &mut Addrs,
 ) -> anyhow::Result<Option<dns::recursor::Recursor>> {
     let DnsListeners { udp, tcp, dot } = listeners;
     let dns_addr = udp.local_addr()?;
-    // In the toy Internet the --dns address is one authority among others and
-    // answers only for the zones whose glue points there; DoH keeps them all.
-    let mut dns_engine = shared.engine.clone();
-    let mut recursor = None;
-    if let Some(internet) = &config.internet {
-        let engine_for = |zones: &[String]| -> anyhow::Result<Engine> {
-            Ok(
-                Engine::new(config.zones.only(zones)?, config.transfer.clone())
-                    .with_live(shared.live.clone()),
-            )
-        };
-        let by_address = dns::authorities::zones_by_address(&internet.authorities);
-        if let Some(zones) = by_address.get(&dns_addr.ip()) {
-            dns_engine = engine_for(zones)?;
+    let (dns_engine, recursor) = match &config.internet {
+        Some(internet) => {
+            spawn_toy_internet(servers, config, shared, internet, dns_addr, toy, addrs)?
         }
-        for (ip, zones, udp, tcp) in authorities {
-            let engine = engine_for(&zones)?;
-            tracing::info!(
-                "dns: {} answering at {ip} (udp, tcp), where the glue says",
-                zones.join(", ")
-            );
-            let server = dns::server::run(
-                engine,
-                udp,
-                tcp,
-                None,
-                dns::server::Limits::default(),
-                config.rrl.clone(),
-                servers.shutdown.child_token(),
-            );
-            servers.spawn_until_shutdown("dns authority", server);
-        }
-        addrs.authorities = Some(
-            internet
-                .authorities
-                .iter()
-                .map(|(zone, ips)| {
-                    let at = ips.iter().map(|ip| SocketAddr::new(*ip, dns_addr.port()));
-                    (zone.clone(), at.collect())
-                })
-                .collect(),
-        );
-        if let Some((udp, tcp)) = resolver {
-            let at = udp.local_addr()?;
-            let resolving = dns::recursor::Recursor::new(internet.hints.clone(), dns_addr.port())
-                .with_live(shared.live.clone());
-            tracing::info!(
-                "dns: recursive resolver on {at} (udp, tcp), from the root hints {:?}",
-                internet.hints
-            );
-            let server =
-                dns::recursor::serve(resolving.clone(), udp, tcp, servers.shutdown.child_token());
-            servers.spawn_until_shutdown("dns resolver", server);
-            addrs.resolver = Some(at);
-            recursor = Some(resolving);
-        }
-    }
+        None => (shared.engine.clone(), None),
+    };
     let dns_server = dns::server::run(
         dns_engine,
         udp,
