@@ -128,22 +128,23 @@ impl Engine {
         client: SocketAddr,
         transport: Transport,
     ) -> Option<Vec<u8>> {
-        let mut messages = self.answer_stream(packet, client, transport).await?;
-        // Only a transfer over a stream has several messages; the others have one.
-        (!messages.is_empty()).then(|| messages.swap_remove(0))
+        // Only a transfer over a stream has more than the first message.
+        let (first, _rest) = self.answer_stream(packet, client, transport).await?;
+        Some(first)
     }
 
-    /// Answers one query with every message of its answer, in order: a zone
-    /// transfer over TCP or TLS may take many (RFC 5936 §2.2), anything else one.
+    /// Answers one query with every message of its answer, in order: the first,
+    /// then the rest, which only a zone transfer over TCP or TLS has (RFC 5936
+    /// §2.2); for every other answer the rest is empty and allocates nothing.
     /// `None` as for [`Engine::answer`].
     pub(crate) async fn answer_stream(
         &self,
         packet: &[u8],
         client: SocketAddr,
         transport: Transport,
-    ) -> Option<Vec<Vec<u8>>> {
+    ) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
         if let Some(reply) = self.answer_cached(None, packet, client, transport) {
-            return Some(vec![reply]);
+            return Some((reply, Vec::new()));
         }
         self.answer_full(packet, client, transport).await
     }
@@ -212,7 +213,7 @@ impl Engine {
         packet: &[u8],
         client: SocketAddr,
         transport: Transport,
-    ) -> Option<Vec<Vec<u8>>> {
+    ) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
         let started = Instant::now();
         // A header is 12 bytes; anything shorter is not DNS. QR=1 is a response: a
         // server that answers responses can be made to loop with another server, so
@@ -222,7 +223,10 @@ impl Engine {
         }
         // UPDATE (opcode 5) is verified on the raw bytes, which its TSIG signs.
         if (packet[2] >> 3) & 0x0F == 5 {
-            return Some(vec![self.update(packet, client, transport, started).await]);
+            return Some((
+                self.update(packet, client, transport, started).await,
+                Vec::new(),
+            ));
         }
         // A query signed with our TSIG key (RFC 8945): typically a secondary that
         // holds the key, which may then transfer from outside --allow-transfer.
@@ -252,7 +256,7 @@ impl Engine {
                 reply.len(),
                 false,
             );
-            return Some(vec![reply]);
+            return Some((reply, Vec::new()));
         };
         // One snapshot for the whole query: the answer and the cache it goes into
         // belong to the same zones, even if a reload lands meanwhile.
@@ -292,23 +296,23 @@ impl Engine {
         }
         // Every message of a signed transfer is signed too, each chained on the
         // MAC of the one before (RFC 8945 §5.3.1), so a secondary can verify all.
-        let mut messages = Vec::with_capacity(1 + rest.len());
         let mut prior = match (&signature, self.tsig.as_deref(), &verdict) {
             (Some(sig), Some(key), Some(Ok(()))) => {
                 tsig::find(&reply).map(|ours| (sig, key, ours.mac))
             }
             _ => None,
         };
-        for next in rest {
-            messages.push(match &mut prior {
+        let rest: Vec<Vec<u8>> = rest
+            .into_iter()
+            .map(|next| match &mut prior {
                 Some((sig, key, mac)) => {
-                    let signed = tsig::sign_continuation(next, key, sig, mac, now);
-                    *mac = tsig::find(&signed).map(|ours| ours.mac).unwrap_or_default();
+                    let (signed, signed_mac) = tsig::sign_continuation(next, key, sig, mac, now);
+                    *mac = signed_mac;
                     signed
                 }
                 None => next,
-            });
-        }
+            })
+            .collect();
         let mut event = QueryEvent {
             client,
             transport: transport.as_str(),
@@ -375,8 +379,7 @@ impl Engine {
                 );
             }
         }
-        messages.insert(0, reply);
-        Some(messages)
+        Some((reply, rest))
     }
 
     async fn update(
@@ -524,9 +527,7 @@ impl Engine {
         // Negative answers come from our own model of the zone, which follows RFC 4592
         // where hickory 0.26 does not: a wildcard never answers for a name that
         // exists, nor below one (its closest encloser).
-        if let Some(zone) = set.zone_for(query.original().name())
-            && !matches!(qtype, RecordType::AXFR | RecordType::IXFR)
-        {
+        if let Some(zone) = set.zone_for(query.original().name()) {
             let name = query.original().name();
             let negative = if !zone.name_exists(name) {
                 Some(ResponseCode::NXDomain)

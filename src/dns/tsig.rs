@@ -428,16 +428,17 @@ pub(crate) fn sign_response(
 /// Signs a message after the first of a multi-message answer (a zone transfer,
 /// RFC 8945 §5.3.1): its MAC covers the previous message's MAC, this message, and
 /// only the timers (time signed and fudge), which chains every message to the
-/// one before, back to the request.
+/// one before, back to the request. Returns the signed message and its MAC, which
+/// the next message chains on.
 pub(crate) fn sign_continuation(
     mut response: Vec<u8>,
     key: &TsigKey,
     request: &TsigRecord,
     prior_mac: &[u8],
     now: u64,
-) -> Vec<u8> {
+) -> (Vec<u8>, Vec<u8>) {
     if response.len() < 12 {
-        return response;
+        return (response, prior_mac.to_vec());
     }
     let mut with_id = response.clone();
     with_id[..2].copy_from_slice(&request.original_id.to_be_bytes());
@@ -451,7 +452,7 @@ pub(crate) fn sign_continuation(
     ]);
     let rdata = rdata(&request.algorithm, now, &mac, request.original_id, 0, &[]);
     append_record(&mut response, &request.key_name, &rdata);
-    response
+    (response, mac)
 }
 
 /// A TSIG record's RDATA (RFC 8945 §4.2), with our fudge.

@@ -215,10 +215,10 @@ async fn stream_connection<S: AsyncRead + AsyncWrite + Unpin>(
             };
             used += 2 + len;
             // A zone transfer comes as several messages, each framed on its own.
-            let Some(replies) = engine.answer_stream(message, client, transport).await else {
+            let Some((first, rest)) = engine.answer_stream(message, client, transport).await else {
                 continue;
             };
-            for reply in replies {
+            for reply in std::iter::once(first).chain(rest) {
                 let Ok(reply_len) = u16::try_from(reply.len()) else {
                     tracing::warn!("answer to {client} over 65535 bytes dropped");
                     return;
