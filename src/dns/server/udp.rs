@@ -17,7 +17,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -130,13 +130,15 @@ pub(super) fn worker(
                 continue;
             }
         };
+        let arrived = Instant::now();
         let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(received);
         for i in 0..received {
             let Some((packet, client)) = batch.packet(i) else {
                 continue;
             };
-            let reply = match engine.answer_cached(Some(&mut local), packet, client, Transport::Udp)
-            {
+            let cached =
+                engine.answer_cached(Some(&mut local), packet, client, Transport::Udp, arrived);
+            let reply = match cached {
                 Some(reply) => Some(reply),
                 None => runtime.block_on(engine.answer(packet, client, Transport::Udp)),
             };
