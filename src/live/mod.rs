@@ -331,13 +331,13 @@ impl Live {
         let nanos = self.nanos(Instant::now());
         match &event {
             Event::Dns {
-                at_ms,
-                client,
-                transport,
                 name,
                 qtype,
                 rcode,
                 answers,
+                client,
+                transport,
+                at_ms,
                 micros,
             } => {
                 let asked = Asked::new(
