@@ -145,31 +145,43 @@ impl Engine {
         transport: Transport,
         started: Instant,
     ) -> Option<Vec<u8>> {
-        if !self.use_cache {
-            return None;
-        }
-        let shared;
-        let cached: &Cached = match local {
-            Some(local) => local.get(packet, transport, || self.zones.snapshot())?,
-            None => {
-                let key = AnswerCache::key(packet, transport)?;
-                shared = self.zones.snapshot().answers.get(&key)?;
-                &shared
-            }
-        };
-        Some(self.replay(cached, packet, client, transport, started))
+        let mut reply = Vec::new();
+        self.answer_cached_into(local, packet, client, transport, started, &mut reply)
+            .then_some(reply)
     }
 
-    /// A cached answer with the query's ID, counted and recorded like any other.
-    fn replay(
+    /// [`Engine::answer_cached`] into a buffer the caller reuses; `false` (and
+    /// the buffer's content unspecified) means "take the full path".
+    pub(crate) fn answer_cached_into(
         &self,
-        cached: &Cached,
+        local: Option<&mut cache::Local>,
         packet: &[u8],
         client: SocketAddr,
         transport: Transport,
         started: Instant,
-    ) -> Vec<u8> {
-        let reply = cache::replay(cached, packet);
+        reply: &mut Vec<u8>,
+    ) -> bool {
+        if !self.use_cache {
+            return false;
+        }
+        let shared;
+        let cached: &Cached = match local {
+            Some(local) => match local.get(packet, transport, || self.zones.snapshot()) {
+                Some(cached) => cached,
+                None => return false,
+            },
+            None => {
+                let Some(key) = AnswerCache::key(packet, transport) else {
+                    return false;
+                };
+                let Some(found) = self.zones.snapshot().answers.get(&key) else {
+                    return false;
+                };
+                shared = found;
+                &shared
+            }
+        };
+        cache::replay(cached, packet, reply);
         let micros = started.elapsed().as_micros() as u64;
         crate::metrics::dns::query(
             transport.as_str(),
@@ -190,7 +202,7 @@ impl Engine {
             answers: cached.answers,
             micros,
         });
-        reply
+        true
     }
 
     async fn answer_full(
