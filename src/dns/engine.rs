@@ -134,9 +134,10 @@ impl Engine {
     /// or the async runtime. `None` means "take the full path". A UDP worker
     /// passes its own copy of the cache (`local`), which a hit reads without a
     /// lock or a shared write; other callers read the zone set's shared cache.
-    /// `started` is when the query was read: a UDP worker reads the clock once
-    /// per batch, not once per query (a clock read costs as much as the rest of
-    /// the bookkeeping), so a query's time counts from its batch's arrival.
+    /// `started` is when the query was read: a UDP worker reads that clock once
+    /// per batch, not once per query (in a VM a clock read costs as much as the
+    /// rest of the bookkeeping), so a query's time counts from its batch's
+    /// arrival.
     pub(crate) fn answer_cached(
         &self,
         local: Option<&mut cache::Local>,
