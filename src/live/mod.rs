@@ -652,6 +652,36 @@ mod tests {
         assert_eq!(names(&live.questions()), expected);
     }
 
+    #[test]
+    fn a_question_waits_on_no_lock_another_thread_holds() {
+        let live = Live::new();
+        let (ready, is_ready) = std::sync::mpsc::channel();
+        let (go, goes) = std::sync::mpsc::channel::<()>();
+        let (done, is_done) = std::sync::mpsc::channel();
+        let worker = {
+            let live = live.clone();
+            std::thread::spawn(move || {
+                question(&live, Instant::now(), "first."); // takes its ring
+                ready.send(()).unwrap();
+                goes.recv().unwrap();
+                question(&live, Instant::now(), "second.");
+                done.send(()).unwrap();
+            })
+        };
+        is_ready.recv().unwrap();
+        // Every lock the live view shares between threads, held elsewhere.
+        let registry = lock(&live.inner.rings);
+        let free = lock(&live.inner.free);
+        let others = lock(&live.inner.others);
+        let spare = lock(&live.inner.spare.0);
+        go.send(()).unwrap();
+        let waited = is_done.recv_timeout(std::time::Duration::from_secs(10));
+        drop((registry, free, others, spare));
+        assert!(waited.is_ok(), "a question waited on a shared lock");
+        worker.join().unwrap();
+        assert_eq!(names(&live.questions()), ["first.", "second."]);
+    }
+
     #[tokio::test]
     async fn the_stream_is_fed_only_while_someone_watches() {
         let live = Live::new();
