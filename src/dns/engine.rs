@@ -124,14 +124,16 @@ impl Engine {
         client: SocketAddr,
         transport: Transport,
     ) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
-        if let Some(reply) = self.answer_cached(None, packet, client, transport, Instant::now()) {
+        let mut reply = Vec::new();
+        if self.answer_cached(None, packet, client, transport, Instant::now(), &mut reply) {
             return Some((reply, Vec::new()));
         }
         self.answer_full(packet, client, transport).await
     }
 
     /// The fast path: a cached answer for a plain query, without touching hickory
-    /// or the async runtime. `None` means "take the full path". A UDP worker
+    /// or the async runtime, replayed into `reply` (a buffer the caller may
+    /// reuse); `false` means "take the full path". A UDP worker
     /// passes its own copy of the cache (`local`), which a hit reads without a
     /// lock or a shared write; other callers read the zone set's shared cache.
     /// `started` is when the query was read: a UDP worker reads that clock once
@@ -139,21 +141,6 @@ impl Engine {
     /// rest of the bookkeeping), so a query's time counts from its batch's
     /// arrival.
     pub(crate) fn answer_cached(
-        &self,
-        local: Option<&mut cache::Local>,
-        packet: &[u8],
-        client: SocketAddr,
-        transport: Transport,
-        started: Instant,
-    ) -> Option<Vec<u8>> {
-        let mut reply = Vec::new();
-        self.answer_cached_into(local, packet, client, transport, started, &mut reply)
-            .then_some(reply)
-    }
-
-    /// [`Engine::answer_cached`] into a buffer the caller reuses; `false` (and
-    /// the buffer's content unspecified) means "take the full path".
-    pub(crate) fn answer_cached_into(
         &self,
         local: Option<&mut cache::Local>,
         packet: &[u8],
@@ -1064,18 +1051,31 @@ mod tests {
         let mut hits = 0;
         // A UDP worker's own copy of the cache, as `server::udp` keeps one.
         let mut local = cache::Local::default();
+        // Replayed into one buffer each, reused as a UDP worker reuses its own.
+        let (mut shared_buffer, mut own_buffer) = (Vec::new(), Vec::new());
+        let now = Instant::now;
         for query in corpus(4000) {
             for transport in [Transport::Udp, Transport::Tcp] {
                 let expected = full.answer(&query, client, transport).await;
                 let first = fast.answer(&query, client, transport).await;
-                let cached = fast.answer_cached(None, &query, client, transport, Instant::now());
+                let cached = fast
+                    .answer_cached(None, &query, client, transport, now(), &mut shared_buffer)
+                    .then(|| shared_buffer.clone());
                 assert_eq!(first, expected, "first answer differs for {query:02x?}");
                 if cached.is_some() {
                     hits += 1;
                     assert_eq!(cached, expected, "cached answer differs for {query:02x?}");
                 }
-                let own =
-                    fast.answer_cached(Some(&mut local), &query, client, transport, Instant::now());
+                let own = fast
+                    .answer_cached(
+                        Some(&mut local),
+                        &query,
+                        client,
+                        transport,
+                        now(),
+                        &mut own_buffer,
+                    )
+                    .then(|| own_buffer.clone());
                 assert_eq!(own, cached, "worker's copy differs for {query:02x?}");
             }
         }

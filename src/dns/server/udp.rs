@@ -150,7 +150,7 @@ pub(super) fn worker(
             };
             let mut buffer = spare.pop().unwrap_or_default();
             let udp = Transport::Udp;
-            let reply = if engine.answer_cached_into(
+            let reply = if engine.answer_cached(
                 Some(&mut local),
                 packet,
                 client,
