@@ -144,12 +144,14 @@ impl Local {
     }
 }
 
-/// Replays a cached answer for a query: the same bytes with the query's ID.
-pub(crate) fn replay(cached: &Cached, packet: &[u8]) -> Vec<u8> {
-    let mut reply = cached.reply.clone();
+/// Replays a cached answer for a query into `reply` (replacing what it held):
+/// the same bytes with the query's ID. A UDP worker passes a buffer it reuses
+/// batch after batch, so a replayed answer allocates nothing.
+pub(crate) fn replay(cached: &Cached, packet: &[u8], reply: &mut Vec<u8>) {
+    reply.clear();
+    reply.extend_from_slice(&cached.reply);
     reply[0] = packet[0];
     reply[1] = packet[1];
-    reply
 }
 
 /// Opcode QUERY, QR=0, exactly one question with an uncompressed name, no answer

@@ -29,25 +29,13 @@ use super::journal::Journal;
 use super::peer::{Cidr, Transport};
 use super::tsig::{self, TsigKey};
 use super::{ZoneSet, Zones};
-use crate::live::{self, Event, Live};
+use crate::live::{self, Event, Live, Question};
 
 /// The largest UDP answer we send with EDNS: the DNS Flag Day 2020 value that NSD,
 /// Knot and BIND use, small enough never to be fragmented on real paths.
 pub(crate) const EDNS_UDP_LIMIT: u16 = 1232;
 /// RFC 1035 §4.2.1: without EDNS a UDP answer is at most 512 bytes.
 const PLAIN_UDP_LIMIT: usize = 512;
-
-/// What one query was and how we answered it: the query log's record.
-#[derive(Debug, Clone, serde::Serialize)]
-pub(crate) struct QueryEvent {
-    pub(crate) client: SocketAddr,
-    pub(crate) transport: &'static str,
-    pub(crate) qname: String,
-    pub(crate) qtype: String,
-    pub(crate) rcode: String,
-    pub(crate) answers: u16,
-    pub(crate) micros: u64,
-}
 
 /// Turns queries into answers. Cheap to clone; shared by every listener.
 #[derive(Clone, Debug)]
@@ -103,20 +91,13 @@ impl Engine {
         self
     }
 
-    /// The query log and the live view: one event per query.
-    fn record(&self, event: QueryEvent) {
-        log_query(&event);
+    /// The query log and the live view: one event per query. Borrowed all the
+    /// way: a cached answer's name, type and rcode are copied into the live
+    /// view's ring as bytes, never cloned into `String`s.
+    fn record(&self, question: &Question<'_>) {
+        log_query(question);
         if let Some(live) = &self.live {
-            live.publish(Event::Dns {
-                at_ms: live::now_ms(),
-                client: event.client,
-                transport: event.transport,
-                name: event.qname,
-                qtype: event.qtype,
-                rcode: event.rcode,
-                answers: event.answers,
-                micros: event.micros,
-            });
+            live.question(question);
         }
     }
 
@@ -143,49 +124,52 @@ impl Engine {
         client: SocketAddr,
         transport: Transport,
     ) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
-        if let Some(reply) = self.answer_cached(None, packet, client, transport) {
+        let mut reply = Vec::new();
+        if self.answer_cached(None, packet, client, transport, Instant::now(), &mut reply) {
             return Some((reply, Vec::new()));
         }
         self.answer_full(packet, client, transport).await
     }
 
     /// The fast path: a cached answer for a plain query, without touching hickory
-    /// or the async runtime. `None` means "take the full path". A UDP worker
+    /// or the async runtime, replayed into `reply` (a buffer the caller may
+    /// reuse); `false` means "take the full path". A UDP worker
     /// passes its own copy of the cache (`local`), which a hit reads without a
     /// lock or a shared write; other callers read the zone set's shared cache.
+    /// `started` is when the query was read: a UDP worker reads that clock once
+    /// per batch, not once per query (in a VM a clock read costs as much as the
+    /// rest of the bookkeeping), so a query's time counts from its batch's
+    /// arrival.
     pub(crate) fn answer_cached(
         &self,
         local: Option<&mut cache::Local>,
         packet: &[u8],
         client: SocketAddr,
         transport: Transport,
-    ) -> Option<Vec<u8>> {
+        started: Instant,
+        reply: &mut Vec<u8>,
+    ) -> bool {
         if !self.use_cache {
-            return None;
+            return false;
         }
-        let started = Instant::now();
         let shared;
         let cached: &Cached = match local {
-            Some(local) => local.get(packet, transport, || self.zones.snapshot())?,
+            Some(local) => match local.get(packet, transport, || self.zones.snapshot()) {
+                Some(cached) => cached,
+                None => return false,
+            },
             None => {
-                let key = AnswerCache::key(packet, transport)?;
-                shared = self.zones.snapshot().answers.get(&key)?;
+                let Some(key) = AnswerCache::key(packet, transport) else {
+                    return false;
+                };
+                let Some(found) = self.zones.snapshot().answers.get(&key) else {
+                    return false;
+                };
+                shared = found;
                 &shared
             }
         };
-        Some(self.replay(cached, packet, client, transport, started))
-    }
-
-    /// A cached answer with the query's ID, counted and recorded like any other.
-    fn replay(
-        &self,
-        cached: &Cached,
-        packet: &[u8],
-        client: SocketAddr,
-        transport: Transport,
-        started: Instant,
-    ) -> Vec<u8> {
-        let reply = cache::replay(cached, packet);
+        cache::replay(cached, packet, reply);
         let micros = started.elapsed().as_micros() as u64;
         crate::metrics::dns::query(
             transport.as_str(),
@@ -196,16 +180,17 @@ impl Engine {
             reply.len(),
             true,
         );
-        self.record(QueryEvent {
+        self.record(&Question {
+            at: started,
             client,
             transport: transport.as_str(),
-            qname: cached.qname.clone(),
-            qtype: cached.qtype.clone(),
-            rcode: cached.rcode.clone(),
+            name: &cached.qname,
+            qtype: &cached.qtype,
+            rcode: &cached.rcode,
             answers: cached.answers,
             micros,
         });
-        reply
+        true
     }
 
     async fn answer_full(
@@ -313,18 +298,10 @@ impl Engine {
                 None => next,
             })
             .collect();
-        let mut event = QueryEvent {
-            client,
-            transport: transport.as_str(),
-            qname: String::new(),
-            qtype: String::new(),
-            rcode: String::new(),
-            answers: 0,
-            micros: 0,
-        };
+        let (mut qname, mut qtype) = (String::new(), String::new());
         if let [query] = request.queries.queries() {
-            event.qname = query.original().name().to_string();
-            event.qtype = query.query_type().to_string();
+            qname = query.original().name().to_string();
+            qtype = query.query_type().to_string();
             // A transfer sent in full over a stream: that secondary now holds the
             // zone's current serial.
             if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR)
@@ -342,42 +319,44 @@ impl Engine {
                 });
             }
         }
-        event.rcode = rcode_name(rcode).to_string();
-        if reply.len() >= 12 {
-            event.answers = u16::from_be_bytes([reply[6], reply[7]]);
-        }
-        event.micros = started.elapsed().as_micros() as u64;
+        let rcode = rcode_name(rcode);
+        let answers = match reply.get(6..8) {
+            Some(count) => u16::from_be_bytes([count[0], count[1]]),
+            None => 0,
+        };
+        let micros = started.elapsed().as_micros() as u64;
         crate::metrics::dns::query(
-            event.transport,
+            transport.as_str(),
             client.is_ipv6(),
-            &event.qtype,
-            &event.rcode,
-            event.micros,
+            &qtype,
+            rcode,
+            micros,
             reply.len(),
             false,
         );
-        let (qname, qtype, rcode, answers) = (
-            event.qname.clone(),
-            event.qtype.clone(),
-            event.rcode.clone(),
-            event.answers,
-        );
-        self.record(event);
+        self.record(&Question {
+            at: started,
+            client,
+            transport: transport.as_str(),
+            name: &qname,
+            qtype: &qtype,
+            rcode,
+            answers,
+            micros,
+        });
         if self.use_cache
             && let Some(key) = AnswerCache::key(packet, transport)
         {
-            {
-                set.answers.insert(
-                    key,
-                    Cached {
-                        reply: reply.clone(),
-                        qname,
-                        qtype,
-                        rcode,
-                        answers,
-                    },
-                );
-            }
+            set.answers.insert(
+                key,
+                Cached {
+                    reply: reply.clone(),
+                    qname,
+                    qtype,
+                    rcode: rcode.to_string(),
+                    answers,
+                },
+            );
         }
         Some((reply, rest))
     }
@@ -406,12 +385,13 @@ impl Engine {
                 serial,
             });
         }
-        self.record(QueryEvent {
+        self.record(&Question {
+            at: started,
             client,
             transport: transport.as_str(),
-            qname: outcome.zone,
-            qtype: "UPDATE".to_string(),
-            rcode: rcode_name(outcome.rcode).to_string(),
+            name: &outcome.zone,
+            qtype: "UPDATE",
+            rcode: rcode_name(outcome.rcode),
             answers: 0,
             micros: started.elapsed().as_micros() as u64,
         });
@@ -791,12 +771,12 @@ pub(crate) fn rcode_name(rcode: ResponseCode) -> &'static str {
 /// shipped 0.83× as fast per CPU-second as NSD and Knot, whose query logs are off
 /// by default too. Every query still reaches the live view and its history (see
 /// [`Engine::record`]), and the metrics count them all.
-fn log_query(event: &QueryEvent) {
+fn log_query(event: &Question<'_>) {
     tracing::debug!(
         target: "onebox::dns::query",
         client = %event.client,
         transport = event.transport,
-        qname = %event.qname,
+        qname = %event.name,
         qtype = %event.qtype,
         rcode = %event.rcode,
         answers = event.answers,
@@ -1071,17 +1051,31 @@ mod tests {
         let mut hits = 0;
         // A UDP worker's own copy of the cache, as `server::udp` keeps one.
         let mut local = cache::Local::default();
+        // Replayed into one buffer each, reused as a UDP worker reuses its own.
+        let (mut shared_buffer, mut own_buffer) = (Vec::new(), Vec::new());
+        let now = Instant::now;
         for query in corpus(4000) {
             for transport in [Transport::Udp, Transport::Tcp] {
                 let expected = full.answer(&query, client, transport).await;
                 let first = fast.answer(&query, client, transport).await;
-                let cached = fast.answer_cached(None, &query, client, transport);
+                let cached = fast
+                    .answer_cached(None, &query, client, transport, now(), &mut shared_buffer)
+                    .then(|| shared_buffer.clone());
                 assert_eq!(first, expected, "first answer differs for {query:02x?}");
                 if cached.is_some() {
                     hits += 1;
                     assert_eq!(cached, expected, "cached answer differs for {query:02x?}");
                 }
-                let own = fast.answer_cached(Some(&mut local), &query, client, transport);
+                let own = fast
+                    .answer_cached(
+                        Some(&mut local),
+                        &query,
+                        client,
+                        transport,
+                        now(),
+                        &mut own_buffer,
+                    )
+                    .then(|| own_buffer.clone());
                 assert_eq!(own, cached, "worker's copy differs for {query:02x?}");
             }
         }

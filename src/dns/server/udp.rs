@@ -17,7 +17,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -110,6 +110,11 @@ pub(super) fn worker(
     }
     let mut batch = Batch::new();
     let mut local = crate::dns::cache::Local::default();
+    // The answers of one batch, and the buffers of the last batch's answers,
+    // reused for the next: a replayed answer then allocates nothing.
+    let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(BATCH);
+    let mut spare: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
+    let mut outbox = Outbox::default();
     while !shutdown.is_cancelled() {
         let received = match batch.receive(socket) {
             Ok(n) => n,
@@ -130,15 +135,33 @@ pub(super) fn worker(
                 continue;
             }
         };
-        let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(received);
+        let started = Instant::now();
+        // A buffer grown by a large answer is not kept: the pool stays small.
+        spare.extend(
+            replies
+                .drain(..)
+                .map(|(buffer, _)| buffer)
+                .filter(|buffer| buffer.capacity() <= SLOT),
+        );
+        spare.truncate(BATCH);
         for i in 0..received {
             let Some((packet, client)) = batch.packet(i) else {
                 continue;
             };
-            let reply = match engine.answer_cached(Some(&mut local), packet, client, Transport::Udp)
-            {
-                Some(reply) => Some(reply),
-                None => runtime.block_on(engine.answer(packet, client, Transport::Udp)),
+            let mut buffer = spare.pop().unwrap_or_default();
+            let udp = Transport::Udp;
+            let reply = if engine.answer_cached(
+                Some(&mut local),
+                packet,
+                client,
+                udp,
+                started,
+                &mut buffer,
+            ) {
+                Some(buffer)
+            } else {
+                spare.push(buffer);
+                runtime.block_on(engine.answer(packet, client, udp))
             };
             let Some(reply) = reply else { continue };
             match rrl.check(client.ip()) {
@@ -152,7 +175,7 @@ pub(super) fn worker(
                 Verdict::Drop => crate::metrics::dns::rrl(false),
             }
         }
-        if let Err(e) = send_all(socket, &replies) {
+        if let Err(e) = send_all(socket, &replies, &mut outbox) {
             tracing::debug!("dns udp send error: {e}");
         }
     }
@@ -227,25 +250,39 @@ impl Batch {
     }
 }
 
+/// The kernel's bookkeeping for one `sendmmsg` batch, kept between batches so
+/// that sending allocates nothing once the vectors have grown.
+#[derive(Default)]
+struct Outbox {
+    addrs: Vec<socket2::SockAddr>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+}
+
 /// Sends every reply with as few `sendmmsg` calls as the kernel allows.
-fn send_all(socket: &UdpSocket, replies: &[(Vec<u8>, SocketAddr)]) -> std::io::Result<()> {
+fn send_all(
+    socket: &UdpSocket,
+    replies: &[(Vec<u8>, SocketAddr)],
+    outbox: &mut Outbox,
+) -> std::io::Result<()> {
     if replies.is_empty() {
         return Ok(());
     }
+    let Outbox {
+        addrs,
+        iovecs,
+        headers,
+    } = outbox;
     // socket2 lays the address out as the kernel wants it (sockaddr_in or _in6).
-    let addrs: Vec<socket2::SockAddr> = replies
-        .iter()
-        .map(|(_, to)| socket2::SockAddr::from(*to))
-        .collect();
-    let mut iovecs: Vec<libc::iovec> = replies
-        .iter()
-        .map(|(bytes, _)| libc::iovec {
-            iov_base: bytes.as_ptr() as *mut libc::c_void,
-            iov_len: bytes.len(),
-        })
-        .collect();
-    let mut headers: Vec<libc::mmsghdr> = Vec::with_capacity(replies.len());
-    for (iovec, addr) in iovecs.iter_mut().zip(&addrs) {
+    addrs.clear();
+    addrs.extend(replies.iter().map(|(_, to)| socket2::SockAddr::from(*to)));
+    iovecs.clear();
+    iovecs.extend(replies.iter().map(|(bytes, _)| libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    }));
+    headers.clear();
+    for (iovec, addr) in iovecs.iter_mut().zip(addrs.iter()) {
         // SAFETY: plain old data; the pointer fields are set right here.
         let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
         // sendmmsg only reads the address: the pointer is `*mut` by the C type alone.
