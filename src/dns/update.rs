@@ -295,7 +295,8 @@ impl Draft {
         }
     }
 
-    /// The records removed and added since `before`, looking only at the touched RRsets.
+    /// The records removed and added since `before`, looking only at the
+    /// touched RRsets: as sets, so the order records sit in never counts.
     fn difference(&self, before: &Rrsets) -> (Vec<Record>, Vec<Record>) {
         let (mut removed, mut added) = (Vec::new(), Vec::new());
         let records = |sets: &Rrsets, key: &RrKey| -> Vec<Record> {
@@ -326,7 +327,12 @@ fn compute(zone: &Zone, message: &Message) -> Result<Option<Change>, ResponseCod
     for update in &message.authorities {
         apply_one(origin, &mut draft, update);
     }
-    if draft.touched.is_empty() {
+    // Changed means different records, not merely records touched: an update
+    // that deletes a record and adds it back (as the same UPDATE resent by a
+    // client whose UDP reply was late does) changes nothing, and must not bump
+    // the serial nor journal an empty change.
+    let (removed, added) = draft.difference(before);
+    if removed.is_empty() && added.is_empty() {
         return Ok(None);
     }
     let cap = max_records();
@@ -804,15 +810,7 @@ mod tests {
     fn malformed_updates_are_formerr_and_change_nothing() {
         let zones = zones();
         // The one test zone's serial, as queries see it now.
-        let serial_now = || {
-            zones
-                .snapshot()
-                .zones
-                .values()
-                .next()
-                .unwrap()
-                .serial()
-        };
+        let serial_now = || zones.snapshot().zones.values().next().unwrap().serial();
         let serial = serial_now();
         // No zone, two zones.
         assert_eq!(
@@ -909,6 +907,29 @@ mod tests {
                     && records.len() == zone.rrsets().iter().count()
             });
         assert!(served, "hickory's handler and the model differ");
+    }
+
+    /// dyn_limits' folding test once saw one serial too many: a client resent
+    /// an UPDATE whose reply was late, and the copy, applied after another
+    /// client's change, deleted and re-added the same record. That changes
+    /// nothing, so it must not bump the serial.
+    #[test]
+    fn the_same_update_applied_twice_bumps_the_serial_once() {
+        let zones = zones();
+        let serial = || zones.snapshot().zones.values().next().unwrap().serial();
+        let mut delete = a("c0.foobar.com.", 0);
+        delete.dns_class = DNSClass::ANY;
+        delete.data = RData::Update0(RecordType::A);
+        let replace = update(vec![delete, a("c0.foobar.com.", 60)], 1);
+        let first = serial();
+        assert_eq!(run(&zones, &replace), Some(ResponseCode::NoError));
+        assert_eq!(
+            run(&zones, &update(vec![a("c1.foobar.com.", 60)], 1)),
+            Some(ResponseCode::NoError)
+        );
+        assert_eq!(serial(), first.wrapping_add(2));
+        assert_eq!(run(&zones, &replace), Some(ResponseCode::NoError));
+        assert_eq!(serial(), first.wrapping_add(2), "the copy changed nothing");
     }
 
     #[test]
