@@ -611,8 +611,11 @@ pub(crate) enum ChangeError {
     BadInput(String),
     #[error("no zone served here contains {0}")]
     NotOurs(String),
-    #[error("the change was refused ({0})")]
-    Refused(&'static str),
+    /// The journal could not make the change durable (a full disk, a failing
+    /// database): nothing was applied, and retrying later may work. Not a
+    /// conflict with the zone's data, so never 409.
+    #[error("the change could not be written to the journal, so nothing was applied; retry later")]
+    Unavailable,
     #[error("zone {zone} is full: it holds at most {cap} records; delete some first")]
     Full { zone: String, cap: usize },
     #[error("too many changes: over --update-rate for the api; retry in {} ms", .0.as_millis())]
@@ -690,7 +693,8 @@ pub(crate) async fn change_record(
             zone,
             cap: max_records(),
         },
-        _ => ChangeError::Refused("server failure"),
+        // SERVFAIL: the journal write failed (the log says why).
+        _ => ChangeError::Unavailable,
     };
     if let Some(Err(wait)) = limit.map(|l| l.take("api")) {
         tracing::warn!(
