@@ -74,25 +74,11 @@ fn dyn_update_rate_refuses_a_concurrent_burst_beyond_the_bucket() {
 /// `clients` threads at once, each adding `each` A records through the fixture
 /// API (named `{first}{client}-{i}.foobar.com`); every response.
 fn api_burst(server: &Onebox, clients: usize, each: usize, first: char) -> Vec<Response> {
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..clients)
-            .map(|client| {
-                scope.spawn(move || {
-                    (0..each)
-                        .map(|i| {
-                            let body = format!(
-                                r#"{{"name":"{first}{client}-{i}.foobar.com","type":"A","value":"192.0.2.1"}}"#
-                            );
-                            server.records_api("POST", &body)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap())
-            .collect()
+    burst(clients, each, |client, i| {
+        let body = format!(
+            r#"{{"name":"{first}{client}-{i}.foobar.com","type":"A","value":"192.0.2.1"}}"#
+        );
+        server.records_api("POST", &body)
     })
 }
 

@@ -178,28 +178,10 @@ fn a_burst_of_posts_on_a_full_disk_all_get_503_and_memory_stays_bounded() {
 
     let before = server.rss_kib();
     let mut peak = PeakRss::watch(server.pid, Duration::from_millis(20));
-    let answers: Vec<(u16, Option<String>, String)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..CLIENTS)
-            .map(|client| {
-                let post = &post;
-                scope.spawn(move || {
-                    (0..EACH)
-                        .map(|i| {
-                            let r = post(&format!("burst {client}-{i} {}", "y".repeat(1900)));
-                            (
-                                r.status,
-                                r.header("Retry-After").map(str::to_string),
-                                r.text(),
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap())
-            .collect()
+    let answers = burst(CLIENTS, EACH, |client, i| {
+        let r = post(&format!("burst {client}-{i} {}", "y".repeat(1900)));
+        let retry = r.header("Retry-After").map(str::to_string);
+        (r.status, retry, r.text())
     });
     let peak = peak.stop();
     assert_eq!(answers.len(), CLIENTS * EACH);
