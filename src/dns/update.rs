@@ -237,9 +237,13 @@ async fn apply(
         Err(rcode) => return Err((shown, rcode)),
     };
     // Durable before it is served or answered: a change the client saw
-    // acknowledged survives kill -9.
+    // acknowledged survives kill -9. Journaled under the zone's own name (lower
+    // case, as the file gives it), not as the client spelled it: a restart
+    // replays the journal by that name.
     if let Some(journal) = journal
-        && let Err(e) = journal.record(&shown, &current, &change, by).await
+        && let Err(e) = journal
+            .record(&current.origin().to_string(), &current, &change, by)
+            .await
     {
         tracing::error!("update not applied: the journal write failed: {e:#}");
         return Err((shown, ResponseCode::ServFail));
