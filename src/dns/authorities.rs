@@ -97,7 +97,7 @@ impl Zones {
             .filter(|(_, z)| labels.contains(&zone_label(z.origin())))
             .map(|(file, z)| (file.clone(), z.clone()))
             .collect();
-        ZoneSet::build(zones, self.axfr)
+        ZoneSet::build(zones, None)
     }
 
     /// After a reload: each view from [`Zones::only`] takes the new zones. A view

@@ -313,7 +313,7 @@ impl Engine {
                 live.publish(Event::Secondary {
                     at_ms: live::now_ms(),
                     zone: zone.origin().to_string(),
-                    serial: zone.parsed.serial,
+                    serial: zone.serial(),
                     secondary: client,
                     state: "caught up",
                 });

@@ -9,14 +9,16 @@
 //! unless the file's edit removes that very record, and a record the file adds
 //! is added even if an UPDATE deleted it before.
 
+use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hickory_server::proto::rr::{RData, Record, RecordType};
 use hickory_server::proto::serialize::binary::{BinDecodable, BinEncodable};
 
-use super::Zones;
-use super::zonefile::{Location, ParsedZone};
+use super::rrsets::Rrsets;
+use super::update;
+use super::{Zone, Zones};
 use crate::db::Db;
 use crate::db::journal::{JournalEntry, ZoneBase};
 
@@ -36,82 +38,60 @@ pub(crate) struct Journal {
     /// Held by every change (UPDATE, reload): one at a time, so each is computed
     /// from the zone the previous one left.
     lock: Arc<tokio::sync::Mutex<()>>,
+    /// The zones known to have a base in the database, so an update writes
+    /// only its own entry, not the whole zone again.
+    based: Arc<std::sync::Mutex<HashSet<String>>>,
 }
 
-fn encode(records: &[(Record, Location)]) -> Vec<Vec<u8>> {
+/// Records as wire bytes, the journal's form.
+fn encode<'a>(records: impl IntoIterator<Item = &'a Record>) -> Vec<Vec<u8>> {
     records
-        .iter()
-        .filter_map(|(r, _)| r.to_bytes().ok())
+        .into_iter()
+        .filter_map(|r| r.to_bytes().ok())
         .collect()
 }
 
-fn decode(records: &[Vec<u8>]) -> Vec<Record> {
+fn decode<'a>(records: impl IntoIterator<Item = &'a Vec<u8>>) -> Vec<Record> {
     records
-        .iter()
+        .into_iter()
         .filter_map(|bytes| Record::from_bytes(bytes).ok())
         .collect()
 }
 
-fn serial_of(records: &[Record]) -> Option<u32> {
-    records.iter().find_map(|r| match &r.data {
-        RData::SOA(soa) => Some(soa.serial),
-        _ => None,
+/// A zone's records as wire bytes, in a set: replaying an entry or comparing
+/// two versions costs O(log n) per record, never O(n) per record.
+type Wire = BTreeSet<Vec<u8>>;
+
+fn soa_in(records: &Wire) -> Option<(Vec<u8>, Record)> {
+    records.iter().find_map(|bytes| {
+        Record::from_bytes(bytes)
+            .ok()
+            .filter(|r| r.record_type() == RecordType::SOA)
+            .map(|r| (bytes.clone(), r))
     })
 }
 
-/// Applies one journal entry: its removed records out, its added records in.
-fn replay(records: &mut Vec<Record>, entry: &JournalEntry) {
-    let removed = decode(&entry.removed);
-    records.retain(|r| !removed.contains(r));
-    for record in decode(&entry.added) {
-        if !records.contains(&record) {
-            records.push(record);
-        }
+fn serial_of(records: &Wire) -> Option<u32> {
+    match soa_in(records)?.1.data {
+        RData::SOA(soa) => Some(soa.serial),
+        _ => None,
     }
+}
+
+/// Applies one journal entry: its removed records out, its added records in.
+fn replay(records: &mut Wire, entry: &JournalEntry) {
+    for record in &entry.removed {
+        records.remove(record);
+    }
+    records.extend(entry.added.iter().cloned());
 }
 
 /// What changed from `before` to `after`, as the journal stores it.
-pub(crate) fn difference(before: &[Record], after: &[Record]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let bytes = |r: &Record| r.to_bytes().ok();
-    let removed = before
-        .iter()
-        .filter(|r| !after.contains(r))
-        .filter_map(bytes)
-        .collect();
-    let added = after
-        .iter()
-        .filter(|r| !before.contains(r))
-        .filter_map(bytes)
-        .collect();
-    (removed, added)
-}
-
-fn with_records(parsed: &ParsedZone, records: Vec<Record>) -> ParsedZone {
-    let mut next = parsed.clone();
-    if let Some(serial) = serial_of(&records) {
-        next.serial = serial;
-    }
-    if let Some(soa) = records.iter().find(|r| r.record_type() == RecordType::SOA)
-        && let RData::SOA(data) = &soa.data
-    {
-        next.negative_ttl = soa.ttl.min(data.minimum);
-    }
-    next.records = records
-        .into_iter()
-        .map(|r| {
-            let at = parsed
-                .records
-                .iter()
-                .find(|(old, _)| *old == r)
-                .map(|(_, at)| at.clone())
-                .unwrap_or(Location {
-                    file: "journal".into(),
-                    line: 0,
-                });
-            (r, at)
-        })
-        .collect();
-    next
+fn difference(before: &Wire, after: &Wire) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    (
+        before.difference(after).cloned().collect(),
+        after.difference(before).cloned().collect(),
+    )
 }
 
 fn now() -> u64 {
@@ -123,6 +103,7 @@ impl Journal {
         Self {
             db,
             lock: Arc::new(tokio::sync::Mutex::new(())),
+            based: Arc::default(),
         }
     }
 
@@ -131,37 +112,51 @@ impl Journal {
         self.lock.lock().await
     }
 
+    fn is_based(&self, zone: &str) -> bool {
+        self.based
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(zone)
+    }
+
+    fn mark_based(&self, zone: &str) {
+        self.based
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(zone.to_string());
+    }
+
     /// Journals one change to `zone` (the caller holds [`Journal::lock`]);
-    /// returns once it is durable.
+    /// returns once it is durable. Costs what the change touched, except for
+    /// a zone never synced, which gets its base (the whole zone) first.
     pub(crate) async fn record(
         &self,
         zone: &str,
-        before: &ParsedZone,
-        after: &ParsedZone,
+        before: &Zone,
+        change: &update::Change,
         author: Author,
     ) -> anyhow::Result<()> {
-        let old: Vec<Record> = before.records.iter().map(|(r, _)| r.clone()).collect();
-        let new: Vec<Record> = after.records.iter().map(|(r, _)| r.clone()).collect();
-        let (removed, added) = difference(&old, &new);
         let entry = JournalEntry {
-            serial_from: before.serial,
-            serial_to: after.serial,
-            removed,
-            added,
+            serial_from: change.serial_from,
+            serial_to: change.serial_to,
+            removed: encode(&change.removed),
+            added: encode(&change.added),
             at: now(),
             by: author.by,
             from: author.from.map(|a| a.to_string()),
         };
-        // A zone never synced (no base yet) gets its base in the same
-        // transaction; checked there, not by reading the journal (O(1) per update).
-        let base = ZoneBase {
-            records: encode(&before.records),
-            file_digest: before.digest,
-            file_records: encode(&before.records),
-        };
+        let base = (!self.is_based(zone)).then(|| {
+            let records = encode(before.records());
+            ZoneBase {
+                file_records: records.clone(),
+                records,
+                file_digest: before.digest(),
+            }
+        });
         self.db
-            .journal_append(zone.to_string(), Some(entry), Some(base), true)
+            .journal_append(zone.to_string(), Some(entry), base, true)
             .await?;
+        self.mark_based(zone);
         Ok(())
     }
 
@@ -176,7 +171,7 @@ impl Journal {
         theirs: u32,
         current: &Record,
     ) -> Option<Vec<Record>> {
-        let (_, entries) = self.db.zone_journal(zone.to_string()).await.ok()?;
+        let (_, entries) = self.db.zone_journal(zone.to_string(), false).await.ok()?;
         let start = entries.iter().position(|e| e.serial_from == theirs)?;
         let mut answer = vec![current.clone()];
         let mut expected = theirs;
@@ -222,31 +217,33 @@ impl Journal {
     pub(crate) async fn sync(&self, zones: &Zones) -> anyhow::Result<()> {
         let set = zones.snapshot();
         for zone in set.zones.values() {
-            let parsed = &zone.parsed;
-            let name = parsed.origin.to_string();
-            let (base, entries) = self.db.zone_journal(name.clone()).await?;
+            let name = zone.origin().to_string();
+            let (base, entries) = self.db.zone_journal(name.clone(), true).await?;
             let Some(base) = base else {
+                let records = encode(zone.records());
                 let base = ZoneBase {
-                    records: encode(&parsed.records),
-                    file_digest: parsed.digest,
-                    file_records: encode(&parsed.records),
+                    file_records: records.clone(),
+                    records,
+                    file_digest: zone.digest(),
                 };
                 self.db
-                    .journal_append(name, None, Some(base), false)
+                    .journal_append(name.clone(), None, Some(base), false)
                     .await?;
+                self.mark_based(&name);
                 continue;
             };
-            let mut current = decode(&base.records);
+            self.mark_based(&name);
+            let mut current: Wire = base.records.iter().cloned().collect();
             for entry in &entries {
                 replay(&mut current, entry);
             }
-            let journal_serial = serial_of(&current).unwrap_or(parsed.serial);
-            if parsed.digest == base.file_digest && parsed.serial == journal_serial {
+            let journal_serial = serial_of(&current).unwrap_or(zone.serial());
+            if zone.digest() == base.file_digest && zone.serial() == journal_serial {
                 continue; // Already file + journal.
             }
-            if parsed.digest != base.file_digest {
-                let file_old = decode(&base.file_records);
-                let file_new: Vec<Record> = parsed.records.iter().map(|(r, _)| r.clone()).collect();
+            if zone.digest() != base.file_digest {
+                let file_old: Wire = base.file_records.iter().cloned().collect();
+                let file_new: Wire = encode(zone.records()).into_iter().collect();
                 let before = current.clone();
                 apply_file_edit(&mut current, &file_old, &file_new);
                 let (removed, added) = difference(&before, &current);
@@ -261,8 +258,8 @@ impl Journal {
                 });
                 let new_base = ZoneBase {
                     records: base.records.clone(),
-                    file_digest: parsed.digest,
-                    file_records: encode(&parsed.records),
+                    file_digest: zone.digest(),
+                    file_records: file_new.into_iter().collect(),
                 };
                 if let Some(entry) = &entry {
                     tracing::info!(
@@ -275,9 +272,7 @@ impl Journal {
                     .journal_append(name.clone(), entry, Some(new_base), false)
                     .await?;
             }
-            let next = with_records(parsed, current);
-            let origin = parsed.origin.clone();
-            let _ = zones.change_zone(&origin, |_| Ok::<_, ()>(Some(next)), ());
+            zones.replace_zone(zone.origin(), Rrsets::from_records(decode(&current)))?;
         }
         Ok(())
     }
@@ -286,30 +281,16 @@ impl Journal {
 /// The file's edits (old file → new file) applied to the current zone. The SOA
 /// is special: its fields come from the new file, and its serial is the file's
 /// when that is newer, else one more than the current one (RFC 1982).
-fn apply_file_edit(current: &mut Vec<Record>, file_old: &[Record], file_new: &[Record]) {
-    let not_soa = |r: &&Record| r.record_type() != RecordType::SOA;
-    let removed: Vec<&Record> = file_old
-        .iter()
-        .filter(not_soa)
-        .filter(|r| !file_new.contains(r))
-        .collect();
-    let added: Vec<&Record> = file_new
-        .iter()
-        .filter(not_soa)
-        .filter(|r| !file_old.contains(r))
-        .collect();
-    let old_soa = current
-        .iter()
-        .find(|r| r.record_type() == RecordType::SOA)
-        .cloned();
-    current.retain(|r| !removed.contains(&r));
-    for record in added {
-        if !current.contains(record) {
-            current.push(record.clone());
-        }
+fn apply_file_edit(current: &mut Wire, file_old: &Wire, file_new: &Wire) {
+    let old_soa = soa_in(current);
+    let file_soa = soa_in(file_new);
+    let not_soa =
+        |r: &&Vec<u8>| Record::from_bytes(r).is_ok_and(|r| r.record_type() != RecordType::SOA);
+    for removed in file_old.difference(file_new).filter(not_soa) {
+        current.remove(removed);
     }
-    let file_soa = file_new.iter().find(|r| r.record_type() == RecordType::SOA);
-    if let (Some(old), Some(file_soa)) = (old_soa, file_soa)
+    current.extend(file_new.difference(file_old).filter(not_soa).cloned());
+    if let (Some((old_bytes, old)), Some((_, file_soa))) = (old_soa, file_soa)
         && let (RData::SOA(old_data), RData::SOA(file_data)) = (&old.data, &file_soa.data)
     {
         let mut soa = file_soa.clone();
@@ -320,8 +301,10 @@ fn apply_file_edit(current: &mut Vec<Record>, file_old: &[Record], file_new: &[R
                 old_data.serial.wrapping_add(1)
             };
         }
-        current.retain(|r| r.record_type() != RecordType::SOA);
-        current.insert(0, soa);
+        if let Ok(bytes) = soa.to_bytes() {
+            current.remove(&old_bytes);
+            current.insert(bytes);
+        }
     }
 }
 
@@ -409,7 +392,7 @@ pub(crate) fn log(zone: &str, data: &std::path::Path, json: bool) -> anyhow::Res
     }
     let name = format!("{}.", zone.trim_end_matches('.').to_ascii_lowercase());
     let (db, runtime) = offline(data)?;
-    let read = runtime.block_on(db.zone_journal(name.clone()));
+    let read = runtime.block_on(db.zone_journal(name.clone(), true));
     db.close();
     let (base, entries) = read?;
     if base.is_none() {

@@ -20,6 +20,7 @@ pub(crate) mod notify;
 mod peer;
 pub(crate) mod probe;
 pub(crate) mod recursor;
+pub(crate) mod rrsets;
 pub(crate) mod server;
 pub(crate) mod tsig;
 pub(crate) mod update;
@@ -82,57 +83,146 @@ pub(crate) struct ChainLink {
     pub(crate) data: String,
 }
 
-/// A zone as served: the checked records plus what the answer engine needs.
-#[derive(Debug)]
+/// Each watched file of a zone, with when it was last seen (time and size).
+type Stamps = Arc<[(PathBuf, Option<(SystemTime, u64)>)]>;
+
+/// hickory's answer engine for one zone.
+pub(crate) type Handler = InMemoryZoneHandler<TokioRuntimeProvider>;
+
+/// A zone as served: its records plus what the answer engine needs.
+///
+/// A change (UPDATE, the fixture API) makes a new `Zone` that shares every
+/// untouched RRset with the old one ([`rrsets::Rrsets`]) and hickory's handler,
+/// which the change edits in place under its own lock (see [`Zones::apply`]).
 pub(crate) struct Zone {
-    pub(crate) parsed: ParsedZone,
-    /// Every name that exists in the zone, empty non-terminals included (RFC 8020:
-    /// a name with nothing at it but names below it exists, so it is NODATA, not NXDOMAIN).
-    names: HashSet<LowerName>,
+    origin: Name,
+    /// The SOA serial served.
+    serial: u32,
+    /// A hash of the zone file's text as last read, to tell "changed" from "touched".
+    digest: u64,
+    rrsets: rrsets::Rrsets,
     /// The SOA as written: what opens and closes a zone transfer.
     soa: Record,
     /// The SOA with the negative TTL, for AUTHORITY in negative answers.
     negative_soa: Record,
     /// When each watched file was last seen, to notice edits.
-    stamps: Vec<(PathBuf, Option<(SystemTime, u64)>)>,
+    stamps: Stamps,
+    handler: Arc<Handler>,
+}
+
+impl std::fmt::Debug for Zone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Zone")
+            .field("origin", &self.origin)
+            .field("serial", &self.serial)
+            .field("rrsets", &self.rrsets)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Zone {
-    fn new(parsed: ParsedZone) -> Self {
-        let origin = parsed.origin.clone();
-        let mut names = HashSet::new();
-        let mut soa = None;
-        for (record, _) in &parsed.records {
-            let mut name = record.name.to_lowercase();
-            if record.record_type() == RecordType::SOA {
-                soa = Some(record.clone());
-            }
-            while origin.zone_of(&name) && names.insert(LowerName::from(&name)) && name != origin {
-                name = name.base_name();
-            }
-        }
-        let soa = soa.expect("a checked zone has an SOA");
-        let mut negative_soa = soa.clone();
-        negative_soa.ttl = parsed.negative_ttl;
+    fn new(parsed: ParsedZone, axfr: AxfrPolicy) -> anyhow::Result<Self> {
         let stamps = parsed.files.iter().map(|p| (p.clone(), stamp(p))).collect();
-        Self {
-            parsed,
-            names,
+        let rrsets = rrsets::Rrsets::from_records(parsed.records.into_iter().map(|(r, _)| r));
+        Self::build(parsed.origin, parsed.digest, stamps, rrsets, axfr)
+    }
+
+    /// A zone of these records, with a handler of its own (a load, a reload).
+    fn build(
+        origin: Name,
+        digest: u64,
+        stamps: Stamps,
+        rrsets: rrsets::Rrsets,
+        axfr: AxfrPolicy,
+    ) -> anyhow::Result<Self> {
+        let mut handler = Handler::empty(origin.clone(), ZoneType::Primary, axfr);
+        *handler.records_get_mut() = rrsets
+            .iter()
+            .map(|(key, set)| (key.clone(), set.clone()))
+            .collect();
+        Self::with_handler(origin, digest, stamps, rrsets, Arc::new(handler))
+    }
+
+    fn with_handler(
+        origin: Name,
+        digest: u64,
+        stamps: Stamps,
+        rrsets: rrsets::Rrsets,
+        handler: Arc<Handler>,
+    ) -> anyhow::Result<Self> {
+        let soa = rrsets
+            .get(&rrsets::key(&origin, RecordType::SOA))
+            .and_then(|set| set.records_without_rrsigs().next().cloned())
+            .with_context(|| format!("zone {origin} has no SOA at its apex"))?;
+        let RData::SOA(data) = &soa.data else {
+            bail!("zone {origin}: the SOA record holds no SOA data");
+        };
+        let serial = data.serial;
+        let mut negative_soa = soa.clone();
+        // RFC 2308 §5: the negative TTL is min(SOA TTL, SOA MINIMUM).
+        negative_soa.ttl = soa.ttl.min(data.minimum);
+        Ok(Self {
+            origin,
+            serial,
+            digest,
+            rrsets,
             soa,
             negative_soa,
             stamps,
-        }
+            handler,
+        })
+    }
+
+    /// This zone with `rrsets` in place of its records, as a reload's journal
+    /// replay makes it: a handler of its own, built from all of them.
+    pub(crate) fn replaced(
+        &self,
+        rrsets: rrsets::Rrsets,
+        axfr: AxfrPolicy,
+    ) -> anyhow::Result<Self> {
+        Self::build(
+            self.origin.clone(),
+            self.digest,
+            self.stamps.clone(),
+            rrsets,
+            axfr,
+        )
+    }
+
+    /// The SOA serial served.
+    pub(crate) fn serial(&self) -> u32 {
+        self.serial
+    }
+
+    /// The hash of the zone file's text as last read.
+    pub(crate) fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// The records, one RRset per owner and type.
+    pub(crate) fn rrsets(&self) -> &rrsets::Rrsets {
+        &self.rrsets
+    }
+
+    /// Every record, in canonical order.
+    pub(crate) fn records(&self) -> impl Iterator<Item = &Record> {
+        self.rrsets.records()
+    }
+
+    /// How many records the zone holds.
+    pub(crate) fn record_count(&self) -> usize {
+        self.rrsets.len()
     }
 
     pub(crate) fn origin(&self) -> &Name {
-        &self.parsed.origin
+        &self.origin
     }
 
     /// Whether `name` exists here, directly or through a wildcard. A wildcard
     /// applies only at the closest encloser (RFC 4592 §3.3.1): the nearest
     /// ancestor that exists.
     pub(crate) fn name_exists(&self, name: &Name) -> bool {
-        if self.names.contains(&LowerName::from(name)) {
+        if self.is_node(name) {
             return true;
         }
         let mut parent = name.base_name();
@@ -140,10 +230,10 @@ impl Zone {
             let wildcard = Name::from_ascii("*")
                 .expect("valid label")
                 .append_domain(&parent);
-            if wildcard.is_ok_and(|w| self.names.contains(&LowerName::from(&w))) {
+            if wildcard.is_ok_and(|w| self.is_node(&w)) {
                 return true;
             }
-            if self.names.contains(&LowerName::from(&parent)) || parent.is_root() {
+            if self.is_node(&parent) || parent.is_root() {
                 return false;
             }
             parent = parent.base_name();
@@ -154,7 +244,7 @@ impl Zone {
     /// Whether `name` is a node of the zone itself (records or an empty
     /// non-terminal), not merely covered by a wildcard.
     pub(crate) fn is_node(&self, name: &Name) -> bool {
-        self.names.contains(&LowerName::from(name))
+        self.origin.zone_of(name) && self.rrsets.is_node(name)
     }
 
     /// Whether `name` holds records of `rtype`, or a CNAME (which answers every type).
@@ -205,14 +295,12 @@ impl Zone {
     }
 
     /// The zone as a transfer sends it (RFC 5936 §2.2): the SOA, every other record
-    /// in file order, and the SOA again to close it.
+    /// in canonical order, and the SOA again to close it.
     pub(crate) fn transfer(&self) -> Vec<Record> {
-        let mut records = vec![self.soa.clone()];
+        let mut records = Vec::with_capacity(self.record_count() + 1);
+        records.push(self.soa.clone());
         records.extend(
-            self.parsed
-                .records
-                .iter()
-                .map(|(r, _)| r)
+            self.records()
                 .filter(|r| r.record_type() != RecordType::SOA)
                 .cloned(),
         );
@@ -226,11 +314,7 @@ impl Zone {
     }
 
     fn records_at<'a>(&'a self, name: &'a Name) -> impl Iterator<Item = &'a Record> + 'a {
-        self.parsed
-            .records
-            .iter()
-            .map(|(r, _)| r)
-            .filter(move |r| same_name(&r.name, name))
+        self.rrsets.records_at(name)
     }
 }
 
@@ -266,7 +350,13 @@ pub(crate) struct ZoneSet {
 }
 
 impl ZoneSet {
-    fn build(zones: BTreeMap<String, Arc<Zone>>, axfr: AxfrPolicy) -> anyhow::Result<Self> {
+    /// A set of these zones, each answered by its own handler: O(zones), not
+    /// O(records), since every zone brings its handler along. `site_hosts`, when
+    /// known to be unchanged, saves working them out again.
+    fn build(
+        zones: BTreeMap<String, Arc<Zone>>,
+        site_hosts: Option<Arc<[String]>>,
+    ) -> anyhow::Result<Self> {
         let mut catalog = Catalog::new();
         let mut seen = HashSet::new();
         for (file, zone) in &zones {
@@ -274,20 +364,15 @@ impl ZoneSet {
             if !seen.insert(LowerName::from(&origin)) {
                 bail!("{file}: zone {origin} is already served from another file");
             }
-            let handler = InMemoryZoneHandler::<TokioRuntimeProvider>::new(
-                origin.clone(),
-                zone.parsed.rrsets(),
-                ZoneType::Primary,
-                axfr,
-            )
-            .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
-            catalog.upsert(LowerName::from(&origin), vec![Arc::new(handler)]);
+            catalog.upsert(LowerName::from(&origin), vec![zone.handler.clone()]);
         }
         Ok(Self {
             catalog,
             zones,
             answers: cache::AnswerCache::default(),
-            site_hosts: std::sync::OnceLock::new(),
+            site_hosts: site_hosts
+                .map(std::sync::OnceLock::from)
+                .unwrap_or_default(),
             retired: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -381,7 +466,7 @@ impl Zones {
                     for warning in &zone.warnings {
                         tracing::warn!("{warning}");
                     }
-                    zones.insert(source.display.clone(), Arc::new(Zone::new(zone)));
+                    zones.insert(source.display.clone(), Arc::new(Zone::new(zone, axfr)?));
                 }
                 Err(found) => problems.extend(found),
             }
@@ -390,7 +475,7 @@ impl Zones {
             let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
             bail!("bad zone data, not serving:\n{}", list.join("\n"));
         }
-        let set = ZoneSet::build(zones, axfr)?;
+        let set = ZoneSet::build(zones, None)?;
         Ok(Self {
             followers: Arc::default(),
             current: Arc::new(RwLock::new(Arc::new(set))),
@@ -454,20 +539,23 @@ impl Zones {
                     let name = parsed.origin.to_string();
                     let name = name.trim_end_matches('.');
                     if let Some(prev) = previous {
-                        if prev.parsed.digest == parsed.digest {
+                        if prev.digest == parsed.digest {
                             // Same text: keep the old zone (and its file stamps up to date).
-                            zones.insert(source.display.clone(), Arc::new(Zone::new(parsed)));
+                            match Zone::new(parsed, self.axfr) {
+                                Ok(zone) => zones.insert(source.display.clone(), Arc::new(zone)),
+                                Err(_) => zones.insert(source.display.clone(), prev.clone()),
+                            };
                             if !only_changed {
                                 tracing::info!(
                                     "zone {name} reloaded: serial {}, {} records (unchanged)",
-                                    prev.parsed.serial,
-                                    prev.parsed.records.len()
+                                    prev.serial,
+                                    prev.record_count()
                                 );
                                 report.reloaded.push(name.to_string());
                             }
                             continue;
                         }
-                        if prev.parsed.serial == parsed.serial {
+                        if prev.serial == parsed.serial {
                             tracing::warn!(
                                 "zone {name} changed but its serial {} did not: secondaries and caches will not notice the change; bump the serial",
                                 parsed.serial
@@ -483,7 +571,18 @@ impl Zones {
                         parsed.records.len()
                     );
                     report.reloaded.push(name.to_string());
-                    zones.insert(source.display.clone(), Arc::new(Zone::new(parsed)));
+                    match Zone::new(parsed, self.axfr) {
+                        Ok(zone) => {
+                            zones.insert(source.display.clone(), Arc::new(zone));
+                        }
+                        Err(e) => {
+                            tracing::error!("{e:#}");
+                            report.failed.push(format!("{e:#}"));
+                            if let Some(prev) = previous {
+                                zones.insert(source.display.clone(), prev.clone());
+                            }
+                        }
+                    }
                 }
                 Err(problems) => {
                     for problem in &problems {
@@ -494,7 +593,7 @@ impl Zones {
                         tracing::error!(
                             "zone {} not reloaded: still serving serial {}",
                             prev.origin(),
-                            prev.parsed.serial
+                            prev.serial
                         );
                         zones.insert(source.display.clone(), prev.clone());
                     }
@@ -510,7 +609,7 @@ impl Zones {
                 tracing::info!("zone {} removed: its file {file} is gone", zone.origin());
             }
         }
-        match ZoneSet::build(zones, self.axfr) {
+        match ZoneSet::build(zones, None) {
             Ok(set) => {
                 ZoneSet::replace(
                     &mut self.current.write().unwrap_or_else(|e| e.into_inner()),
@@ -526,41 +625,96 @@ impl Zones {
         report
     }
 
-    /// Replaces the zone whose apex is `origin` with what `change` makes of it,
-    /// as one step: queries see the old zone or the new one, never a mix, and the
-    /// answer cache goes with the old set. The write lock is held throughout, so
-    /// two changes never race. `None` when no zone has that apex; `Ok(None)` when
-    /// `change` changed nothing; `failed` when the new set cannot be built.
-    pub(crate) fn change_zone<E>(
+    /// Serves `next` as the records of the zone whose apex is `origin`, where
+    /// only the RRsets at `touched` differ from what it serves now: an UPDATE.
+    /// The cost is that of the touched RRsets, never of the whole zone: the new
+    /// zone shares every other RRset with the old one, and hickory's handler
+    /// (shared by both) is edited in place, all `touched` under one hold of its
+    /// write lock, so each lookup sees all of the change or none of it. Then the
+    /// new set replaces the old, and the answer cache goes with the old set.
+    /// Changes hold the journal's lock, so no other change runs meanwhile.
+    /// Returns the new serial.
+    pub(crate) async fn apply(
         &self,
         origin: &Name,
-        change: impl FnOnce(&ParsedZone) -> Result<Option<ParsedZone>, E>,
-        failed: E,
-    ) -> Option<Result<Option<u32>, E>> {
-        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        let (file, zone) = current
+        next: rrsets::Rrsets,
+        touched: &[hickory_server::proto::rr::RrKey],
+    ) -> anyhow::Result<u32> {
+        let set = self.snapshot();
+        let (file, zone) = set
             .zones
             .iter()
-            .find(|(_, z)| same_name(z.origin(), origin))?;
-        let file = file.clone();
-        let next = match change(&zone.parsed) {
-            Ok(Some(next)) => next,
-            Ok(None) => return Some(Ok(None)),
-            Err(e) => return Some(Err(e)),
-        };
-        let serial = next.serial;
-        let mut zones = current.zones.clone();
-        zones.insert(file, Arc::new(Zone::new(next)));
-        match ZoneSet::build(zones, self.axfr) {
-            Ok(set) => {
-                ZoneSet::replace(&mut current, set);
-                Some(Ok(Some(serial)))
-            }
-            Err(e) => {
-                tracing::error!("zone change not applied: {e:#}");
-                Some(Err(failed))
+            .find(|(_, z)| same_name(z.origin(), origin))
+            .with_context(|| format!("no zone {origin} is served"))?;
+        let next = Zone::with_handler(
+            zone.origin.clone(),
+            zone.digest,
+            zone.stamps.clone(),
+            next,
+            zone.handler.clone(),
+        )?;
+        {
+            let mut served = zone.handler.records_mut().await;
+            for key in touched {
+                match next.rrsets.get(key) {
+                    Some(rrset) => served.insert(key.clone(), rrset.clone()),
+                    None => served.remove(key),
+                };
             }
         }
+        // The site's names depend only on CNAMEs and the apexes' addresses.
+        let site_hosts = set
+            .site_hosts
+            .get()
+            .filter(|_| {
+                !touched.iter().any(|key| {
+                    key.record_type == RecordType::CNAME
+                        || (matches!(key.record_type, RecordType::A | RecordType::AAAA)
+                            && set
+                                .zones
+                                .values()
+                                .any(|z| LowerName::from(z.origin()) == key.name))
+                })
+            })
+            .cloned();
+        let serial = next.serial;
+        let mut zones = set.zones.clone();
+        zones.insert(file.clone(), Arc::new(next));
+        let built = ZoneSet::build(zones, site_hosts)?;
+        {
+            let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+            if !Arc::ptr_eq(&current, &set) {
+                // Only a change without the journal's lock (the fuzzer) gets here.
+                bail!("zone {origin} changed while this change was made; try again");
+            }
+            ZoneSet::replace(&mut current, built);
+        }
+        self.refresh_followers();
+        Ok(serial)
+    }
+
+    /// Serves `records` as the whole of the zone whose apex is `origin`, built
+    /// afresh: the journal's replay after a start or a reload.
+    pub(crate) fn replace_zone(
+        &self,
+        origin: &Name,
+        records: rrsets::Rrsets,
+    ) -> anyhow::Result<()> {
+        {
+            let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+            let (file, zone) = current
+                .zones
+                .iter()
+                .find(|(_, z)| same_name(z.origin(), origin))
+                .with_context(|| format!("no zone {origin} is served"))?;
+            let next = zone.replaced(records, self.axfr)?;
+            let mut zones = current.zones.clone();
+            zones.insert(file.clone(), Arc::new(next));
+            let set = ZoneSet::build(zones, None)?;
+            ZoneSet::replace(&mut current, set);
+        }
+        self.refresh_followers();
+        Ok(())
     }
 
     /// The zones served, by name: `foobar.com` (and `.` for the root).
@@ -577,7 +731,7 @@ impl Zones {
         self.snapshot()
             .zones
             .values()
-            .map(|z| (display_name(z.origin()), z.parsed.serial))
+            .map(|z| (display_name(z.origin()), z.serial))
             .collect()
     }
 
@@ -590,8 +744,8 @@ impl Zones {
                 format!(
                     "{} serial {}, {} records",
                     z.origin(),
-                    z.parsed.serial,
-                    z.parsed.records.len()
+                    z.serial,
+                    z.record_count()
                 )
             })
             .collect()
@@ -659,7 +813,7 @@ fn site_hosts_of(set: &ZoneSet) -> Vec<String> {
         .collect();
     let mut hosts = Vec::new();
     for zone in set.zones.values() {
-        for (record, _) in &zone.parsed.records {
+        for record in zone.records() {
             let name = LowerName::from(&record.name);
             let is_site = match record.record_type() {
                 RecordType::A | RecordType::AAAA => apexes.contains(&name),
@@ -744,6 +898,18 @@ mod tests {
 
     fn builtin() -> Zones {
         Zones::load(Path::new("/nonexistent-onebox-zones"), false).unwrap()
+    }
+
+    #[test]
+    fn negative_ttl_is_min_of_soa_ttl_and_minimum() {
+        let source = ZoneSource {
+            display: "t.zone".into(),
+            path: None,
+            text: "$TTL 3600\nfoobar.com. SOA ns1.foobar.com. h.foobar.com. 1 2 3 4 60\nfoobar.com. NS ns1.foobar.com.\n".into(),
+        };
+        let zone = Zone::new(zonefile::parse_zone(&source).unwrap(), AxfrPolicy::Deny).unwrap();
+        assert_eq!(zone.negative_soa().ttl, 60);
+        assert_eq!(zone.soa().ttl, 3600);
     }
 
     #[test]

@@ -35,13 +35,10 @@ fn targets(zones: &Zones, origin: &Name, extra: &[SocketAddr], own: SocketAddr) 
         .find(|z| super::same_name(z.origin(), origin))
     {
         let servers: Vec<_> = zone
-            .parsed
-            .records
-            .iter()
-            .map(|(r, _)| r)
-            .filter(|r| r.record_type() == RecordType::NS && super::same_name(&r.name, origin))
-            .cloned()
-            .collect();
+            .rrsets()
+            .get(&super::rrsets::key(origin, RecordType::NS))
+            .map(|set| set.records_without_rrsigs().cloned().collect())
+            .unwrap_or_default();
         for glue in zone.glue(&servers) {
             let ip: IpAddr = match glue.data {
                 RData::A(a) => a.0.into(),
@@ -69,7 +66,7 @@ pub(crate) async fn watch(
         .snapshot()
         .zones
         .values()
-        .map(|z| (z.origin().to_string(), z.parsed.serial))
+        .map(|z| (z.origin().to_string(), z.serial()))
         .collect();
     loop {
         tokio::select! {
@@ -80,7 +77,7 @@ pub(crate) async fn watch(
             .snapshot()
             .zones
             .values()
-            .map(|z| (z.origin().clone(), z.parsed.serial))
+            .map(|z| (z.origin().clone(), z.serial()))
             .collect();
         for (origin, serial) in now {
             let key = origin.to_string();

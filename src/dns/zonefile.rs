@@ -7,15 +7,13 @@
 //! hand each record to hickory's parser on its own so an error lands on its line,
 //! and then run the semantic checks that BIND, NSD and Knot run before serving.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use hickory_server::proto::rr::{
-    DNSClass, LowerName, Name, RData, Record, RecordSet, RecordType, RrKey,
-};
+use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use hickory_server::proto::serialize::binary::BinEncodable;
 use hickory_server::proto::serialize::txt::Parser;
 
@@ -109,8 +107,6 @@ fn read_zone_text(path: &Path) -> Result<String, String> {
 pub(crate) struct ParsedZone {
     pub(crate) origin: Name,
     pub(crate) serial: u32,
-    /// The negative-caching TTL of RFC 2308: min(SOA TTL, SOA MINIMUM).
-    pub(crate) negative_ttl: u32,
     pub(crate) records: Vec<(Record, Location)>,
     /// The main file and every `$INCLUDE`d one, watched for changes.
     pub(crate) files: Vec<PathBuf>,
@@ -118,20 +114,6 @@ pub(crate) struct ParsedZone {
     pub(crate) digest: u64,
     /// Things worth saying that do not stop the zone from loading.
     pub(crate) warnings: Vec<Problem>,
-}
-
-impl ParsedZone {
-    /// The records grouped into RRsets, as hickory's zone handler wants them.
-    pub(crate) fn rrsets(&self) -> BTreeMap<RrKey, RecordSet> {
-        let mut map: BTreeMap<RrKey, RecordSet> = BTreeMap::new();
-        for (record, _) in &self.records {
-            let rtype = record.record_type();
-            map.entry(RrKey::new(LowerName::from(&record.name), rtype))
-                .or_insert_with(|| RecordSet::with_ttl(record.name.clone(), rtype, record.ttl))
-                .insert(record.clone(), self.serial);
-        }
-        map
-    }
 }
 
 /// Reads and checks one zone. Either every check passes or every problem found is
@@ -208,7 +190,6 @@ pub(crate) fn parse_zone(source: &ZoneSource) -> Result<ParsedZone, Vec<Problem>
         unreachable!("an SOA record holds SOA data")
     };
     let serial = soa.serial;
-    let negative_ttl = soa_record.ttl.min(soa.minimum);
     if default_origin != Name::root() && default_origin.to_lowercase() != origin {
         warnings.push(Problem {
             at: first_line.clone(),
@@ -322,7 +303,6 @@ pub(crate) fn parse_zone(source: &ZoneSource) -> Result<ParsedZone, Vec<Problem>
     Ok(ParsedZone {
         origin,
         serial,
-        negative_ttl,
         records,
         files,
         digest: hasher.finish(),
@@ -962,12 +942,6 @@ mod tests {
             .find(|(r, _)| r.record_type() == RecordType::CNAME)
             .unwrap();
         assert_eq!(cname.0.data.to_string(), "foobar.com.");
-    }
-
-    #[test]
-    fn negative_ttl_is_min_of_soa_ttl_and_minimum() {
-        let zone = parse("$TTL 3600\nfoobar.com. SOA ns1.foobar.com. h.foobar.com. 1 2 3 4 60\nfoobar.com. NS ns1.foobar.com.\n").unwrap();
-        assert_eq!(zone.negative_ttl, 60);
     }
 
     #[test]

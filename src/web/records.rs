@@ -58,6 +58,15 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 /// Constant-time comparison of the bearer token with ours.
+/// [`error`] with `Retry-After: seconds`, for a refusal that waiting cures.
+fn retry_after(status: StatusCode, e: &ChangeError, seconds: u64) -> Response {
+    let mut response = error(status, &e.to_string());
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+    response
+}
+
 fn authorized(api: &Api, headers: &HeaderMap) -> bool {
     let Some(given) = headers
         .get(header::AUTHORIZATION)
@@ -130,18 +139,14 @@ async fn change(
         Err(e @ ChangeError::BadInput(_)) => error(StatusCode::BAD_REQUEST, &e.to_string()),
         Err(e @ ChangeError::NotOurs(_)) => error(StatusCode::NOT_FOUND, &e.to_string()),
         // The record limit: retrying will not help, the zone must shrink first.
-        Err(e @ (ChangeError::Full { .. } | ChangeError::Refused(_))) => {
-            error(StatusCode::CONFLICT, &e.to_string())
-        }
+        Err(e @ ChangeError::Full { .. }) => error(StatusCode::CONFLICT, &e.to_string()),
         Err(e @ ChangeError::TooFast(wait)) => {
-            let mut response = error(StatusCode::TOO_MANY_REQUESTS, &e.to_string());
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                header::HeaderValue::from(seconds.max(1)),
-            );
-            response
+            retry_after(StatusCode::TOO_MANY_REQUESTS, &e, seconds.max(1))
         }
+        // The journal could not write (a full disk): waiting helps, as for a
+        // post refused on a full disk, which is told the same 30 s.
+        Err(e @ ChangeError::Unavailable) => retry_after(StatusCode::SERVICE_UNAVAILABLE, &e, 30),
     }
 }
 

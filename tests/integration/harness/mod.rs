@@ -178,6 +178,27 @@ $TTL 300
 ns1 IN A   127.0.0.1
 ";
 
+/// A concurrent burst: `clients` threads at once, each making `each` calls of
+/// `call(client, i)` one after another; every result, client by client.
+pub fn burst<T: Send>(
+    clients: usize,
+    each: usize,
+    call: impl Fn(usize, usize) -> T + Sync,
+) -> Vec<T> {
+    let call = &call;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..clients)
+            .map(|client| {
+                scope.spawn(move || (0..each).map(|i| call(client, i)).collect::<Vec<_>>())
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    })
+}
+
 /// A zones folder holding `foobar.com.zone` = [`TEST_ZONE_HEAD`] + `extra`.
 pub fn test_zones(extra: &str) -> TempDir {
     let dir = TempDir::new("zones");
