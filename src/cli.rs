@@ -3,10 +3,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tracing_appender::non_blocking::{ErrorCounter, WorkerGuard};
 
 /// onebox: one binary that runs the one-server web stack (DNS, web, app, database).
 #[derive(Debug, Parser)]
@@ -576,53 +574,34 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-/// How many log lines may wait for a slow stderr before new ones are dropped:
-/// about a megabyte of text, so a stalled reader costs bounded memory.
-const LOG_QUEUE_LINES: usize = 8_192;
-
-/// Bytes the log writer thread gathers before one write to stderr.
-const LOG_WRITE_BUFFER: usize = 64 * 1024;
-
-/// The log writer's counter of dropped lines, set once by [`init_logging`].
-static DROPPED_LOG_LINES: OnceLock<ErrorCounter> = OnceLock::new();
-
 /// Keeps the background log writer running; dropping it flushes the lines still
 /// queued (waiting at most about a second for a stuck stderr). Hold it until exit.
 #[derive(Debug)]
 #[must_use = "dropping it stops the log writer"]
 pub struct Logging {
-    _guard: WorkerGuard,
+    _guard: Option<crate::log::Guard>,
 }
 
 /// Diagnostics go to stderr; stdout is kept for what the user asked for (the ready
 /// line, check results, visit traces).
 ///
-/// Lines are written by a background thread through a bounded queue that drops
-/// lines when full: with stderr a pipe nobody reads, a synchronous writer would
-/// block the first task that logs, and with it DNS and HTTP. A lost log line is
-/// the lesser harm; `dropped_log_lines` counts them so serve can say so.
+/// Lines are written by a background thread ([`crate::log`]) from a bounded
+/// buffer that drops lines when full: with stderr a pipe nobody reads, a
+/// synchronous writer would block the first task that logs, and with it DNS and
+/// HTTP. A lost log line is the lesser harm; `dropped_log_lines` counts them so
+/// serve can say so.
 pub fn init_logging(format: LogFormat) -> Logging {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn,hickory_proto=warn"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .thread_name("onebox-log")
-        // The writer thread drains every queued line into this buffer and flushes
-        // once the queue is empty (or the buffer full): one `write(2)` per burst
-        // rather than per line, which under HTTP load was a visible share of the
-        // server's CPU. A line still reaches stderr as soon as the queue runs dry,
-        // and dropping the guard flushes what is left.
-        .finish(std::io::BufWriter::with_capacity(
-            LOG_WRITE_BUFFER,
-            std::io::stderr(),
-        ));
-    let _ = DROPPED_LOG_LINES.set(writer.error_counter());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // The access log formats its own lines when they are plain compact text
+    // (stderr not a terminal): the same bytes, without `fmt`'s machinery.
+    let guard = crate::log::install(format == LogFormat::Pretty && !ansi);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        .with_writer(crate::log::Writer)
+        .with_ansi(ansi);
     match format {
         LogFormat::Pretty => builder.compact().init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -632,7 +611,5 @@ pub fn init_logging(format: LogFormat) -> Logging {
 
 /// Log lines dropped so far because stderr was not read fast enough.
 pub(crate) fn dropped_log_lines() -> usize {
-    DROPPED_LOG_LINES
-        .get()
-        .map_or(0, ErrorCounter::dropped_lines)
+    crate::log::dropped_lines()
 }

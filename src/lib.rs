@@ -35,6 +35,7 @@ pub(crate) mod db;
 pub(crate) mod dns;
 pub mod key;
 pub(crate) mod live;
+pub(crate) mod log;
 pub mod metrics;
 pub mod migrate;
 pub(crate) mod request;

@@ -168,11 +168,8 @@ impl Snapshot {
         // One buffer, written in place: this runs for every response, static
         // files included, and each `format!` would be an allocation of its own.
         let mut out = String::with_capacity(160);
-        let _ = write!(
-            out,
-            "web;desc=\"web server (total)\";dur={:.2}",
-            ms(self.elapsed)
-        );
+        out.push_str("web;desc=\"web server (total)\";dur=");
+        push_ms(&mut out, self.elapsed);
         let stage = match self.layer {
             Layer::Web => None,
             Layer::Static => Some("static;desc=\"static file\""),
@@ -180,7 +177,8 @@ impl Snapshot {
             Layer::Dns => Some("dns;desc=\"dns over https\""),
         };
         if let Some(stage) = stage {
-            let _ = write!(out, ", {stage};dur={:.2}", ms(self.stage));
+            let _ = write!(out, ", {stage};dur=");
+            push_ms(&mut out, self.stage);
         }
         if self.db_reads + self.db_writes > 0 {
             out.push_str(", db;desc=\"database: ");
@@ -189,13 +187,13 @@ impl Snapshot {
             }
             let _ = write!(
                 out,
-                "{} {}, {} {}\";dur={:.2}",
+                "{} {}, {} {}\";dur=",
                 self.db_reads,
                 plural(self.db_reads, "read", "reads"),
                 self.db_writes,
                 plural(self.db_writes, "write", "writes"),
-                ms(self.db)
             );
+            push_ms(&mut out, self.db);
         }
         out
     }
@@ -207,17 +205,38 @@ fn plural(n: u32, one: &'static str, many: &'static str) -> &'static str {
 
 /// Milliseconds with two decimals, as Server-Timing expects.
 pub(crate) fn millis(d: Duration) -> String {
-    format!("{:.2}", ms(d))
+    let mut out = String::new();
+    push_ms(&mut out, d);
+    out
 }
 
-/// Milliseconds as a number, for formatting in place with `{:.2}`.
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+/// `d` in milliseconds with two decimals (`2.10`), rounded to the nearest
+/// 10 µs: integer arithmetic, since `{:.2}` of a float was a visible share of
+/// a static file's cost (every response carries this header).
+fn push_ms(out: &mut String, d: Duration) {
+    use std::fmt::Write;
+    let hundredths = (d.as_nanos() + 5_000) / 10_000;
+    let _ = write!(out, "{}.{:02}", hundredths / 100, hundredths % 100);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn milliseconds_have_two_decimals_rounded_to_ten_microseconds() {
+        for (micros, text) in [
+            (0, "0.00"),
+            (4, "0.00"),
+            (5, "0.01"),
+            (2_100, "2.10"),
+            (2_104_994, "2104.99"),
+            (2_105_000, "2105.00"),
+            (1_234_567, "1234.57"),
+        ] {
+            assert_eq!(millis(Duration::from_micros(micros)), text, "{micros} µs");
+        }
+    }
 
     #[test]
     fn server_timing_names_the_layers() {

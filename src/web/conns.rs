@@ -235,11 +235,12 @@ pub(crate) struct Activity {
 impl Activity {
     /// A request began: the connection is busy until the guard drops (when the
     /// response body is sent, or abandoned).
+    ///
+    /// Only the end of a request is timed: a connection with a request in
+    /// flight is never idle, so its last activity matters only once the
+    /// request is over (one clock read per request, not two).
     pub(crate) fn begin(&self) -> Active {
         self.conn.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.conn
-            .last_active
-            .store(self.conns.now_ms(), Ordering::Relaxed);
         Active(self.clone())
     }
 }

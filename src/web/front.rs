@@ -626,17 +626,17 @@ impl Drop for LoggedBody {
                 micros,
                 self.bytes,
             );
-            tracing::info!(
-                target: "onebox::web::access",
-                method = %line.method,
-                host = %line.host,
-                path = %line.path,
-                status = line.status.as_u16(),
-                bytes = self.bytes,
+            super::access_log::Fields {
+                method: line.method.as_str(),
+                host: &line.host,
+                path: &line.path,
+                status: line.status.as_u16(),
+                bytes: self.bytes,
                 micros,
-                layer = line.snapshot.layer.as_str(),
-                route = line.snapshot.route.as_deref().unwrap_or(""),
-            );
+                layer: line.snapshot.layer.as_str(),
+                route: line.snapshot.route.as_deref().unwrap_or(""),
+            }
+            .log();
             if let Some(client) = line.conn.as_ref().map(|c| c.peer) {
                 line.live.publish(Event::Http {
                     at_ms: crate::live::now_ms(),

@@ -17,6 +17,7 @@
 //!    that serve.rs builds and hands over in [`WebConfig`], so this module never
 //!    names the application.
 
+mod access_log;
 mod assets;
 pub(crate) mod conns;
 mod fast;

@@ -43,7 +43,7 @@ fn a_stderr_nobody_reads_never_stops_dns_or_http() {
     let (dns, http) = (addr("dns"), addr("http"));
 
     // The figure is 5,000 queries and 500 requests; 12,000 queries also
-    // overflow the server's queue of 8,192 log lines, so some must be dropped.
+    // overflow the server's log queue (1 MiB, about 7,000 lines), so some must be dropped.
     let mut unanswered = Vec::new();
     for i in 0..12_000u32 {
         let mut message = query("www.foobar.com.", RecordType::A);
