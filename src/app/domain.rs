@@ -345,11 +345,12 @@ impl App {
         Ok(ctx.trace.db_read(self.store.posts(before, limit)).await?)
     }
 
-    /// Counts a visit to the site; returns the new count.
+    /// Counts a visit to the site; returns the new count once it is durable
+    /// (group-committed with the views arriving alongside, see [`super::visits`]).
     pub(crate) async fn count_visit(&self, ctx: &Ctx) -> Result<u64, AppError> {
         Ok(ctx
             .trace
-            .db_write(self.store.count_visit(ctx.host.clone()))
+            .db_write(self.visits.count(&self.store, &ctx.host))
             .await?)
     }
 
