@@ -369,8 +369,11 @@ pub(super) struct Boards {
     boards: RwLock<HashMap<String, Arc<Board>>>,
     /// Keyed by host; the zone set it was read from is kept alive with it, so a
     /// pointer comparison tells whether the zones have been reloaded since.
-    chains: RwLock<HashMap<String, (Arc<ZoneSet>, Arc<[ChainLink]>)>>,
+    chains: RwLock<HashMap<String, KnownChain>>,
 }
+
+/// A host's chain and the zone set it was read from.
+type KnownChain = (Arc<ZoneSet>, Arc<[ChainLink]>);
 
 impl std::fmt::Debug for Boards {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
