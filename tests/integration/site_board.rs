@@ -13,14 +13,6 @@ fn older_link(page: &str) -> u64 {
     rest.split('"').next().unwrap().parse().unwrap()
 }
 
-/// The visit number a board shows.
-fn visits_on(page: &str) -> u64 {
-    let (_, rest) = page
-        .split_once("has been visited <strong>")
-        .unwrap_or_else(|| panic!("no visit counter: {page}"));
-    rest.split('<').next().unwrap().parse().unwrap()
-}
-
 #[test]
 fn the_board_shows_each_post_at_once_and_its_panel_is_honest() {
     let (_dir, server) = Onebox::start_unthrottled_fresh("board");
