@@ -3,7 +3,7 @@
 //! a form. Every form carries a CSRF token.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Query, State};
@@ -367,13 +367,14 @@ struct Board {
 #[derive(Default)]
 pub(super) struct Boards {
     boards: RwLock<HashMap<String, Arc<Board>>>,
-    /// Keyed by host; the zone set it was read from is kept alive with it, so a
-    /// pointer comparison tells whether the zones have been reloaded since.
+    /// Keyed by host, with a weak handle on the zone set it was read from: the
+    /// handle keeps that set's address from being reused (so comparing addresses
+    /// tells whether the zones were reloaded since) without keeping the set itself.
     chains: RwLock<HashMap<String, KnownChain>>,
 }
 
 /// A host's chain and the zone set it was read from.
-type KnownChain = (Arc<ZoneSet>, Arc<[ChainLink]>);
+type KnownChain = (Weak<ZoneSet>, Arc<[ChainLink]>);
 
 impl std::fmt::Debug for Boards {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -392,7 +393,7 @@ impl Boards {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(host)
-            && Arc::ptr_eq(seen, &set)
+            && std::ptr::eq(seen.as_ptr(), Arc::as_ptr(&set))
         {
             return chain.clone();
         }
@@ -400,7 +401,7 @@ impl Boards {
         self.chains
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(host.to_string(), (set, chain.clone()));
+            .insert(host.to_string(), (Arc::downgrade(&set), chain.clone()));
         chain
     }
 

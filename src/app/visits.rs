@@ -113,6 +113,11 @@ impl Visits {
 /// waiting: one write in flight per host, each counting every view that joined.
 async fn flush(store: Arc<dyn Store>, counter: Arc<HostVisits>) {
     loop {
+        // Let the requests that are already runnable (or whose bytes have just
+        // arrived: tokio polls its sockets before resuming a yielded task) reach
+        // their count first. Without it, clients in lockstep split into a batch
+        // of the first one back and a batch of all the others: twice the commits.
+        tokio::task::yield_now().await;
         let (batch, members) = {
             let mut open = counter.state.lock().unwrap_or_else(PoisonError::into_inner);
             if open.members == 0 {
