@@ -346,11 +346,11 @@ impl App {
     }
 
     /// Counts a visit to the site; returns the new count once it is durable
-    /// (group-committed with the views arriving alongside, see [`super::visits`]).
+    /// (group-committed with the other writes in flight).
     pub(crate) async fn count_visit(&self, ctx: &Ctx) -> Result<u64, AppError> {
         Ok(ctx
             .trace
-            .db_write(self.visits.count(&self.store, &ctx.host))
+            .db_write(self.store.count_visit(ctx.host.clone()))
             .await?)
     }
 

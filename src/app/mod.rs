@@ -15,7 +15,6 @@ mod domain;
 mod pages;
 mod throttle;
 mod views;
-mod visits;
 
 #[cfg(test)]
 mod tests;
@@ -137,8 +136,6 @@ pub(crate) struct App {
     argon2_slots: Arc<tokio::sync::Semaphore>,
     /// The abuse budgets: failed logins, sign-ups, posts.
     throttle: throttle::Throttle,
-    /// The visit counters, batched into shared durable writes.
-    visits: visits::Visits,
     /// The anonymous board, pre-rendered per host and posts version.
     boards: pages::Boards,
 }
@@ -156,7 +153,6 @@ pub(crate) fn router(config: AppConfig) -> Router {
         decoy_hash: OnceLock::new(),
         argon2_slots: Arc::new(tokio::sync::Semaphore::new(MAX_HASHES)),
         throttle: throttle::Throttle::new(config.post_rate),
-        visits: visits::Visits::default(),
         boards: pages::Boards::default(),
     });
     Router::new()

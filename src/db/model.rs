@@ -388,15 +388,15 @@ impl Db {
         .await
     }
 
-    /// Adds `visits` to `host`'s counter in one write and returns the new count.
-    pub(crate) async fn count_visits(&self, host: String, visits: u64) -> Result<u64, DbError> {
+    /// Adds one visit to `host`'s counter and returns the new count.
+    pub(crate) async fn count_visit(&self, host: String) -> Result<u64, DbError> {
         self.write(move |tx| {
             let mut counters = tx.open_table(COUNTERS).map_err(storage)?;
             let count = counters
                 .get(host.as_str())
                 .map_err(storage)?
                 .map_or(0, |c| c.value())
-                .saturating_add(visits);
+                + 1;
             counters.insert(host.as_str(), count).map_err(storage)?;
             Ok(count)
         })

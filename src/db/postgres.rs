@@ -772,25 +772,21 @@ impl Store for Pg {
         })
     }
 
-    fn count_visits(&self, host: String, visits: u64) -> StoreFuture<'_, u64> {
+    fn count_visit(&self, host: String) -> StoreFuture<'_, u64> {
         Box::pin(async move {
-            // One statement adds the whole batch atomically, so the range of numbers
-            // it returns is this node's alone even while other nodes count too.
-            let by = i64::try_from(visits)
-                .map_err(|_| DbError::Storage(format!("{visits} visits at once is too many")))?;
-            let total: i64 = self
+            let visits: i64 = self
                 .with(async |c| {
                     let st = c
                         .prepare_cached(
-                            "INSERT INTO counters (host, visits) VALUES ($1, $2)
-                             ON CONFLICT (host) DO UPDATE SET visits = counters.visits + $2
+                            "INSERT INTO counters (host, visits) VALUES ($1, 1)
+                             ON CONFLICT (host) DO UPDATE SET visits = counters.visits + 1
                              RETURNING visits",
                         )
                         .await?;
-                    Ok(c.query_one(&st, &[&host, &by]).await?.get(0))
+                    Ok(c.query_one(&st, &[&host]).await?.get(0))
                 })
                 .await?;
-            to_u64(total)
+            to_u64(visits)
         })
     }
 

@@ -46,9 +46,8 @@ pub(crate) trait Store: Send + Sync + fmt::Debug {
     fn create_post(&self, post: NewPost) -> StoreFuture<'_, u64>;
     /// Up to `limit` posts, newest first, with ids below `before` when given.
     fn posts(&self, before: Option<u64>, limit: usize) -> StoreFuture<'_, Vec<Post>>;
-    /// Adds `visits` to `host`'s counter in one durable write and returns the new
-    /// count: the caller's views are numbered `count - visits + 1 ..= count`.
-    fn count_visits(&self, host: String, visits: u64) -> StoreFuture<'_, u64>;
+    /// Adds one visit to `host`'s counter and returns the new count.
+    fn count_visit(&self, host: String) -> StoreFuture<'_, u64>;
     /// A number that changes whenever the posts change, when this backend can
     /// tell without a round trip (only this process writes them); `None` when it
     /// cannot (PostgreSQL: another node may post), so nothing may be cached.
@@ -98,8 +97,8 @@ impl Store for Db {
     fn posts(&self, before: Option<u64>, limit: usize) -> StoreFuture<'_, Vec<Post>> {
         Box::pin(Db::posts(self, before, limit))
     }
-    fn count_visits(&self, host: String, visits: u64) -> StoreFuture<'_, u64> {
-        Box::pin(Db::count_visits(self, host, visits))
+    fn count_visit(&self, host: String) -> StoreFuture<'_, u64> {
+        Box::pin(Db::count_visit(self, host))
     }
     fn posts_version(&self) -> Option<u64> {
         Some(Db::posts_version(self))
