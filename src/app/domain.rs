@@ -345,7 +345,8 @@ impl App {
         Ok(ctx.trace.db_read(self.store.posts(before, limit)).await?)
     }
 
-    /// Counts a visit to the site; returns the new count.
+    /// Counts a visit to the site; returns the new count once it is durable
+    /// (group-committed with the other writes in flight).
     pub(crate) async fn count_visit(&self, ctx: &Ctx) -> Result<u64, AppError> {
         Ok(ctx
             .trace

@@ -24,11 +24,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, Version};
-use axum::middleware::Next;
-use axum::response::Response;
 use axum::routing::{get, post};
 
 use crate::db::Store;
@@ -138,6 +136,8 @@ pub(crate) struct App {
     argon2_slots: Arc<tokio::sync::Semaphore>,
     /// The abuse budgets: failed logins, sign-ups, posts.
     throttle: throttle::Throttle,
+    /// The anonymous board, pre-rendered per host and posts version.
+    boards: pages::Boards,
 }
 
 pub(crate) fn router(config: AppConfig) -> Router {
@@ -153,6 +153,7 @@ pub(crate) fn router(config: AppConfig) -> Router {
         decoy_hash: OnceLock::new(),
         argon2_slots: Arc::new(tokio::sync::Semaphore::new(MAX_HASHES)),
         throttle: throttle::Throttle::new(config.post_rate),
+        boards: pages::Boards::default(),
     });
     Router::new()
         .route("/", get(pages::home))
@@ -167,10 +168,6 @@ pub(crate) fn router(config: AppConfig) -> Router {
         )
         .route("/api/v1/posts", get(api::list_posts).post(api::create_post))
         .fallback(pages::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            name_route,
-        ))
         .with_state(app)
 }
 
@@ -198,18 +195,6 @@ fn return_hash_memory_to_the_os() {
     }
 }
 
-/// Tells the trace which route answered, for the access log and the page panel.
-/// Also names the database engine, for `Server-Timing`.
-async fn name_route(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    if let Some(trace) = req.extensions().get::<Arc<Trace>>() {
-        trace.set_db_name(app.store.backend());
-        if let Some(path) = req.extensions().get::<MatchedPath>() {
-            trace.set_route(format!("{} {}", req.method(), path.as_str()));
-        }
-    }
-    next.run(req).await
-}
-
 /// Everything a handler needs to know about the request it is answering.
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx {
@@ -222,15 +207,23 @@ pub(crate) struct Ctx {
     pub(crate) headers: HeaderMap,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+/// Every handler takes a [`Ctx`] first (after its state), so building it is where
+/// the trace learns which route answered (for the access log and the page panel)
+/// and which database engine serves it (for `Server-Timing`): a middleware layer
+/// around the router did this before, at the cost of a boxed future per request.
+impl FromRequestParts<Arc<App>> for Ctx {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Infallible> {
         let trace = parts
             .extensions
             .get::<Arc<Trace>>()
             .cloned()
             .unwrap_or_else(|| Arc::new(Trace::new(Instant::now())));
+        trace.set_db_name(app.store.backend());
+        if let Some(path) = parts.extensions.get::<MatchedPath>() {
+            trace.set_route(format!("{} {}", parts.method, path.as_str()));
+        }
         let host = parts
             .extensions
             .get::<SiteHost>()

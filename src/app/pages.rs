@@ -2,19 +2,22 @@
 //! the server and get a redirect (post/redirect/get), so reloading never resends
 //! a form. Every form carries a CSRF token.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderValue, StatusCode, Version, header};
-use axum::response::{IntoResponse, Response};
-use maud::Markup;
+use axum::response::{Html, IntoResponse, Response};
+use maud::{Markup, PreEscaped};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::domain::{AppError, Login};
 use super::views::{self, Frame, Reached};
 use super::{App, Ctx, auth};
+use crate::db::{DbError, Post};
+use crate::dns::{ChainLink, ZoneSet, Zones};
 use crate::request::millis;
 
 /// Posts per page on the board.
@@ -66,7 +69,13 @@ impl App {
             user: visitor.user(),
             csrf: &token,
         };
-        let mut response = (status, body(&frame)).into_response();
+        self.respond(ctx, visitor, status, body(&frame).into_string())
+    }
+
+    /// A rendered page with the headers every page carries and the visitor's
+    /// CSRF cookie when it is new.
+    fn respond(&self, ctx: &Ctx, visitor: &Visitor, status: StatusCode, html: String) -> Response {
+        let mut response = (status, Html(html)).into_response();
         let headers = response.headers_mut();
         // Pages are per-visitor: never cache them in shared caches.
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -286,33 +295,170 @@ async fn board(
         Err(AppError::Db(crate::db::DbError::Unavailable(_))) => Err(views::NotCounted::NoWrites),
         Err(e) => return error_page(ctx, &e),
     };
-    // One extra row tells whether an "older posts" link is needed.
-    let mut posts = match app.posts(ctx, before, PAGE + 1).await {
-        Ok(p) => p,
+    // The newest posts as an anonymous visitor sees them are the same for every
+    // such view until a post is written: render them once per posts version and
+    // splice in this request's panel. The version is read before the posts, so a
+    // post committed meanwhile makes the next view render again.
+    let plain = visitor.login.is_none() && before.is_none() && error.is_none() && draft.is_empty();
+    if let Some(version) = app.store.posts_version().filter(|_| plain) {
+        let board = match app.boards.get(&ctx.host, version) {
+            Some(board) => board,
+            None => match newest_board(app, ctx, version).await {
+                Ok(board) => board,
+                Err(e) => return error_page(ctx, &e),
+            },
+        };
+        let panel = views::reached_panel(&reached(app, ctx, visits)).into_string();
+        let mut html = String::with_capacity(board.front.len() + panel.len() + board.back.len());
+        html.push_str(&board.front);
+        html.push_str(&panel);
+        html.push_str(&board.back);
+        return app.respond(ctx, &visitor, status, html);
+    }
+    let (posts, older) = match page_of_posts(app, ctx, before).await {
+        Ok(page) => page,
         Err(e) => return error_page(ctx, &e),
     };
-    let older = (posts.len() > PAGE).then(|| {
-        posts.truncate(PAGE);
-        posts.last().map(|p| p.id)
-    });
     let reached = reached(app, ctx, visits);
     app.render(ctx, &visitor, status, "Community board", |frame| {
         views::home(
             frame,
             &posts,
-            older.flatten(),
+            older,
             before.is_some(),
             error,
             draft,
-            &reached,
+            views::reached_panel(&reached),
         )
     })
+}
+
+/// A page of posts older than `before`, and the id for the "older posts" link
+/// when there are more.
+async fn page_of_posts(
+    app: &App,
+    ctx: &Ctx,
+    before: Option<u64>,
+) -> Result<(Vec<Post>, Option<u64>), AppError> {
+    // One extra row tells whether an "older posts" link is needed.
+    let mut posts = app.posts(ctx, before, PAGE + 1).await?;
+    let older = (posts.len() > PAGE).then(|| {
+        posts.truncate(PAGE);
+        posts.last().map(|p| p.id)
+    });
+    Ok((posts, older.flatten()))
+}
+
+/// Stands where the panel goes while the rest of the board is rendered once. No
+/// post can forge it: maud escapes every `<` in what visitors write.
+const PANEL_SLOT: &str = "<onebox-panel-slot>";
+
+/// The anonymous newest board of one host, rendered around the panel's place.
+#[derive(Debug)]
+struct Board {
+    posts_version: u64,
+    front: String,
+    back: String,
+}
+
+/// The rendered boards, one per host (the web server admits only the zone's
+/// site names, so this stays small); each is replaced when the posts change.
+/// Also each host's DNS chain for the panel, worked out once per zone set.
+#[derive(Default)]
+pub(super) struct Boards {
+    boards: RwLock<HashMap<String, Arc<Board>>>,
+    /// Keyed by host, with a weak handle on the zone set it was read from: the
+    /// handle keeps that set's address from being reused (so comparing addresses
+    /// tells whether the zones were reloaded since) without keeping the set itself.
+    chains: RwLock<HashMap<String, KnownChain>>,
+}
+
+/// A host's chain and the zone set it was read from.
+type KnownChain = (Weak<ZoneSet>, Arc<[ChainLink]>);
+
+impl std::fmt::Debug for Boards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Boards(..)")
+    }
+}
+
+impl Boards {
+    /// `host`'s chain in the live zones, as the panel shows it.
+    fn chain(&self, zones: &Zones, host: &str) -> Arc<[ChainLink]> {
+        // Taken before the chain is read: if a reload lands in between, the chain
+        // is newer than its key and the next view reads it again.
+        let set = zones.snapshot();
+        if let Some((seen, chain)) = self
+            .chains
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(host)
+            && std::ptr::eq(seen.as_ptr(), Arc::as_ptr(&set))
+        {
+            return chain.clone();
+        }
+        let chain: Arc<[ChainLink]> = zones.chain(host).into();
+        self.chains
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(host.to_string(), (Arc::downgrade(&set), chain.clone()));
+        chain
+    }
+
+    fn get(&self, host: &str, posts_version: u64) -> Option<Arc<Board>> {
+        self.boards
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(host)
+            .filter(|board| board.posts_version == posts_version)
+            .cloned()
+    }
+
+    fn put(&self, host: &str, board: Arc<Board>) {
+        self.boards
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(host.to_string(), board);
+    }
+}
+
+/// Reads the newest posts and renders the anonymous board around the panel's
+/// slot, keeping it for the views that follow at the same posts version.
+async fn newest_board(app: &App, ctx: &Ctx, posts_version: u64) -> Result<Arc<Board>, AppError> {
+    let (posts, older) = page_of_posts(app, ctx, None).await?;
+    let frame = Frame {
+        title: "Community board",
+        host: &ctx.host,
+        user: None,
+        // No form on an anonymous board carries it.
+        csrf: "",
+    };
+    let page = views::home(
+        &frame,
+        &posts,
+        older,
+        false,
+        None,
+        "",
+        PreEscaped(PANEL_SLOT.into()),
+    )
+    .into_string();
+    let (front, back) = page
+        .split_once(PANEL_SLOT)
+        .ok_or_else(|| AppError::Db(DbError::Storage("the board lost its panel slot".into())))?;
+    let board = Arc::new(Board {
+        posts_version,
+        front: front.to_string(),
+        back: back.to_string(),
+    });
+    app.boards.put(&ctx.host, board.clone());
+    Ok(board)
 }
 
 /// Gathers the facts for the panel, all from this request: the live zone, the
 /// connection, the protocol, and the trace's database counts so far.
 fn reached(app: &App, ctx: &Ctx, visits: Result<u64, views::NotCounted>) -> Reached {
-    let chain = app.zones.chain(&ctx.host);
+    let chain = app.boards.chain(&app.zones, &ctx.host);
     let snapshot = ctx.trace.snapshot();
     let local_ip = ctx.conn.as_ref().map(|c| c.local.ip());
     let dns_addresses: Vec<String> = chain

@@ -2,6 +2,8 @@
 //! a post containing `<script>` is shown as text, never run. No JavaScript: every
 //! page works with plain links and forms.
 
+use std::sync::Arc;
+
 use maud::{DOCTYPE, Markup, html};
 
 use super::rfc3339;
@@ -30,7 +32,7 @@ pub(crate) enum NotCounted {
 #[derive(Debug)]
 pub(crate) struct Reached {
     pub(crate) host: String,
-    pub(crate) chain: Vec<ChainLink>,
+    pub(crate) chain: Arc<[ChainLink]>,
     pub(crate) peer: Option<String>,
     pub(crate) local: Option<String>,
     /// Whether the A/AAAA address DNS gives is the address that accepted us.
@@ -106,7 +108,7 @@ pub(crate) fn home(
     paged: bool,
     error: Option<&str>,
     draft: &str,
-    reached: &Reached,
+    panel: Markup,
 ) -> Markup {
     page(
         frame,
@@ -171,13 +173,15 @@ pub(crate) fn home(
                         }
                     }
                 }
-                aside.col.side { (reached_panel(reached)) }
+                aside.col.side { (panel) }
             }
         },
     )
 }
 
-fn reached_panel(r: &Reached) -> Markup {
+/// "How this page reached you": rendered for every request, since every fact in
+/// it is this request's own.
+pub(crate) fn reached_panel(r: &Reached) -> Markup {
     html! {
         section.card.reached aria-labelledby="reached" {
             h2 #reached { "How this page reached you" }
@@ -226,7 +230,7 @@ fn reached_panel(r: &Reached) -> Markup {
                         p.warn { "No records for this name in our zone." }
                     }
                     ul.chain {
-                        @for link in &r.chain {
+                        @for link in r.chain.iter() {
                             li {
                                 code.name { (link.name) }
                                 span.rr {

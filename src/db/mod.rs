@@ -22,6 +22,7 @@ mod writer;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, bail};
 use redb::backends::InMemoryBackend;
@@ -115,6 +116,10 @@ struct Inner {
     writer: writer::Writer,
     /// Where the data lives, for messages: the file path, or "memory".
     location: String,
+    /// Bumped after every write that may change the posts: readers that keep a
+    /// rendered board compare it to know theirs is still the database's. Only
+    /// this process writes the file (the folder lock), so no change goes unseen.
+    posts_version: AtomicU64,
     /// Held for as long as the database is open; released by the kernel even on `kill -9`.
     _lock: Option<DirLock>,
 }
@@ -180,6 +185,7 @@ impl Db {
                 redb,
                 writer,
                 location,
+                posts_version: AtomicU64::new(0),
                 _lock: lock,
             }),
         })
@@ -228,6 +234,17 @@ impl Db {
     /// requests / transactions is the group-commit batching factor.
     pub(crate) fn write_stats(&self) -> (u64, u64) {
         self.inner.writer.stats()
+    }
+
+    /// The posts' version: it changes whenever a post may have been written.
+    pub(crate) fn posts_version(&self) -> u64 {
+        self.inner.posts_version.load(Ordering::Acquire)
+    }
+
+    /// Called once a write that touches the posts has finished, committed or not
+    /// (a spurious bump only costs a reader one re-read).
+    fn posts_changed(&self) {
+        self.inner.posts_version.fetch_add(1, Ordering::AcqRel);
     }
 
     /// A real round trip through redb: read the schema version.

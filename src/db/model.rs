@@ -338,21 +338,25 @@ impl Db {
     /// Stores a post and returns its id: one more than the newest id, assigned
     /// inside the write transaction, so ids follow commit order.
     pub(crate) async fn create_post(&self, post: NewPost) -> Result<u64, DbError> {
-        self.write(move |tx| {
-            let mut posts = tx.open_table(POSTS).map_err(storage)?;
-            let id = match posts.last().map_err(storage)? {
-                Some((key, _)) => key.value() + 1,
-                None => 1,
-            };
-            let row = Row::encode(&PostRow {
-                author: post.author,
-                body: post.body,
-                created_at: post.created_at,
-            })?;
-            posts.insert(id, row).map_err(storage)?;
-            Ok(id)
-        })
-        .await
+        let id = self
+            .write(move |tx| {
+                let mut posts = tx.open_table(POSTS).map_err(storage)?;
+                let id = match posts.last().map_err(storage)? {
+                    Some((key, _)) => key.value() + 1,
+                    None => 1,
+                };
+                let row = Row::encode(&PostRow {
+                    author: post.author,
+                    body: post.body,
+                    created_at: post.created_at,
+                })?;
+                posts.insert(id, row).map_err(storage)?;
+                Ok(id)
+            })
+            .await;
+        // Before the poster hears back, so its next page cannot show a stale board.
+        self.posts_changed();
+        id
     }
 
     /// Up to `limit` posts, newest first, with ids below `before` when given.
@@ -439,39 +443,42 @@ impl Db {
 
     /// Replaces the four tables' rows with `dump`'s, in one write transaction.
     pub(crate) async fn load(&self, dump: super::store::Dump) -> Result<(), DbError> {
-        self.write(move |tx| {
-            tx.delete_table(USERS).map_err(storage)?;
-            tx.delete_table(SESSIONS).map_err(storage)?;
-            tx.delete_table(POSTS).map_err(storage)?;
-            tx.delete_table(COUNTERS).map_err(storage)?;
-            let mut users = tx.open_table(USERS).map_err(storage)?;
-            for user in &dump.users {
-                users
-                    .insert(user.username.as_str(), Row::encode(user)?)
-                    .map_err(storage)?;
-            }
-            let mut sessions = tx.open_table(SESSIONS).map_err(storage)?;
-            for (hash, session) in &dump.sessions {
-                sessions
-                    .insert(hash.as_slice(), Row::encode(session)?)
-                    .map_err(storage)?;
-            }
-            let mut posts = tx.open_table(POSTS).map_err(storage)?;
-            for post in &dump.posts {
-                let row = Row::encode(&PostRow {
-                    author: post.author.clone(),
-                    body: post.body.clone(),
-                    created_at: post.created_at,
-                })?;
-                posts.insert(post.id, row).map_err(storage)?;
-            }
-            let mut counters = tx.open_table(COUNTERS).map_err(storage)?;
-            for (host, visits) in &dump.counters {
-                counters.insert(host.as_str(), *visits).map_err(storage)?;
-            }
-            Ok(())
-        })
-        .await
+        let loaded = self
+            .write(move |tx| {
+                tx.delete_table(USERS).map_err(storage)?;
+                tx.delete_table(SESSIONS).map_err(storage)?;
+                tx.delete_table(POSTS).map_err(storage)?;
+                tx.delete_table(COUNTERS).map_err(storage)?;
+                let mut users = tx.open_table(USERS).map_err(storage)?;
+                for user in &dump.users {
+                    users
+                        .insert(user.username.as_str(), Row::encode(user)?)
+                        .map_err(storage)?;
+                }
+                let mut sessions = tx.open_table(SESSIONS).map_err(storage)?;
+                for (hash, session) in &dump.sessions {
+                    sessions
+                        .insert(hash.as_slice(), Row::encode(session)?)
+                        .map_err(storage)?;
+                }
+                let mut posts = tx.open_table(POSTS).map_err(storage)?;
+                for post in &dump.posts {
+                    let row = Row::encode(&PostRow {
+                        author: post.author.clone(),
+                        body: post.body.clone(),
+                        created_at: post.created_at,
+                    })?;
+                    posts.insert(post.id, row).map_err(storage)?;
+                }
+                let mut counters = tx.open_table(COUNTERS).map_err(storage)?;
+                for (host, visits) in &dump.counters {
+                    counters.insert(host.as_str(), *visits).map_err(storage)?;
+                }
+                Ok(())
+            })
+            .await;
+        self.posts_changed();
+        loaded
     }
 }
 

@@ -48,6 +48,12 @@ pub(crate) trait Store: Send + Sync + fmt::Debug {
     fn posts(&self, before: Option<u64>, limit: usize) -> StoreFuture<'_, Vec<Post>>;
     /// Adds one visit to `host`'s counter and returns the new count.
     fn count_visit(&self, host: String) -> StoreFuture<'_, u64>;
+    /// A number that changes whenever the posts change, when this backend can
+    /// tell without a round trip (only this process writes them); `None` when it
+    /// cannot (PostgreSQL: another node may post), so nothing may be cached.
+    fn posts_version(&self) -> Option<u64> {
+        None
+    }
     /// A real round trip to the data (for `/readyz`): fails while it is unreachable.
     fn ping(&self) -> StoreFuture<'_, ()>;
     /// The engine's name for people: "redb", "PostgreSQL 15".
@@ -93,6 +99,9 @@ impl Store for Db {
     }
     fn count_visit(&self, host: String) -> StoreFuture<'_, u64> {
         Box::pin(Db::count_visit(self, host))
+    }
+    fn posts_version(&self) -> Option<u64> {
+        Some(Db::posts_version(self))
     }
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move { Db::ping(self).await.map(|_| ()) })

@@ -58,6 +58,7 @@ mod resolver;
 mod scripts;
 mod serve;
 mod site_api;
+mod site_board;
 mod site_durability;
 mod site_fast_path;
 mod site_memory;

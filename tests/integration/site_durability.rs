@@ -199,14 +199,6 @@ fn a_file_from_a_newer_onebox_is_refused_clearly() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
-/// The visits counter on the home page of `page`.
-fn visits_on(page: &str) -> u64 {
-    let (_, rest) = page
-        .split_once("has been visited <strong>")
-        .unwrap_or_else(|| panic!("no visit counter: {page}"));
-    rest.split('<').next().unwrap().parse().unwrap()
-}
-
 #[test]
 fn every_counted_visit_survives_kill_9_right_after_its_page() {
     // The page says the counter was committed before it was sent: concurrent

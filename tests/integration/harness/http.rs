@@ -407,3 +407,11 @@ pub fn curl_write_out(format: &str, args: &[&str]) -> (ExitStatus, String, Strin
     all.extend_from_slice(args);
     run_tool("curl", &all, "curl")
 }
+
+/// The visit counter on the home page `page` ("has been visited <strong>N").
+pub fn visits_on(page: &str) -> u64 {
+    let (_, rest) = page
+        .split_once("has been visited <strong>")
+        .unwrap_or_else(|| panic!("no visit counter: {page}"));
+    rest.split('<').next().unwrap().parse().unwrap()
+}
