@@ -15,8 +15,14 @@ use crate::dns::tsig::TsigKey;
 pub(crate) const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 /// Loads the admin token in `dir`, making it (owner-only, 0600) on first use: a
-/// random 256-bit value in hex, sent as `Authorization: Bearer TOKEN`.
-pub(crate) fn admin_token(dir: &std::path::Path) -> anyhow::Result<(String, std::path::PathBuf)> {
+/// random 256-bit value in hex, sent as `Authorization: Bearer TOKEN`. `durable`
+/// flushes a new file to disk before it is used: a token in a folder that outlives
+/// the process must survive a crash; one in `--ephemeral`'s temporary folder, gone
+/// at exit, need not wait for the disk (that wait was a quarter of the start time).
+pub(crate) fn admin_token(
+    dir: &std::path::Path,
+    durable: bool,
+) -> anyhow::Result<(String, std::path::PathBuf)> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(ADMIN_TOKEN_FILE);
     let token: String = rand::random::<[u8; 32]>()
@@ -31,7 +37,7 @@ pub(crate) fn admin_token(dir: &std::path::Path) -> anyhow::Result<(String, std:
     {
         Ok(mut file) => {
             file.write_all(format!("{token}\n").as_bytes())
-                .and_then(|()| file.sync_all())
+                .and_then(|()| if durable { file.sync_all() } else { Ok(()) })
                 .with_context(|| format!("cannot write {}", path.display()))?;
             Ok((token, path))
         }
@@ -56,7 +62,7 @@ pub fn run(args: KeyArgs) -> anyhow::Result<ExitCode> {
         } => {
             std::fs::create_dir_all(&args.data)
                 .with_context(|| format!("cannot create {}", args.data.display()))?;
-            let (token, _) = admin_token(&args.data)?;
+            let (token, _) = admin_token(&args.data, true)?;
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "{token}")?;
             stdout.flush()?;
@@ -66,7 +72,7 @@ pub fn run(args: KeyArgs) -> anyhow::Result<ExitCode> {
             // first start makes it, so the two can never disagree.
             std::fs::create_dir_all(&args.data)
                 .with_context(|| format!("cannot create {}", args.data.display()))?;
-            let (key, _) = TsigKey::load_or_create(&args.data)?;
+            let (key, _) = TsigKey::load_or_create(&args.data, true)?;
             let text = if json {
                 let mut line = serde_json::json!({
                     "name": key.name,

@@ -410,8 +410,9 @@ async fn open_state(config: &Config) -> anyhow::Result<(State, UnixListener)> {
     )?;
     let (control, control_path) = control::bind(ca_dir.path())?;
     // Made on first start, beside the CA: the data folder, or the temporary one.
-    let tsig = dns::tsig::TsigKey::load_or_create(ca_dir.path())?;
-    let admin = crate::key::admin_token(ca_dir.path())?;
+    let durable = !args.ephemeral;
+    let tsig = dns::tsig::TsigKey::load_or_create(ca_dir.path(), durable)?;
+    let admin = crate::key::admin_token(ca_dir.path(), durable)?;
     // Files were created under the umask; settle their modes now that all exist.
     private_files(ca_dir.path())?;
     let journal = dns::journal::Journal::new(journal_db);

@@ -109,7 +109,11 @@ impl TsigKey {
 
     /// Loads the key in `dir`, making it first when there is none. The file is
     /// created owner-only (0600) and never overwritten: it is what clients hold.
-    pub(crate) fn load_or_create(dir: &Path) -> Result<(Self, PathBuf), KeyFileError> {
+    /// `durable` flushes a new file to disk first, as for the admin token.
+    pub(crate) fn load_or_create(
+        dir: &Path,
+        durable: bool,
+    ) -> Result<(Self, PathBuf), KeyFileError> {
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt;
         let path = dir.join(KEY_FILE);
@@ -126,7 +130,9 @@ impl TsigKey {
                     source: e,
                 };
                 file.write_all(key.to_bind().as_bytes()).map_err(write)?;
-                file.sync_all().map_err(write)?;
+                if durable {
+                    file.sync_all().map_err(write)?;
+                }
                 Ok((key, path))
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
