@@ -690,12 +690,23 @@ fn spawn_dns(
         }
         None => (shared.engine.clone(), None),
     };
+    let limits = dns::server::Limits {
+        // A port the kernel picked (`--dns ADDR:0`, a test fixture) lies in the
+        // ephemeral range, where other programs bind their client sockets at
+        // random, and BIND's tools (nsupdate, dig) set SO_REUSEPORT on theirs. A
+        // socket group of ours there could be joined by such a socket, which the
+        // kernel would then hand a share of our queries: a fixture losing UPDATEs
+        // now and then. So there the workers share one socket, which nobody else
+        // can join; a chosen port (53, a benchmark's) gets a socket per worker.
+        udp_reuseport: config.dns.is_none_or(|a| a.port() != 0),
+        ..dns::server::Limits::default()
+    };
     let dns_server = dns::server::run(
         dns_engine,
         udp,
         tcp,
         Some((dot, state.certs.server_config(&[b"dot"])?)),
-        dns::server::Limits::default(),
+        limits,
         config.rrl.clone(),
         servers.shutdown.child_token(),
     );

@@ -52,7 +52,12 @@ fn a_from_many_ports(server: &Onebox, name: &str) -> Vec<Vec<String>> {
 #[test]
 fn each_udp_worker_has_its_own_socket_and_none_serves_a_stale_answer() {
     let zones = test_zones("probe 300 IN A 192.0.2.1\n");
-    let server = Onebox::spawn().zones(zones.path()).start();
+    // A chosen port, as a real server has: a port the kernel picks gets one
+    // shared socket instead (the next test).
+    let server = Onebox::spawn()
+        .zones(zones.path())
+        .dns(format!("127.0.0.1:{}", free_port()))
+        .start();
     // One worker per core the server may run on; it inherits our CPU affinity.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     // The workers' sockets open as the DNS server starts, maybe just after the
@@ -86,6 +91,25 @@ fn each_udp_worker_has_its_own_socket_and_none_serves_a_stale_answer() {
         answers.iter().all(|a| a == &["192.0.2.2"]),
         "some worker still serves the old zone: {answers:?}"
     );
+}
+
+/// A fixture's DNS port (`--dns 127.0.0.1:0`) lies in the ephemeral range, where
+/// nsupdate and dig bind client sockets with SO_REUSEPORT at random: none of them
+/// may join it and take a share of its queries.
+#[test]
+fn a_port_the_kernel_picked_cannot_be_joined_by_another_socket() {
+    let server = Onebox::start();
+    let port = server.dns_addr().port();
+    let joiner = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    joiner.set_reuse_port(true).unwrap();
+    let joined = joiner.bind(&server.dns_addr().into());
+    assert!(
+        joined.is_err(),
+        "a SO_REUSEPORT socket joined the DNS port {port}"
+    );
+    assert_eq!(udp_sockets_on(port), 1, "one socket, shared by the workers");
+    let reply = ask_udp(server.dns_addr(), &query("www.foobar.com.", RecordType::A));
+    assert!(!reply.answers.is_empty(), "the shared socket answers");
 }
 
 #[test]

@@ -38,6 +38,9 @@ pub(crate) struct Limits {
     /// UDP worker threads, each with its own socket on the shared port; each
     /// answers one batch at a time, which also bounds the UDP work in flight.
     pub(crate) udp_workers: usize,
+    /// Whether each UDP worker gets a socket of its own in an `SO_REUSEPORT`
+    /// group; if not, the workers share the one socket `serve` bound.
+    pub(crate) udp_reuseport: bool,
 }
 
 impl Default for Limits {
@@ -49,6 +52,7 @@ impl Default for Limits {
             // One per core we may run on (this respects taskset): more threads than
             // cores only adds context switches.
             udp_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            udp_reuseport: true,
         }
     }
 }
@@ -66,7 +70,7 @@ pub(crate) async fn run(
     let rrl = Arc::new(rrl::Rrl::new(rrl_config));
     let mut udp_threads = Vec::new();
     let runtime = tokio::runtime::Handle::current();
-    for (i, socket) in udp::sockets(udp, limits.udp_workers)
+    for (i, socket) in udp::sockets(udp, limits.udp_workers, limits.udp_reuseport)
         .into_iter()
         .enumerate()
     {

@@ -36,9 +36,14 @@ const WAKE: Duration = Duration::from_millis(200);
 /// per further worker on the same address. The first socket was bound without
 /// `SO_REUSEPORT`, so the kernel gave it a port nobody else held (and no other
 /// program's socket group could be joined by mistake); setting the option
-/// afterwards lets our own further sockets join it. Should that fail, the
-/// remaining workers share the first socket, as they all did before.
-pub(super) fn sockets(first: tokio::net::UdpSocket, workers: usize) -> Vec<Arc<UdpSocket>> {
+/// afterwards lets our own further sockets join it. Should that fail, or when
+/// `reuseport` is off, the remaining workers share the first socket, as they all
+/// did before.
+pub(super) fn sockets(
+    first: tokio::net::UdpSocket,
+    workers: usize,
+    reuseport: bool,
+) -> Vec<Arc<UdpSocket>> {
     let first = match first
         .into_std()
         .and_then(|s| s.set_nonblocking(false).map(|()| s))
@@ -50,7 +55,7 @@ pub(super) fn sockets(first: tokio::net::UdpSocket, workers: usize) -> Vec<Arc<U
         }
     };
     let mut sockets = vec![first.clone()];
-    let mut own = workers > 1;
+    let mut own = workers > 1 && reuseport;
     if own && let Err(e) = socket2::SockRef::from(&*first).set_reuse_port(true) {
         tracing::warn!("dns udp: no SO_REUSEPORT ({e}); the workers share one socket");
         own = false;
