@@ -585,7 +585,7 @@ pub struct Logging {
 /// Diagnostics go to stderr; stdout is kept for what the user asked for (the ready
 /// line, check results, visit traces).
 ///
-/// Lines are written by a background thread ([`crate::log`]) from a bounded
+/// Lines are written by a background thread (`src/log.rs`) from a bounded
 /// buffer that drops lines when full: with stderr a pipe nobody reads, a
 /// synchronous writer would block the first task that logs, and with it DNS and
 /// HTTP. A lost log line is the lesser harm; `dropped_log_lines` counts them so
