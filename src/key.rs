@@ -23,35 +23,22 @@ pub(crate) fn admin_token(
     dir: &std::path::Path,
     durable: bool,
 ) -> anyhow::Result<(String, std::path::PathBuf)> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use crate::private_file::{Secret, create_or_read};
     let path = dir.join(ADMIN_TOKEN_FILE);
     let token: String = rand::random::<[u8; 32]>()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-    {
-        Ok(mut file) => {
-            file.write_all(format!("{token}\n").as_bytes())
-                .and_then(|()| if durable { file.sync_all() } else { Ok(()) })
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            Ok((token, path))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let token = text.trim().to_string();
-            if token.is_empty() {
-                anyhow::bail!("{} is empty: delete it to make a new token", path.display());
-            }
-            Ok((token, path))
-        }
-        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    let found = create_or_read(&path, format!("{token}\n").as_bytes(), durable)
+        .with_context(|| format!("cannot create or read {}", path.display()))?;
+    let token = match found {
+        Secret::Created => token,
+        Secret::Existing(text) => text.trim().to_string(),
+    };
+    if token.is_empty() {
+        anyhow::bail!("{} is empty: delete it to make a new token", path.display());
     }
+    Ok((token, path))
 }
 
 pub fn run(args: KeyArgs) -> anyhow::Result<ExitCode> {

@@ -38,6 +38,7 @@ pub(crate) mod live;
 pub(crate) mod log;
 pub mod metrics;
 pub mod migrate;
+pub(crate) mod private_file;
 pub(crate) mod request;
 pub mod serve;
 pub mod testing;

@@ -48,13 +48,8 @@ impl std::fmt::Debug for TsigKey {
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum KeyFileError {
-    #[error("cannot read the TSIG key {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot write the TSIG key {path}: {source}")]
-    Write {
+    #[error("cannot create or read the TSIG key {path}: {source}")]
+    Access {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -114,44 +109,23 @@ impl TsigKey {
         dir: &Path,
         durable: bool,
     ) -> Result<(Self, PathBuf), KeyFileError> {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt;
+        use crate::private_file::{Secret, create_or_read};
         let path = dir.join(KEY_FILE);
         let key = Self::generate();
-        let created = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path);
-        match created {
-            Ok(mut file) => {
-                let write = |e| KeyFileError::Write {
-                    path: path.clone(),
-                    source: e,
-                };
-                file.write_all(key.to_bind().as_bytes()).map_err(write)?;
-                if durable {
-                    file.sync_all().map_err(write)?;
-                }
-                Ok((key, path))
+        let found = create_or_read(&path, key.to_bind().as_bytes(), durable).map_err(|source| {
+            KeyFileError::Access {
+                path: path.clone(),
+                source,
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let key = Self::load(&path)?;
-                Ok((key, path))
-            }
-            Err(source) => Err(KeyFileError::Write { path, source }),
-        }
-    }
-
-    /// Reads a key file.
-    pub(crate) fn load(path: &Path) -> Result<Self, KeyFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
-            path: path.to_path_buf(),
-            source,
         })?;
-        Self::from_bind(&text).ok_or_else(|| KeyFileError::Malformed {
-            path: path.to_path_buf(),
-        })
+        match found {
+            Secret::Created => Ok((key, path)),
+            Secret::Existing(text) => {
+                let key = Self::from_bind(&text)
+                    .ok_or_else(|| KeyFileError::Malformed { path: path.clone() })?;
+                Ok((key, path))
+            }
+        }
     }
 
     fn mac(&self, parts: &[&[u8]]) -> Vec<u8> {
