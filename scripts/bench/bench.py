@@ -953,6 +953,18 @@ class Bench:
 
     def startup(self, binary: str, servers_dns: list[tuple[str, callable]]):
         """Fresh processes: exec → ready line (onebox) and exec → first DNS answer."""
+        # This script is the probe here (it polls DNS every 0.5 ms and reads the
+        # ready line), so it runs on the load core like every other probe: left
+        # unpinned, the scheduler may put it on the server's core, where it takes
+        # turns with the very start it is timing.
+        everywhere = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, cpu_list(CLIENT_CPU))
+        try:
+            self._startup(binary, servers_dns)
+        finally:
+            os.sched_setaffinity(0, everywhere)
+
+    def _startup(self, binary: str, servers_dns: list[tuple[str, callable]]):
         ready_ms: list[float] = []
         first: dict[str, list[float]] = {name: [] for name, _ in servers_dns}
         idle_rss: list[float] = []
