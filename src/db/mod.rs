@@ -219,6 +219,22 @@ impl Db {
         .map_err(|e| DbError::Storage(format!("read task failed: {e}")))?
     }
 
+    /// Runs `f` in a read transaction right here, on the caller's thread: for point
+    /// lookups by key (a session per authenticated request), where handing the work
+    /// to the blocking pool and back costs two thread wake-ups, far more than the
+    /// lookup itself (a few B-tree pages, held in redb's cache).
+    pub(crate) fn read_here<R, F>(&self, f: F) -> Result<R, DbError>
+    where
+        F: FnOnce(&ReadTransaction) -> Result<R, DbError>,
+    {
+        let tx = self
+            .inner
+            .redb
+            .begin_read()
+            .map_err(|e| DbError::Storage(e.to_string()))?;
+        f(&tx)
+    }
+
     /// Runs `f` inside the next group-committed write transaction and returns its
     /// result once that transaction is durably committed. If anything in the batch
     /// fails, nothing in it is committed and every caller gets an error.

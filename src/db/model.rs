@@ -296,7 +296,7 @@ impl Db {
         token_hash: [u8; 32],
         now: u64,
     ) -> Result<Option<Session>, DbError> {
-        self.read(move |tx| {
+        self.read_here(move |tx| {
             let sessions = tx.open_table(SESSIONS).map_err(storage)?;
             let Some(row) = sessions.get(token_hash.as_slice()).map_err(storage)? else {
                 return Ok(None);
@@ -304,7 +304,6 @@ impl Db {
             let session = row.value().decode()?;
             Ok((session.expires_at > now).then_some(session))
         })
-        .await
     }
 
     /// How many sessions have not expired at `now`. A scan of the table: redb keeps
