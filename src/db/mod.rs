@@ -120,8 +120,6 @@ struct Inner {
     /// rendered board compare it to know theirs is still the database's. Only
     /// this process writes the file (the folder lock), so no change goes unseen.
     posts_version: AtomicU64,
-    /// The visit counter jobs waiting in the writer's queue, which later views join.
-    visits: model::Visits,
     /// Held for as long as the database is open; released by the kernel even on `kill -9`.
     _lock: Option<DirLock>,
 }
@@ -188,7 +186,6 @@ impl Db {
                 writer,
                 location,
                 posts_version: AtomicU64::new(0),
-                visits: model::Visits::default(),
                 _lock: lock,
             }),
         })

@@ -388,113 +388,20 @@ impl Db {
         .await
     }
 
-    /// Adds one visit to `host`'s counter and returns the new count, once it is
-    /// durable. Views that arrive while the host's counter job waits in the
-    /// writer's queue join it: the job adds them all with one read and one write of
-    /// the counter, in one transaction, and each view gets its own number from the
-    /// range it took (see [`Visits`]).
+    /// Adds one visit to `host`'s counter and returns the new count.
     pub(crate) async fn count_visit(&self, host: String) -> Result<u64, DbError> {
-        let visits = &self.inner.visits;
-        let (place, mut done) = {
-            let mut open = visits.lock();
-            match open.get_mut(&host) {
-                Some(group) => {
-                    group.views += 1;
-                    (group.views - 1, group.done.clone())
-                }
-                None => {
-                    let (sender, done) = tokio::sync::watch::channel(None);
-                    let group = OpenVisits {
-                        views: 1,
-                        done: done.clone(),
-                    };
-                    open.insert(host.clone(), group);
-                    drop(open);
-                    self.submit_visits(host, sender);
-                    (0, done)
-                }
-            }
-        };
-        let outcome = done
-            .wait_for(Option::is_some)
-            .await
-            .map_err(|_| DbError::Closed)?
-            .clone();
-        match outcome {
-            Some(result) => result.map(|first| first + place),
-            None => Err(DbError::Closed),
-        }
+        self.write(move |tx| {
+            let mut counters = tx.open_table(COUNTERS).map_err(storage)?;
+            let count = counters
+                .get(host.as_str())
+                .map_err(storage)?
+                .map_or(0, |c| c.value())
+                + 1;
+            counters.insert(host.as_str(), count).map_err(storage)?;
+            Ok(count)
+        })
+        .await
     }
-
-    /// Queues `host`'s counter job and answers its views through `sender` once the
-    /// transaction's fate is known. A task of its own, so that the views that
-    /// joined are answered even if the one that opened the group goes away.
-    fn submit_visits(&self, host: String, sender: tokio::sync::watch::Sender<Option<VisitsDone>>) {
-        let db = self.clone();
-        tokio::spawn(async move {
-            let key = host.clone();
-            let visits = db.clone();
-            let result = db
-                .write(move |tx| {
-                    // The group closes here, under the lock views join by: the
-                    // count taken is final, and later views open the next group.
-                    let views = visits
-                        .inner
-                        .visits
-                        .lock()
-                        .remove(&key)
-                        .map_or(0, |group| group.views);
-                    let mut counters = tx.open_table(COUNTERS).map_err(storage)?;
-                    let before = counters
-                        .get(key.as_str())
-                        .map_err(storage)?
-                        .map_or(0, |c| c.value());
-                    counters
-                        .insert(key.as_str(), before + views)
-                        .map_err(storage)?;
-                    Ok(before + 1)
-                })
-                .await;
-            // A job that never ran (a full disk, the writer gone) left its group
-            // open: close it, so the next view starts a fresh one.
-            if result.is_err() {
-                let mut open = db.inner.visits.lock();
-                if open
-                    .get(&host)
-                    .is_some_and(|g| g.done.same_channel(&sender.subscribe()))
-                {
-                    open.remove(&host);
-                }
-            }
-            sender.send_replace(Some(result));
-        });
-    }
-}
-
-/// A counter job's outcome for its views: the first of their numbers.
-type VisitsDone = Result<u64, DbError>;
-
-/// The counter jobs queued and not yet run, one per host, with how many views
-/// each has gathered. A busy home page thus costs the writer one counter update
-/// per transaction rather than one per view, while every view still waits for
-/// the commit that makes its visit durable.
-#[derive(Default)]
-pub(super) struct Visits(std::sync::Mutex<std::collections::HashMap<String, OpenVisits>>);
-
-impl Visits {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, OpenVisits>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// One host's counter job while it waits in the writer's queue.
-struct OpenVisits {
-    /// Views gathered so far; the job adds this many.
-    views: u64,
-    /// Where the views learn the outcome.
-    done: tokio::sync::watch::Receiver<Option<VisitsDone>>,
 }
 
 impl Db {
@@ -606,39 +513,6 @@ pub(crate) mod tests {
             .enable_all()
             .build()
             .unwrap()
-    }
-
-    #[test]
-    fn concurrent_visits_share_counter_jobs_and_each_gets_its_own_number() {
-        runtime().block_on(async {
-            let db = Db::in_memory().unwrap();
-            let views: Vec<_> = (0..200)
-                .map(|i| {
-                    let db = db.clone();
-                    let host = if i % 2 == 0 {
-                        "foobar.com"
-                    } else {
-                        "www.foobar.com"
-                    };
-                    tokio::spawn(async move { (host, db.count_visit(host.into()).await.unwrap()) })
-                })
-                .collect();
-            let mut counts: std::collections::HashMap<&str, Vec<u64>> = Default::default();
-            for view in views {
-                let (host, n) = view.await.unwrap();
-                counts.entry(host).or_default().push(n);
-            }
-            for (host, mut numbers) in counts {
-                numbers.sort_unstable();
-                assert_eq!(numbers, (1..=100).collect::<Vec<u64>>(), "{host}");
-            }
-            // Fewer counter updates than views reached the writer, and none is
-            // left open once every view has its answer.
-            let (_, requests) = db.write_stats();
-            assert!(requests < 200, "{requests} write requests for 200 views");
-            assert!(db.inner.visits.lock().is_empty());
-            assert_eq!(db.count_visit("foobar.com".into()).await.unwrap(), 101);
-        });
     }
 
     #[test]
