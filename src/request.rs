@@ -9,8 +9,12 @@
 //! so neither has to import the other.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::Response;
 
 /// `default`, or the whole seconds above 0 in the variable `var`: how a test shortens
 /// a request-side timer (a session's life, an idle connection's) without a flag.
@@ -39,6 +43,54 @@ pub(crate) struct ConnInfo {
 /// once the web server has checked that the zone serves it.
 #[derive(Debug, Clone)]
 pub(crate) struct SiteHost(pub(crate) String);
+
+/// A plain `GET /` from a visitor who sent no cookies, as the web server's home
+/// fast path hands it to the application: the facts the page shows, none of
+/// HTTP's machinery, so neither side names the other.
+#[derive(Debug)]
+pub(crate) struct HomeRequest {
+    /// The site name, as the zone serves it.
+    pub(crate) host: String,
+    pub(crate) conn: ConnInfo,
+    pub(crate) version: axum::http::Version,
+    /// The request's trace, which the page fills in as the router's path would.
+    pub(crate) trace: Arc<Trace>,
+}
+
+/// The page the application answers a [`HomeRequest`] with: status, headers and
+/// body exactly as its router would answer the same request. serve.rs builds it
+/// over the application and hands it to the web server.
+#[derive(Clone)]
+pub(crate) struct HomePage(Arc<HomeFn>);
+
+/// The function behind [`HomePage`].
+type HomeFn =
+    dyn Fn(HomeRequest) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync;
+
+impl HomePage {
+    pub(crate) fn new(
+        page: impl Fn(HomeRequest) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        Self(Arc::new(page))
+    }
+
+    /// The page for `req`, once the application has built it.
+    pub(crate) fn page(
+        &self,
+        req: HomeRequest,
+    ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
+        (self.0)(req)
+    }
+}
+
+impl std::fmt::Debug for HomePage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HomePage(..)")
+    }
+}
 
 /// Which part of the server produced the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -792,6 +792,17 @@ fn spawn_web(
             }),
         );
     }
+    // One application behind both ways in: its router, and its anonymous home
+    // page for the web server's fast path.
+    let (app_router, home) = crate::app::build(crate::app::AppConfig {
+        store: state.db.clone(),
+        zones: config.zones.clone(),
+        resolutions: recursor.clone().map(resolutions),
+        changes: Some(changes(shared.live.clone())),
+        session_ttl: config.session_ttl,
+        post_rate: config.args.post_rate,
+        node_name: config.args.node_name.clone(),
+    });
     let web_config = WebConfig {
         zones: config.zones.clone(),
         db: state.db.clone(),
@@ -799,26 +810,18 @@ fn spawn_web(
         dns_addr,
         // serve.rs is the one place that wires the boxes: it builds the app's
         // router over the database and hands it to the web server.
-        router: crate::app::router(crate::app::AppConfig {
-            store: state.db.clone(),
-            zones: config.zones.clone(),
-            resolutions: recursor.clone().map(resolutions),
-            changes: Some(changes(shared.live.clone())),
-            session_ttl: config.session_ttl,
-            post_rate: config.args.post_rate,
-            node_name: config.args.node_name.clone(),
-        })
-        .merge(extra)
-        // The fixture API beside the app: the DNS layer's change function
-        // behind an admin token; the app knows nothing of it.
-        .merge(web::records::router(web::records::Api {
-            zones: config.zones.clone(),
-            journal: state.journal.clone(),
-            token: state.admin.0.clone(),
-            live: shared.live.clone(),
-            live_public: config.args.live_public,
-            limit: shared.update_limit,
-        })),
+        router: app_router
+            .merge(extra)
+            // The fixture API beside the app: the DNS layer's change function
+            // behind an admin token; the app knows nothing of it.
+            .merge(web::records::router(web::records::Api {
+                zones: config.zones.clone(),
+                journal: state.journal.clone(),
+                token: state.admin.0.clone(),
+                live: shared.live.clone(),
+                live_public: config.args.live_public,
+                limit: shared.update_limit,
+            })),
         engine: shared.engine,
         recursor,
         live: shared.live,
@@ -829,6 +832,7 @@ fn spawn_web(
         conns_per_addr: config.args.http_conns_per_addr as usize,
         idle_timeout: config.http_idle,
         node_name: config.args.node_name.clone(),
+        home: Some(home),
     };
     let shutdown = servers.shutdown.child_token();
     servers.spawn("web server", web::serve(http, web_config, shutdown));

@@ -7,7 +7,7 @@
 //! limits and filled in the request context ([`crate::request`]), and in front of
 //! the storage, which it reaches only through the [`Store`] interface, each call
 //! timed by the request's [`Trace`]. It knows nothing of the web server: serve.rs
-//! builds this [`router`] and hands it over.
+//! builds it with [`build`] and hands it over.
 
 mod api;
 pub(crate) mod auth;
@@ -31,7 +31,7 @@ use axum::routing::{get, post};
 
 use crate::db::Store;
 use crate::dns::Zones;
-use crate::request::{ConnInfo, SiteHost, Trace};
+use crate::request::{ConnInfo, HomePage, SiteHost, Trace};
 use auth::Csrf;
 
 /// At most this many argon2 computations run at once. Each takes 19 MiB and a core
@@ -140,7 +140,9 @@ pub(crate) struct App {
     boards: pages::Boards,
 }
 
-pub(crate) fn router(config: AppConfig) -> Router {
+/// The application's router, and its anonymous home page as a function of plain
+/// values ([`HomePage`]) for the web server's fast path: both over one [`App`].
+pub(crate) fn build(config: AppConfig) -> (Router, HomePage) {
     return_hash_memory_to_the_os();
     let app = Arc::new(App {
         store: config.store,
@@ -155,7 +157,9 @@ pub(crate) fn router(config: AppConfig) -> Router {
         throttle: throttle::Throttle::new(config.post_rate),
         boards: pages::Boards::default(),
     });
-    Router::new()
+    let home_app = app.clone();
+    let home = HomePage::new(move |req| Box::pin(pages::anonymous_home(home_app.clone(), req)));
+    let router = Router::new()
         .route("/", get(pages::home))
         .route("/register", get(pages::register_form).post(pages::register))
         .route("/login", get(pages::login_form).post(pages::login))
@@ -168,7 +172,8 @@ pub(crate) fn router(config: AppConfig) -> Router {
         )
         .route("/api/v1/posts", get(api::list_posts).post(api::create_post))
         .fallback(pages::not_found)
-        .with_state(app)
+        .with_state(app);
+    (router, home)
 }
 
 /// argon2 allocates a 19 MiB buffer per hash. glibc serves allocations above its

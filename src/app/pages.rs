@@ -7,7 +7,7 @@ use std::sync::{Arc, PoisonError, RwLock, Weak};
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Query, State};
-use axum::http::{HeaderValue, StatusCode, Version, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, PreEscaped};
 use serde::Deserialize;
@@ -18,7 +18,7 @@ use super::views::{self, Frame, Reached};
 use super::{App, Ctx, auth};
 use crate::db::{DbError, Post};
 use crate::dns::{ChainLink, ZoneSet, Zones};
-use crate::request::millis;
+use crate::request::{HomeRequest, millis};
 
 /// Posts per page on the board.
 const PAGE: usize = 20;
@@ -272,6 +272,28 @@ pub(super) async fn home(
         .and_then(|Query(q)| q.before)
         .and_then(|b| b.parse::<u64>().ok());
     board(&app, &ctx, before, StatusCode::OK, None, "").await
+}
+
+/// `GET /` for a visitor with no cookies over HTTP/1.x, asked by the web server's
+/// home fast path: the same page, headers and trace as [`home`] gives that request
+/// through the router (the route, the backend's name, the visit counted durably
+/// before the page is built), from plain values instead of axum's extractors.
+pub(super) async fn anonymous_home(app: Arc<App>, req: HomeRequest) -> Response {
+    // What the router and `Ctx`'s extractor record for the same request.
+    req.trace.set_db_name(app.store.backend());
+    req.trace.set_route("GET /".to_string());
+    let ctx = Ctx {
+        trace: req.trace,
+        host: req.host,
+        conn: Some(req.conn),
+        version: req.version,
+        method: Method::GET,
+        path: "/".to_string(),
+        // No cookies: no session to look up and a new CSRF cookie, as on the
+        // ordinary path; an empty map allocates nothing.
+        headers: HeaderMap::new(),
+    };
+    board(&app, &ctx, None, StatusCode::OK, None, "").await
 }
 
 async fn board(

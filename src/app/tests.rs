@@ -13,13 +13,13 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::{AppConfig, router};
+use super::{AppConfig, build};
 use crate::db::Db;
 use crate::dns::Zones;
 use crate::request::ConnInfo;
 
 fn app_with(post_rate: u32) -> Router {
-    router(AppConfig {
+    build(AppConfig {
         resolutions: None,
         changes: None,
         store: Arc::new(Db::in_memory().expect("in-memory database")),
@@ -30,6 +30,7 @@ fn app_with(post_rate: u32) -> Router {
         post_rate,
         node_name: None,
     })
+    .0
 }
 
 struct Reply {

@@ -111,7 +111,7 @@ pub(super) fn serve(
 
 /// The site name `raw` (a well-formed `Host` value) names, if the zone serves it:
 /// port and trailing dot dropped, compared without regard to case.
-fn served_host(web: &Web, raw: &str) -> Option<String> {
+pub(super) fn served_host(web: &Web, raw: &str) -> Option<String> {
     // An address literal names no site of ours (the ordinary path answers 421).
     if raw.starts_with('[') {
         return None;

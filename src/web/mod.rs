@@ -23,6 +23,7 @@ pub(crate) mod conns;
 mod fast;
 pub(crate) mod front;
 pub(crate) mod health;
+mod home;
 mod io;
 mod live;
 pub(crate) mod records;
@@ -119,6 +120,9 @@ pub(crate) struct WebConfig {
     pub(crate) idle_timeout: Duration,
     /// `serve --node-name`: sent as `Onebox-Node` on every response.
     pub(crate) node_name: Option<String>,
+    /// The application's anonymous home page, answered by [`home`] before the
+    /// router (`None`: every `/` goes through the router).
+    pub(crate) home: Option<crate::request::HomePage>,
 }
 
 /// State shared by the web layers.
@@ -215,8 +219,19 @@ pub(crate) async fn serve(
         config.idle_timeout,
         shutdown.clone(),
     ));
+    // A `--site` folder may answer `/` with its own index page before the app.
+    let home = config
+        .home
+        .filter(|_| config.site_dir.is_none())
+        .map(|page| {
+            Arc::new(home::Home {
+                web: web.clone(),
+                page,
+            })
+        });
     let listeners = Listeners {
         fast: config.static_fast_path.then_some(web),
+        home,
         builder: Arc::new(builder),
         service,
         conns,
@@ -289,6 +304,8 @@ struct Listeners {
     /// For the static fast path ([`fast`]), which answers before the router;
     /// `None` when it is off.
     fast: Option<Arc<Web>>,
+    /// For the home page's fast path ([`home`]); `None` when it is off.
+    home: Option<Arc<home::Home>>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     service: axum::Router,
     /// One registry for both listeners: the limits bound the whole server.
@@ -340,6 +357,7 @@ impl Listeners {
             };
             let service = self.service.clone();
             let fast = self.fast.clone();
+            let home = self.home.clone();
             let activity = slot.activity();
             let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let start = std::time::Instant::now();
@@ -349,17 +367,23 @@ impl Listeners {
                 let answer = fast
                     .as_ref()
                     .and_then(|web| fast::serve(web, &req, &info, start));
-                let response = match answer {
-                    Some(answer) => Either::Left(answer),
-                    None => {
+                let page = home
+                    .as_ref()
+                    .filter(|_| answer.is_none())
+                    .and_then(|h| h.serve(&req, &info, start));
+                let response = match (answer, page) {
+                    (Some(answer), _) => Either::Left(answer),
+                    (None, Some(page)) => Either::Right(Either::Left(page)),
+                    (None, None) => {
                         req.extensions_mut().insert(info.clone());
-                        Either::Right(service.clone().oneshot(req.map(Body::new)))
+                        Either::Right(Either::Right(service.clone().oneshot(req.map(Body::new))))
                     }
                 };
                 async move {
                     let response = match response {
                         Either::Left(answer) => answer,
-                        Either::Right(routed) => routed.await?,
+                        Either::Right(Either::Left(page)) => page.await,
+                        Either::Right(Either::Right(routed)) => routed.await?,
                     };
                     Ok::<_, std::convert::Infallible>(response.map(|body| {
                         Body::new(body.map_frame(move |frame| {
