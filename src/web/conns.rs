@@ -65,6 +65,9 @@ pub(crate) struct Conn {
     /// Milliseconds after the registry's epoch when a request last began or ended.
     last_active: AtomicU64,
     in_flight: AtomicUsize,
+    /// The registry's epoch, copied here so that a request's guard needs only
+    /// this connection, not the registry too (one reference count per request).
+    epoch: Instant,
     /// Cancelled when this connection is shed, or when the server stops.
     pub(crate) close: CancellationToken,
 }
@@ -120,6 +123,7 @@ impl Conns {
             ip,
             last_active: AtomicU64::new(now),
             in_flight: AtomicUsize::new(0),
+            epoch: self.epoch,
             close: shutdown.child_token(),
         });
         state.open.insert(conn.id, conn.clone());
@@ -213,7 +217,6 @@ impl Slot {
     /// Something that marks one request in flight for as long as it lives.
     pub(crate) fn activity(&self) -> Activity {
         Activity {
-            conns: self.conns.clone(),
             conn: self.conn.clone(),
         }
     }
@@ -228,7 +231,6 @@ impl Drop for Slot {
 /// Hands out [`Active`] guards for one connection's requests.
 #[derive(Debug, Clone)]
 pub(crate) struct Activity {
-    conns: Arc<Conns>,
     conn: Arc<Conn>,
 }
 
@@ -241,17 +243,18 @@ impl Activity {
     /// request is over (one clock read per request, not two).
     pub(crate) fn begin(&self) -> Active {
         self.conn.in_flight.fetch_add(1, Ordering::Relaxed);
-        Active(self.clone())
+        Active(self.conn.clone())
     }
 }
 
 #[derive(Debug)]
-pub(crate) struct Active(Activity);
+pub(crate) struct Active(Arc<Conn>);
 
 impl Drop for Active {
     fn drop(&mut self) {
-        let Activity { conns, conn } = &self.0;
-        conn.last_active.store(conns.now_ms(), Ordering::Relaxed);
+        let conn = &self.0;
+        let now = conn.epoch.elapsed().as_millis() as u64;
+        conn.last_active.store(now, Ordering::Relaxed);
         conn.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }

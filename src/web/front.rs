@@ -641,12 +641,12 @@ impl Drop for LoggedBody {
                 line.live.publish(Event::Http {
                     at_ms: crate::live::now_ms(),
                     client,
-                    method: line.method.to_string(),
+                    method: crate::live::method_name(line.method.as_str()),
                     // The line is done with: its strings move into the event.
                     host: line.host,
                     path: line.path,
                     status: line.status.as_u16(),
-                    layer: line.snapshot.layer.as_str().to_string(),
+                    layer: line.snapshot.layer.as_str(),
                     micros,
                 });
             }

@@ -35,7 +35,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::body::Body;
 use axum::http::{Extensions, HeaderMap, Request, StatusCode, Version};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -361,11 +360,9 @@ impl Listeners {
                         Either::Left(answer) => answer,
                         Either::Right(routed) => routed.await?,
                     };
-                    Ok::<_, std::convert::Infallible>(response.map(|body| {
-                        Body::new(body.map_frame(move |frame| {
-                            let _busy = &active;
-                            frame
-                        }))
+                    Ok::<_, std::convert::Infallible>(response.map(|inner| Busy {
+                        inner,
+                        _active: active,
                     }))
                 }
             });
@@ -418,6 +415,35 @@ impl Listeners {
             });
         }
         Ok(())
+    }
+}
+
+/// A response body that keeps its connection marked busy until hyper is done
+/// with it (sent, or dropped when the client went away). A plain struct rather
+/// than a `map_frame` closure boxed into another `Body`: one allocation and one
+/// dynamic call per frame fewer on every request.
+struct Busy {
+    inner: Body,
+    _active: conns::Active,
+}
+
+impl hyper::body::Body for Busy {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
