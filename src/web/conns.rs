@@ -11,15 +11,21 @@
 //!   same rule runs among that address's own connections, so one client cannot
 //!   push everyone else out;
 //! - a connection with no request in flight for [`IDLE_TIMEOUT`] is closed, which
-//!   matters for HTTP/2: hyper closes idle HTTP/1.1 connections itself (the header
-//!   timeout), but an HTTP/2 connection that answers pings would stay forever.
+//!   matters for HTTP/2: an HTTP/2 connection that answers pings would stay forever;
+//! - an HTTP/1 connection (any connection that has not yet made an HTTP/2
+//!   request) with no request in flight for the shorter header timeout is closed
+//!   too: that is the header read timeout, for a request that never finishes its
+//!   headers as for an idle keep-alive connection. It is enforced here, by the
+//!   sweep, rather than by hyper, whose per-request timer (a boxed sleep made,
+//!   registered with the timer wheel and torn down for every request) cost more
+//!   than the sweep's one look per connection every few seconds.
 //!
 //! A connection with a request in flight is never shed; when every connection is
 //! busy the new one is closed at once, the honest answer for a server at its limit.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,6 +71,9 @@ pub(crate) struct Conn {
     /// Milliseconds after the registry's epoch when a request last began or ended.
     last_active: AtomicU64,
     in_flight: AtomicUsize,
+    /// The connection speaks HTTP/2 (it made an HTTP/2 request): only the long
+    /// idle timeout applies, not the header timeout.
+    multiplexed: AtomicBool,
     /// The registry's epoch, copied here so that a request's guard needs only
     /// this connection, not the registry too (one reference count per request).
     epoch: Instant,
@@ -123,6 +132,7 @@ impl Conns {
             ip,
             last_active: AtomicU64::new(now),
             in_flight: AtomicUsize::new(0),
+            multiplexed: AtomicBool::new(false),
             epoch: self.epoch,
             close: shutdown.child_token(),
         });
@@ -134,14 +144,25 @@ impl Conns {
         })
     }
 
-    /// Closes every connection idle for longer than `limit`; returns how many.
-    pub(crate) fn close_idle(&self, limit: Duration) -> usize {
-        let cutoff = self.now_ms().saturating_sub(limit.as_millis() as u64);
+    /// Closes every connection idle for longer than `limit`, and every HTTP/1
+    /// connection idle for longer than `head` (the header timeout); returns how
+    /// many.
+    pub(crate) fn close_idle(&self, limit: Duration, head: Duration) -> usize {
+        let now = self.now_ms();
+        let cutoff = now.saturating_sub(limit.as_millis() as u64);
+        let head_cutoff = now.saturating_sub(limit.min(head).as_millis() as u64);
         let mut state = self.lock();
         let stale: Vec<u64> = state
             .open
             .values()
-            .filter(|c| c.is_idle() && c.last_active.load(Ordering::Relaxed) < cutoff)
+            .filter(|c| {
+                let cutoff = if c.multiplexed.load(Ordering::Relaxed) {
+                    cutoff
+                } else {
+                    head_cutoff
+                };
+                c.is_idle() && c.last_active.load(Ordering::Relaxed) < cutoff
+            })
             .map(|c| c.id)
             .collect();
         for id in &stale {
@@ -214,6 +235,11 @@ impl Slot {
         self.conn.close.clone()
     }
 
+    /// Resolves when this connection is told to close.
+    pub(crate) fn closing(&self) -> Closing {
+        Closing::new(self.conn.close.clone())
+    }
+
     /// Something that marks one request in flight for as long as it lives.
     pub(crate) fn activity(&self) -> Activity {
         Activity {
@@ -225,6 +251,65 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.conns.lock().forget(self.conn.id, false);
+    }
+}
+
+/// Resolves when a connection is told to close (its token is cancelled), like
+/// [`CancellationToken::cancelled`], but cheap to poll in a `select!` beside the
+/// connection itself. The connection's task wakes for every request, and
+/// `select!` then polls every branch: the token's own future takes two locks
+/// each time (its tree node and its `Notify`). This one looks at the token only
+/// after the token woke it; any other wake costs an atomic swap.
+pub(crate) struct Closing {
+    cancelled: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    woken: Arc<Woken>,
+}
+
+/// Set by the token's wake-up; passes it on to whoever polls [`Closing`].
+#[derive(Default)]
+struct Woken {
+    flag: std::sync::atomic::AtomicBool,
+    waker: futures_util::task::AtomicWaker,
+}
+
+impl std::task::Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.flag.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+impl Closing {
+    pub(crate) fn new(token: CancellationToken) -> Self {
+        let woken = Arc::new(Woken::default());
+        // Look at the token on the first poll, which registers our waker with it.
+        woken.flag.store(true, Ordering::Relaxed);
+        Self {
+            cancelled: Box::pin(token.cancelled_owned()),
+            woken,
+        }
+    }
+}
+
+impl std::future::Future for Closing {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        self.woken.waker.register(cx.waker());
+        if !self.woken.flag.swap(false, Ordering::AcqRel) {
+            return std::task::Poll::Pending;
+        }
+        let waker = std::task::Waker::from(self.woken.clone());
+        self.cancelled
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker))
     }
 }
 
@@ -244,6 +329,12 @@ impl Activity {
     pub(crate) fn begin(&self) -> Active {
         self.conn.in_flight.fetch_add(1, Ordering::Relaxed);
         Active(self.conn.clone())
+    }
+
+    /// The connection speaks HTTP/2: from now on only the long idle timeout
+    /// closes it (its streams have their own limits; pings keep it alive).
+    pub(crate) fn multiplexed(&self) {
+        self.conn.multiplexed.store(true, Ordering::Relaxed);
     }
 }
 
@@ -334,8 +425,44 @@ mod tests {
         let [idle, busy] = table.admit_all([1, 1]);
         let _guard = busy.activity().begin();
         std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(table.conns.close_idle(Duration::from_millis(10)), 1);
+        assert_eq!(table.conns.close_idle(Duration::from_millis(10), HOUR), 1);
         assert!(idle.close_token().is_cancelled());
         assert!(!busy.close_token().is_cancelled());
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[tokio::test]
+    async fn closing_waits_for_the_token_and_wakes_when_it_is_cancelled() {
+        let token = CancellationToken::new();
+        let mut closing = Closing::new(token.clone());
+        // Polled (and woken by nothing) many times: still waiting.
+        for _ in 0..3 {
+            assert!(
+                tokio::time::timeout(Duration::from_millis(20), &mut closing)
+                    .await
+                    .is_err()
+            );
+        }
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            token.cancel();
+        });
+        tokio::time::timeout(Duration::from_secs(10), closing)
+            .await
+            .expect("closing resolves once the token is cancelled");
+        canceller.await.unwrap();
+    }
+
+    #[test]
+    fn the_header_timeout_closes_idle_http1_but_not_http2() {
+        let table = Table::new(10, 10);
+        let [http1, http2] = table.admit_all([1, 1]);
+        http2.activity().multiplexed();
+        std::thread::sleep(Duration::from_millis(20));
+        // Past the header timeout, within the idle timeout.
+        assert_eq!(table.conns.close_idle(HOUR, Duration::from_millis(10)), 1);
+        assert!(http1.close_token().is_cancelled());
+        assert!(!http2.close_token().is_cancelled());
     }
 }

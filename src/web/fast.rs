@@ -11,7 +11,7 @@
 //! [`front::logged`], as on the ordinary path. Everything else, and any file not
 //! yet looked up or no longer fresh, goes the ordinary way.
 //!
-//! Limits still hold: header size and header timeout are hyper's, connection caps
+//! Limits still hold: header size is hyper's, the header timeout, connection caps
 //! and idle shedding the accept loop's, and there is nothing to time out here.
 
 use std::time::Instant;
@@ -122,4 +122,3 @@ fn served_host(web: &Web, raw: &str) -> Option<String> {
         .find(|host| host.eq_ignore_ascii_case(name))
         .cloned()
 }
-
