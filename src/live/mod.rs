@@ -109,8 +109,14 @@ pub(crate) fn method_name(method: &str) -> Cow<'static, str> {
 
 /// Milliseconds since the Unix epoch, for the `at_ms` fields.
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    ms_at(SystemTime::now())
+}
+
+/// `at` as milliseconds since the Unix epoch, for a caller that has already
+/// read the clock (the web server reads it once per request, for the access log
+/// line and the live event).
+pub(crate) fn ms_at(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 

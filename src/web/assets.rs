@@ -249,12 +249,13 @@ impl Assets {
     /// The rendered answer for `path` when it can be had without waiting: a
     /// built-in file, or a small `--site` file whose lookup is still fresh. `None`
     /// sends the request the ordinary way (which also refreshes the lookup).
-    pub(super) fn ready(&self, uri_path: &str) -> Option<Arc<Prepared>> {
+    /// `now` is the request's arrival (a clock read it already paid for).
+    pub(super) fn ready(&self, uri_path: &str, now: Instant) -> Option<Arc<Prepared>> {
         if self.site.is_some() {
             let key = normalised(uri_path)?;
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             let (checked, file) = cache.entries.get(key.as_ref())?;
-            if checked.elapsed() >= FRESH_FOR {
+            if now.saturating_duration_since(*checked) >= FRESH_FOR {
                 return None;
             }
             if let Some(file) = file {

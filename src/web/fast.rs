@@ -71,7 +71,7 @@ pub(super) fn serve(
         return None;
     }
     let host = served_host(web, raw)?;
-    let prepared = web.assets.ready(path)?;
+    let prepared = web.assets.ready(path, start)?;
 
     let mut response = Response::new(if head {
         Body::empty()
