@@ -219,19 +219,8 @@ fn push_ms(out: &mut String, d: Duration) {
     let hundredths = (d.as_nanos() + 5_000) / 10_000;
     // Digits by hand, not `write!`: the formatting machinery (and its padding
     // for `{:02}`) showed in a static file's profile.
-    let whole = hundredths / 100;
-    let mut digits = [0u8; 40];
-    let mut at = digits.len();
-    let mut n = whole;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &digit in &digits[at..] {
+    let whole = u64::try_from(hundredths / 100).unwrap_or(u64::MAX);
+    for &digit in crate::log::decimal(whole, &mut [0; 20]) {
         out.push(char::from(digit));
     }
     let fraction = (hundredths % 100) as u8;
