@@ -19,6 +19,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Bytes that may wait for a slow stderr before new lines are dropped: about
 /// 8,000 access lines, so a stalled reader costs bounded memory.
 const QUEUE_BYTES: usize = 1024 * 1024;
+/// Room beyond [`QUEUE_BYTES`] kept for warnings and errors: a flood of
+/// access and query lines must not silence the line that says lines were
+/// dropped (written at exit, when the queue may still be full), nor an error.
+const URGENT_BYTES: usize = 64 * 1024;
 /// How long the writer lets lines gather after the first one arrives: short
 /// enough that a line reaches stderr while the reader still cares, long enough
 /// that under load each `write(2)` carries hundreds of lines.
@@ -51,10 +55,16 @@ impl Sink {
     }
 
     /// Appends one line that `fill` writes; drops it (and counts it) when the
-    /// queue is full.
-    fn append(&self, fill: impl FnOnce(&mut Vec<u8>)) {
+    /// queue is full. An `urgent` line (a warning or an error) may use
+    /// [`URGENT_BYTES`] more.
+    fn append(&self, urgent: bool, fill: impl FnOnce(&mut Vec<u8>)) {
+        let limit = if urgent {
+            QUEUE_BYTES + URGENT_BYTES
+        } else {
+            QUEUE_BYTES
+        };
         let mut pending = self.lock();
-        if pending.len() >= QUEUE_BYTES {
+        if pending.len() >= limit {
             drop(pending);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -147,7 +157,7 @@ fn write_until_stopped(sink: &Sink) {
 pub(crate) fn append_plain(fill: impl FnOnce(&mut Vec<u8>)) -> bool {
     match SINK.get() {
         Some(sink) if sink.plain => {
-            sink.append(fill);
+            sink.append(false, fill);
             true
         }
         _ => false,
@@ -166,10 +176,17 @@ pub(crate) fn dropped_lines() -> usize {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Writer;
 
-impl std::io::Write for Writer {
+/// One line on its way to the sink, from [`Writer`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Line {
+    /// The line is a warning or an error (see [`URGENT_BYTES`]).
+    urgent: bool,
+}
+
+impl std::io::Write for Line {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match SINK.get() {
-            Some(sink) => sink.append(|pending| pending.extend_from_slice(buf)),
+            Some(sink) => sink.append(self.urgent, |pending| pending.extend_from_slice(buf)),
             None => std::io::stderr().write_all(buf)?,
         }
         Ok(buf.len())
@@ -181,10 +198,17 @@ impl std::io::Write for Writer {
 }
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Writer {
-    type Writer = Writer;
+    type Writer = Line;
 
-    fn make_writer(&'a self) -> Writer {
-        Writer
+    fn make_writer(&'a self) -> Line {
+        Line::default()
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Line {
+        // More verbose levels compare greater: ERROR < WARN < INFO.
+        Line {
+            urgent: *meta.level() <= tracing::Level::WARN,
+        }
     }
 }
 
@@ -252,8 +276,12 @@ fn second_text(secs: u64) -> [u8; 20] {
 }
 
 /// Appends `n` in decimal, without `fmt`'s machinery.
-pub(crate) fn write_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
+pub(crate) fn write_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(decimal(n, &mut [0; 20]));
+}
+
+/// `n`'s decimal digits (ASCII), written at the end of `digits`.
+pub(crate) fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
     let mut at = digits.len();
     loop {
         at -= 1;
@@ -263,7 +291,7 @@ pub(crate) fn write_u64(out: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    out.extend_from_slice(&digits[at..]);
+    &digits[at..]
 }
 
 #[cfg(test)]
@@ -274,6 +302,30 @@ mod tests {
         let mut out = Vec::new();
         write_timestamp(&mut out, at);
         String::from_utf8(out).expect("ASCII")
+    }
+
+    #[test]
+    fn a_full_queue_still_takes_warnings_and_errors() {
+        let sink = Sink {
+            pending: Mutex::new(Vec::new()),
+            dropped: AtomicUsize::new(0),
+            writer: std::thread::current(),
+            plain: true,
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        };
+        let line = [b'x'; 1000];
+        while sink.dropped.load(Ordering::Relaxed) == 0 {
+            sink.append(false, |out| out.extend_from_slice(&line));
+        }
+        let full = sink.lock().len();
+        sink.append(true, |out| out.extend_from_slice(b"dropped lines\n"));
+        assert_eq!(sink.lock().len(), full + 14, "the urgent line was kept");
+        assert_eq!(sink.dropped.load(Ordering::Relaxed), 1);
+        // Only so far: the headroom is bounded too.
+        while sink.dropped.load(Ordering::Relaxed) == 1 {
+            sink.append(true, |out| out.extend_from_slice(&line));
+        }
+        assert!(sink.lock().len() < QUEUE_BYTES + URGENT_BYTES + line.len());
     }
 
     #[test]

@@ -20,6 +20,7 @@
 // The web server publishes HTTP events and serves the page once the site lands.
 #![allow(dead_code)]
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -82,19 +83,40 @@ pub(crate) enum Event {
     Http {
         at_ms: u64,
         client: SocketAddr,
-        method: String,
+        /// A standard method's name is borrowed, so publishing allocates nothing
+        /// for it (see [`method_name`]).
+        method: Cow<'static, str>,
         host: String,
         path: String,
         status: u16,
-        layer: String,
+        /// The layer that answered: one of a few fixed names.
+        layer: &'static str,
         micros: u64,
     },
 }
 
+/// `method` as an event field: the standard methods as static names, anything
+/// else copied. Every HTTP request publishes an event, and most are `GET`.
+pub(crate) fn method_name(method: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    match KNOWN.iter().find(|known| **known == method) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(method.to_owned()),
+    }
+}
+
 /// Milliseconds since the Unix epoch, for the `at_ms` fields.
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    ms_at(SystemTime::now())
+}
+
+/// `at` as milliseconds since the Unix epoch, for a caller that has already
+/// read the clock (the web server reads it once per request, for the access log
+/// line and the live event).
+pub(crate) fn ms_at(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 

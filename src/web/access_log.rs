@@ -32,11 +32,12 @@ pub(super) struct Fields<'a> {
 impl Fields<'_> {
     /// Logs the line: formatted by hand into the log buffer when the format
     /// allows, else through `tracing`.
-    pub(super) fn log(&self) {
+    /// `at` is the line's time (the caller reads the clock once for the line
+    /// and the live event).
+    pub(super) fn log(&self, at: SystemTime) {
         if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
             return;
         }
-        let at = SystemTime::now();
         if !crate::log::append_plain(|out| self.write(out, at)) {
             tracing::info!(
                 target: TARGET,
@@ -127,7 +128,7 @@ mod tests {
             .with_ansi(false)
             .compact()
             .finish();
-        tracing::subscriber::with_default(subscriber, || fields.log());
+        tracing::subscriber::with_default(subscriber, || fields.log(SystemTime::now()));
         let bytes = capture.0.lock().expect("unpoisoned").clone();
         String::from_utf8(bytes).expect("UTF-8")
     }

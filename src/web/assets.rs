@@ -97,31 +97,80 @@ struct SiteFile {
 }
 
 /// A file's plain `200` answer, rendered once when the file is read: the
-/// validators, type and length as header values, and the body. Answering from it
+/// validator, the whole header block (type, length, caching), and the body. Answering from it
 /// clones `Bytes` (a reference count) and formats nothing. [`respond`] builds the
 /// same headers for the other answers (304, 206, 416), so the two cannot drift.
 #[derive(Debug)]
 pub(super) struct Prepared {
     pub(super) etag: HeaderValue,
-    pub(super) last_modified: HeaderValue,
-    pub(super) content_type: HeaderValue,
-    pub(super) content_length: HeaderValue,
-    /// Whether the compression layer counts this file as compressible, and so
-    /// adds `Vary: Accept-Encoding` to its answers (see [`compressible`]).
-    pub(super) vary: bool,
     pub(super) body: Bytes,
+    /// The whole header block of a `GET` answer, in the order the ordinary path
+    /// writes it (see [`Prepared::headers`]).
+    get_headers: HeaderMap,
+    /// The same for `HEAD`, which has no `Vary` (see [`Prepared::new`]).
+    head_headers: HeaderMap,
 }
+
+/// The per-request headers every answer gets after the file's own
+/// ([`super::front::common_headers`] writes them, in this order). The prepared
+/// maps hold a slot for each, so that writing the real value replaces it in
+/// place: the header order stays the ordinary path's, and the map never grows.
+const COMMON_SLOTS: [(header::HeaderName, HeaderValue); 2] = [
+    (
+        header::HeaderName::from_static("server-timing"),
+        HeaderValue::from_static(""),
+    ),
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ),
+];
 
 impl Prepared {
     fn new(body: Bytes, mime: &'static str, etag: &str, modified: SystemTime) -> Option<Self> {
+        let etag = HeaderValue::from_str(etag).ok()?;
+        let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified)).ok()?;
+        let content_type = HeaderValue::from_static(mime);
+        let content_length = HeaderValue::from(body.len());
+        // `Vary` exactly when the compression layer adds it (see [`compressible`]).
+        let vary = compressible(mime, body.len() as u64);
+        // The headers of a whole-file `200`, in the order the ordinary path
+        // writes them. The compression layer sizes a HEAD answer by its empty
+        // body: too small to compress, so no `Vary` there.
+        let block = |with_vary: bool| {
+            let mut headers = HeaderMap::with_capacity(12);
+            headers.insert(header::ETAG, etag.clone());
+            headers.insert(header::LAST_MODIFIED, last_modified.clone());
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            headers.insert(header::CONTENT_TYPE, content_type.clone());
+            if with_vary {
+                headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+            }
+            headers.insert(header::CONTENT_LENGTH, content_length.clone());
+            for (name, value) in COMMON_SLOTS {
+                headers.insert(name, value);
+            }
+            headers
+        };
         Some(Self {
-            etag: HeaderValue::from_str(etag).ok()?,
-            last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified)).ok()?,
-            content_type: HeaderValue::from_static(mime),
-            content_length: HeaderValue::from(body.len()),
-            vary: compressible(mime, body.len() as u64),
+            get_headers: block(vary),
+            head_headers: block(false),
+            etag,
             body,
         })
+    }
+
+    /// The answer's headers, ready to clone: one copy of a small table instead of
+    /// hashing and inserting each header for every request. The per-request ones
+    /// (`Server-Timing` and the rest of [`super::front::common_headers`]) still
+    /// have to be written over their slots.
+    pub(super) fn headers(&self, head: bool) -> &HeaderMap {
+        if head {
+            &self.head_headers
+        } else {
+            &self.get_headers
+        }
     }
 }
 
@@ -200,12 +249,13 @@ impl Assets {
     /// The rendered answer for `path` when it can be had without waiting: a
     /// built-in file, or a small `--site` file whose lookup is still fresh. `None`
     /// sends the request the ordinary way (which also refreshes the lookup).
-    pub(super) fn ready(&self, uri_path: &str) -> Option<Arc<Prepared>> {
+    /// `now` is the request's arrival (a clock read it already paid for).
+    pub(super) fn ready(&self, uri_path: &str, now: Instant) -> Option<Arc<Prepared>> {
         if self.site.is_some() {
             let key = normalised(uri_path)?;
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             let (checked, file) = cache.entries.get(key.as_ref())?;
-            if checked.elapsed() >= FRESH_FOR {
+            if now.saturating_duration_since(*checked) >= FRESH_FOR {
                 return None;
             }
             if let Some(file) = file {

@@ -11,17 +11,23 @@
 //!   same rule runs among that address's own connections, so one client cannot
 //!   push everyone else out;
 //! - a connection with no request in flight for [`IDLE_TIMEOUT`] is closed, which
-//!   matters for HTTP/2: hyper closes idle HTTP/1.1 connections itself (the header
-//!   timeout), but an HTTP/2 connection that answers pings would stay forever.
+//!   matters for HTTP/2: an HTTP/2 connection that answers pings would stay forever;
+//! - an HTTP/1 connection (any connection that has not yet made an HTTP/2
+//!   request) with no request in flight for the shorter header timeout is closed
+//!   too: that is the header read timeout, for a request that never finishes its
+//!   headers as for an idle keep-alive connection. It is enforced here, by the
+//!   sweep, rather than by hyper, whose per-request timer (a boxed sleep made,
+//!   registered with the timer wheel and torn down for every request) cost more
+//!   than the sweep's one look per connection every few seconds.
 //!
 //! A connection with a request in flight is never shed; when every connection is
 //! busy the new one is closed at once, the honest answer for a server at its limit.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -40,13 +46,25 @@ pub(crate) fn idle_timeout_from_env() -> anyhow::Result<Duration> {
     crate::request::seconds_from_env("ONEBOX_HTTP_IDLE_SECS", IDLE_TIMEOUT)
 }
 
+/// Milliseconds on the coarse monotonic clock (the kernel's last tick, a few
+/// milliseconds old): idle limits are seconds long, and reading this costs a
+/// memory load where the precise clock reads the time-stamp counter, which is
+/// slow under some hypervisors. It runs for every request.
+pub(crate) fn coarse_ms() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to the pointer it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut now) };
+    (now.tv_sec as u64) * 1000 + (now.tv_nsec as u64) / 1_000_000
+}
+
 /// The registry: cheap to share, locked only to admit, shed or forget.
 #[derive(Debug)]
 pub(crate) struct Conns {
     max_total: usize,
     per_addr: usize,
-    /// The zero of every `last_active` timestamp.
-    epoch: Instant,
     state: Mutex<State>,
 }
 
@@ -62,9 +80,12 @@ struct State {
 pub(crate) struct Conn {
     id: u64,
     ip: IpAddr,
-    /// Milliseconds after the registry's epoch when a request last began or ended.
+    /// When a request last ended (or the connection opened), in [`coarse_ms`].
     last_active: AtomicU64,
     in_flight: AtomicUsize,
+    /// The connection speaks HTTP/2 (it made an HTTP/2 request): only the long
+    /// idle timeout applies, not the header timeout.
+    multiplexed: AtomicBool,
     /// Cancelled when this connection is shed, or when the server stops.
     pub(crate) close: CancellationToken,
 }
@@ -83,13 +104,12 @@ impl Conns {
         Self {
             max_total: max_total.max(1),
             per_addr: per_addr.max(1),
-            epoch: Instant::now(),
             state: Mutex::new(State::default()),
         }
     }
 
     fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        coarse_ms()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -120,6 +140,7 @@ impl Conns {
             ip,
             last_active: AtomicU64::new(now),
             in_flight: AtomicUsize::new(0),
+            multiplexed: AtomicBool::new(false),
             close: shutdown.child_token(),
         });
         state.open.insert(conn.id, conn.clone());
@@ -130,14 +151,25 @@ impl Conns {
         })
     }
 
-    /// Closes every connection idle for longer than `limit`; returns how many.
-    pub(crate) fn close_idle(&self, limit: Duration) -> usize {
-        let cutoff = self.now_ms().saturating_sub(limit.as_millis() as u64);
+    /// Closes every connection idle for longer than `limit`, and every HTTP/1
+    /// connection idle for longer than `head` (the header timeout); returns how
+    /// many.
+    pub(crate) fn close_idle(&self, limit: Duration, head: Duration) -> usize {
+        let now = self.now_ms();
+        let cutoff = now.saturating_sub(limit.as_millis() as u64);
+        let head_cutoff = now.saturating_sub(limit.min(head).as_millis() as u64);
         let mut state = self.lock();
         let stale: Vec<u64> = state
             .open
             .values()
-            .filter(|c| c.is_idle() && c.last_active.load(Ordering::Relaxed) < cutoff)
+            .filter(|c| {
+                let cutoff = if c.multiplexed.load(Ordering::Relaxed) {
+                    cutoff
+                } else {
+                    head_cutoff
+                };
+                c.is_idle() && c.last_active.load(Ordering::Relaxed) < cutoff
+            })
             .map(|c| c.id)
             .collect();
         for id in &stale {
@@ -210,10 +242,14 @@ impl Slot {
         self.conn.close.clone()
     }
 
+    /// Resolves when this connection is told to close.
+    pub(crate) fn closing(&self) -> Closing {
+        Closing::new(self.conn.close.clone())
+    }
+
     /// Something that marks one request in flight for as long as it lives.
     pub(crate) fn activity(&self) -> Activity {
         Activity {
-            conns: self.conns.clone(),
             conn: self.conn.clone(),
         }
     }
@@ -225,10 +261,68 @@ impl Drop for Slot {
     }
 }
 
+/// Resolves when a connection is told to close (its token is cancelled), like
+/// [`CancellationToken::cancelled`], but cheap to poll in a `select!` beside the
+/// connection itself. The connection's task wakes for every request, and
+/// `select!` then polls every branch: the token's own future takes two locks
+/// each time (its tree node and its `Notify`). This one looks at the token only
+/// after the token woke it; any other wake costs an atomic swap.
+pub(crate) struct Closing {
+    cancelled: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    woken: Arc<Woken>,
+}
+
+/// Set by the token's wake-up; passes it on to whoever polls [`Closing`].
+#[derive(Default)]
+struct Woken {
+    flag: std::sync::atomic::AtomicBool,
+    waker: futures_util::task::AtomicWaker,
+}
+
+impl std::task::Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.flag.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+impl Closing {
+    pub(crate) fn new(token: CancellationToken) -> Self {
+        let woken = Arc::new(Woken::default());
+        // Look at the token on the first poll, which registers our waker with it.
+        woken.flag.store(true, Ordering::Relaxed);
+        Self {
+            cancelled: Box::pin(token.cancelled_owned()),
+            woken,
+        }
+    }
+}
+
+impl std::future::Future for Closing {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        self.woken.waker.register(cx.waker());
+        if !self.woken.flag.swap(false, Ordering::AcqRel) {
+            return std::task::Poll::Pending;
+        }
+        let waker = std::task::Waker::from(self.woken.clone());
+        self.cancelled
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker))
+    }
+}
+
 /// Hands out [`Active`] guards for one connection's requests.
 #[derive(Debug, Clone)]
 pub(crate) struct Activity {
-    conns: Arc<Conns>,
     conn: Arc<Conn>,
 }
 
@@ -241,17 +335,23 @@ impl Activity {
     /// request is over (one clock read per request, not two).
     pub(crate) fn begin(&self) -> Active {
         self.conn.in_flight.fetch_add(1, Ordering::Relaxed);
-        Active(self.clone())
+        Active(self.conn.clone())
+    }
+
+    /// The connection speaks HTTP/2: from now on only the long idle timeout
+    /// closes it (its streams have their own limits; pings keep it alive).
+    pub(crate) fn multiplexed(&self) {
+        self.conn.multiplexed.store(true, Ordering::Relaxed);
     }
 }
 
 #[derive(Debug)]
-pub(crate) struct Active(Activity);
+pub(crate) struct Active(Arc<Conn>);
 
 impl Drop for Active {
     fn drop(&mut self) {
-        let Activity { conns, conn } = &self.0;
-        conn.last_active.store(conns.now_ms(), Ordering::Relaxed);
+        let conn = &self.0;
+        conn.last_active.store(coarse_ms(), Ordering::Relaxed);
         conn.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -295,8 +395,8 @@ mod tests {
         let table = Table::new(3, 10);
         let [a, b, c] = table.admit_all([1, 1, 2]);
         let _busy = a.activity().begin();
-        // b is idle and older than c: b goes.
-        std::thread::sleep(Duration::from_millis(5));
+        // b is idle and older than c: b goes (a few clock ticks apart).
+        std::thread::sleep(Duration::from_millis(30));
         drop(c.activity().begin());
         let d = table.admit(3).unwrap();
         std::thread::sleep(Duration::from_millis(5));
@@ -330,9 +430,45 @@ mod tests {
         let table = Table::new(10, 10);
         let [idle, busy] = table.admit_all([1, 1]);
         let _guard = busy.activity().begin();
-        std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(table.conns.close_idle(Duration::from_millis(10)), 1);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(table.conns.close_idle(Duration::from_millis(10), HOUR), 1);
         assert!(idle.close_token().is_cancelled());
         assert!(!busy.close_token().is_cancelled());
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[tokio::test]
+    async fn closing_waits_for_the_token_and_wakes_when_it_is_cancelled() {
+        let token = CancellationToken::new();
+        let mut closing = Closing::new(token.clone());
+        // Polled (and woken by nothing) many times: still waiting.
+        for _ in 0..3 {
+            assert!(
+                tokio::time::timeout(Duration::from_millis(20), &mut closing)
+                    .await
+                    .is_err()
+            );
+        }
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            token.cancel();
+        });
+        tokio::time::timeout(Duration::from_secs(10), closing)
+            .await
+            .expect("closing resolves once the token is cancelled");
+        canceller.await.unwrap();
+    }
+
+    #[test]
+    fn the_header_timeout_closes_idle_http1_but_not_http2() {
+        let table = Table::new(10, 10);
+        let [http1, http2] = table.admit_all([1, 1]);
+        http2.activity().multiplexed();
+        std::thread::sleep(Duration::from_millis(50));
+        // Past the header timeout, within the idle timeout.
+        assert_eq!(table.conns.close_idle(HOUR, Duration::from_millis(10)), 1);
+        assert!(http1.close_token().is_cancelled());
+        assert!(!http2.close_token().is_cancelled());
     }
 }

@@ -6,23 +6,21 @@
 //! would: HTTP/1.x, no body, one well-formed `Host` that the zone serves, no
 //! maintenance, and no `Range`, conditional or `Accept-Encoding` header (those get
 //! 206, 304 or a compressed body, which the ordinary path makes). The answer is
-//! the file's [`Prepared`] headers and body (reference-counted clones), the
+//! the file's [`Prepared`](super::assets::Prepared) headers and body (reference-counted clones), the
 //! common headers from [`front::common_headers`] and the access event from
 //! [`front::logged`], as on the ordinary path. Everything else, and any file not
 //! yet looked up or no longer fresh, goes the ordinary way.
 //!
-//! Limits still hold: header size and header timeout are hyper's, connection caps
+//! Limits still hold: header size is hyper's, the header timeout, connection caps
 //! and idle shedding the accept loop's, and there is nothing to time out here.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use axum::http::{Method, Request, Response, StatusCode, Version, header};
 use hyper::body::{Body as _, Incoming};
 
 use super::Web;
-use super::assets::Prepared;
 use super::front::{self, AccessLine};
 use crate::request::{ConnInfo, Layer, Snapshot};
 
@@ -73,14 +71,14 @@ pub(super) fn serve(
         return None;
     }
     let host = served_host(web, raw)?;
-    let prepared = web.assets.ready(path)?;
+    let prepared = web.assets.ready(path, start)?;
 
     let mut response = Response::new(if head {
         Body::empty()
     } else {
         Body::from(prepared.body.clone())
     });
-    set_file_headers(response.headers_mut(), &prepared, head);
+    *response.headers_mut() = prepared.headers(head).clone();
     let elapsed = start.elapsed();
     let snapshot = Snapshot {
         layer: Layer::Static,
@@ -123,20 +121,4 @@ pub(super) fn served_host(web: &Web, raw: &str) -> Option<String> {
         .iter()
         .find(|host| host.eq_ignore_ascii_case(name))
         .cloned()
-}
-
-/// The headers of a whole-file `200`, in the order the ordinary path writes them.
-fn set_file_headers(headers: &mut axum::http::HeaderMap, file: &Arc<Prepared>, head: bool) {
-    headers.reserve(12);
-    headers.insert(header::ETAG, file.etag.clone());
-    headers.insert(header::LAST_MODIFIED, file.last_modified.clone());
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(header::CONTENT_TYPE, file.content_type.clone());
-    // The compression layer sizes a HEAD answer by its empty body: too small to
-    // compress, so no `Vary` there.
-    if file.vary && !head {
-        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    }
-    headers.insert(header::CONTENT_LENGTH, file.content_length.clone());
 }

@@ -615,8 +615,10 @@ impl HttpBody for LoggedBody {
 impl Drop for LoggedBody {
     fn drop(&mut self) {
         if let Some(line) = self.line.take() {
-            // One clock read serves the metrics, the log line and the live event.
+            // One clock read serves the metrics, the log line and the live event
+            // (and one wall-clock read the log line and the live event).
             let micros = line.start.elapsed().as_micros() as u64;
+            let at = std::time::SystemTime::now();
             crate::metrics::web::request(
                 line.status == StatusCode::MISDIRECTED_REQUEST,
                 line.method.as_str(),
@@ -636,17 +638,17 @@ impl Drop for LoggedBody {
                 layer: line.snapshot.layer.as_str(),
                 route: line.snapshot.route.as_deref().unwrap_or(""),
             }
-            .log();
+            .log(at);
             if let Some(client) = line.conn.as_ref().map(|c| c.peer) {
                 line.live.publish(Event::Http {
-                    at_ms: crate::live::now_ms(),
+                    at_ms: crate::live::ms_at(at),
                     client,
-                    method: line.method.to_string(),
+                    method: crate::live::method_name(line.method.as_str()),
                     // The line is done with: its strings move into the event.
                     host: line.host,
                     path: line.path,
                     status: line.status.as_u16(),
-                    layer: line.snapshot.layer.as_str().to_string(),
+                    layer: line.snapshot.layer.as_str(),
                     micros,
                 });
             }

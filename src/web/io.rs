@@ -23,7 +23,9 @@ pub(crate) struct SendTimeout<S> {
     deadline: Option<Pin<Box<Sleep>>>,
     /// The socket under `inner` (which may be TLS), for the close below.
     fd: RawFd,
-    last_write: std::time::Instant,
+    /// When bytes last went out, in [`super::conns::coarse_ms`]: a cheap clock
+    /// for every write, precise enough for [`STALE_OUTPUT`].
+    last_write_ms: u64,
     /// The client closed its sending side (a read returned end of file): nothing
     /// more can arrive, so closing needs no lingering.
     peer_closed: bool,
@@ -39,7 +41,7 @@ impl<S> SendTimeout<S> {
             timeout,
             deadline: None,
             fd,
-            last_write: std::time::Instant::now(),
+            last_write_ms: super::conns::coarse_ms(),
             peer_closed: false,
         }
     }
@@ -55,7 +57,7 @@ impl<S> SendTimeout<S> {
             Poll::Pending => self.pending(cx).map(Err),
             ready => {
                 self.deadline = None;
-                self.last_write = std::time::Instant::now();
+                self.last_write_ms = super::conns::coarse_ms();
                 ready
             }
         }
@@ -140,7 +142,8 @@ impl<S> Drop for SendTimeout<S> {
     /// reading: reset the connection instead (nginx's `reset_timedout_connection`).
     /// A normal close, with output just written and in flight, is left alone.
     fn drop(&mut self) {
-        if self.last_write.elapsed() < STALE_OUTPUT {
+        let since_write = super::conns::coarse_ms().saturating_sub(self.last_write_ms);
+        if u128::from(since_write) < STALE_OUTPUT.as_millis() {
             if !self.peer_closed {
                 linger(self.fd);
             }

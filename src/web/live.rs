@@ -385,7 +385,7 @@ mod tests {
             host: "foobar.com".into(),
             path: "/login?token=secret".into(),
             status: 200,
-            layer: "app".into(),
+            layer: "app",
             micros: 1,
         };
         assert_eq!(name_of(&viewer.view(&http).unwrap()), "/login");
