@@ -68,7 +68,7 @@ impl Home {
         let raw = raw.to_str().ok()?;
         if !front::host_is_well_formed(raw)
             || web.maintenance.is_on()
-            || web.assets.ready("/").is_some()
+            || web.assets.ready("/", start).is_some()
         {
             return None;
         }
