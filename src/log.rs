@@ -131,7 +131,16 @@ fn write_until_stopped(sink: &Sink) {
     loop {
         let stopping = sink.stopping.load(Ordering::Acquire);
         if !stopping {
-            std::thread::park();
+            // Park only while nothing waits. An appender wakes this thread only
+            // when it finds the buffer empty, and the wake-up token can be used
+            // up by something else that parks this thread (the channel that hands
+            // it the sink, at start): parking with lines already queued would then
+            // sleep until the next empty-to-not-empty change, which never comes
+            // while they wait. Checked before each park, a token taken elsewhere
+            // costs nothing; one set after the check makes the park return.
+            if sink.lock().is_empty() {
+                std::thread::park();
+            }
             if !sink.stopping.load(Ordering::Acquire) {
                 std::thread::sleep(BATCH);
             }
@@ -326,6 +335,44 @@ mod tests {
             sink.append(true, |out| out.extend_from_slice(&line));
         }
         assert!(sink.lock().len() < QUEUE_BYTES + URGENT_BYTES + line.len());
+    }
+
+    /// The wake-up a line sends can be used up before the writer first parks
+    /// (at start, the channel that hands it the sink parks the same thread).
+    /// The writer must still write what is queued, not sleep until a wake-up
+    /// that only an empty buffer would send. Failed before the check in
+    /// `write_until_stopped`: the line stayed queued and this timed out.
+    #[test]
+    fn a_wake_up_used_up_elsewhere_does_not_strand_queued_lines() {
+        let (hand, ready) = mpsc::channel::<Arc<Sink>>();
+        let writer = std::thread::spawn(move || {
+            let sink = ready.recv().unwrap();
+            // Uses up the token the line below set, if the channel did not.
+            std::thread::park_timeout(Duration::from_secs(2));
+            write_until_stopped(&sink);
+        });
+        let sink = Arc::new(Sink {
+            pending: Mutex::new(Vec::new()),
+            dropped: AtomicUsize::new(0),
+            writer: writer.thread().clone(),
+            plain: true,
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        });
+        sink.append(false, |out| {
+            out.extend_from_slice(b"log test: queued line\n")
+        });
+        hand.send(sink.clone()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !sink.lock().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the queued line was never written"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        sink.stopping.store(true, Ordering::Release);
+        sink.writer.unpark();
+        writer.join().unwrap();
     }
 
     #[test]
