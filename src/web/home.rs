@@ -66,10 +66,9 @@ impl Home {
             return None;
         };
         let raw = raw.to_str().ok()?;
-        if !front::host_is_well_formed(raw)
-            || web.maintenance.is_on()
-            || web.assets.ready("/", start).is_some()
-        {
+        // No file can answer `/` here: `serve` builds this path only without a
+        // `--site` folder, and no built-in file is named `/`.
+        if !front::host_is_well_formed(raw) || web.maintenance.is_on() {
             return None;
         }
         let host = super::fast::served_host(web, raw)?;
