@@ -36,7 +36,8 @@ const CONN_OPENED: usize = BYTES_OUT + 1;
 const CONN_CLOSED: usize = CONN_OPENED + LISTENERS.len();
 const CONN_SHED: usize = CONN_CLOSED + LISTENERS.len();
 const CONN_REFUSED: usize = CONN_SHED + 1;
-const DURATION: usize = CONN_REFUSED + LISTENERS.len();
+const CONN_HANDED_OVER: usize = CONN_REFUSED + LISTENERS.len();
+const DURATION: usize = CONN_HANDED_OVER + 1;
 const WIDTH: usize = DURATION + HistogramLayout::width(&DURATION_BOUNDS);
 
 static COUNTERS: Sharded<WIDTH> = Sharded::new();
@@ -102,6 +103,11 @@ pub(crate) fn connection_refused(tls: bool) {
     COUNTERS.add(CONN_REFUSED + usize::from(tls), 1);
 }
 
+/// A plain connection that the web server's own HTTP/1.1 loop passed to hyper.
+pub(crate) fn connection_handed_over() {
+    COUNTERS.add(CONN_HANDED_OVER, 1);
+}
+
 /// Writes every web series.
 pub(crate) fn encode(e: &mut DescriptorEncoder) -> std::fmt::Result {
     let mut requests = Vec::new();
@@ -132,6 +138,7 @@ pub(crate) fn encode(e: &mut DescriptorEncoder) -> std::fmt::Result {
         ("http_response_bytes", "Response body bytes handed to the connection.", one(COUNTERS.get(BYTES_OUT))),
         ("http_connections_shed", "Idle HTTP connections closed to make room for a new one.", one(COUNTERS.get(CONN_SHED))),
         ("http_connections_refused", "New HTTP connections closed at once because every connection was busy.", COUNTERS.by_label("listener", &LISTENERS, CONN_REFUSED)),
+        ("http_connections_handed_over", "Plain HTTP connections that the server's own HTTP/1.1 loop for fast-path requests passed to hyper, at the first request it does not answer itself.", one(COUNTERS.get(CONN_HANDED_OVER))),
     ];
     counters(e, &table)?;
     histogram(

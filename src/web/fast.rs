@@ -14,13 +14,15 @@
 //! Limits still hold: header size is hyper's, the header timeout, connection caps
 //! and idle shedding the accept loop's, and there is nothing to time out here.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::http::{Method, Request, Response, StatusCode, Version, header};
+use axum::http::{HeaderMap, Method, Request, Response, StatusCode, Version, header};
 use hyper::body::{Body as _, Incoming};
 
 use super::Web;
+use super::assets::Prepared;
 use super::front::{self, AccessLine};
 use crate::request::{ConnInfo, Layer, Snapshot};
 
@@ -63,22 +65,50 @@ pub(super) fn serve(
         return None;
     };
     let raw = raw.to_str().ok()?;
-    if !front::host_is_well_formed(raw) {
-        return None;
-    }
     let path = req.uri().path();
-    if front::NOT_FILES.contains(&path) || web.maintenance.is_on() {
-        return None;
-    }
-    let host = served_host(web, raw)?;
-    let prepared = web.assets.ready(path, start)?;
-
+    let (host, prepared) = file(web, raw, path, start)?;
+    let (headers, line) = answer(web, &prepared, head, host, path, conn, start);
     let mut response = Response::new(if head {
         Body::empty()
     } else {
         Body::from(prepared.body.clone())
     });
-    *response.headers_mut() = prepared.headers(head).clone();
+    *response.headers_mut() = headers;
+    Some(front::logged(response, line))
+}
+
+/// The site `raw_host` (a `Host` value) names and the file at `path` there,
+/// when the fast path can answer with it: a served name, not a path the web
+/// server answers itself, no maintenance, and the file in memory and fresh.
+pub(super) fn file(
+    web: &Web,
+    raw_host: &str,
+    path: &str,
+    start: Instant,
+) -> Option<(String, Arc<Prepared>)> {
+    if !front::host_is_well_formed(raw_host)
+        || front::NOT_FILES.contains(&path)
+        || web.maintenance.is_on()
+    {
+        return None;
+    }
+    let host = served_host(web, raw_host)?;
+    let prepared = web.assets.ready(path, start)?;
+    Some((host, prepared))
+}
+
+/// The whole-file `200`'s headers and its access line, for either transport:
+/// the file's prepared block with the common headers written over it.
+pub(super) fn answer(
+    web: &Web,
+    prepared: &Prepared,
+    head: bool,
+    host: String,
+    path: &str,
+    conn: &ConnInfo,
+    start: Instant,
+) -> (HeaderMap, AccessLine) {
+    let mut headers = prepared.headers(head).clone();
     let elapsed = start.elapsed();
     let snapshot = Snapshot {
         layer: Layer::Static,
@@ -90,21 +120,19 @@ pub(super) fn serve(
         db_writes: 0,
         db_name: None,
     };
-    front::common_headers(response.headers_mut(), &snapshot, web.node_name.as_ref());
-    Some(front::logged(
-        response,
-        AccessLine {
-            method: req.method().clone(),
-            host,
-            path: path.to_string(),
-            status: StatusCode::OK,
-            snapshot,
-            start,
-            conn: Some(conn.clone()),
-            live: web.live.clone(),
-            http2: false,
-        },
-    ))
+    front::common_headers(&mut headers, &snapshot, web.node_name.as_ref());
+    let line = AccessLine {
+        method: if head { Method::HEAD } else { Method::GET },
+        host,
+        path: path.to_string(),
+        status: StatusCode::OK,
+        snapshot,
+        start,
+        conn: Some(conn.clone()),
+        live: web.live.clone(),
+        http2: false,
+    };
+    (headers, line)
 }
 
 /// The site name `raw` (a well-formed `Host` value) names, if the zone serves it:

@@ -615,43 +615,51 @@ impl HttpBody for LoggedBody {
 impl Drop for LoggedBody {
     fn drop(&mut self) {
         if let Some(line) = self.line.take() {
-            // One clock read serves the metrics, the log line and the live event
-            // (and one wall-clock read the log line and the live event).
-            let micros = line.start.elapsed().as_micros() as u64;
-            let at = std::time::SystemTime::now();
-            crate::metrics::web::request(
-                line.status == StatusCode::MISDIRECTED_REQUEST,
-                line.method.as_str(),
-                line.status.as_u16(),
-                line.http2,
-                line.conn.as_ref().is_some_and(|c| c.tls),
+            line.log(self.bytes);
+        }
+    }
+}
+
+impl AccessLine {
+    /// Writes the access event for a request whose answer is done with, `bytes`
+    /// of body taken: the metrics, the access log line and the live event.
+    pub(super) fn log(self, bytes: u64) {
+        // One clock read serves the metrics, the log line and the live event
+        // (and one wall-clock read the log line and the live event).
+        let micros = self.start.elapsed().as_micros() as u64;
+        let at = std::time::SystemTime::now();
+        crate::metrics::web::request(
+            self.status == StatusCode::MISDIRECTED_REQUEST,
+            self.method.as_str(),
+            self.status.as_u16(),
+            self.http2,
+            self.conn.as_ref().is_some_and(|c| c.tls),
+            micros,
+            bytes,
+        );
+        super::access_log::Fields {
+            method: self.method.as_str(),
+            host: &self.host,
+            path: &self.path,
+            status: self.status.as_u16(),
+            bytes,
+            micros,
+            layer: self.snapshot.layer.as_str(),
+            route: self.snapshot.route.as_deref().unwrap_or(""),
+        }
+        .log(at);
+        if let Some(client) = self.conn.as_ref().map(|c| c.peer) {
+            self.live.publish(Event::Http {
+                at_ms: crate::live::ms_at(at),
+                client,
+                method: crate::live::method_name(self.method.as_str()),
+                // The line is done with: its strings move into the event.
+                host: self.host,
+                path: self.path,
+                status: self.status.as_u16(),
+                layer: self.snapshot.layer.as_str(),
                 micros,
-                self.bytes,
-            );
-            super::access_log::Fields {
-                method: line.method.as_str(),
-                host: &line.host,
-                path: &line.path,
-                status: line.status.as_u16(),
-                bytes: self.bytes,
-                micros,
-                layer: line.snapshot.layer.as_str(),
-                route: line.snapshot.route.as_deref().unwrap_or(""),
-            }
-            .log(at);
-            if let Some(client) = line.conn.as_ref().map(|c| c.peer) {
-                line.live.publish(Event::Http {
-                    at_ms: crate::live::ms_at(at),
-                    client,
-                    method: crate::live::method_name(line.method.as_str()),
-                    // The line is done with: its strings move into the event.
-                    host: line.host,
-                    path: line.path,
-                    status: line.status.as_u16(),
-                    layer: line.snapshot.layer.as_str(),
-                    micros,
-                });
-            }
+            });
         }
     }
 }

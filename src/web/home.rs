@@ -44,7 +44,6 @@ impl Home {
         conn: &ConnInfo,
         start: Instant,
     ) -> Option<impl Future<Output = Response<Body>> + Send + use<>> {
-        let web = &self.web;
         if req.method() != Method::GET
             || !matches!(req.version(), Version::HTTP_11 | Version::HTTP_10)
             || req.uri().path() != "/"
@@ -66,23 +65,44 @@ impl Home {
             return None;
         };
         let raw = raw.to_str().ok()?;
+        let host = self.host(raw)?;
+        let answer = self.answer(host, conn, req.version(), start);
+        Some(async move {
+            let (response, line) = answer.await;
+            front::logged(response, line)
+        })
+    }
+
+    /// The site a well-formed `Host` value `raw` names, when the zone serves it
+    /// and the site is not in maintenance.
+    pub(super) fn host(&self, raw: &str) -> Option<String> {
         // No file can answer `/` here: `serve` builds this path only without a
         // `--site` folder, and no built-in file is named `/`.
-        if !front::host_is_well_formed(raw) || web.maintenance.is_on() {
+        if !front::host_is_well_formed(raw) || self.web.maintenance.is_on() {
             return None;
         }
-        let host = super::fast::served_host(web, raw)?;
+        super::fast::served_host(&self.web, raw)
+    }
 
+    /// The page for an anonymous `GET /` on `host`, with its access line (to
+    /// write once the page has been sent), whichever transport sends it.
+    pub(super) fn answer(
+        &self,
+        host: String,
+        conn: &ConnInfo,
+        version: Version,
+        start: Instant,
+    ) -> impl Future<Output = (Response<Body>, AccessLine)> + Send + use<> {
         let trace = Arc::new(Trace::new(start));
         let page = self.page.page(HomeRequest {
             host: host.clone(),
             conn: conn.clone(),
-            version: req.version(),
+            version,
             trace: trace.clone(),
         });
-        let web = web.clone();
+        let web = self.web.clone();
         let conn = conn.clone();
-        Some(async move {
+        async move {
             let app_started = Instant::now();
             // The ordinary path's timeout and panic layers, around the page alone.
             let answered = tokio::time::timeout(
@@ -120,20 +140,18 @@ impl Home {
             }
             let snapshot = trace.snapshot();
             front::common_headers(response.headers_mut(), &snapshot, web.node_name.as_ref());
-            front::logged(
-                response,
-                AccessLine {
-                    method: Method::GET,
-                    host,
-                    path: "/".to_string(),
-                    status: StatusCode::OK,
-                    snapshot,
-                    start,
-                    conn: Some(conn),
-                    live: web.live.clone(),
-                    http2: false,
-                },
-            )
-        })
+            let line = AccessLine {
+                method: Method::GET,
+                host,
+                path: "/".to_string(),
+                status: response.status(),
+                snapshot,
+                start,
+                conn: Some(conn),
+                live: web.live.clone(),
+                http2: false,
+            };
+            (response, line)
+        }
     }
 }

@@ -22,6 +22,7 @@ mod assets;
 pub(crate) mod conns;
 mod fast;
 pub(crate) mod front;
+mod h1;
 pub(crate) mod health;
 mod home;
 mod io;
@@ -232,9 +233,19 @@ pub(crate) async fn serve(
                 page,
             })
         });
+    let fast = config.static_fast_path.then_some(web);
+    // Plain HTTP/1.1 requests for the fast paths are answered by a loop of our
+    // own ([`h1`]) until a connection sends something else.
+    let h1 = (fast.is_some() || home.is_some()).then(|| {
+        Arc::new(h1::Paths {
+            files: fast.clone(),
+            home: home.clone(),
+        })
+    });
     let listeners = Listeners {
-        fast: config.static_fast_path.then_some(web),
+        fast,
         home,
+        h1,
         builder: Arc::new(builder),
         service,
         conns,
@@ -312,6 +323,8 @@ struct Listeners {
     fast: Option<Arc<Web>>,
     /// For the home page's fast path ([`home`]); `None` when it is off.
     home: Option<Arc<home::Home>>,
+    /// Both fast paths, for plain HTTP/1.1 ([`h1`]); `None` when both are off.
+    h1: Option<Arc<h1::Paths>>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     service: axum::Router,
     /// One registry for both listeners: the limits bound the whole server.
@@ -365,6 +378,13 @@ impl Listeners {
             let fast = self.fast.clone();
             let home = self.home.clone();
             let activity = slot.activity();
+            // The hand-written loop serves plain connections only: TLS brings
+            // ALPN, and with it HTTP/2.
+            let h1 = self
+                .h1
+                .clone()
+                .filter(|_| tls.is_none())
+                .map(|paths| (paths, info.clone(), activity.clone()));
             let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let start = std::time::Instant::now();
                 // The connection counts as busy from here until the response body
@@ -409,6 +429,7 @@ impl Listeners {
                 // task ends, whichever way it ends.
                 let close = slot.close_token();
                 let closing = slot.closing();
+                let mut closing = std::pin::pin!(closing);
                 let _slot = slot;
                 let _counted = counted;
                 let io = match tls {
@@ -432,12 +453,24 @@ impl Listeners {
                     }
                 };
                 let io = io::SendTimeout::new(io, SEND_TIMEOUT, fd);
+                let io = match h1 {
+                    Some((paths, info, activity)) => {
+                        match h1::serve(io, &paths, &info, &activity, closing.as_mut()).await {
+                            h1::Outcome::Closed => return,
+                            h1::Outcome::Handover(io) => {
+                                crate::metrics::web::connection_handed_over();
+                                io
+                            }
+                        }
+                    }
+                    None => h1::Rewind::new(axum::body::Bytes::new(), io),
+                };
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), hyper_service);
                 let mut conn = std::pin::pin!(conn);
                 let ended = tokio::select! {
                     biased;
                     ended = conn.as_mut() => ended,
-                    () = closing => {
+                    () = closing.as_mut() => {
                         // Shed, or the server is stopping: finish what is in flight
                         // (HTTP/2 sends GOAWAY), within a bound.
                         conn.as_mut().graceful_shutdown();

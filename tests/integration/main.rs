@@ -61,6 +61,7 @@ mod site_api;
 mod site_board;
 mod site_durability;
 mod site_fast_path;
+mod site_h1;
 mod site_home_fast_path;
 mod site_memory;
 mod site_web;

@@ -87,6 +87,54 @@ pub fn http(
     })
 }
 
+/// Sends `requests` (whole request heads, as the test writes them) on one
+/// keep-alive connection in a single write, pipelined, and reads one answer per
+/// request: its head, then a `Content-Length` body (none for a `HEAD`). Unlike
+/// [`http`], nothing is added: no `Connection: close` unless a request has it.
+pub fn keep_alive(addr: SocketAddr, requests: &[String]) -> Vec<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(requests.concat().as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let mut answers = Vec::new();
+    for request in requests {
+        let head_end = loop {
+            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+            read_more(&mut stream, &mut raw, request);
+        };
+        let head = parse_response(&raw[..head_end]).expect("an HTTP/1.1 head");
+        let length = match head.header("content-length") {
+            Some(_) if request.starts_with("HEAD ") => 0,
+            Some(n) => n.parse().unwrap(),
+            None => 0,
+        };
+        while raw.len() < head_end + length {
+            read_more(&mut stream, &mut raw, request);
+        }
+        let rest = raw.split_off(head_end + length);
+        answers.push(Response {
+            body: raw[head_end..].to_vec(),
+            ..head
+        });
+        raw = rest;
+    }
+    answers
+}
+
+fn read_more(stream: &mut TcpStream, raw: &mut Vec<u8>, request: &str) {
+    let mut chunk = [0; 16 * 1024];
+    let n = stream.read(&mut chunk).unwrap();
+    assert!(
+        n > 0,
+        "the connection closed before the answer to {request:?}"
+    );
+    raw.extend_from_slice(&chunk[..n]);
+}
+
 fn parse_response(raw: &[u8]) -> Option<Response> {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&raw[..split]).ok()?;
