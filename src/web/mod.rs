@@ -5,8 +5,11 @@
 //! 1. [`serve`]: our own accept loop (connection limits in [`conns`]: a global
 //!    cap, a per-address cap, an idle timeout and the header timeout, shedding the
 //!    longest-idle connection rather than making a new client wait; accept errors
-//!    such as EMFILE pause it instead of ending it) hands each TCP stream to
-//!    hyper-util's `auto` builder, which speaks HTTP/1.1 and HTTP/2 with prior
+//!    such as EMFILE pause it instead of ending it). A plain connection starts in
+//!    [`h1`], our own HTTP/1.1 keep-alive loop, which answers the fast paths'
+//!    requests (a file in memory, the anonymous home page) itself; at the first
+//!    request it does not answer, and for every TLS connection, the stream goes
+//!    to hyper-util's `auto` builder, which speaks HTTP/1.1 and HTTP/2 with prior
 //!    knowledge (h2c).
 //! 2. [`front::access`]: measures the request, writes the access-log event and the
 //!    `Server-Timing` header, and gives every `/api/` error a JSON body.
