@@ -37,6 +37,16 @@ pub(crate) struct ConnInfo {
     /// Our address and port that accepted the connection.
     pub(crate) local: SocketAddr,
     pub(crate) tls: bool,
+    /// The HTTP implementation answering on this connection, as the home page's
+    /// panel names it: hyper, or the web server's own HTTP/1.1 loop.
+    pub(crate) server: &'static str,
+}
+
+impl ConnInfo {
+    /// [`ConnInfo::server`] for connections hyper serves.
+    pub(crate) const HYPER: &'static str = "hyper";
+    /// [`ConnInfo::server`] for requests the web server's own loop answers.
+    pub(crate) const OWN_LOOP: &'static str = "onebox's own HTTP/1.1 loop";
 }
 
 /// The site name a request asked for, lower-case without port or trailing dot,

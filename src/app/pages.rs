@@ -512,6 +512,10 @@ fn reached(app: &App, ctx: &Ctx, visits: Result<u64, views::NotCounted>) -> Reac
         db_writes: snapshot.db_writes,
         db_ms: millis(snapshot.db),
         so_far_ms: millis(snapshot.elapsed),
+        web_server: ctx
+            .conn
+            .as_ref()
+            .map_or(crate::request::ConnInfo::HYPER, |c| c.server),
         visits,
         node: app.node_name.clone(),
         resolution: app

@@ -77,6 +77,7 @@ fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Re
         peer: SocketAddr::from(([192, 0, 2, 1], 40000)),
         local: SocketAddr::from(([127, 0, 0, 1], 8080)),
         tls: false,
+        server: ConnInfo::HYPER,
     });
     req
 }

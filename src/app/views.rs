@@ -46,6 +46,8 @@ pub(crate) struct Reached {
     pub(crate) db_writes: u32,
     pub(crate) db_ms: String,
     pub(crate) so_far_ms: String,
+    /// The HTTP implementation that answered ("hyper", or the web server's own loop).
+    pub(crate) web_server: &'static str,
     /// The visit counter, or why it could not be written this time.
     pub(crate) visits: Result<u64, NotCounted>,
     /// How the toy Internet's resolver found the name for this client, when it did.
@@ -268,7 +270,7 @@ pub(crate) fn reached_panel(r: &Reached) -> Markup {
                 li {
                     span.step { "Layers" }
                     ul.layers {
-                        li { span.lname { "Web server" } span { "hyper, " (r.so_far_ms) " ms" } }
+                        li { span.lname { "Web server" } span { (r.web_server) ", " (r.so_far_ms) " ms" } }
                         li { span.lname { "Application" } code { (r.route) } }
                         li {
                             span.lname { "Database" }

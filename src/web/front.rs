@@ -680,6 +680,7 @@ mod origin_tests {
             peer: SocketAddr::from(([127, 0, 0, 1], 50000)),
             local: SocketAddr::from(([127, 0, 0, 1], 8080)),
             tls,
+            server: ConnInfo::HYPER,
         });
         req
     }

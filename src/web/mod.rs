@@ -376,6 +376,7 @@ impl Listeners {
                 peer,
                 local: stream.local_addr().unwrap_or(local),
                 tls: tls.is_some(),
+                server: ConnInfo::HYPER,
             };
             let service = self.service.clone();
             let fast = self.fast.clone();
@@ -383,11 +384,13 @@ impl Listeners {
             let activity = slot.activity();
             // The hand-written loop serves plain connections only: TLS brings
             // ALPN, and with it HTTP/2.
-            let h1 = self
-                .h1
-                .clone()
-                .filter(|_| tls.is_none())
-                .map(|paths| (paths, info.clone(), activity.clone()));
+            let h1 = self.h1.clone().filter(|_| tls.is_none()).map(|paths| {
+                let info = ConnInfo {
+                    server: ConnInfo::OWN_LOOP,
+                    ..info.clone()
+                };
+                (paths, info, activity.clone())
+            });
             let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let start = std::time::Instant::now();
                 // The connection counts as busy from here until the response body
