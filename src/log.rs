@@ -58,6 +58,30 @@ impl Sink {
     /// queue is full. An `urgent` line (a warning or an error) may use
     /// [`URGENT_BYTES`] more.
     fn append(&self, urgent: bool, fill: impl FnOnce(&mut Vec<u8>)) {
+        thread_local! {
+            /// Where this thread formats a line before it takes the lock.
+            static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        // The line is formatted outside the lock, which then covers only a
+        // copy: every thread that logs (each HTTP request writes an access line)
+        // shares this one lock, and on many cores the time it is held is the time
+        // others wait. A line logged while formatting one (re-entry) is formatted
+        // under the lock instead.
+        LINE.with(|line| match line.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                fill(&mut line);
+                self.push(urgent, |pending| pending.extend_from_slice(&line));
+                if line.capacity() > 4 * 1024 {
+                    *line = Vec::new();
+                }
+            }
+            Err(_) => self.push(urgent, fill),
+        });
+    }
+
+    /// Appends what `fill` writes under the lock, unless the queue is full.
+    fn push(&self, urgent: bool, fill: impl FnOnce(&mut Vec<u8>)) {
         let limit = if urgent {
             QUEUE_BYTES + URGENT_BYTES
         } else {
@@ -195,7 +219,7 @@ pub(crate) struct Line {
 impl std::io::Write for Line {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match SINK.get() {
-            Some(sink) => sink.append(self.urgent, |pending| pending.extend_from_slice(buf)),
+            Some(sink) => sink.push(self.urgent, |pending| pending.extend_from_slice(buf)),
             None => std::io::stderr().write_all(buf)?,
         }
         Ok(buf.len())

@@ -783,6 +783,17 @@ impl Zones {
             .clone()
     }
 
+    /// `f` of [`Zones::serving_hosts`], read in place under the read lock: no
+    /// reference count is taken. Every HTTP request's host is checked here, and
+    /// on many cores each shared count would be one more cache line that every
+    /// core writes.
+    pub(crate) fn with_serving_hosts<R>(&self, f: impl FnOnce(&[String]) -> R) -> R {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        f(current
+            .site_hosts
+            .get_or_init(|| site_hosts_of(&current).into()))
+    }
+
     /// How `host` resolves in our own zones, link by link, read live from the zone
     /// data being served: `www.foobar.com. CNAME foobar.com.`, `foobar.com. A 127.0.0.1`.
     pub(crate) fn chain(&self, host: &str) -> Vec<ChainLink> {

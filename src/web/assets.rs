@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -60,8 +60,10 @@ pub(super) struct Assets {
     /// `--site` lookups, kept for [`FRESH_FOR`]: each file system call is a trip
     /// to tokio's blocking pool and back (a context switch each way), which made
     /// a small static file cost several times what nginx pays. Edits show within
-    /// a second.
-    cache: Mutex<Cache>,
+    /// a second. A read-write lock: every request on every core reads it, and
+    /// readers never wait for one another (a refresh writes once per second
+    /// per path).
+    cache: RwLock<Cache>,
 }
 
 /// When a path was looked up, and the file it named (`None`: no file there).
@@ -242,7 +244,7 @@ impl Assets {
             site,
             started,
             builtin,
-            cache: Mutex::new(Cache::default()),
+            cache: RwLock::new(Cache::default()),
         })
     }
 
@@ -253,7 +255,7 @@ impl Assets {
     pub(super) fn ready(&self, uri_path: &str, now: Instant) -> Option<Arc<Prepared>> {
         if self.site.is_some() {
             let key = normalised(uri_path)?;
-            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
             let (checked, file) = cache.entries.get(key.as_ref())?;
             if now.saturating_duration_since(*checked) >= FRESH_FOR {
                 return None;
@@ -350,7 +352,7 @@ impl Assets {
         };
         if let Some((checked, file)) = self
             .cache
-            .lock()
+            .read()
             .unwrap_or_else(|e| e.into_inner())
             .entries
             .get(&key)
@@ -388,7 +390,7 @@ impl Assets {
         .map_err(std::io::Error::other)??
         .map(Arc::new);
         let cost = entry_cost(&key, &file);
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
         if cache.bytes + cost > CACHE_BYTES {
             cache.entries.clear();
             cache.bytes = 0;

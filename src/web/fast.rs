@@ -144,9 +144,10 @@ pub(super) fn served_host(web: &Web, raw: &str) -> Option<String> {
     }
     let name = raw.split(':').next().unwrap_or(raw);
     let name = name.strip_suffix('.').unwrap_or(name);
-    web.zones
-        .serving_hosts()
-        .iter()
-        .find(|host| host.eq_ignore_ascii_case(name))
-        .cloned()
+    web.zones.with_serving_hosts(|hosts| {
+        hosts
+            .iter()
+            .find(|host| host.eq_ignore_ascii_case(name))
+            .cloned()
+    })
 }

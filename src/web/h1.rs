@@ -120,15 +120,18 @@ where
                 drop(active);
                 return Outcome::Handover(Rewind::new(input.freeze(), io));
             };
-            let len = request.len;
+            let (len, request_head) = (request.len, request.head);
             input.advance(len);
             let sent = match reply {
                 Reply::File {
                     headers,
-                    body,
+                    prepared,
                     line,
                 } => {
-                    let sent = send(&mut io, &mut out, StatusCode::OK, &headers, &body).await;
+                    // The body is copied from the file's own bytes: no reference
+                    // count shared by every core is touched for it.
+                    let body: &[u8] = if request_head { &[] } else { &prepared.body };
+                    let sent = send(&mut io, &mut out, StatusCode::OK, &headers, body).await;
                     sent.map(|bytes| line.log(bytes))
                 }
                 Reply::Page(page) => {
@@ -265,8 +268,8 @@ fn plain_byte(b: u8) -> bool {
 enum Reply<P> {
     File {
         headers: HeaderMap,
-        /// Empty for `HEAD`.
-        body: Bytes,
+        /// The file (its body is sent unless the request is a `HEAD`).
+        prepared: Arc<super::assets::Prepared>,
         line: super::front::AccessLine,
     },
     /// The home page, still being made (its visit is being committed). Boxed:
@@ -296,14 +299,9 @@ fn reply(
             conn,
             start,
         );
-        let body = if request.head {
-            Bytes::new()
-        } else {
-            prepared.body.clone()
-        };
         return Some(Reply::File {
             headers,
-            body,
+            prepared,
             line,
         });
     }
