@@ -30,17 +30,16 @@ use std::cell::RefCell;
 use std::io::{self, IoSlice, Write as _};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Version, header};
 use bytes::{Buf, BytesMut};
 use http_body_util::BodyExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::conns::{Activity, Closing};
 use super::home::Home;
+use super::io::SendTimeout;
 use super::{Web, fast};
 use crate::request::ConnInfo;
 
@@ -85,7 +84,12 @@ pub(super) enum Outcome<S> {
     Closed,
     /// A request the loop does not answer: hyper takes the connection from here,
     /// reading first what the loop had read.
-    Handover(Rewind<S>),
+    Handover(SendTimeout<S>),
+}
+
+fn handover<S>(mut io: SendTimeout<S>, input: BytesMut) -> Outcome<S> {
+    io.read_first(input.freeze());
+    Outcome::Handover(io)
 }
 
 /// Answers the fast paths' requests on `io` until the connection ends or a
@@ -93,7 +97,7 @@ pub(super) enum Outcome<S> {
 /// is looked at while waiting for a request, and a request already read is
 /// still answered.
 pub(super) async fn serve<S>(
-    mut io: S,
+    mut io: SendTimeout<S>,
     paths: &Paths,
     conn: &ConnInfo,
     activity: &Activity,
@@ -110,7 +114,7 @@ where
             let start = Instant::now();
             let request = match parse(&input) {
                 Parsed::Partial => break,
-                Parsed::Other => return Outcome::Handover(Rewind::new(input.freeze(), io)),
+                Parsed::Other => return handover(io, input),
                 Parsed::Request(request) => request,
             };
             // Busy from here until the answer is written: the sweep never
@@ -118,7 +122,7 @@ where
             let active = activity.begin();
             let Some(reply) = reply(paths, &request, conn, start) else {
                 drop(active);
-                return Outcome::Handover(Rewind::new(input.freeze(), io));
+                return handover(io, input);
             };
             let (len, request_head) = (request.len, request.head);
             input.advance(len);
@@ -154,7 +158,7 @@ where
             }
         }
         if input.len() >= HEAD_LIMIT {
-            return Outcome::Handover(Rewind::new(input.freeze(), io));
+            return handover(io, input);
         }
         input.reserve(READ_ROOM);
         tokio::select! {
@@ -403,65 +407,6 @@ async fn write_both<S: AsyncWrite + Unpin>(
     io.write_all(second).await
 }
 
-/// A connection handed to hyper: what the loop had read comes first, then the
-/// socket.
-pub(super) struct Rewind<S> {
-    read: Bytes,
-    inner: S,
-}
-
-impl<S> Rewind<S> {
-    pub(super) fn new(read: Bytes, inner: S) -> Self {
-        Self { read, inner }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.read.is_empty() {
-            let n = self.read.len().min(buf.remaining());
-            buf.put_slice(&self.read[..n]);
-            self.read.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -563,16 +508,5 @@ mod tests {
             httpdate::parse_http_date(date.trim_end()).is_ok(),
             "{date:?}"
         );
-    }
-
-    #[tokio::test]
-    async fn a_handed_over_connection_reads_what_was_read_first() {
-        let (mut client, server) = tokio::io::duplex(64);
-        let mut rewound = Rewind::new(Bytes::from_static(b"GET / "), server);
-        client.write_all(b"HTTP/1.1\r\n").await.unwrap();
-        drop(client);
-        let mut all = Vec::new();
-        rewound.read_to_end(&mut all).await.unwrap();
-        assert_eq!(all, b"GET / HTTP/1.1\r\n");
     }
 }

@@ -5,6 +5,10 @@
 //! write timeout. nginx closes such a connection after `send_timeout` (60 s) without
 //! progress; this wrapper does the same: a write that makes no progress for the
 //! given time fails with `TimedOut`, and hyper drops the connection.
+//!
+//! It also gives back what was read ahead: when the web server's own HTTP/1.1
+//! loop ([`super::h1`]) hands a connection to hyper, the bytes it had read but
+//! not answered are read again first ([`SendTimeout::read_first`]).
 
 use std::io;
 use std::pin::Pin;
@@ -13,6 +17,8 @@ use std::time::Duration;
 
 use std::os::fd::RawFd;
 
+use axum::body::Bytes;
+use bytes::Buf as _;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -29,6 +35,8 @@ pub(crate) struct SendTimeout<S> {
     /// The client closed its sending side (a read returned end of file): nothing
     /// more can arrive, so closing needs no lingering.
     peer_closed: bool,
+    /// Bytes already read from the socket, to be read again before it.
+    read_first: Bytes,
 }
 
 /// Unsent bytes this old at close mean the client stopped reading.
@@ -43,7 +51,13 @@ impl<S> SendTimeout<S> {
             fd,
             last_write_ms: super::conns::coarse_ms(),
             peer_closed: false,
+            read_first: Bytes::new(),
         }
+    }
+
+    /// Makes the next reads return `bytes` before anything more from the socket.
+    pub(crate) fn read_first(&mut self, bytes: Bytes) {
+        self.read_first = bytes;
     }
 
     /// After a write was polled: progress disarms the deadline and restarts the
@@ -85,6 +99,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for SendTimeout<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.read_first.is_empty() {
+            let n = self.read_first.len().min(buf.remaining());
+            buf.put_slice(&self.read_first[..n]);
+            self.read_first.advance(n);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(poll, Poll::Ready(Ok(())))
@@ -241,6 +261,19 @@ async fn drain(socket: std::net::TcpStream) -> io::Result<()> {
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn bytes_read_ahead_are_read_again_first() {
+        use tokio::io::AsyncReadExt;
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        let mut conn = SendTimeout::new(ours, Duration::from_secs(30), -1);
+        conn.read_first(Bytes::from_static(b"GET / "));
+        theirs.write_all(b"HTTP/1.1\r\n").await.unwrap();
+        drop(theirs);
+        let mut all = Vec::new();
+        conn.read_to_end(&mut all).await.unwrap();
+        assert_eq!(all, b"GET / HTTP/1.1\r\n");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_peer_that_never_reads_times_the_write_out() {

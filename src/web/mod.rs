@@ -469,7 +469,7 @@ impl Listeners {
                             }
                         }
                     }
-                    None => h1::Rewind::new(axum::body::Bytes::new(), io),
+                    None => io,
                 };
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), hyper_service);
                 let mut conn = std::pin::pin!(conn);

@@ -16,19 +16,6 @@ fn request(method: &str, path: &str, extra: &str) -> String {
     format!("{method} {path} HTTP/1.1\r\nHost: foobar.com\r\n{extra}\r\n")
 }
 
-/// `text` with every run of digits as `#` (visit numbers, timings, ports).
-fn masked(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if !c.is_ascii_digit() {
-            out.push(c);
-        } else if !out.ends_with('#') {
-            out.push('#');
-        }
-    }
-    out
-}
-
 /// Every header but the date and `Connection` (hyper answers `Connection: close`
 /// with its own), sorted, digits masked, a new cookie's random value left out.
 fn comparable(r: &Response) -> Vec<(String, String)> {

@@ -11,20 +11,6 @@ use crate::harness::*;
 const FAST: &str = "/";
 const ROUTED: &str = "/?via=router";
 
-/// `text` with every run of digits as `#`: visit numbers, milliseconds and ports
-/// change per view; everything else must match.
-fn masked(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if !c.is_ascii_digit() {
-            out.push(c);
-        } else if !out.ends_with('#') {
-            out.push('#');
-        }
-    }
-    out
-}
-
 /// Every header but the date, lower-cased and sorted, values with digits masked
 /// and the CSRF cookie's random value left out.
 fn comparable(r: &Response) -> Vec<(String, String)> {

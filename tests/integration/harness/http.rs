@@ -463,3 +463,17 @@ pub fn visits_on(page: &str) -> u64 {
         .unwrap_or_else(|| panic!("no visit counter: {page}"));
     rest.split('<').next().unwrap().parse().unwrap()
 }
+
+/// `text` with every run of digits as `#`: visit numbers, milliseconds and ports
+/// change per view, so pages compared across views are compared masked.
+pub fn masked(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('#') {
+            out.push('#');
+        }
+    }
+    out
+}
