@@ -96,7 +96,11 @@ fn key_into(key: &mut Vec<u8>, packet: &[u8], transport: Transport) -> bool {
 #[derive(Default)]
 pub(crate) struct Local {
     set: Option<Arc<ZoneSet>>,
-    answers: HashMap<Vec<u8>, Arc<Cached>>,
+    /// Key to a place in `slots`: a hit then hashes its key once and returns a
+    /// borrow taken after the lookup (a borrow returned from inside it would
+    /// keep the map borrowed on the miss path too, which forced a second lookup).
+    answers: HashMap<Vec<u8>, usize>,
+    slots: Vec<Arc<Cached>>,
     /// The key of the query at hand, reused so that a hit allocates nothing.
     key: Vec<u8>,
 }
@@ -126,21 +130,26 @@ impl Local {
             Some(set) if !set.is_retired() => set,
             _ => {
                 self.answers.clear();
+                self.slots.clear();
                 self.set.insert(current())
+            }
+        };
+        let slot = match self.answers.get(self.key.as_slice()) {
+            Some(&slot) => slot,
+            None => {
+                let cached = set.answers.get(&self.key)?;
+                if self.answers.len() >= CAPACITY {
+                    self.answers.clear();
+                    self.slots.clear();
+                }
+                self.slots.push(cached);
+                self.answers.insert(self.key.clone(), self.slots.len() - 1);
+                self.slots.len() - 1
             }
         };
         // Borrowed, not cloned: an `Arc` clone would write the reference count
         // that every worker's copy shares.
-        if !self.answers.contains_key(self.key.as_slice()) {
-            let cached = set.answers.get(&self.key)?;
-            if self.answers.len() >= CAPACITY {
-                self.answers.clear();
-            }
-            self.answers.insert(self.key.clone(), cached);
-        }
-        self.answers
-            .get(self.key.as_slice())
-            .map(|cached| &**cached)
+        self.slots.get(slot).map(|cached| &**cached)
     }
 }
 

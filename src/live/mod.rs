@@ -504,13 +504,18 @@ impl Live {
     fn with_ring(&self, push: impl FnOnce(&mut Recent)) {
         let inner = &self.inner;
         let mut push = Some(push);
+        // One borrow and one scan per event: this runs for every DNS query. The
+        // pushes only drop old entries, which never come back here.
         let _ = MINE.try_with(|mine| {
-            let has = mine.borrow().iter().any(|m| m.of(inner));
-            if !has {
-                self.adopt(&mut mine.borrow_mut());
-            }
-            if let (Some(m), Some(push)) = (mine.borrow().iter().find(|m| m.of(inner)), push.take())
-            {
+            let mut mine = mine.borrow_mut();
+            let at = match mine.iter().position(|m| m.of(inner)) {
+                Some(at) => at,
+                None => {
+                    self.adopt(&mut mine);
+                    mine.len() - 1
+                }
+            };
+            if let (Some(m), Some(push)) = (mine.get(at), push.take()) {
                 push(&mut lock(&m.ring.0));
             }
         });

@@ -109,6 +109,10 @@ fn slow_clients_are_closed_and_others_are_served_meanwhile() {
         .as_str()
         .expect("ready line names https");
     let out = TempDir::new("slowhttptest");
+    // The server's memory under 900 slow connections, each holding its buffers
+    // until the idle sweep closes it: sampled throughout, bounded below.
+    let rss_before = server.rss_kib();
+    let mut peak_rss = PeakRss::watch(server.pid, Duration::from_millis(20));
     let length = "45"; // seconds: header timeout 20 s and request timeout 30 s fit in
     let h_url = format!("http://{http}/");
     let b_url = format!("https://{https}/dns-query");
@@ -177,6 +181,7 @@ fn slow_clients_are_closed_and_others_are_served_meanwhile() {
     }
     done.store(true, Ordering::Relaxed);
     prober.join().unwrap();
+    let peak_rss = peak_rss.stop();
 
     let mut report = String::new();
     for (name, run) in &results {
@@ -194,7 +199,8 @@ fn slow_clients_are_closed_and_others_are_served_meanwhile() {
         refused.load(Ordering::Relaxed),
     );
     report.push_str(&format!(
-        "ordinary client meanwhile: {served} served, {refused} not\n"
+        "ordinary client meanwhile: {served} served, {refused} not\n\
+         RSS {rss_before} KiB before, {peak_rss} KiB peak\n"
     ));
     eprintln!("{report}");
 
@@ -203,6 +209,13 @@ fn slow_clients_are_closed_and_others_are_served_meanwhile() {
     assert!(
         served > 10 && refused == 0,
         "the site was not available to others:\n{report}"
+    );
+    // The same generous bound as the idle-connection flood of about 1,400
+    // sockets (tests/integration/harden_web_abuse.rs): 900 slow clients must
+    // not cost more than that.
+    assert!(
+        peak_rss > 0 && peak_rss < 150 * 1024,
+        "RSS peaked at {peak_rss} KiB under the slow clients:\n{report}"
     );
     // What the server still holds, seen from its side: a slow reader that was
     // reset may not notice for a while (it reads a few bytes every few seconds),
