@@ -6,7 +6,7 @@
 //! would: HTTP/1.x, no body, one well-formed `Host` that the zone serves, no
 //! maintenance, and no `Range`, conditional or `Accept-Encoding` header (those get
 //! 206, 304 or a compressed body, which the ordinary path makes). The answer is
-//! the file's [`Prepared`](super::assets::Prepared) headers and body (reference-counted clones), the
+//! the file's [`Prepared`] headers and body (reference-counted clones), the
 //! common headers from [`front::common_headers`] and the access event from
 //! [`front::logged`], as on the ordinary path. Everything else, and any file not
 //! yet looked up or no longer fresh, goes the ordinary way.
