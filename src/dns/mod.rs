@@ -777,10 +777,7 @@ impl Zones {
     /// [`Zones::site_hosts`], shared: computed once per zone version, so checking
     /// a request's host costs a lock-free read and no allocation.
     pub(crate) fn serving_hosts(&self) -> Arc<[String]> {
-        let set = self.snapshot();
-        set.site_hosts
-            .get_or_init(|| site_hosts_of(&set).into())
-            .clone()
+        hosts_of(&self.snapshot()).clone()
     }
 
     /// `f` of [`Zones::serving_hosts`], read in place under the read lock: no
@@ -789,9 +786,7 @@ impl Zones {
     /// core writes.
     pub(crate) fn with_serving_hosts<R>(&self, f: impl FnOnce(&[String]) -> R) -> R {
         let current = self.current.read().unwrap_or_else(|e| e.into_inner());
-        f(current
-            .site_hosts
-            .get_or_init(|| site_hosts_of(&current).into()))
+        f(hosts_of(&current))
     }
 
     /// How `host` resolves in our own zones, link by link, read live from the zone
@@ -816,6 +811,11 @@ impl Zones {
 }
 
 /// The site names of one zone set (see [`Zones::site_hosts`]).
+/// [`ZoneSet::site_hosts`], worked out on first use.
+fn hosts_of(set: &ZoneSet) -> &Arc<[String]> {
+    set.site_hosts.get_or_init(|| site_hosts_of(set).into())
+}
+
 fn site_hosts_of(set: &ZoneSet) -> Vec<String> {
     let apexes: HashSet<LowerName> = set
         .zones

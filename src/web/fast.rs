@@ -27,7 +27,7 @@ use super::front::{self, AccessLine};
 use crate::request::{ConnInfo, Layer, Snapshot};
 
 /// Headers that make the answer something other than the whole file as-is.
-const SLOW_HEADERS: [header::HeaderName; 5] = [
+pub(super) const SLOW_HEADERS: [header::HeaderName; 5] = [
     header::RANGE,
     header::IF_NONE_MATCH,
     header::IF_MODIFIED_SINCE,

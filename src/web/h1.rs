@@ -40,7 +40,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::conns::{Activity, Closing};
 use super::home::Home;
 use super::io::SendTimeout;
-use super::{Web, fast};
+use super::{FastPaths, fast};
 use crate::request::ConnInfo;
 
 /// A request head not complete within this many bytes goes to hyper, whose own
@@ -54,29 +54,16 @@ const COPY_BODY: usize = 16 * 1024;
 /// Each read asks for at least this much room.
 const READ_ROOM: usize = 2048;
 
-/// Request headers that make the answer something the fast paths do not give
-/// (framing, ranges, conditionals, compression, a protocol switch): such a
-/// request goes to hyper.
-const OTHER_HEADERS: [&str; 10] = [
-    "connection",
-    "content-length",
-    "transfer-encoding",
-    "expect",
-    "upgrade",
-    "range",
-    "if-none-match",
-    "if-modified-since",
-    "if-range",
-    "accept-encoding",
+/// Request headers that change the framing or the connection (a body, a close,
+/// a protocol switch): such a request goes to hyper. Those that change the
+/// answer itself are the static fast path's own list ([`fast::SLOW_HEADERS`]).
+const FRAMING_HEADERS: [header::HeaderName; 5] = [
+    header::CONNECTION,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::EXPECT,
+    header::UPGRADE,
 ];
-
-/// The fast paths this loop can answer from.
-pub(super) struct Paths {
-    /// Files in memory ([`fast`]); `None` with `--no-static-fast-path`.
-    pub(super) files: Option<Arc<Web>>,
-    /// The anonymous home page ([`super::home`]).
-    pub(super) home: Option<Arc<Home>>,
-}
 
 /// How a connection left the loop.
 pub(super) enum Outcome<S> {
@@ -98,7 +85,7 @@ fn handover<S>(mut io: SendTimeout<S>, input: BytesMut) -> Outcome<S> {
 /// still answered.
 pub(super) async fn serve<S>(
     mut io: SendTimeout<S>,
-    paths: &Paths,
+    paths: &FastPaths,
     conn: &ConnInfo,
     activity: &Activity,
     mut closing: Pin<&mut Closing>,
@@ -242,7 +229,11 @@ fn parse(input: &[u8]) -> Parsed<'_> {
             }
         } else if name.eq_ignore_ascii_case("cookie") {
             cookie = true;
-        } else if OTHER_HEADERS.iter().any(|o| name.eq_ignore_ascii_case(o)) {
+        } else if FRAMING_HEADERS
+            .iter()
+            .chain(&fast::SLOW_HEADERS)
+            .any(|other| name.eq_ignore_ascii_case(other.as_str()))
+        {
             return Parsed::Other;
         }
     }
@@ -285,7 +276,7 @@ enum Reply<P> {
 /// The fast path that answers `request`, in the order the hyper path tries
 /// them: a file first, then the home page.
 fn reply(
-    paths: &Paths,
+    paths: &FastPaths,
     request: &Request<'_>,
     conn: &ConnInfo,
     start: Instant,
@@ -310,7 +301,7 @@ fn reply(
         });
     }
     let home = paths.home.as_ref()?;
-    if request.head || request.path != "/" || request.query || request.cookie {
+    if !Home::takes(!request.head, request.path, request.query, request.cookie) {
         return None;
     }
     let host = home.host(request.host)?;

@@ -44,19 +44,16 @@ impl Home {
         conn: &ConnInfo,
         start: Instant,
     ) -> Option<impl Future<Output = Response<Body>> + Send + use<>> {
-        if req.method() != Method::GET
-            || !matches!(req.version(), Version::HTTP_11 | Version::HTTP_10)
-            || req.uri().path() != "/"
-            || req.uri().query().is_some()
+        let headers = req.headers();
+        if !Self::takes(
+            req.method() == Method::GET,
+            req.uri().path(),
+            req.uri().query().is_some(),
+            headers.contains_key(header::COOKIE),
+        ) || !matches!(req.version(), Version::HTTP_11 | Version::HTTP_10)
             || req.uri().authority().is_some()
             || !req.body().is_end_stream()
-        {
-            return None;
-        }
-        let headers = req.headers();
-        if headers
-            .keys()
-            .any(|name| name == header::COOKIE || name == header::ACCEPT_ENCODING)
+            || headers.contains_key(header::ACCEPT_ENCODING)
         {
             return None;
         }
@@ -71,6 +68,12 @@ impl Home {
             let (response, line) = answer.await;
             front::logged(response, line)
         })
+    }
+
+    /// Whether a request is the anonymous home page's, whichever transport read
+    /// it: a `GET` of `/` with no query and no cookie (so the visitor is anonymous).
+    pub(super) fn takes(get: bool, path: &str, query: bool, cookie: bool) -> bool {
+        get && path == "/" && !query && !cookie
     }
 
     /// The site a well-formed `Host` value `raw` names, when the zone serves it

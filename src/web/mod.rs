@@ -236,19 +236,11 @@ pub(crate) async fn serve(
                 page,
             })
         });
-    let fast = config.static_fast_path.then_some(web);
-    // Plain HTTP/1.1 requests for the fast paths are answered by a loop of our
-    // own ([`h1`]) until a connection sends something else.
-    let h1 = (fast.is_some() || home.is_some()).then(|| {
-        Arc::new(h1::Paths {
-            files: fast.clone(),
-            home: home.clone(),
-        })
-    });
     let listeners = Listeners {
-        fast,
-        home,
-        h1,
+        paths: Arc::new(FastPaths {
+            files: config.static_fast_path.then_some(web),
+            home,
+        }),
         builder: Arc::new(builder),
         service,
         conns,
@@ -319,15 +311,19 @@ fn return_freed_memory() {
     }
 }
 
+/// The requests answered before the router: by hyper's service, and on plain
+/// connections by the HTTP/1.1 loop ([`h1`]) first.
+struct FastPaths {
+    /// Files in memory ([`fast`]); `None` with `--no-static-fast-path`.
+    files: Option<Arc<Web>>,
+    /// The anonymous home page ([`home`]); `None` when it is off.
+    home: Option<Arc<home::Home>>,
+}
+
 /// What every accept loop shares.
 struct Listeners {
-    /// For the static fast path ([`fast`]), which answers before the router;
-    /// `None` when it is off.
-    fast: Option<Arc<Web>>,
-    /// For the home page's fast path ([`home`]); `None` when it is off.
-    home: Option<Arc<home::Home>>,
-    /// Both fast paths, for plain HTTP/1.1 ([`h1`]); `None` when both are off.
-    h1: Option<Arc<h1::Paths>>,
+    /// The fast paths, which answer before the router.
+    paths: Arc<FastPaths>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     service: axum::Router,
     /// One registry for both listeners: the limits bound the whole server.
@@ -379,18 +375,18 @@ impl Listeners {
                 server: ConnInfo::HYPER,
             };
             let service = self.service.clone();
-            let fast = self.fast.clone();
-            let home = self.home.clone();
+            let paths = self.paths.clone();
             let activity = slot.activity();
-            // The hand-written loop serves plain connections only: TLS brings
-            // ALPN, and with it HTTP/2.
-            let h1 = self.h1.clone().filter(|_| tls.is_none()).map(|paths| {
-                let info = ConnInfo {
-                    server: ConnInfo::OWN_LOOP,
-                    ..info.clone()
-                };
-                (paths, info, activity.clone())
-            });
+            // The hand-written loop serves plain connections only (TLS brings
+            // ALPN, and with it HTTP/2), when it has a fast path to answer from.
+            let h1 =
+                (tls.is_none() && (paths.files.is_some() || paths.home.is_some())).then(|| {
+                    let info = ConnInfo {
+                        server: ConnInfo::OWN_LOOP,
+                        ..info.clone()
+                    };
+                    (paths.clone(), info, activity.clone())
+                });
             let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let start = std::time::Instant::now();
                 // The connection counts as busy from here until the response body
@@ -399,10 +395,12 @@ impl Listeners {
                 if req.version() == Version::HTTP_2 {
                     activity.multiplexed();
                 }
-                let answer = fast
+                let answer = paths
+                    .files
                     .as_ref()
                     .and_then(|web| fast::serve(web, &req, &info, start));
-                let page = home
+                let page = paths
+                    .home
                     .as_ref()
                     .filter(|_| answer.is_none())
                     .and_then(|h| h.serve(&req, &info, start));
