@@ -174,3 +174,37 @@ fn h2c_with_prior_knowledge_still_reaches_hyper() {
         assert_eq!(out, "2 200");
     }
 }
+
+#[test]
+fn a_burst_of_heads_too_long_for_the_loop_is_answered_in_bounded_memory() {
+    // 64 connections at once, each pipelining heads past the loop's 8 KiB (hyper
+    // takes them over, with what the loop read) and ending with one past hyper's
+    // 32 KiB (431): the hand-over under load keeps memory bounded.
+    let server = Onebox::start();
+    let css = http_get(&server, "foobar.com", "/static/site.css").body;
+    let mut peak = PeakRss::watch(server.pid, std::time::Duration::from_millis(20));
+    let clients: Vec<_> = (0..64)
+        .map(|_| {
+            let (addr, css) = (server.http, css.clone());
+            std::thread::spawn(move || {
+                let pad = |n: usize| format!("X-Pad: {}\r\n", "p".repeat(n));
+                let mut requests: Vec<String> = (0..10)
+                    .map(|_| request("GET", "/static/site.css", &pad(12 * 1024)))
+                    .collect();
+                requests.push(request("GET", "/static/site.css", &pad(40 * 1024)));
+                let answers = keep_alive(addr, &requests);
+                for answer in &answers[..10] {
+                    assert_eq!(answer.status, 200);
+                    assert_eq!(answer.body, css);
+                }
+                assert_eq!(answers[10].status, 431);
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    let peak_kib = peak.stop();
+    assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
+    assert_eq!(health(server.http), Some(200));
+}
