@@ -2,6 +2,7 @@
 //! a post containing `<script>` is shown as text, never run. No JavaScript: every
 //! page works with plain links and forms.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use maud::{DOCTYPE, Markup, html};
@@ -37,11 +38,11 @@ pub(crate) struct Reached {
     pub(crate) local: Option<String>,
     /// Whether the A/AAAA address DNS gives is the address that accepted us.
     pub(crate) local_is_dns_address: Option<bool>,
-    pub(crate) protocol: String,
+    pub(crate) protocol: Cow<'static, str>,
     pub(crate) tls: bool,
     pub(crate) route: String,
     /// The database engine: "redb", "PostgreSQL 15".
-    pub(crate) db_name: String,
+    pub(crate) db_name: Arc<str>,
     pub(crate) db_reads: u32,
     pub(crate) db_writes: u32,
     pub(crate) db_ms: String,
@@ -275,7 +276,7 @@ pub(crate) fn reached_panel(r: &Reached) -> Markup {
                         li {
                             span.lname { "Database" }
                             span {
-                                (r.db_name) ", " (r.db_reads) " " (plural(r.db_reads, "read", "reads")) ", "
+                                (&*r.db_name) ", " (r.db_reads) " " (plural(r.db_reads, "read", "reads")) ", "
                                 (r.db_writes) " " (plural(r.db_writes, "write", "writes"))
                                 ", " (r.db_ms) " ms"
                             }

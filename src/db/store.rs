@@ -107,7 +107,9 @@ impl Store for Db {
         Box::pin(async move { Db::ping(self).await.map(|_| ()) })
     }
     fn backend(&self) -> Arc<str> {
-        Arc::from("redb")
+        // Asked twice per page view: one shared name, not an allocation each time.
+        static NAME: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("redb"));
+        NAME.clone()
     }
     fn location(&self) -> String {
         Db::location(self).to_string()
