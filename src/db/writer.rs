@@ -22,17 +22,24 @@ use super::DbError;
 const MAX_BATCH: usize = 256;
 /// Requests waiting for the writer before callers wait to enqueue (backpressure).
 const QUEUE: usize = 4096;
-/// Longest wait for the other active writers once a batch has started (see the
-/// module's gathering window); a fraction of a durable commit on a disk (1-2.5 ms).
-const MAX_GATHER: Duration = Duration::from_micros(500);
+/// Longest wait for the other active writers once a batch has started (see
+/// [`adaptive_window`]): about one durable commit on a slow disk (1-2.5 ms).
+const MAX_GATHER: Duration = Duration::from_millis(2);
 
 /// The gathering window after a commit that took the given time: how long the
 /// next batch may wait for the other active writers.
 type Window = fn(Duration) -> Duration;
 
-/// The window in production: waiting pays only while a commit costs more.
+/// The window in production: up to twice what the last commit took. The
+/// writers of the batch just answered come back once the web server has sent
+/// every one of their pages, which takes about as long again as the commit did;
+/// a window of half a commit let a quarter of them miss each batch and pay for
+/// a commit of their own. Measured side by side (home page, 32 connections,
+/// server on one core): 22.4 views per commit and 7.4 µs of writer CPU per view
+/// with half a commit, 32.0 and 6.0 µs with twice. A lone writer expects no one
+/// and never waits; a writer that stops coming costs one window, once.
 fn adaptive_window(last_commit: Duration) -> Duration {
-    MAX_GATHER.min(last_commit / 2)
+    MAX_GATHER.min(last_commit * 2)
 }
 
 /// Called once the batch's fate is known: `Ok` after a durable commit.
