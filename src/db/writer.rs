@@ -69,6 +69,8 @@ struct Stats {
     /// on a core the web server shares, so waking it once per arrival cost more
     /// than the larger batch saved.
     wake_at: std::sync::atomic::AtomicUsize,
+    /// Times a submit woke the writer (tests check it is about once per batch).
+    wakes: AtomicU64,
 }
 
 impl Writer {
@@ -136,6 +138,7 @@ impl Writer {
         // once they are all queued.
         let wake_at = self.stats.wake_at.load(Ordering::SeqCst);
         if wake_at != 0 && queued >= wake_at {
+            self.stats.wakes.fetch_add(1, Ordering::Relaxed);
             self.waker.unpark();
         }
         answer.await.unwrap_or(Err(DbError::Closed))
@@ -447,6 +450,46 @@ mod tests {
         assert!(
             transactions <= 32,
             "{transactions} transactions for 200 writes by 8 writers"
+        );
+    }
+
+    /// Writers that come back at different times, while the writer gathers their
+    /// batch, do not wake it one by one: only the write that completes the batch
+    /// does (two that arrive together may both). A wake is a system call and a
+    /// context switch on a core the web server shares.
+    #[test]
+    fn only_the_write_that_completes_a_batch_wakes_the_writer() {
+        let writer = Arc::new(
+            Writer::with_window(memory_db(), None, |_| Duration::from_millis(200)).unwrap(),
+        );
+        runtime().block_on(async {
+            let tasks: Vec<_> = (0..8u64)
+                .map(|k| {
+                    let writer = writer.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..10 {
+                            // Writer k takes k + 1 ms between writes: the batch's
+                            // writes arrive one by one over 8 ms.
+                            tokio::time::sleep(Duration::from_millis(k + 1)).await;
+                            append(&writer).await;
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                tokio::time::timeout(Duration::from_secs(60), task)
+                    .await
+                    .expect("writers finished")
+                    .unwrap();
+            }
+        });
+        writer.stop();
+        let (transactions, requests) = writer.stats();
+        assert_eq!(requests, 80);
+        let wakes = writer.stats.wakes.load(Ordering::Relaxed);
+        assert!(
+            wakes <= 2 * transactions,
+            "{wakes} wakes for {transactions} transactions"
         );
     }
 
