@@ -1,8 +1,6 @@
 //! Accounts and the browser's proof of them: argon2id password hashes, session
 //! tokens, cookies and CSRF tokens.
 
-use std::collections::HashMap;
-
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::http::HeaderMap;
@@ -55,8 +53,11 @@ pub(crate) fn token_hash(token: &str) -> [u8; 32] {
     out
 }
 
-/// Cookies sent with a request (HTTP/2 may split them over several headers).
-pub(crate) fn cookies(headers: &HeaderMap) -> HashMap<String, String> {
+/// The value of the cookie `name` sent with a request (HTTP/2 may split the
+/// cookies over several headers); the last one wins when a name repeats. Looked
+/// up in place: a page asks for two cookies, and building a map of every cookie
+/// for each cost an allocation per cookie and a hasher per request.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -64,9 +65,11 @@ pub(crate) fn cookies(headers: &HeaderMap) -> HashMap<String, String> {
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| {
             let (k, v) = pair.trim().split_once('=')?;
-            Some((k.trim().to_string(), v.trim().to_string()))
+            (k.trim() == name).then_some(v)
         })
-        .collect()
+        // From the end: the last one sent is the one that counts.
+        .next_back()
+        .map(|v| v.trim().to_string())
 }
 
 /// The `Authorization: Bearer TOKEN` token, if any.
@@ -149,5 +152,22 @@ mod tests {
         assert!(!csrf.verify(Some("other"), Some(&token)));
         assert!(!csrf.verify(Some(&cookie), None));
         assert!(!Csrf::new().verify(Some(&cookie), Some(&token)));
+    }
+
+    #[test]
+    fn a_cookie_is_found_in_every_cookie_header_and_the_last_one_wins() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(cookie(&headers, "onebox_csrf"), None);
+        headers.append(
+            header::COOKIE,
+            "a=1; onebox_csrf = first ;b=2".parse().unwrap(),
+        );
+        headers.append(header::COOKIE, "junk; onebox_session=s3".parse().unwrap());
+        assert_eq!(cookie(&headers, "onebox_csrf").as_deref(), Some("first"));
+        assert_eq!(cookie(&headers, "onebox_session").as_deref(), Some("s3"));
+        assert_eq!(cookie(&headers, "junk"), None);
+        assert_eq!(cookie(&headers, "onebox"), None);
+        headers.append(header::COOKIE, "onebox_csrf=second".parse().unwrap());
+        assert_eq!(cookie(&headers, "onebox_csrf").as_deref(), Some("second"));
     }
 }

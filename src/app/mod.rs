@@ -248,7 +248,7 @@ impl FromRequestParts<Arc<App>> for Ctx {
 
 impl Ctx {
     pub(crate) fn cookie(&self, name: &str) -> Option<String> {
-        auth::cookies(&self.headers).remove(name)
+        auth::cookie(&self.headers, name)
     }
 
     pub(crate) fn is_tls(&self) -> bool {
