@@ -131,11 +131,13 @@ impl Writer {
             }
         });
         sender.send(job).await.map_err(|_| DbError::Closed)?;
+        // The fence pairs with the writer's after it says how many it waits for
+        // and before its last look at the queue: either it sees this job, or this
+        // sees how many it waits for (and wakes it once they are all queued). A
+        // race lost anyway would cost the window, not a hang.
+        std::sync::atomic::fence(Ordering::SeqCst);
         let queued = sender.max_capacity() - sender.capacity();
         drop(sender);
-        // SeqCst pairs with the writer's store before its last look at the queue:
-        // either it sees this job, or this sees how many it waits for and wakes it
-        // once they are all queued.
         let wake_at = self.stats.wake_at.load(Ordering::SeqCst);
         if wake_at != 0 && queued >= wake_at {
             self.stats.wakes.fetch_add(1, Ordering::Relaxed);
@@ -274,7 +276,10 @@ fn gather(
         }
         let missing = target - batch.len();
         stats.wake_at.store(missing, Ordering::SeqCst);
-        // The last look: jobs queued before the store above woke no one.
+        // The last look: jobs queued before the store above woke no one. The
+        // fence pairs with the one in `submit` (the queue's own atomics are not
+        // sequentially consistent).
+        std::sync::atomic::fence(Ordering::SeqCst);
         if receiver.len() >= missing {
             continue;
         }
