@@ -543,28 +543,17 @@ fn address_text(addr: SocketAddr) -> String {
         if i > 0 {
             out.push('.');
         }
-        push_decimal(&mut out, u32::from(octet));
+        push_decimal(&mut out, u16::from(octet));
     }
     out.push(':');
-    push_decimal(&mut out, u32::from(v4.port()));
+    push_decimal(&mut out, v4.port());
     out
 }
 
 /// Appends `n` in decimal.
-fn push_decimal(out: &mut String, n: u32) {
-    let mut digits = [0u8; 10];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
+fn push_decimal(out: &mut String, n: u16) {
+    for &digit in crate::log::decimal(u64::from(n), &mut [0; 20]) {
+        out.push(char::from(digit));
     }
 }
 

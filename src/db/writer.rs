@@ -394,6 +394,38 @@ mod tests {
             .unwrap()
     }
 
+    /// `writers` tasks each appending `writes` rows, writer k pausing `pause(k)`
+    /// before each, through a writer whose window (200 ms) lets batches fill on a
+    /// loaded machine; each task checks that its ids follow commit order.
+    fn write_concurrently(writers: u64, writes: usize, pause: fn(u64) -> Duration) -> Writer {
+        let writer = Arc::new(
+            Writer::with_window(memory_db(), None, |_| Duration::from_millis(200)).unwrap(),
+        );
+        runtime().block_on(async {
+            let tasks: Vec<_> = (0..writers)
+                .map(|k| {
+                    let writer = writer.clone();
+                    tokio::spawn(async move {
+                        let mut last = 0;
+                        for _ in 0..writes {
+                            tokio::time::sleep(pause(k)).await;
+                            let id = append(&writer).await;
+                            assert!(id > last, "ids follow commit order");
+                            last = id;
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                tokio::time::timeout(Duration::from_secs(60), task)
+                    .await
+                    .expect("writers finished")
+                    .unwrap();
+            }
+        });
+        Arc::into_inner(writer).expect("the tasks are done with the writer")
+    }
+
     /// A lone writer's batch of one commits at once, even with a window of an hour:
     /// the writer waits only for writers it has seen active.
     #[test]
@@ -421,33 +453,9 @@ mod tests {
     fn concurrent_writers_fill_batches() {
         // Long enough that the batches fill on a loaded machine; the stragglers at
         // the very end cost a window each.
-        let writer = Arc::new(
-            Writer::with_window(memory_db(), None, |_| Duration::from_millis(200)).unwrap(),
-        );
-        runtime().block_on(async {
-            let tasks: Vec<_> = (0..8)
-                .map(|_| {
-                    let writer = writer.clone();
-                    tokio::spawn(async move {
-                        let mut last = 0;
-                        for _ in 0..25 {
-                            // Some work between writes (a request's parsing and
-                            // answering), so the writers come back at different times.
-                            tokio::time::sleep(Duration::from_millis(1)).await;
-                            let id = append(&writer).await;
-                            assert!(id > last, "ids follow commit order");
-                            last = id;
-                        }
-                    })
-                })
-                .collect();
-            for task in tasks {
-                tokio::time::timeout(Duration::from_secs(60), task)
-                    .await
-                    .expect("writers finished")
-                    .unwrap();
-            }
-        });
+        // Some work between writes (a request's parsing and answering), so the
+        // writers come back at different times.
+        let writer = write_concurrently(8, 25, |_| Duration::from_millis(1));
         writer.stop();
         let (transactions, requests) = writer.stats();
         assert_eq!(requests, 200);
@@ -464,30 +472,9 @@ mod tests {
     /// context switch on a core the web server shares.
     #[test]
     fn only_the_write_that_completes_a_batch_wakes_the_writer() {
-        let writer = Arc::new(
-            Writer::with_window(memory_db(), None, |_| Duration::from_millis(200)).unwrap(),
-        );
-        runtime().block_on(async {
-            let tasks: Vec<_> = (0..8u64)
-                .map(|k| {
-                    let writer = writer.clone();
-                    tokio::spawn(async move {
-                        for _ in 0..10 {
-                            // Writer k takes k + 1 ms between writes: the batch's
-                            // writes arrive one by one over 8 ms.
-                            tokio::time::sleep(Duration::from_millis(k + 1)).await;
-                            append(&writer).await;
-                        }
-                    })
-                })
-                .collect();
-            for task in tasks {
-                tokio::time::timeout(Duration::from_secs(60), task)
-                    .await
-                    .expect("writers finished")
-                    .unwrap();
-            }
-        });
+        // Writer k takes k + 1 ms between writes: the batch's writes arrive one by
+        // one over 8 ms.
+        let writer = write_concurrently(8, 10, |k| Duration::from_millis(k + 1));
         writer.stop();
         let (transactions, requests) = writer.stats();
         assert_eq!(requests, 80);
