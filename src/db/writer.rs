@@ -136,13 +136,13 @@ impl Writer {
         // sees how many it waits for (and wakes it once they are all queued). A
         // race lost anyway would cost the window, not a hang.
         std::sync::atomic::fence(Ordering::SeqCst);
-        let queued = sender.max_capacity() - sender.capacity();
-        drop(sender);
         let wake_at = self.stats.wake_at.load(Ordering::SeqCst);
-        if wake_at != 0 && queued >= wake_at {
+        // Counted only while the writer waits: most submits find it busy.
+        if wake_at != 0 && queued(&sender) >= wake_at {
             self.stats.wakes.fetch_add(1, Ordering::Relaxed);
             self.waker.unpark();
         }
+        drop(sender);
         answer.await.unwrap_or(Err(DbError::Closed))
     }
 
@@ -244,6 +244,12 @@ fn run(
             stats.requests.fetch_add(size, Ordering::Relaxed);
         }
     }
+}
+
+/// Jobs sent (or being sent) and not yet taken by the writer: the permits in
+/// use, which the sending side can see.
+fn queued(sender: &mpsc::Sender<Job>) -> usize {
+    sender.max_capacity() - sender.capacity()
 }
 
 /// Moves every job already queued into `batch`, up to [`MAX_BATCH`].
@@ -494,11 +500,7 @@ mod tests {
         let writer = Arc::new(Writer::start(db.clone(), None).unwrap());
         let queued = {
             let writer = writer.clone();
-            move || {
-                let guard = writer.sender.read().unwrap();
-                let sender = guard.as_ref().unwrap();
-                sender.max_capacity() - sender.capacity()
-            }
+            move || queued(writer.sender.read().unwrap().as_ref().unwrap())
         };
         rt.block_on(async {
             let (release, wait) = std::sync::mpsc::channel::<()>();
