@@ -810,12 +810,12 @@ impl Zones {
     }
 }
 
-/// The site names of one zone set (see [`Zones::site_hosts`]).
 /// [`ZoneSet::site_hosts`], worked out on first use.
 fn hosts_of(set: &ZoneSet) -> &Arc<[String]> {
     set.site_hosts.get_or_init(|| site_hosts_of(set).into())
 }
 
+/// The site names of one zone set (see [`Zones::site_hosts`]).
 fn site_hosts_of(set: &ZoneSet) -> Vec<String> {
     let apexes: HashSet<LowerName> = set
         .zones
