@@ -290,7 +290,8 @@ pub(crate) fn reached_panel(r: &Reached) -> Markup {
                         Ok(visits) => p {
                             code { (r.host) } " has been visited "
                             strong { (visits) } " " (plural_u64(visits, "time", "times"))
-                            ", a counter committed to the database before this page was sent."
+                            ", a counter the database had saved before this page was sent (on disk, unless onebox runs "
+                            code { "--ephemeral" } ")."
                         },
                         Err(NotCounted::DiskFull) => p {
                             "Not counted this time: the disk holding the database is full, so nothing can be written. Reading still works."

@@ -32,7 +32,7 @@ const SESSIONS: TableDefinition<&[u8], Row<Session>> = TableDefinition::new("ses
 /// post id (1, 2, 3, … in commit order) → post. Newest first is a reverse range scan.
 const POSTS: TableDefinition<u64, Row<PostRow>> = TableDefinition::new("posts");
 /// host name → visits.
-const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+pub(super) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct User {
@@ -389,23 +389,15 @@ impl Db {
 
     /// Adds one visit to `host`'s counter and returns the new count.
     pub(crate) async fn count_visit(&self, host: String) -> Result<u64, DbError> {
-        self.write(move |tx| {
-            let mut counters = tx.open_table(COUNTERS).map_err(storage)?;
-            let count = counters
-                .get(host.as_str())
-                .map_err(storage)?
-                .map_or(0, |c| c.value())
-                + 1;
-            counters.insert(host.as_str(), count).map_err(storage)?;
-            Ok(count)
-        })
-        .await
+        self.inner.writer.count_visit(host).await
     }
 }
 
 impl Db {
     /// Every row of the four tables, from one read transaction.
     pub(crate) async fn dump(&self) -> Result<super::store::Dump, DbError> {
+        // The counters counted since the last fold are in the visit log only.
+        self.settle().await?;
         self.read(|tx| {
             let mut dump = super::store::Dump::default();
             each_row(tx, USERS, |_, row| {

@@ -6,6 +6,10 @@
 //! in ONE transaction and commits it once. Only then does each caller get its answer,
 //! so "acknowledged" still means "on disk". Requests in a batch see each other's
 //! writes in order, exactly as if they had committed one by one.
+//!
+//! A batch that only counts visits commits to the visit log instead
+//! ([`super::visits`]): one record and one `fdatasync`, folded into redb with the
+//! next batch that writes anything else.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +21,7 @@ use redb::{Database, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::DbError;
+use super::visits::{self, Visits};
 
 /// Most requests in one transaction: bounds the latency of the last one in a batch.
 const MAX_BATCH: usize = 256;
@@ -49,10 +54,18 @@ type Finish = Box<dyn FnOnce(Result<(), DbError>) + Send>;
 /// [`DbError::Full`] instead of running: the batch was refused for lack of space.
 type Job = Box<dyn FnOnce(Option<&WriteTransaction>) -> Option<Finish> + Send>;
 
+/// What callers queue for the writer.
+enum Work {
+    /// Any write, run inside the batch's redb transaction.
+    Tx(Job),
+    /// One visit to this host's counter: the answer is the new count.
+    Visit(String, oneshot::Sender<Result<u64, DbError>>),
+}
+
 pub(super) struct Writer {
     /// Read-locked by every request (to clone the sender), written once, to close it:
     /// readers never wait for one another, unlike a mutex.
-    sender: RwLock<Option<mpsc::Sender<Job>>>,
+    sender: RwLock<Option<mpsc::Sender<Work>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The writer thread, to wake it when it waits for more of a batch.
     waker: Thread,
@@ -77,14 +90,16 @@ impl Writer {
     pub(super) fn start(
         db: Arc<Database>,
         dir: Option<std::path::PathBuf>,
+        visits: Visits,
     ) -> anyhow::Result<Self> {
-        Self::with_window(db, dir, adaptive_window)
+        Self::with_window(db, dir, visits, adaptive_window)
     }
 
     /// [`Writer::start`] with another gathering window (tests stretch it).
     fn with_window(
         db: Arc<Database>,
         dir: Option<std::path::PathBuf>,
+        mut visits: Visits,
         window: Window,
     ) -> anyhow::Result<Self> {
         let (sender, receiver) = mpsc::channel(QUEUE);
@@ -93,7 +108,7 @@ impl Writer {
             .name("onebox-db-writer".into())
             .spawn({
                 let stats = stats.clone();
-                move || run(&db, dir.as_deref(), receiver, &stats, window)
+                move || run(&db, dir.as_deref(), &mut visits, receiver, &stats, window)
             })?;
         Ok(Self {
             sender: RwLock::new(Some(sender)),
@@ -108,12 +123,6 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<R, DbError> + Send + 'static,
     {
-        let sender = self
-            .sender
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or(DbError::Closed)?;
         let (reply, answer) = oneshot::channel::<Result<R, DbError>>();
         let job: Job = Box::new(move |tx| {
             let Some(tx) = tx else {
@@ -130,7 +139,27 @@ impl Writer {
                 }
             }
         });
-        sender.send(job).await.map_err(|_| DbError::Closed)?;
+        self.enqueue(Work::Tx(job)).await?;
+        answer.await.unwrap_or(Err(DbError::Closed))
+    }
+
+    /// Adds one visit to `host`'s counter and returns the new count, once it is
+    /// durable.
+    pub(super) async fn count_visit(&self, host: String) -> Result<u64, DbError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Work::Visit(host, reply)).await?;
+        answer.await.unwrap_or(Err(DbError::Closed))
+    }
+
+    /// Queues `work`, waking the writer if it completes the batch it waits for.
+    async fn enqueue(&self, work: Work) -> Result<(), DbError> {
+        let sender = self
+            .sender
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(DbError::Closed)?;
+        sender.send(work).await.map_err(|_| DbError::Closed)?;
         // The fence pairs with the writer's after it says how many it waits for
         // and before its last look at the queue: either it sees this job, or this
         // sees how many it waits for (and wakes it once they are all queued). A
@@ -142,8 +171,7 @@ impl Writer {
             self.stats.wakes.fetch_add(1, Ordering::Relaxed);
             self.waker.unpark();
         }
-        drop(sender);
-        answer.await.unwrap_or(Err(DbError::Closed))
+        Ok(())
     }
 
     /// (transactions committed, write requests committed).
@@ -200,7 +228,8 @@ fn commit_error(e: &dyn std::fmt::Display) -> DbError {
 fn run(
     db: &Database,
     dir: Option<&std::path::Path>,
-    mut receiver: mpsc::Receiver<Job>,
+    visits: &mut Visits,
+    mut receiver: mpsc::Receiver<Work>,
     stats: &Stats,
     window: Window,
 ) {
@@ -232,7 +261,18 @@ fn run(
         // Counted once the commit is durable but before anyone is answered (an
         // answered caller may write again at once and would be counted twice).
         let mut queued = 0;
-        let committed = commit_batch(db, batch, || queued = receiver.len());
+        let hosts = visit_hosts(&batch);
+        let committed = match hosts {
+            Some(hosts) if visits.has_room(&hosts) => {
+                let counted = visits.count(db, &hosts);
+                drop(hosts);
+                if counted.is_ok() {
+                    queued = receiver.len();
+                }
+                answer_visits(batch, counted)
+            }
+            _ => commit_batch(db, visits, batch, || queued = receiver.len()),
+        };
         last_commit = started.elapsed();
         let micros = last_commit.as_micros() as u64;
         // Everyone in this batch is about to write again, and whoever queued
@@ -244,16 +284,55 @@ fn run(
             stats.requests.fetch_add(size, Ordering::Relaxed);
         }
     }
+    // A clean shutdown leaves every count in redb, and the log empty.
+    if !visits.is_folded() {
+        commit_batch(db, visits, Vec::new(), || {});
+    }
+}
+
+/// The hosts of a batch that only counts visits; `None` if it writes anything else.
+fn visit_hosts(batch: &[Work]) -> Option<Vec<&str>> {
+    batch
+        .iter()
+        .map(|work| match work {
+            Work::Visit(host, _) => Some(host.as_str()),
+            Work::Tx(_) => None,
+        })
+        .collect()
+}
+
+/// Answers a batch of visits with their counts (or the error); true if counted.
+fn answer_visits(batch: Vec<Work>, counted: Result<Vec<u64>, DbError>) -> bool {
+    match counted {
+        Ok(counts) => {
+            for (work, count) in batch.into_iter().zip(counts) {
+                if let Work::Visit(_, reply) = work {
+                    let _ = reply.send(Ok(count));
+                }
+            }
+            true
+        }
+        Err(e) => {
+            tracing::error!("db: counting visits failed: {e}");
+            crate::metrics::site::write_error();
+            for work in batch {
+                if let Work::Visit(_, reply) = work {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+            false
+        }
+    }
 }
 
 /// Jobs sent (or being sent) and not yet taken by the writer: the permits in
 /// use, which the sending side can see.
-fn queued(sender: &mpsc::Sender<Job>) -> usize {
+fn queued(sender: &mpsc::Sender<Work>) -> usize {
     sender.max_capacity() - sender.capacity()
 }
 
 /// Moves every job already queued into `batch`, up to [`MAX_BATCH`].
-fn drain(receiver: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
+fn drain(receiver: &mut mpsc::Receiver<Work>, batch: &mut Vec<Work>) {
     while batch.len() < MAX_BATCH {
         match receiver.try_recv() {
             Ok(job) => batch.push(job),
@@ -265,8 +344,8 @@ fn drain(receiver: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
 /// Waits until `batch` holds `target` jobs or `deadline` passes, sleeping
 /// meanwhile: the [`Writer::submit`] that queues the last job it waits for wakes it.
 fn gather(
-    receiver: &mut mpsc::Receiver<Job>,
-    batch: &mut Vec<Job>,
+    receiver: &mut mpsc::Receiver<Work>,
+    batch: &mut Vec<Work>,
     target: usize,
     deadline: Instant,
     stats: &Stats,
@@ -298,16 +377,29 @@ fn gather(
 }
 
 /// Answers every request of a batch with [`DbError::Full`] without running it.
-fn refuse_full(batch: Vec<Job>) {
-    for job in batch {
+fn refuse_full(batch: Vec<Work>) {
+    for work in batch {
         crate::metrics::site::write_error();
-        job(None);
+        match work {
+            Work::Tx(job) => {
+                job(None);
+            }
+            Work::Visit(_, reply) => {
+                let _ = reply.send(Err(DbError::Full));
+            }
+        }
     }
 }
 
-/// Runs a batch in one transaction; true if it committed. `before_answers` runs
-/// once the commit is durable, before any caller hears of it.
-fn commit_batch(db: &Database, batch: Vec<Job>, before_answers: impl FnOnce()) -> bool {
+/// Runs a batch in one transaction, after folding the counted visits into it;
+/// true if it committed. `before_answers` runs once the commit is durable,
+/// before any caller hears of it.
+fn commit_batch(
+    db: &Database,
+    visits: &mut Visits,
+    batch: Vec<Work>,
+    before_answers: impl FnOnce(),
+) -> bool {
     let mut tx = match db.begin_write() {
         Ok(tx) => tx,
         Err(e) => {
@@ -320,8 +412,34 @@ fn commit_batch(db: &Database, batch: Vec<Job>, before_answers: impl FnOnce()) -
     // trusts a non-cryptographic checksum to detect a torn commit (redb's advice).
     tx.set_two_phase_commit(true);
     let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
-    let mut failed = false;
-    for job in batch {
+    // The fold goes first: the batch's own visits (and a load that replaces the
+    // counters) then see redb's counters exactly as current as the log's.
+    let mut failed = match visits.fold(&tx) {
+        Ok(()) => false,
+        Err(e) => {
+            tracing::error!("db: folding the visit log failed: {e}");
+            true
+        }
+    };
+    for work in batch {
+        let job: Job = match work {
+            Work::Tx(job) => job,
+            Work::Visit(host, reply) => Box::new(move |tx| {
+                let Some(tx) = tx else {
+                    let _ = reply.send(Err(DbError::Full));
+                    return None;
+                };
+                match visits::count_in(tx, &host) {
+                    Ok(count) => Some(Box::new(move |outcome: Result<(), DbError>| {
+                        let _ = reply.send(outcome.map(|()| count));
+                    })),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        None
+                    }
+                }
+            }),
+        };
         if failed {
             // The transaction is being thrown away: dropping the job tells its caller.
             continue;
@@ -347,6 +465,7 @@ fn commit_batch(db: &Database, batch: Vec<Job>, before_answers: impl FnOnce()) -
     }
     match tx.commit() {
         Ok(()) => {
+            visits.folded();
             before_answers();
             for finish in finishes {
                 finish(Ok(()));
@@ -405,7 +524,10 @@ mod tests {
     /// loaded machine; each task checks that its ids follow commit order.
     fn write_concurrently(writers: u64, writes: usize, pause: fn(u64) -> Duration) -> Writer {
         let writer = Arc::new(
-            Writer::with_window(memory_db(), None, |_| Duration::from_millis(200)).unwrap(),
+            Writer::with_window(memory_db(), None, Visits::in_memory(), |_| {
+                Duration::from_millis(200)
+            })
+            .unwrap(),
         );
         runtime().block_on(async {
             let tasks: Vec<_> = (0..writers)
@@ -436,7 +558,10 @@ mod tests {
     /// the writer waits only for writers it has seen active.
     #[test]
     fn a_lone_writer_is_never_kept_waiting() {
-        let writer = Writer::with_window(memory_db(), None, |_| Duration::from_secs(3600)).unwrap();
+        let writer = Writer::with_window(memory_db(), None, Visits::in_memory(), |_| {
+            Duration::from_secs(3600)
+        })
+        .unwrap();
         runtime().block_on(async {
             // The bound only stops a broken writer from hanging the suite: each
             // wait would last an hour.
@@ -497,7 +622,7 @@ mod tests {
     fn waiting_writes_share_one_commit() {
         let rt = runtime();
         let db = memory_db();
-        let writer = Arc::new(Writer::start(db.clone(), None).unwrap());
+        let writer = Arc::new(Writer::start(db.clone(), None, Visits::in_memory()).unwrap());
         let queued = {
             let writer = writer.clone();
             move || queued(writer.sender.read().unwrap().as_ref().unwrap())
