@@ -197,6 +197,10 @@ impl Visits {
             totals.push(total);
         }
         if let Err(e) = self.append(&before) {
+            // Not counted. If the record reached the disk anyway and the server
+            // crashes before the next record overwrites it, these visits count
+            // at the next start: a count for a page that showed an error, never
+            // a lost count for a page that showed one.
             self.restore(&before);
             return Err(e);
         }
@@ -315,11 +319,15 @@ fn stored_total(
 /// Opens the log, creating it full of zeros (and durably named) if it is
 /// missing or shorter than `capacity`.
 fn open_log(path: &Path, capacity: u64) -> anyhow::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        // Owner only, like everything in the data folder (`db migrate` opens
+        // folders that `serve` never settled).
+        .mode(0o600)
         .open(path)
         .with_context(|| format!("failed to open {}", path.display()))?;
     let size = file
