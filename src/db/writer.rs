@@ -30,21 +30,27 @@ const QUEUE: usize = 4096;
 /// Longest wait for the other active writers once a batch has started (see
 /// [`adaptive_window`]): about one durable commit on a slow disk (1-2.5 ms).
 const MAX_GATHER: Duration = Duration::from_millis(2);
+/// Shortest such wait: about the time one core takes to send 32 home pages.
+const MIN_GATHER: Duration = Duration::from_micros(500);
 
 /// The gathering window after a commit that took the given time: how long the
 /// next batch may wait for the other active writers.
 type Window = fn(Duration) -> Duration;
 
-/// The window in production: up to twice what the last commit took. The
-/// writers of the batch just answered come back once the web server has sent
-/// every one of their pages, which takes about as long again as the commit did;
-/// a window of half a commit let a quarter of them miss each batch and pay for
-/// a commit of their own. Measured side by side (home page, 32 connections,
-/// server on one core): 22.4 views per commit and 7.4 µs of writer CPU per view
-/// with half a commit, 32.0 and 6.0 µs with twice. A lone writer expects no one
-/// and never waits; a writer that stops coming costs one window, once.
+/// The window in production: twice what the last commit took, within
+/// [`MIN_GATHER`] and [`MAX_GATHER`]. The writers of the batch just answered
+/// come back once the web server has sent every one of their pages, which takes
+/// about as long again as a redb commit did; a window of half a commit let a
+/// quarter of them miss each batch and pay for a commit of their own. Measured
+/// side by side (home page, 32 connections, server on one core): 22.4 views per
+/// commit and 7.4 µs of writer CPU per view with half a commit, 32.0 and 6.0 µs
+/// with twice. A visit log's commit is much shorter than sending 32 pages, so
+/// twice *it* closed the batch at about 16 views; the floor fills it again
+/// (31.7 views per commit, writer CPU 2.3 → 1.4 µs per view). A lone writer
+/// expects no one and never waits; a writer that stops coming costs one window,
+/// once.
 fn adaptive_window(last_commit: Duration) -> Duration {
-    MAX_GATHER.min(last_commit * 2)
+    (last_commit * 2).clamp(MIN_GATHER, MAX_GATHER)
 }
 
 /// Called once the batch's fate is known: `Ok` after a durable commit.
@@ -552,6 +558,17 @@ mod tests {
             }
         });
         Arc::into_inner(writer).expect("the tasks are done with the writer")
+    }
+
+    /// The window follows the commit, within its floor and its cap.
+    #[test]
+    fn the_window_is_twice_the_commit_within_bounds() {
+        assert_eq!(adaptive_window(Duration::ZERO), MIN_GATHER);
+        assert_eq!(
+            adaptive_window(Duration::from_micros(400)),
+            Duration::from_micros(800)
+        );
+        assert_eq!(adaptive_window(Duration::from_secs(1)), MAX_GATHER);
     }
 
     /// A lone writer's batch of one commits at once, even with a window of an hour:
