@@ -79,6 +79,10 @@ impl App {
     fn respond(&self, ctx: &Ctx, visitor: &Visitor, status: StatusCode, html: String) -> Response {
         let mut response = (status, Html(html)).into_response();
         let headers = response.headers_mut();
+        // Room for every header the page and the web server's front add (about
+        // ten): a map that grows rehashes and reallocates on the way, once per
+        // doubling, for every page.
+        headers.reserve(12);
         // Pages are per-visitor: never cache them in shared caches.
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         // No scripts at all, and forms may only post back to us.
