@@ -531,6 +531,40 @@ mod tests {
         assert_eq!(stored(&db), [row("a", 11)]);
     }
 
+    /// Visits to more hosts than [`MAX_PENDING`], all at once, are folded into
+    /// redb before the last of them is counted: the hosts waiting for a fold,
+    /// held in memory, stay bounded whatever `Host` names a burst brings.
+    #[test]
+    fn a_burst_of_many_hosts_is_folded_before_it_outgrows_the_bound() {
+        let (dir, db) = database();
+        let visits = Visits::open(&db, dir.path()).unwrap();
+        let db = Arc::new(db);
+        let writer =
+            Arc::new(Writer::start(db.clone(), Some(dir.path().to_path_buf()), visits).unwrap());
+        let hosts = MAX_PENDING + 44;
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let tasks: Vec<_> = (0..hosts)
+                    .map(|i| {
+                        let writer = writer.clone();
+                        tokio::spawn(async move { writer.count_visit(format!("h{i}.test")).await })
+                    })
+                    .collect();
+                for task in tasks {
+                    assert_eq!(task.await.unwrap().unwrap(), 1);
+                }
+            });
+        // Before the stop's own fold: the bound forced at least one already.
+        let folded = stored(&db).len();
+        assert!(folded >= hosts - MAX_PENDING, "{folded} hosts folded");
+        writer.stop();
+        assert_eq!(stored(&db).len(), hosts);
+    }
+
     /// What `decode` refuses: a record of another epoch, a bad checksum, zeros.
     #[test]
     fn decode_takes_only_whole_records_of_its_epoch() {
