@@ -264,6 +264,9 @@ impl Visits {
     /// The fold committed: redb has every total, and the log starts over in the
     /// next epoch.
     pub(super) fn folded(&mut self) {
+        if !self.is_folded() {
+            crate::metrics::site::visit_log_fold();
+        }
         self.pending.clear();
         self.epoch += 1;
         if let Some(log) = &mut self.log {

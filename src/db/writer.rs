@@ -319,8 +319,8 @@ fn answer_visits(batch: Vec<Work>, counted: Result<Vec<u64>, DbError>) -> bool {
             true
         }
         Err(e) => {
+            // Counted as a failed commit (and a write error) by the caller.
             tracing::error!("db: counting visits failed: {e}");
-            crate::metrics::site::write_error();
             for work in batch {
                 if let Work::Visit(_, reply) = work {
                     let _ = reply.send(Err(e.clone()));

@@ -32,7 +32,8 @@ const POSTS: usize = 4;
 const COMMITS: usize = 5;
 const COMMITS_FAILED: usize = 6;
 const WRITE_ERRORS: usize = 7;
-const BATCH: usize = 8;
+const VISIT_LOG_FOLDS: usize = 8;
+const BATCH: usize = 9;
 const LATENCY: usize = BATCH + HistogramLayout::width(&BATCH_BOUNDS);
 const WIDTH: usize = LATENCY + HistogramLayout::width(&COMMIT_BOUNDS);
 
@@ -74,6 +75,11 @@ pub(crate) fn commit(requests: usize, micros: u64, ok: bool) {
     }
 }
 
+/// The visit log's totals went into redb, in a durable commit.
+pub(crate) fn visit_log_fold() {
+    COUNTERS.add(VISIT_LOG_FOLDS, 1);
+}
+
 /// A write was refused before it started (the disk is nearly full).
 pub(crate) fn write_error() {
     COUNTERS.add(WRITE_ERRORS, 1);
@@ -89,6 +95,7 @@ pub(crate) fn encode(e: &mut DescriptorEncoder) -> std::fmt::Result {
         ("app_posts", "Posts created.", one(COUNTERS.get(POSTS))),
         ("db_commits", "Write transactions committed durably (each holds one or more requests).", one(COUNTERS.get(COMMITS))),
         ("db_write_errors", "Writes that failed: a commit that failed, or a write refused for lack of disk.", one(COUNTERS.get(WRITE_ERRORS))),
+        ("db_visit_log_folds", "Times the visit counters' log was folded into the database (with another write, a full log, or a stop).", one(COUNTERS.get(VISIT_LOG_FOLDS))),
     ];
     counters(e, &table)?;
     histogram(

@@ -210,6 +210,8 @@ fn accounts_logins_posts_and_commits_are_counted() {
         401
     );
     let bearer = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    // A counted visit waits in the visit log until the post's commit folds it in.
+    assert_eq!(http_get(&server, "foobar.com", "/").status, 200);
     let posted = api(
         &server,
         "POST",
@@ -243,6 +245,10 @@ fn accounts_logins_posts_and_commits_are_counted() {
         "one batch-size observation per commit"
     );
     assert_eq!(rose("onebox_db_write_errors_total", &[]), 0.0);
+    assert!(
+        rose("onebox_db_visit_log_folds_total", &[]) >= 1.0,
+        "{after}"
+    );
 }
 
 #[test]
