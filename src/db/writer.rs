@@ -68,6 +68,41 @@ enum Work {
     Visit(String, oneshot::Sender<Result<u64, DbError>>),
 }
 
+impl Work {
+    /// The work as a redb job: a visit in a batch that also writes something
+    /// else is counted in the transaction, like any write.
+    fn into_job(self) -> Job {
+        match self {
+            Work::Tx(job) => job,
+            Work::Visit(host, reply) => job(move |tx| visits::count_in(tx, &host), reply),
+        }
+    }
+}
+
+/// The job that runs `f` in the batch's transaction and answers `reply` with its
+/// value once the batch has committed (or with why not).
+fn job<R, F>(f: F, reply: oneshot::Sender<Result<R, DbError>>) -> Job
+where
+    R: Send + 'static,
+    F: FnOnce(&WriteTransaction) -> Result<R, DbError> + Send + 'static,
+{
+    Box::new(move |tx| {
+        let Some(tx) = tx else {
+            let _ = reply.send(Err(DbError::Full));
+            return None;
+        };
+        match f(tx) {
+            Ok(value) => Some(Box::new(move |outcome: Result<(), DbError>| {
+                let _ = reply.send(outcome.map(|()| value));
+            })),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                None
+            }
+        }
+    })
+}
+
 pub(super) struct Writer {
     /// Read-locked by every request (to clone the sender), written once, to close it:
     /// readers never wait for one another, unlike a mutex.
@@ -130,22 +165,7 @@ impl Writer {
         F: FnOnce(&WriteTransaction) -> Result<R, DbError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel::<Result<R, DbError>>();
-        let job: Job = Box::new(move |tx| {
-            let Some(tx) = tx else {
-                let _ = reply.send(Err(DbError::Full));
-                return None;
-            };
-            match f(tx) {
-                Ok(value) => Some(Box::new(move |outcome: Result<(), DbError>| {
-                    let _ = reply.send(outcome.map(|()| value));
-                })),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                    None
-                }
-            }
-        });
-        self.enqueue(Work::Tx(job)).await?;
+        self.enqueue(Work::Tx(job(f, reply))).await?;
         answer.await.unwrap_or(Err(DbError::Closed))
     }
 
@@ -386,14 +406,7 @@ fn gather(
 fn refuse_full(batch: Vec<Work>) {
     for work in batch {
         crate::metrics::site::write_error();
-        match work {
-            Work::Tx(job) => {
-                job(None);
-            }
-            Work::Visit(_, reply) => {
-                let _ = reply.send(Err(DbError::Full));
-            }
-        }
+        work.into_job()(None);
     }
 }
 
@@ -428,24 +441,7 @@ fn commit_batch(
         }
     };
     for work in batch {
-        let job: Job = match work {
-            Work::Tx(job) => job,
-            Work::Visit(host, reply) => Box::new(move |tx| {
-                let Some(tx) = tx else {
-                    let _ = reply.send(Err(DbError::Full));
-                    return None;
-                };
-                match visits::count_in(tx, &host) {
-                    Ok(count) => Some(Box::new(move |outcome: Result<(), DbError>| {
-                        let _ = reply.send(outcome.map(|()| count));
-                    })),
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                        None
-                    }
-                }
-            }),
-        };
+        let job = work.into_job();
         if failed {
             // The transaction is being thrown away: dropping the job tells its caller.
             continue;
