@@ -9,7 +9,7 @@
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::{Db, DbError};
+use super::{Db, DbError, storage};
 
 /// (zone, sequence number 1, 2, 3, …) → one change, as JSON.
 pub(crate) const JOURNAL: TableDefinition<(&str, u64), &[u8]> =
@@ -51,10 +51,6 @@ pub(crate) struct ZoneBase {
     pub(crate) records: Vec<Vec<u8>>,
     pub(crate) file_digest: u64,
     pub(crate) file_records: Vec<Vec<u8>>,
-}
-
-fn storage(e: impl std::fmt::Display) -> DbError {
-    DbError::Storage(e.to_string())
 }
 
 fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, DbError> {

@@ -290,6 +290,11 @@ impl Db {
     }
 }
 
+/// Any storage-layer failure, as the error callers see.
+fn storage(e: impl fmt::Display) -> DbError {
+    DbError::Storage(e.to_string())
+}
+
 /// Whether `path` is absent, empty (redb creates it) or starts with redb's magic
 /// number. Checked before redb sees the file, so a stray file gets a clear message.
 fn looks_like_redb(path: &Path) -> anyhow::Result<bool> {

@@ -33,8 +33,8 @@ use std::path::Path;
 use anyhow::Context;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
-use super::DbError;
 use super::model::{COUNTERS, META};
+use super::{DbError, storage};
 
 /// The log's file name inside the data folder.
 pub(crate) const LOG_FILE: &str = "visits.log";
@@ -397,10 +397,6 @@ fn decode(bytes: &[u8], epoch: u64) -> Option<(Vec<(String, u64)>, usize)> {
         rest = &tail[n as usize + 8..];
     }
     Some((totals, HEAD + len))
-}
-
-fn storage(e: impl std::fmt::Display) -> DbError {
-    DbError::Storage(e.to_string())
 }
 
 /// ENOSPC and EDQUOT become [`DbError::Full`], as for a commit.
