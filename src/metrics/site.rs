@@ -93,7 +93,7 @@ pub(crate) fn encode(e: &mut DescriptorEncoder) -> std::fmt::Result {
         ("app_registrations", "Accounts created.", one(COUNTERS.get(REGISTRATIONS))),
         ("app_logins", "Login attempts, by result.", logins),
         ("app_posts", "Posts created.", one(COUNTERS.get(POSTS))),
-        ("db_commits", "Write transactions committed durably (each holds one or more requests).", one(COUNTERS.get(COMMITS))),
+        ("db_commits", "Durable commits: write transactions, and batches of visits written to the visit log (each holds one or more requests).", one(COUNTERS.get(COMMITS))),
         ("db_write_errors", "Writes that failed: a commit that failed, or a write refused for lack of disk.", one(COUNTERS.get(WRITE_ERRORS))),
         ("db_visit_log_folds", "Times the visit counters' log was folded into the database (with another write, a full log, or a stop).", one(COUNTERS.get(VISIT_LOG_FOLDS))),
     ];
