@@ -5,7 +5,9 @@
 //! 1. [`serve`]: our own accept loop (connection limits in [`conns`]: a global
 //!    cap, a per-address cap, an idle timeout and the header timeout, shedding the
 //!    longest-idle connection rather than making a new client wait; accept errors
-//!    such as EMFILE pause it instead of ending it). A plain connection starts in
+//!    such as EMFILE pause it instead of ending it). Each accepted connection is
+//!    then served for its whole life by one of the per-core threads of
+//!    [`shards`], never moving between cores. A plain connection starts in
 //!    [`h1`], our own HTTP/1.1 keep-alive loop, which answers the fast paths'
 //!    requests (a file in memory, the anonymous home page) itself; at the first
 //!    request it does not answer, and for every TLS connection, the stream goes
@@ -31,6 +33,7 @@ mod home;
 mod io;
 mod live;
 pub(crate) mod records;
+mod shards;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -244,6 +247,7 @@ pub(crate) async fn serve(
         builder: Arc::new(builder),
         service,
         conns,
+        shards: shards::Shards::start()?,
         tracker: tracker.clone(),
         shutdown: shutdown.clone(),
     };
@@ -267,6 +271,7 @@ pub(crate) async fn serve(
             tracing::warn!("http: connections still open after {DRAIN:?}; closing them");
         }
     }
+    listeners.shards.stop().await;
     Ok(())
 }
 
@@ -328,6 +333,8 @@ struct Listeners {
     service: axum::Router,
     /// One registry for both listeners: the limits bound the whole server.
     conns: Arc<conns::Conns>,
+    /// The threads that serve accepted connections, one per core.
+    shards: shards::Shards,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -368,9 +375,18 @@ impl Listeners {
             };
             let _ = stream.set_nodelay(true);
             let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+            let local = stream.local_addr().unwrap_or(local);
+            // Out of this runtime's reactor, to join the connection thread's.
+            let stream = match stream.into_std() {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::debug!("{scheme}: could not hand over {peer}: {e}");
+                    continue;
+                }
+            };
             let info = ConnInfo {
                 peer,
-                local: stream.local_addr().unwrap_or(local),
+                local,
                 tls: tls.is_some(),
                 server: ConnInfo::HYPER,
             };
@@ -428,10 +444,17 @@ impl Listeners {
             let counted = crate::metrics::web::connection(tls.is_some());
             let tls = tls.clone();
             let shutdown = self.shutdown.clone();
-            self.tracker.spawn(async move {
+            self.shards.spawn(&self.tracker, async move {
                 // The slot is held (and the connection counted open) until this
                 // task ends, whichever way it ends.
                 let close = slot.close_token();
+                let stream = match tokio::net::TcpStream::from_std(stream) {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tracing::debug!("{scheme}: could not serve {peer}: {e}");
+                        return;
+                    }
+                };
                 let closing = slot.closing();
                 let mut closing = std::pin::pin!(closing);
                 let _slot = slot;
