@@ -66,4 +66,5 @@ mod site_home_fast_path;
 mod site_memory;
 mod site_web;
 mod visit;
+mod web_percore;
 mod zone_compat;

@@ -93,6 +93,12 @@ pub fn http(
 /// [`http`], nothing is added: no `Connection: close` unless a request has it.
 pub fn keep_alive(addr: SocketAddr, requests: &[String]) -> Vec<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    keep_alive_on(&mut stream, requests)
+}
+
+/// [`keep_alive`] on a connection the test already holds open.
+pub fn keep_alive_on(stream: &mut TcpStream, requests: &[String]) -> Vec<Response> {
+    let stream = &mut *stream;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
@@ -104,7 +110,7 @@ pub fn keep_alive(addr: SocketAddr, requests: &[String]) -> Vec<Response> {
             if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
                 break end + 4;
             }
-            read_more(&mut stream, &mut raw, request);
+            read_more(stream, &mut raw, request);
         };
         let head = parse_response(&raw[..head_end]).expect("an HTTP/1.1 head");
         let length = match head.header("content-length") {
@@ -113,7 +119,7 @@ pub fn keep_alive(addr: SocketAddr, requests: &[String]) -> Vec<Response> {
             None => 0,
         };
         while raw.len() < head_end + length {
-            read_more(&mut stream, &mut raw, request);
+            read_more(stream, &mut raw, request);
         }
         let rest = raw.split_off(head_end + length);
         answers.push(Response {
