@@ -17,8 +17,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::encode::Series;
 
-/// Enough shards that the UDP workers and tokio's threads each own one.
-const SHARDS: usize = 16;
+/// Enough shards that every thread that counts owns one: per core a UDP worker,
+/// a tokio worker and an HTTP connection thread, plus the database writer and
+/// tokio's blocking threads. With 16, the threads of an 8-core server (25 that
+/// count) outnumbered the shards, and the last ten shared one with locked adds.
+/// Unused shards cost address space but
+/// no memory: their pages are never written, and reading them (a scrape) maps
+/// the kernel's shared zero page.
+const SHARDS: usize = 64;
 /// Shards a single thread owns; the last one is shared by every other thread.
 const OWNED: usize = SHARDS - 1;
 
