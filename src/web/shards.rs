@@ -6,9 +6,10 @@
 //! whichever worker thread woke it or stole it, so one keep-alive connection's
 //! requests are read on one core and answered on another, its buffers and state
 //! moving between caches, and the workers wake each other to share the queue.
-//! Measured on two cores shared with the load (`wrk -c256`), onebox's static file
-//! lost 30 % of its requests per CPU-second going from one core to two, where
-//! nginx lost 6 %. A connection that never leaves its thread pays none of that.
+//! In one measurement on two cores shared with the load (`wrk -c256`), onebox's
+//! static file lost 30 % of its requests per CPU-second going from one core to
+//! two, where nginx lost 6 %. A connection that never leaves its thread pays none
+//! of that (the README's "HTTP connections on many cores" has the figures).
 //!
 //! The accept loops stay on the main runtime: accepting is once per connection,
 //! not per request. A new connection goes to the thread holding the fewest open
