@@ -33,17 +33,19 @@ use tokio_util::task::TaskTracker;
 /// How long a stopping thread waits for its blocking jobs.
 const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// One connection thread: its runtime's handle and how many connections it holds.
+/// One connection thread: its runtime's handle, how many connections it holds,
+/// and how to stop it.
 struct Shard {
     handle: Handle,
     open: Arc<AtomicUsize>,
+    /// Sending, or dropping, tells the thread to stop.
+    stop: oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 /// The connection threads of one web server.
 pub(super) struct Shards {
     shards: Vec<Shard>,
-    /// Dropping these tells each thread to stop; the threads are then joined.
-    stops: Vec<(oneshot::Sender<()>, std::thread::JoinHandle<()>)>,
 }
 
 impl Shards {
@@ -55,9 +57,9 @@ impl Shards {
 
     /// Starts `count` connection threads (at least one).
     pub(super) fn with(count: usize) -> anyhow::Result<Self> {
+        let count = count.max(1);
         let mut shards = Vec::with_capacity(count);
-        let mut stops = Vec::with_capacity(count);
-        for i in 0..count.max(1) {
+        for i in 0..count {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -78,10 +80,11 @@ impl Shards {
             shards.push(Shard {
                 handle,
                 open: Arc::default(),
+                stop,
+                thread,
             });
-            stops.push((stop, thread));
         }
-        Ok(Self { shards, stops })
+        Ok(Self { shards })
     }
 
     /// Runs `connection` on the thread with the fewest open connections, tracked
@@ -114,11 +117,11 @@ impl Shards {
     /// them (off the async threads).
     pub(super) async fn stop(self) {
         let threads: Vec<_> = self
-            .stops
+            .shards
             .into_iter()
-            .map(|(stop, thread)| {
-                let _ = stop.send(());
-                thread
+            .map(|shard| {
+                let _ = shard.stop.send(());
+                shard.thread
             })
             .collect();
         let _ = tokio::task::spawn_blocking(move || {
