@@ -42,12 +42,10 @@ fn each_core_has_a_connection_thread_and_open_connections_spread_over_them() {
     // One thread per core the server may run on; it inherits our CPU affinity.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // The threads start with the web server, maybe just after the ready line.
-    let deadline = std::time::Instant::now() + DEADLINE;
-    let mut before = connection_threads(server.pid);
-    while before.len() < cores && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-        before = connection_threads(server.pid);
-    }
+    wait_until("the connection threads start", || {
+        connection_threads(server.pid).len() >= cores
+    });
+    let before = connection_threads(server.pid);
     assert_eq!(
         before.len(),
         cores,

@@ -98,7 +98,6 @@ pub fn keep_alive(addr: SocketAddr, requests: &[String]) -> Vec<Response> {
 
 /// [`keep_alive`] on a connection the test already holds open.
 pub fn keep_alive_on(stream: &mut TcpStream, requests: &[String]) -> Vec<Response> {
-    let stream = &mut *stream;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
