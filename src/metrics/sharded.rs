@@ -21,9 +21,8 @@ use super::encode::Series;
 /// a tokio worker and an HTTP connection thread, plus the database writer and
 /// tokio's blocking threads. With 16, the threads of an 8-core server (25 that
 /// count) outnumbered the shards, and the last ten shared one with locked adds.
-/// Unused shards cost address space but
-/// no memory: their pages are never written, and reading them (a scrape) maps
-/// the kernel's shared zero page.
+/// Unused shards cost address space but no memory: their pages are never
+/// written, and reading them (a scrape) maps the kernel's shared zero page.
 const SHARDS: usize = 64;
 /// Shards a single thread owns; the last one is shared by every other thread.
 const OWNED: usize = SHARDS - 1;
