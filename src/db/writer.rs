@@ -54,9 +54,9 @@ type Window = fn(Duration) -> Duration;
 /// closes when the window does. With 256 connections on one core, 500 µs made
 /// batches of about 33 views (on the 16-core machine); each batch costs a wake
 /// of this thread, two context switches on the one core and an `fdatasync`.
-/// Hence a floor of 2 ms (see the README's "Home page on one core" for the
-/// figures). A lone writer expects no one and never waits; a writer that stops
-/// coming costs one window, once.
+/// Hence a floor of 2 ms (the figures are in the README, "On 16 cores": "The
+/// home page on one core"). A lone writer expects no one and never waits; a
+/// writer that stops coming costs one window, once.
 fn adaptive_window(last_commit: Duration) -> Duration {
     (last_commit * 2).clamp(MIN_GATHER, MAX_GATHER)
 }
