@@ -725,10 +725,11 @@ fn response_to(request: &Request, with_question: bool) -> Message {
     let mut message = Message::new(req.id, MessageType::Response, req.op_code);
     message.metadata.recursion_desired = req.recursion_desired;
     message.metadata.checking_disabled = req.checking_disabled;
-    if with_question {
-        for query in request.queries.queries() {
-            message.queries.push(query.original().clone());
-        }
+    // Only a section of one entry is echoed. More is malformed (RFC 9619 for
+    // queries, RFC 2136 §3.1.1 for an UPDATE's zone section), and echoing dozens
+    // of long names would make a refusal bigger than the UDP size we promise.
+    if let (true, [query]) = (with_question, request.queries.queries()) {
+        message.queries.push(query.original().clone());
     }
     message
 }
@@ -1113,6 +1114,49 @@ mod tests {
         assert!(!serial_newer(7, 8));
         assert!(serial_newer(1, u32::MAX), "1 follows 4294967295");
         assert!(!serial_newer(u32::MAX, 1));
+    }
+
+    /// A refusal never grows past the UDP size we promise, however many long
+    /// names its question section holds: the fuzzer found a 1,579-byte REFUSED
+    /// to an UPDATE of 37 zones. An UPDATE (REFUSED) and a query of EDNS
+    /// version 1 (BADVERS) both echoed the whole section.
+    #[tokio::test]
+    async fn refusals_of_many_questions_fit_in_udp() {
+        let zones = Zones::load(std::path::Path::new("/nonexistent-onebox-zones"), false).unwrap();
+        let engine = Engine::new(zones, Vec::new());
+        let client: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+        for (opcode, version) in [(5u8, 0u8), (0, 1)] {
+            let mut packet = vec![0xab, 0xcd, opcode << 3, 0, 0, 40, 0, 0, 0, 0, 0, 1];
+            for i in 0..40 {
+                // Distinct names, so that compression cannot shrink the echo.
+                let label = format!("{i:02}{}", "x".repeat(48));
+                packet.push(label.len() as u8);
+                packet.extend_from_slice(label.as_bytes());
+                packet.extend_from_slice(&[0, 0, 6, 0, 1]);
+            }
+            // OPT: root, type 41, payload 1232, the version, no options.
+            packet.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, version, 0, 0, 0, 0]);
+            assert!(packet.len() > 2000, "the question alone is over the limit");
+            let reply = engine
+                .answer(&packet, client, Transport::Udp)
+                .await
+                .unwrap();
+            assert!(
+                reply.len() <= usize::from(EDNS_UDP_LIMIT),
+                "opcode {opcode}: {} bytes",
+                reply.len()
+            );
+            let reply = Message::from_vec(&reply).unwrap();
+            assert_eq!(reply.metadata.id, 0xabcd);
+            assert!(reply.queries.is_empty(), "opcode {opcode}");
+            let expected = if opcode == 5 {
+                ResponseCode::Refused
+            } else {
+                ResponseCode::BADVERS
+            };
+            // BADVERS and BADSIG share 16, which hickory decodes as BADSIG.
+            assert_eq!(u16::from(reply.metadata.response_code), u16::from(expected));
+        }
     }
 
     #[test]

@@ -184,8 +184,10 @@ fn response(packet: &[u8], request: Option<&Message>, rcode: ResponseCode) -> Ve
     let id = u16::from_be_bytes([packet[0], packet[1]]);
     let mut message = Message::new(id, MessageType::Response, OpCode::Update);
     message.metadata.response_code = rcode;
-    if let Some(request) = request {
-        message.queries.extend(request.queries.iter().cloned());
+    // One zone is echoed, never more: RFC 2136 §3.1.1 allows one, and echoing
+    // dozens of long names would make a UDP refusal bigger than we promise.
+    if let Some([zone]) = request.map(|r| r.queries.as_slice()) {
+        message.queries.push(zone.clone());
     }
     message.to_vec().unwrap_or_else(|_| {
         // A header alone always encodes: ID, QR + opcode 5, the rcode, no records.
@@ -860,6 +862,45 @@ mod tests {
             Some(ResponseCode::NoError)
         );
         assert_eq!(serial_now(), serial.wrapping_add(1));
+    }
+
+    /// A refusal echoes the zone section only when it names one zone, so that
+    /// it never grows past the UDP size we promise (the fuzzer found a
+    /// 1,579-byte REFUSED to an unsigned UPDATE of 37 zones).
+    #[test]
+    fn a_refusal_echoes_one_zone_and_never_forty() {
+        let client: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+        let refuse = |zone_names: Vec<String>| {
+            let mut message = Message::new(7, MessageType::Query, OpCode::Update);
+            for name in zone_names {
+                let mut zone = Query::query(Name::from_ascii(name).unwrap(), RecordType::SOA);
+                zone.set_query_class(DNSClass::IN);
+                message.queries.push(zone);
+            }
+            let packet = message.to_vec().unwrap();
+            let (reply, outcome) = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(handle(&zones(), None, None, None, &packet, client));
+            assert_eq!(outcome.rcode, ResponseCode::Refused);
+            (
+                packet.len(),
+                reply.len(),
+                Message::from_vec(&reply).unwrap(),
+            )
+        };
+        let (_, _, one) = refuse(vec!["foobar.com.".to_string()]);
+        assert_eq!(one.metadata.response_code, ResponseCode::Refused);
+        assert_eq!(one.queries.len(), 1, "one zone is echoed");
+        // Distinct names, so that compression cannot shrink the echo.
+        let many = (0..40)
+            .map(|i| format!("{i:02}{}.example.", "x".repeat(48)))
+            .collect();
+        let (asked, size, reply) = refuse(many);
+        assert!(asked > 2000, "the zone section alone is over the limit");
+        assert!(size <= 1232, "a refusal of {size} bytes");
+        assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+        assert!(reply.queries.is_empty());
     }
 
     #[test]
