@@ -719,7 +719,7 @@ fn finish(message: Message, request: &Request, transport: Transport) -> Answer {
 }
 
 /// The start of every reply we build ourselves: the request's ID, opcode, RD
-/// and CD copied, and its question when `with_question`.
+/// and CD copied, and its question when `with_question` and it has one entry.
 fn response_to(request: &Request, with_question: bool) -> Message {
     let req = &request.metadata;
     let mut message = Message::new(req.id, MessageType::Response, req.op_code);
@@ -896,8 +896,8 @@ fn encode(
     message.to_vec().ok()
 }
 
-/// A reply with no records: the question (when `with_question`), our OPT if the
-/// query had one, and the rcode.
+/// A reply with no records: the question (when `with_question`, and only a
+/// question of one entry), our OPT if the query had one, and the rcode.
 fn error_reply(request: &Request, rcode: ResponseCode, with_question: bool) -> Answer {
     let mut message = response_to(request, with_question);
     message.metadata.response_code = rcode;

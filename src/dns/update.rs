@@ -178,8 +178,9 @@ pub(crate) async fn handle(
     (sign(reply(rcode, Some(&message))), outcome)
 }
 
-/// The reply: the request's ID and zone section, our rcode. Built by hand when
-/// the request could not be parsed, so even garbage gets a well-formed FORMERR.
+/// The reply: the request's ID, its zone (when it names exactly one), our
+/// rcode. Built by hand when the request could not be parsed, so even garbage
+/// gets a well-formed FORMERR.
 fn response(packet: &[u8], request: Option<&Message>, rcode: ResponseCode) -> Vec<u8> {
     let id = u16::from_be_bytes([packet[0], packet[1]]);
     let mut message = Message::new(id, MessageType::Response, OpCode::Update);
