@@ -660,7 +660,12 @@ impl Recursor {
         reply.metadata.recursion_desired = request.metadata.recursion_desired;
         reply.metadata.checking_disabled = request.metadata.checking_disabled;
         reply.metadata.recursion_available = true;
-        reply.queries = request.queries.clone();
+        // Only a question of one entry is echoed, as the authoritative engine
+        // does: more is malformed (RFC 9619), and echoing dozens of long names
+        // would make even a truncated UDP reply bigger than the size we promise.
+        if let [query] = request.queries.as_slice() {
+            reply.queries.push(query.clone());
+        }
         let mut edns = request.edns.as_ref().map(|_| {
             let mut edns = Edns::new();
             edns.set_version(0);
@@ -1199,6 +1204,33 @@ mod tests {
         for _ in 0..20 {
             let mixed = mixed_case(&name);
             assert_eq!(LowerName::from(&mixed), LowerName::from(&name));
+        }
+    }
+
+    /// A refusal of a message with many questions carries none of them, so it
+    /// fits in UDP: the twin of the authoritative engine's fix for a 1,579-byte
+    /// reply the fuzzer found. Neither message is resolved (no hints needed).
+    #[tokio::test]
+    async fn refusals_of_many_questions_fit_in_udp() {
+        let recursor = Recursor::new(Vec::new(), 53);
+        let client: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+        // A query of 40 questions (FORMERR) and an UPDATE of 40 zones (NOTIMP).
+        for (opcode, expected) in [(0u8, ResponseCode::FormErr), (5, ResponseCode::NotImp)] {
+            let mut packet = vec![0xab, 0xcd, (opcode << 3) | 1, 0, 0, 40, 0, 0, 0, 0, 0, 0];
+            for i in 0..40 {
+                // Distinct names, so that compression cannot shrink the echo.
+                let label = format!("{i:02}{}", "x".repeat(48));
+                packet.push(label.len() as u8);
+                packet.extend_from_slice(label.as_bytes());
+                packet.extend_from_slice(&[0, 0, 1, 0, 1]);
+            }
+            assert!(packet.len() > 2000, "the question alone is over the limit");
+            let reply = recursor.answer(&packet, client, true).await.unwrap();
+            assert!(reply.len() <= 512, "opcode {opcode}: {} bytes", reply.len());
+            let reply = Message::from_vec(&reply).unwrap();
+            assert_eq!(reply.metadata.id, 0xabcd);
+            assert!(reply.queries.is_empty(), "opcode {opcode}");
+            assert_eq!(reply.metadata.response_code, expected);
         }
     }
 
