@@ -8,8 +8,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -479,14 +479,26 @@ impl Drop for H2Server {
     }
 }
 
-/// A loopback port free for both UDP and TCP right now (bound and released:
-/// another process could take it, which on a test machine's loopback does not
-/// happen in practice).
+/// A loopback port free for both UDP and TCP right now (bound and released),
+/// for an engine the test starts with a port number of its own (NSD, Knot).
+///
+/// It is taken from below the kernel's ephemeral range (32768–60999 by
+/// default), which every `bind(0)` and outgoing connection draws from: a port
+/// from there was once taken by another test's socket between this check and
+/// NSD's bind. A counter shared by the tests of this binary hands out each port
+/// once; it starts at a point set by the process id, so that two test binaries
+/// running at once start apart.
 pub fn free_port() -> u16 {
+    /// The ports handed out: 20000 to 31999.
+    const FIRST: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    static NEXT: LazyLock<AtomicU16> =
+        LazyLock::new(|| AtomicU16::new((std::process::id() % u32::from(SPAN)) as u16));
     for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
-        let port = udp.local_addr().expect("local address").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        let free = UdpSocket::bind(("127.0.0.1", port))
+            .is_ok_and(|_udp| TcpListener::bind(("127.0.0.1", port)).is_ok());
+        if free {
             return port;
         }
     }
